@@ -1,0 +1,91 @@
+"""The in-memory label table every dataset format is read into."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+Task = Literal["multilabel", "single"]
+
+
+@dataclass
+class LabelTable:
+    """Labels of one split of one dataset, independent of its file format.
+
+    Attributes:
+        ids: image identifiers, length N (used as the id column of prediction CSVs).
+        paths: image file paths, length N; relative paths are resolved against ``root``.
+        subject_ids: patient identifiers, length N (one per image when the format has none).
+        class_names: the C class names, in column order.
+        labels: float32 array (N, C). Multi-label: 1 positive, 0 negative, NaN uncertain
+            or missing (becomes the loss's ``ignore_value``). Single-label: one-hot rows.
+        task: "multilabel" or "single".
+        root: folder that relative image paths are relative to.
+        format: name of the format the table was read from (e.g. "generic", "cxrlt").
+        source: the file the table was read from, if any.
+    """
+
+    ids: list[str]
+    paths: list[str]
+    subject_ids: list[str]
+    class_names: list[str]
+    labels: np.ndarray
+    task: Task = "multilabel"
+    root: Path = field(default_factory=Path)
+    format: str = "generic"
+    source: Path | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.ids)
+        if len(self.paths) != n or len(self.subject_ids) != n:
+            raise ValueError(
+                f"ids, paths and subject_ids must have the same length, got "
+                f"{n}, {len(self.paths)}, {len(self.subject_ids)}"
+            )
+        labels = np.asarray(self.labels, dtype=np.float32)
+        if labels.ndim != 2 or labels.shape != (n, len(self.class_names)):
+            raise ValueError(
+                f"labels must have shape (N, C) = ({n}, {len(self.class_names)}), got {labels.shape}"
+            )
+        if self.task not in ("multilabel", "single"):
+            raise ValueError(f"task must be 'multilabel' or 'single', got {self.task!r}")
+        self.labels = labels
+        self.root = Path(self.root)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def image_path(self, index: int) -> Path:
+        path = Path(self.paths[index])
+        return path if path.is_absolute() else self.root / path
+
+    def class_counts(self) -> np.ndarray:
+        """Positives per class (uncertain/NaN entries are not counted), shape (C,)."""
+        return np.nansum(self.labels, axis=0).astype(np.int64)
+
+    def targets_single(self) -> np.ndarray:
+        """Class indices (N,) of a single-label table."""
+        if self.task != "single":
+            raise ValueError(f"targets_single needs a single-label table, got task={self.task!r}")
+        return self.labels.argmax(axis=1).astype(np.int64)
+
+    def subset(self, indices: np.ndarray | list[int]) -> "LabelTable":
+        idx = np.asarray(indices, dtype=np.int64)
+        return LabelTable(
+            ids=[self.ids[i] for i in idx],
+            paths=[self.paths[i] for i in idx],
+            subject_ids=[self.subject_ids[i] for i in idx],
+            class_names=list(self.class_names),
+            labels=self.labels[idx],
+            task=self.task,
+            root=self.root,
+            format=self.format,
+            source=self.source,
+        )

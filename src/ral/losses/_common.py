@@ -1,0 +1,234 @@
+"""Validation, masking, class weighting and reduction shared by every loss in ``ral.losses``.
+
+All losses compute an element-wise loss tensor of shape (N, C) in float32 and hand it to
+:func:`reduce_loss`, so "mean" / "sum" / "none", masks and class weights behave the same
+everywhere. Nothing here imports from the rest of the package.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(reduction: str) -> str:
+    """Return ``reduction`` if it is one of "mean", "sum", "none"; raise ``ValueError`` otherwise."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+def check_nonnegative(name: str, value: float) -> float:
+    """Return ``value`` as float if it is a finite number >= 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return number
+
+
+def check_in_range(
+    name: str, value: float, low: float, high: float, *, high_inclusive: bool = False
+) -> float:
+    """Return ``value`` as float if ``low <= value < high`` (``<= high`` with ``high_inclusive``)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in [{low}, {high}), got {value!r}") from None
+    upper_ok = number <= high if high_inclusive else number < high
+    if not (number >= low and upper_ok):
+        bracket = "]" if high_inclusive else ")"
+        raise ValueError(f"{name} must be in [{low}, {high}{bracket}, got {value!r}")
+    return number
+
+
+def check_float_tuple(name: str, values: Sequence[float] | None) -> tuple[float, ...]:
+    """Return a tuple of finite floats (``None`` gives ``()``)."""
+    if values is None:
+        return ()
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise ValueError(f"{name} must be a sequence of numbers, got {values!r}")
+    out = []
+    for item in values:
+        try:
+            number = float(item)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must contain only numbers, got {values!r}") from None
+        if not math.isfinite(number):
+            raise ValueError(f"{name} must contain only finite numbers, got {values!r}")
+        out.append(number)
+    return tuple(out)
+
+
+def check_class_vector(
+    name: str, value: Sequence[float] | Tensor | None, num_classes: int | None = None
+) -> Tensor | None:
+    """Validate a per-class vector (class weights or class counts): 1-D, finite, >= 0.
+
+    Returns a float32 tensor (or ``None``). ``num_classes`` is checked when given.
+    """
+    if value is None:
+        return None
+    tensor = torch.as_tensor(value, dtype=torch.float32).detach()
+    if tensor.ndim != 1:
+        raise ValueError(f"{name} must be 1-D with one entry per class, got shape {tuple(tensor.shape)}")
+    if num_classes is not None and tensor.numel() != num_classes:
+        raise ValueError(f"{name} must have {num_classes} entries (one per class), got {tensor.numel()}")
+    if not torch.isfinite(tensor).all() or (tensor < 0).any():
+        raise ValueError(f"{name} must be finite and >= 0, got {tensor.tolist()}")
+    return tensor
+
+
+def _check_logits(logits: Tensor) -> None:
+    if not isinstance(logits, Tensor):
+        raise ValueError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
+    if logits.ndim != 2:
+        raise ValueError(f"logits must have shape (N, C), got shape {tuple(logits.shape)}")
+    if not logits.is_floating_point():
+        raise ValueError(f"logits must be a floating-point tensor, got dtype {logits.dtype}")
+
+
+def prepare_multilabel(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    ignore_value: float | None = None,
+    mask: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Validate multi-label inputs and split off the elements that must be ignored.
+
+    Args:
+        logits: (N, C) floating tensor, any float dtype.
+        targets: (N, C) tensor with values in [0, 1] (soft targets allowed); entries equal to
+            ``ignore_value`` (or NaN when ``ignore_value`` is NaN) are ignored.
+        ignore_value: target value marking an element to ignore (e.g. -1, or ``float("nan")``).
+        mask: optional (N, C) tensor, True / nonzero where the element counts.
+
+    Returns:
+        ``(logits32, targets32, valid)``: float32 logits; float32 targets with ignored entries
+        replaced by 0; float32 valid mask (N, C), or ``None`` when every element counts.
+
+    Raises:
+        ValueError: wrong ndim or shapes, non-float logits, targets outside [0, 1] (other than
+            ``ignore_value``), NaN targets without ``ignore_value=nan``.
+    """
+    _check_logits(logits)
+    if not isinstance(targets, Tensor):
+        targets = torch.as_tensor(targets)
+    if targets.shape != logits.shape:
+        raise ValueError(
+            f"targets must have the same shape as logits {tuple(logits.shape)}, got {tuple(targets.shape)}"
+        )
+    logits32 = logits.float()
+    targets32 = targets.detach().to(device=logits.device, dtype=torch.float32)
+
+    valid = None
+    if ignore_value is not None:
+        ignore = float(ignore_value)
+        ignored = torch.isnan(targets32) if math.isnan(ignore) else targets32 == ignore
+        valid = ~ignored
+    if mask is not None:
+        if not isinstance(mask, Tensor):
+            mask = torch.as_tensor(mask)
+        if mask.shape != logits.shape:
+            raise ValueError(f"mask must have shape {tuple(logits.shape)}, got {tuple(mask.shape)}")
+        mask_bool = mask.to(device=logits.device) != 0
+        valid = mask_bool if valid is None else valid & mask_bool
+
+    checked = targets32 if valid is None else targets32[valid]
+    if checked.numel() and (torch.isnan(checked).any() or (checked < 0).any() or (checked > 1).any()):
+        bad = checked[torch.isnan(checked) | (checked < 0) | (checked > 1)][0].item()
+        hint = "" if ignore_value is not None else " (pass ignore_value to mark uncertain labels)"
+        raise ValueError(f"targets must be in [0, 1]{hint}, got a value {bad!r}")
+
+    if valid is None:
+        return logits32, targets32, None
+    targets32 = torch.where(valid, targets32, torch.zeros_like(targets32))
+    return logits32, targets32, valid.float()
+
+
+def prepare_single_label(
+    logits: Tensor,
+    targets: Tensor,
+    *,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Validate single-label inputs and return one-hot (optionally smoothed) float32 targets.
+
+    Args:
+        logits: (N, C) floating tensor.
+        targets: (N,) integer class indices (``ignore_index`` rows are ignored) or (N, C)
+            one-hot / probability rows.
+        ignore_index: class index marking a sample to ignore.
+        label_smoothing: eps in [0, 1): targets become (1 - eps) * onehot + eps / C.
+
+    Returns:
+        ``(logits32, targets32, valid)`` with targets32 (N, C) and valid (N, C) float32 or None.
+    """
+    _check_logits(logits)
+    eps = check_in_range("label_smoothing", label_smoothing, 0.0, 1.0)
+    n, c = logits.shape
+    if not isinstance(targets, Tensor):
+        targets = torch.as_tensor(targets)
+    valid = None
+    if targets.ndim == 1:
+        if targets.shape[0] != n:
+            raise ValueError(f"targets must have shape ({n},) or ({n}, {c}), got {tuple(targets.shape)}")
+        if targets.is_floating_point():
+            raise ValueError(f"class-index targets must be integers, got dtype {targets.dtype}")
+        index = targets.to(device=logits.device, dtype=torch.long)
+        keep = index != ignore_index
+        bad = keep & ((index < 0) | (index >= c))
+        if bad.any():
+            raise ValueError(f"targets must be class indices in [0, {c}), got {index[bad][0].item()}")
+        onehot = torch.zeros(n, c, device=logits.device, dtype=torch.float32)
+        onehot[keep, index[keep]] = 1.0
+        if not keep.all():
+            valid = keep[:, None].expand(n, c).float()
+    elif targets.shape == logits.shape:
+        onehot = targets.detach().to(device=logits.device, dtype=torch.float32)
+        if torch.isnan(onehot).any() or (onehot < 0).any() or (onehot > 1).any():
+            raise ValueError("one-hot / probability targets must be in [0, 1]")
+    else:
+        raise ValueError(f"targets must have shape ({n},) or ({n}, {c}), got {tuple(targets.shape)}")
+    if eps > 0:
+        onehot = onehot * (1.0 - eps) + eps / c
+    return logits.float(), onehot, valid
+
+
+def reduce_loss(
+    loss: Tensor,
+    *,
+    valid: Tensor | None = None,
+    class_weights: Tensor | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """Weight, mask and reduce an element-wise loss of shape (N, C).
+
+    "mean" divides by the number of valid elements (not by the sum of weights), like
+    ``torch.nn.BCEWithLogitsLoss``; "sum" adds them up; "none" returns (N, C) with ignored
+    elements set to 0. An empty or fully masked batch gives 0 with a gradient, never NaN.
+    """
+    check_reduction(reduction)
+    if class_weights is not None:
+        loss = loss * class_weights.to(device=loss.device, dtype=loss.dtype)
+    if valid is not None:
+        # where(), not a product: an ignored element's loss may be inf/NaN and must vanish.
+        loss = torch.where(valid > 0, loss, torch.zeros_like(loss))
+    if reduction == "none":
+        return loss
+    total = loss.sum()
+    if reduction == "sum":
+        return total
+    count = loss.numel() if valid is None else valid.sum()
+    if isinstance(count, Tensor):
+        return total / count.clamp_min(1.0)
+    return total / max(count, 1)
