@@ -16,17 +16,310 @@ from typing import Sequence
 def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="simulate datasets and inspect label tables")
     data_sub = data.add_subparsers(dest="data_command", required=True)
-    del data_sub  # subcommands are registered below by the data layer
+
+    sim = data_sub.add_parser(
+        "simulate",
+        help="write the embedded simulated long-tailed dataset (train/val/test CSVs + images)",
+        description="Generate the simulated dataset (see docs/dataset.md). Same seed and options give "
+        "byte-identical CSVs and images.",
+    )
+    sim.add_argument("--out", help="output folder (required unless only --preview is asked for)")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
+    sim.add_argument("--n-train", type=int, help="training images (default 24000; 8000 for --task single)")
+    sim.add_argument("--n-val", type=int, help="validation images (default 4000; 1500 for --task single)")
+    sim.add_argument("--n-test", type=int, help="test images (default 8000; 3000 for --task single)")
+    sim.add_argument("--task", choices=["multilabel", "single"], default="multilabel",
+                     help="multilabel: 26 CXR-LT chest findings; single: 7 ISIC-2018-like classes")
+    sim.add_argument("--missing-rate", type=float, default=0.15,
+                     help="share of positives removed from the TRAINING labels (multilabel; default 0.15)")
+    sim.add_argument("--preview", metavar="PNG", help="also write a sample grid (one row per class) to PNG")
+
+    def run_simulate(args: argparse.Namespace) -> int:
+        from ral.data.simulate import preview_grid, simulate_dataset
+
+        if args.out is None and args.preview is None:
+            raise ValueError("give --out DIR (the dataset) and/or --preview PNG (the sample grid)")
+        if args.out is not None:
+            out = simulate_dataset(args.out, seed=args.seed, size=args.size, n_train=args.n_train,
+                                   n_val=args.n_val, n_test=args.n_test, task=args.task,
+                                   missing_rate=args.missing_rate)
+            print(f"wrote {out}/train.csv, val.csv, test.csv, dataset.json and images/")
+        if args.preview is not None:
+            print(f"wrote {preview_grid(args.preview, task=args.task, size=args.size, seed=args.seed)}")
+        return 0
+
+    sim.set_defaults(func=run_simulate)
+
+    stats = data_sub.add_parser(
+        "stats",
+        help="label statistics of a table: counts, prevalence, patients, head/medium/tail groups",
+        description="Reads only the label table (no images). Groups come from the prevalence of the "
+        "table itself, or of --groups-from (the training table).",
+    )
+    stats.add_argument("table", help="label table (CSV) or folder-per-class tree")
+    stats.add_argument("--format", help="generic, cxrlt, nih, chexpert, isic2018, aptos, folder (default: detect)")
+    stats.add_argument("--uncertain", choices=["ignore", "ones", "zeros"], default="ignore",
+                       help="CheXpert -1 labels: ignore (NaN, default), ones or zeros")
+    stats.add_argument("--out", help="folder for stats.json, per_class.csv and long_tail.png")
+    stats.add_argument("--head-threshold", type=float, help="head if training prevalence >= this (default 0.13)")
+    stats.add_argument("--tail-threshold", type=float, help="tail if training prevalence < this (default 0.014)")
+    stats.add_argument("--groups", metavar="JSON", help='explicit groups: {"class": "head", ...} or {"head": [...]}')
+    stats.add_argument("--groups-from", metavar="TABLE", help="training table whose prevalence defines the groups")
+    stats.add_argument("--skip-bad", action="store_true", help="drop bad rows with a warning instead of failing")
+
+    def run_stats(args: argparse.Namespace) -> int:
+        import json
+
+        from ral.data import load_table
+        from ral.data.groups import DEFAULT_HEAD_THRESHOLD, DEFAULT_TAIL_THRESHOLD
+        from ral.data.stats import format_stats, table_stats, write_stats
+
+        def read(path: str):
+            return load_table(path, format=args.format, uncertain=args.uncertain, skip_bad=args.skip_bad,
+                              check_images="none")
+
+        thresholds = None
+        if args.head_threshold is not None or args.tail_threshold is not None:
+            thresholds = (DEFAULT_HEAD_THRESHOLD if args.head_threshold is None else args.head_threshold,
+                          DEFAULT_TAIL_THRESHOLD if args.tail_threshold is None else args.tail_threshold)
+        mapping = None
+        if args.groups is not None:
+            try:
+                with open(args.groups, encoding="utf-8") as fh:
+                    mapping = json.load(fh)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"--groups {args.groups}: not valid JSON ({exc})") from exc
+        group_table = read(args.groups_from) if args.groups_from else None
+        result = table_stats(read(args.table), thresholds=thresholds, mapping=mapping, group_table=group_table)
+        print(format_stats(result))
+        if args.out is not None:
+            paths = write_stats(result, args.out)
+            print("wrote " + ", ".join(str(p) for p in paths.values()))
+        return 0
+
+    stats.set_defaults(func=run_stats)
 
 
 # --- ral train / evaluate / predict (owned by the engine) -----------------------------------
 def _add_engine_commands(sub: argparse._SubParsersAction) -> None:
-    del sub
+    train = sub.add_parser(
+        "train",
+        help="train a classifier from a YAML config",
+        description="Train a classifier. Overrides look like section.key=value, e.g. "
+        "train.epochs=5 loss.name=asl loss.params.gamma_neg=2 (values are parsed as YAML).",
+    )
+    train.add_argument("--config", required=True, help="YAML config file (see docs/usage.md)")
+    train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    train.add_argument("--resume", action="store_true", help="continue from <output_dir>/checkpoints/last.ckpt")
+    train.set_defaults(func=_run_train)
+
+    evaluate = sub.add_parser("evaluate", help="metrics, per-class table, intervals and plots of a checkpoint")
+    evaluate.add_argument("--checkpoint", required=True, help="checkpoint written by `ral train`")
+    evaluate.add_argument("--data", help="table to evaluate (default: the run's dataset.test)")
+    evaluate.add_argument("--val-data", help="table for F1 thresholds (default: the run's dataset.val)")
+    evaluate.add_argument("--out", help="output folder (default: <run>/eval/<table name>)")
+    evaluate.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (0: no intervals)")
+    _add_inference_options(evaluate)
+    evaluate.set_defaults(func=_run_evaluate)
+
+    predict = sub.add_parser("predict", help="class probabilities as a CSV (CXR-LT submission layout)")
+    predict.add_argument("--checkpoint", required=True, help="checkpoint written by `ral train`")
+    predict.add_argument("images", nargs="*", help="image files (or use --data)")
+    predict.add_argument("--data", help="a label table whose images to predict")
+    predict.add_argument("--out", required=True, help="CSV file to write")
+    predict.add_argument("--id-column", help="name of the id column (default: dicom_id for CXR-LT, else id)")
+    _add_inference_options(predict)
+    predict.set_defaults(func=_run_predict)
+
+
+def _add_inference_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", help="table format (default: detected from the header)")
+    parser.add_argument("--root", help="folder image paths are relative to (default: the table's folder)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from ral.engine import load_config, train
+
+    result = train(load_config(args.config, args.overrides), resume=args.resume)
+    if not result["is_global_zero"]:
+        return 0
+    metrics = "  ".join(f"{k} {v:.4f}" for k, v in result["val_metrics"].items() if isinstance(v, float))
+    print(f"best epoch {result['best_epoch']}: {metrics}")
+    print(f"checkpoints: {result['best_checkpoint']}, {result['last_checkpoint']}")
+    print(f"seconds per epoch (training only): {result['train_seconds_per_epoch']:.2f}")
+    return 0
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from ral.engine import evaluate
+
+    report = evaluate(
+        args.checkpoint, args.data, val_data=args.val_data, out_dir=args.out, format=args.format, root=args.root,
+        batch_size=args.batch_size, num_workers=args.num_workers, n_boot=args.n_boot, device=args.device,
+    )
+    ci = report.get("ci95", {})
+    for name in ("mAP", "mAUC", "mF1", "head_mAP", "medium_mAP", "tail_mAP",
+                 "accuracy", "balanced_accuracy", "macro_f1", "head_acc", "medium_acc", "tail_acc"):
+        if name in report:
+            interval = f"  (95% CI {ci[name][0]:.4f} - {ci[name][1]:.4f})" if name in ci else ""
+            print(f"{name:18s} {report[name]:.4f}{interval}")
+    print(f"written to {report['out_dir']}")
+    return 0
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from ral.engine import predict
+
+    frame = predict(
+        args.checkpoint, images=args.images, data=args.data, out=args.out, format=args.format, root=args.root,
+        id_column=args.id_column, batch_size=args.batch_size, num_workers=args.num_workers, device=args.device,
+    )
+    print(f"wrote {len(frame)} rows x {frame.shape[1] - 1} classes to {args.out}")
+    return 0
 
 
 # --- ral bench ... (owned by the bench layer) -----------------------------------------------
 def _add_bench_commands(sub: argparse._SubParsersAction) -> None:
-    del sub
+    bench = sub.add_parser("bench", help="loss comparison, sensitivity and speed benchmarks")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+
+    losses = bench_sub.add_parser(
+        "losses",
+        help="train every loss with the same backbone and schedule, several seeds (resumable)",
+        description="Compare losses at equal budget: results.csv, summary.md (mean ± std over seeds), "
+        "metrics.png, per_class.png in --out. Re-running the same command resumes: finished runs are kept.",
+    )
+    _add_bench_data_options(losses, "default")
+    losses.add_argument("--seeds", type=int, help="seeds per loss (default: the budget's, 3; quick: 1)")
+    losses.add_argument("--losses", nargs="+", metavar="NAME",
+                        help="labels of the default list (bce ... ral_paper, ral) or registry names")
+    losses.set_defaults(func=_run_bench_losses)
+
+    sensitivity = bench_sub.add_parser(
+        "sensitivity",
+        help="grid over a loss's own hyper-parameters at equal budget (claim 2)",
+        description="Train one loss over a grid of its hyper-parameters; report mean, std, worst case and "
+        "range of the test metric across the grid, and a heat map per pair of parameters. Resumable.",
+    )
+    _add_bench_data_options(sensitivity, "grid")
+    sensitivity.add_argument("--loss", nargs="+", default=["ral", "asl"], metavar="NAME",
+                             help="losses to sweep (default: ral asl; grids: see docs/results.md)")
+    sensitivity.add_argument("--grid", nargs="+", metavar="PARAM=V1,V2", default=[],
+                             help="replace a parameter's values, e.g. gamma_neg=1,2,4 (one --loss only)")
+    sensitivity.add_argument("--seed", type=int, default=0, help="training seed of every grid point")
+    sensitivity.add_argument("--noise-seeds", type=int,
+                             help="extra runs of each loss at its default parameters with seeds 0..K-1, to "
+                             "measure seed noise at the same budget (default 3; 0 with --quick)")
+    sensitivity.set_defaults(func=_run_bench_sensitivity)
+
+    step = bench_sub.add_parser(
+        "step",
+        help="full training-step time of losses against BCE on the demo model (claim 3)",
+        description="Forward + loss + backward + AdamW step of the tiny CNN on a fixed batch, losses timed "
+        "in interleaved rounds in one process; reports the median paired time ratio against the first loss.",
+    )
+    step.add_argument("--losses", nargs="+", default=["bce", "ral"], metavar="NAME",
+                      help="registry names; the first is the reference (default: bce ral)")
+    step.add_argument("--batch-size", type=int, default=64)
+    step.add_argument("--image-size", type=int, default=64)
+    step.add_argument("--backbone", default="tiny")
+    step.add_argument("--steps", type=int, default=10, help="steps per timed block")
+    step.add_argument("--repeats", type=int, default=15, help="interleaved rounds")
+    step.add_argument("--out", help="folder for step_time.csv / step_time.md")
+    _add_threads_option(step)
+    step.set_defaults(func=_run_bench_step)
+    # `ral bench speed` (loss forward+backward speed) is registered below by the loss-speed bench.
+
+
+def _add_bench_data_options(parser: argparse.ArgumentParser, default_budget: str) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="training table (any format of `ral data`); split by patient "
+                        "80/10/10 unless --val-data and --test-data are given")
+    source.add_argument("--simulate", action="store_true", help="use the embedded simulated dataset")
+    parser.add_argument("--val-data", help="validation table (checkpoint selection, F1 thresholds)")
+    parser.add_argument("--test-data", help="test table (the reported metrics)")
+    parser.add_argument("--format", help="table format (default: detected from the header)")
+    parser.add_argument("--root", help="folder image paths are relative to (default: the table's folder)")
+    parser.add_argument("--task", choices=("multilabel", "single"),
+                        help="with --simulate: which simulated set (default multilabel); with --data: checked")
+    parser.add_argument("--budget", default=default_budget,
+                        help=f"quick, grid, default or long (default: {default_budget}; see docs/results.md)")
+    parser.add_argument("--quick", action="store_true", help="same as --budget quick (a 2-minute smoke run)")
+    parser.add_argument("--epochs", type=int, help="override the budget's epochs")
+    parser.add_argument("--image-size", type=int, help="override the budget's image size")
+    parser.add_argument("--batch-size", type=int, help="override the budget's batch size")
+    parser.add_argument("--backbone", help="override the budget's backbone (default: tiny)")
+    parser.add_argument("--out", help="output folder (default: runs/bench/<command>-<task>-<budget>)")
+    _add_threads_option(parser)
+
+
+def _add_threads_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: small models gain little from more, and on a "
+                        "shared machine extra threads can make training many times slower; 0 = torch default)")
+
+
+def _set_threads(threads: int) -> None:
+    if threads < 0:
+        raise ValueError(f"--threads must be >= 0, got {threads}")
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _bench_setup(args: argparse.Namespace, command: str):
+    """Budget (with overrides), output folder, data arguments and the command line to record."""
+    from ral.bench.experiment import budget_with, get_budget
+
+    _set_threads(args.threads)
+    budget = budget_with(
+        get_budget("quick" if args.quick else args.budget),
+        epochs=args.epochs, image_size=args.image_size, batch_size=args.batch_size, backbone=args.backbone,
+    )
+    task = args.task or ("multilabel" if args.simulate else "data")
+    out = args.out or f"runs/bench/{command}-{task}-{budget.name}"
+    data_args = dict(data=args.data, simulate=args.simulate, task=args.task, val_data=args.val_data,
+                     test_data=args.test_data, format=args.format, root=args.root)
+    return budget, out, data_args, "ral " + " ".join(sys.argv[1:])
+
+
+def _run_bench_losses(args: argparse.Namespace) -> int:
+    from ral.bench.losses import benchmark_losses
+
+    budget, out, data_args, command = _bench_setup(args, "losses")
+    text = benchmark_losses(out, budget, seeds=args.seeds, losses=args.losses, command=command, **data_args)
+    print(text)
+    print(f"written to {out}")
+    return 0
+
+
+def _run_bench_sensitivity(args: argparse.Namespace) -> int:
+    from ral.bench.sensitivity import benchmark_sensitivity
+
+    budget, out, data_args, command = _bench_setup(args, "sensitivity")
+    text = benchmark_sensitivity(out, budget, losses=args.loss, grid_overrides=args.grid, seed=args.seed,
+                                 noise_seeds=args.noise_seeds, command=command, **data_args)
+    print(text)
+    print(f"written to {out}")
+    return 0
+
+
+def _run_bench_step(args: argparse.Namespace) -> int:
+    from ral.bench.step_time import StepTimeConfig, run_step_time
+
+    _set_threads(args.threads)
+    config = StepTimeConfig(
+        losses=tuple(args.losses), model=args.backbone, batch_size=args.batch_size, image_size=args.image_size,
+        steps=args.steps, repeats=args.repeats,
+    )
+    _, text = run_step_time(config, args.out)
+    print(text)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

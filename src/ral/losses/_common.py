@@ -1,6 +1,7 @@
 """Validation, masking, class weighting and reduction shared by every loss in ``ral.losses``.
 
-All losses compute an element-wise loss tensor of shape (N, C) in float32 and hand it to
+All losses compute an element-wise loss tensor of shape (N, C) in float32 (float64 when the
+logits are float64, so that exact reference checks and ``gradcheck`` work) and hand it to
 :func:`reduce_loss`, so "mean" / "sum" / "none", masks and class weights behave the same
 everywhere. Nothing here imports from the rest of the package.
 """
@@ -8,12 +9,22 @@ everywhere. Nothing here imports from the rest of the package.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
 REDUCTIONS = ("mean", "sum", "none")
+
+#: A per-class vector as users pass it: a 1-D tensor, a sequence of numbers, or None.
+ClassVector = Tensor | Sequence[float] | None
+#: An element-wise loss: (compute-dtype logits (N, C), float targets (N, C)) -> loss (N, C).
+ElementwiseLoss = Callable[[Tensor, Tensor], Tensor]
+
+
+def compute_dtype(logits: Tensor) -> torch.dtype:
+    """The dtype losses compute in: float64 for float64 logits, float32 for every other float."""
+    return torch.float64 if logits.dtype == torch.float64 else torch.float32
 
 
 def check_reduction(reduction: str) -> str:
@@ -23,13 +34,22 @@ def check_reduction(reduction: str) -> str:
     return reduction
 
 
-def check_nonnegative(name: str, value: float) -> float:
-    """Return ``value`` as float if it is a finite number >= 0."""
+def check_finite(name: str, value: float, requirement: str = "a finite number") -> float:
+    """Return ``value`` as float if it is a finite real number; else ``ValueError`` saying
+    that ``name`` must be ``requirement`` and showing the received value."""
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}") from None
-    if not math.isfinite(number) or number < 0:
+    except (TypeError, ValueError, RuntimeError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be {requirement}, got {value!r}")
+    return number
+
+
+def check_nonnegative(name: str, value: float) -> float:
+    """Return ``value`` as float if it is a finite number >= 0."""
+    number = check_finite(name, value, "a finite number >= 0")
+    if number < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return number
 
@@ -37,15 +57,15 @@ def check_nonnegative(name: str, value: float) -> float:
 def check_in_range(
     name: str, value: float, low: float, high: float, *, high_inclusive: bool = False
 ) -> float:
-    """Return ``value`` as float if ``low <= value < high`` (``<= high`` with ``high_inclusive``)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number in [{low}, {high}), got {value!r}") from None
+    """Return ``value`` as float if ``low <= value < high`` (``<= high`` with ``high_inclusive``).
+
+    The value must be finite in any case, so ``high=math.inf`` means "at least ``low``".
+    """
+    interval = f"[{low}, {high}{']' if high_inclusive else ')'}"
+    number = check_finite(name, value, f"a finite number in {interval}")
     upper_ok = number <= high if high_inclusive else number < high
     if not (number >= low and upper_ok):
-        bracket = "]" if high_inclusive else ")"
-        raise ValueError(f"{name} must be in [{low}, {high}{bracket}, got {value!r}")
+        raise ValueError(f"{name} must be in {interval}, got {value!r}")
     return number
 
 
@@ -55,35 +75,38 @@ def check_float_tuple(name: str, values: Sequence[float] | None) -> tuple[float,
         return ()
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
         raise ValueError(f"{name} must be a sequence of numbers, got {values!r}")
-    out = []
-    for item in values:
-        try:
-            number = float(item)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must contain only numbers, got {values!r}") from None
-        if not math.isfinite(number):
-            raise ValueError(f"{name} must contain only finite numbers, got {values!r}")
-        out.append(number)
-    return tuple(out)
+    try:
+        return tuple(check_finite(name, item) for item in values)
+    except ValueError:
+        raise ValueError(f"{name} must contain only finite numbers, got {values!r}") from None
 
 
 def check_class_vector(
-    name: str, value: Sequence[float] | Tensor | None, num_classes: int | None = None
+    name: str,
+    value: Sequence[float] | Tensor | None,
+    num_classes: int | None = None,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
 ) -> Tensor | None:
     """Validate a per-class vector (class weights or class counts): 1-D, finite, >= 0.
 
-    Returns a float32 tensor (or ``None``). ``num_classes`` is checked when given.
+    Returns a detached tensor of ``dtype`` (float32 by default) on ``device`` (default: where
+    ``value`` is, CPU for a sequence), or ``None``. ``num_classes`` is checked when given.
     """
     if value is None:
         return None
-    tensor = torch.as_tensor(value, dtype=torch.float32).detach()
+    try:
+        tensor = torch.as_tensor(value, dtype=dtype).detach()
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{name} must be a 1-D sequence of numbers, got {value!r}") from None
     if tensor.ndim != 1:
         raise ValueError(f"{name} must be 1-D with one entry per class, got shape {tuple(tensor.shape)}")
     if num_classes is not None and tensor.numel() != num_classes:
         raise ValueError(f"{name} must have {num_classes} entries (one per class), got {tensor.numel()}")
     if not torch.isfinite(tensor).all() or (tensor < 0).any():
         raise ValueError(f"{name} must be finite and >= 0, got {tensor.tolist()}")
-    return tensor
+    return tensor if device is None else tensor.to(device)
 
 
 def _check_logits(logits: Tensor) -> None:
@@ -113,7 +136,8 @@ def prepare_multilabel(
 
     Returns:
         ``(logits32, targets32, valid)``: float32 logits; float32 targets with ignored entries
-        replaced by 0; float32 valid mask (N, C), or ``None`` when every element counts.
+        replaced by 0; float32 valid mask (N, C), or ``None`` when every element counts
+        (float64 throughout when the logits are float64, see :func:`compute_dtype`).
 
     Raises:
         ValueError: wrong ndim or shapes, non-float logits, targets outside [0, 1] (other than
@@ -126,8 +150,9 @@ def prepare_multilabel(
         raise ValueError(
             f"targets must have the same shape as logits {tuple(logits.shape)}, got {tuple(targets.shape)}"
         )
-    logits32 = logits.float()
-    targets32 = targets.detach().to(device=logits.device, dtype=torch.float32)
+    dtype = compute_dtype(logits)
+    logits32 = logits.to(dtype)
+    targets32 = targets.detach().to(device=logits.device, dtype=dtype)
 
     valid = None
     if ignore_value is not None:
@@ -151,7 +176,7 @@ def prepare_multilabel(
     if valid is None:
         return logits32, targets32, None
     targets32 = torch.where(valid, targets32, torch.zeros_like(targets32))
-    return logits32, targets32, valid.float()
+    return logits32, targets32, valid.to(dtype)
 
 
 def prepare_single_label(
@@ -161,7 +186,7 @@ def prepare_single_label(
     ignore_index: int = -100,
     label_smoothing: float = 0.0,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Validate single-label inputs and return one-hot (optionally smoothed) float32 targets.
+    """Validate single-label inputs and return one-hot (optionally smoothed) float targets.
 
     Args:
         logits: (N, C) floating tensor.
@@ -171,10 +196,16 @@ def prepare_single_label(
         label_smoothing: eps in [0, 1): targets become (1 - eps) * onehot + eps / C.
 
     Returns:
-        ``(logits32, targets32, valid)`` with targets32 (N, C) and valid (N, C) float32 or None.
+        ``(logits32, targets32, valid)`` with targets32 (N, C) and valid (N, C) or None, in
+        float32 (float64 for float64 logits). Reduce per sample with :func:`reduce_per_sample`.
+
+    Raises:
+        ValueError: wrong ndim or shapes, float class indices, indices outside [0, C),
+            probability rows outside [0, 1], ``label_smoothing`` outside [0, 1).
     """
     _check_logits(logits)
     eps = check_in_range("label_smoothing", label_smoothing, 0.0, 1.0)
+    dtype = compute_dtype(logits)
     n, c = logits.shape
     if not isinstance(targets, Tensor):
         targets = torch.as_tensor(targets)
@@ -189,19 +220,21 @@ def prepare_single_label(
         bad = keep & ((index < 0) | (index >= c))
         if bad.any():
             raise ValueError(f"targets must be class indices in [0, {c}), got {index[bad][0].item()}")
-        onehot = torch.zeros(n, c, device=logits.device, dtype=torch.float32)
+        onehot = torch.zeros(n, c, device=logits.device, dtype=dtype)
         onehot[keep, index[keep]] = 1.0
         if not keep.all():
-            valid = keep[:, None].expand(n, c).float()
+            valid = keep[:, None].expand(n, c).to(dtype)
     elif targets.shape == logits.shape:
-        onehot = targets.detach().to(device=logits.device, dtype=torch.float32)
-        if torch.isnan(onehot).any() or (onehot < 0).any() or (onehot > 1).any():
-            raise ValueError("one-hot / probability targets must be in [0, 1]")
+        onehot = targets.detach().to(device=logits.device, dtype=dtype)
+        outside = torch.isnan(onehot) | (onehot < 0) | (onehot > 1)
+        if outside.any():
+            bad = onehot[outside][0].item()
+            raise ValueError(f"one-hot / probability targets must be in [0, 1], got a value {bad!r}")
     else:
         raise ValueError(f"targets must have shape ({n},) or ({n}, {c}), got {tuple(targets.shape)}")
     if eps > 0:
         onehot = onehot * (1.0 - eps) + eps / c
-    return logits.float(), onehot, valid
+    return logits.to(dtype), onehot, valid
 
 
 def reduce_loss(
@@ -232,3 +265,54 @@ def reduce_loss(
     if isinstance(count, Tensor):
         return total / count.clamp_min(1.0)
     return total / max(count, 1)
+
+
+def reduce_per_sample(
+    loss: Tensor, *, valid: Tensor | None = None, class_weights: Tensor | None = None, reduction: str = "mean"
+) -> Tensor:
+    """Reduce a single-label element-wise loss (N, C): sum over classes, then over samples.
+
+    Class weights multiply column c before the class sum (with one-hot targets this is
+    ``weight[target] * loss``, as in ``torch.nn.CrossEntropyLoss``). "mean" divides by the
+    number of valid samples (torch divides by the sum of the targets' weights instead);
+    "none" returns (N,) with ignored samples set to 0.
+    """
+    check_reduction(reduction)
+    weighted = reduce_loss(loss, valid=valid, class_weights=class_weights, reduction="none")
+    per_sample = weighted.sum(dim=1, keepdim=True)
+    rows = None if valid is None else valid[:, :1]
+    reduced = reduce_loss(per_sample, valid=rows, reduction=reduction)
+    return reduced.squeeze(1) if reduction == "none" else reduced
+
+
+def multilabel_loss(
+    elementwise: ElementwiseLoss, logits: Tensor, targets: Tensor, *, mask: Tensor | None = None,
+    reduction: str = "mean", class_weights: ClassVector = None, ignore_value: float | None = None,
+) -> Tensor:
+    """The shared multi-label pipeline: validate, evaluate ``elementwise(x, y)``, mask, reduce.
+
+    ``elementwise`` receives float32 (float64 for float64 input) logits and targets (N, C),
+    ignored targets already replaced by 0, and returns the per-element loss (N, C).
+    Returns a scalar, or (N, C) for ``reduction="none"``.
+    """
+    check_reduction(reduction)
+    x, y, valid = prepare_multilabel(logits, targets, ignore_value=ignore_value, mask=mask)
+    weights = check_class_vector("class_weights", class_weights, x.shape[1], dtype=x.dtype, device=x.device)
+    return reduce_loss(elementwise(x, y), valid=valid, class_weights=weights, reduction=reduction)
+
+
+def single_label_loss(
+    elementwise: ElementwiseLoss, logits: Tensor, targets: Tensor, *, label_smoothing: float = 0.0,
+    reduction: str = "mean", class_weights: ClassVector = None, ignore_index: int = -100,
+) -> Tensor:
+    """The shared single-label pipeline: one-hot targets, ``elementwise(x, q)``, per-sample reduce.
+
+    ``elementwise`` receives logits (N, C) and target probabilities q (N, C) and returns the
+    per-class loss (N, C); it is summed over classes. Returns a scalar, or (N,) for "none".
+    """
+    check_reduction(reduction)
+    x, q, valid = prepare_single_label(
+        logits, targets, ignore_index=ignore_index, label_smoothing=label_smoothing
+    )
+    weights = check_class_vector("class_weights", class_weights, x.shape[1], dtype=x.dtype, device=x.device)
+    return reduce_per_sample(elementwise(x, q), valid=valid, class_weights=weights, reduction=reduction)

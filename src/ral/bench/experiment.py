@@ -1,0 +1,298 @@
+"""One benchmark run = one ``ral.engine.train`` + ``ral.engine.evaluate`` at a fixed budget.
+
+The loss comparison and the sensitivity grid both call :func:`train_and_evaluate`; what
+differs between their runs is only the loss (name + parameters) and the seed, so every run
+of a benchmark uses the same data, backbone, optimiser, schedule and number of epochs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ral.engine.evaluate import MULTILABEL_HEADLINE as MULTILABEL_METRICS
+from ral.engine.evaluate import SINGLE_HEADLINE as SINGLE_METRICS
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Compute budget of every run of a benchmark (the same for every loss and seed).
+
+    Attributes:
+        name: label written into the results.
+        n_train, n_val, n_test: simulated images per split (``--simulate`` only).
+        image_size: side of the (square, grayscale) network input.
+        epochs, batch_size, lr: training schedule (AdamW, cosine decay, no warm-up).
+        backbone: ``ral.models`` backbone name.
+        seeds: default number of seeds of ``ral bench losses``.
+    """
+
+    name: str
+    n_train: int
+    n_val: int
+    n_test: int
+    image_size: int
+    epochs: int
+    batch_size: int
+    lr: float = 3e-3
+    backbone: str = "tiny"
+    seeds: int = 3
+
+
+#: Named budgets (measured wall times in docs/results.md): "quick" is a smoke test (about a
+#: minute), "default" the loss comparison (27 runs, under an hour on 2 shared CPU cores with
+#: ``--threads 1``), "grid" one sensitivity grid point, "long" the demo-sized dataset.
+BUDGETS: dict[str, Budget] = {
+    "quick": Budget("quick", n_train=300, n_val=300, n_test=400, image_size=32, epochs=1,
+                    batch_size=64, seeds=1),
+    "grid": Budget("grid", n_train=4000, n_val=1000, n_test=3000, image_size=48, epochs=6,
+                   batch_size=64, seeds=1),
+    "default": Budget("default", n_train=6000, n_val=1000, n_test=3000, image_size=48, epochs=10,
+                      batch_size=64, seeds=3),
+    "long": Budget("long", n_train=24000, n_val=4000, n_test=8000, image_size=64, epochs=20,
+                   batch_size=64, seeds=3),
+}
+
+
+def get_budget(name: str) -> Budget:
+    """The budget called ``name``; ``ValueError`` listing the names otherwise."""
+    if name not in BUDGETS:
+        raise ValueError(f"budget must be one of {sorted(BUDGETS)}, got {name!r}")
+    return BUDGETS[name]
+
+
+def budget_with(budget: Budget, **overrides: Any) -> Budget:
+    """``budget`` with the non-None ``overrides`` applied; the name records them
+    (``default+epochs=10``).
+
+    Raises:
+        ValueError: an integer override below 1 (below 16 for ``image_size``).
+    """
+    changes = {key: value for key, value in overrides.items() if value is not None}
+    for key, value in changes.items():
+        if key == "backbone":
+            continue
+        low = 16 if key == "image_size" else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"--{key.replace('_', '-')} must be an integer >= {low}, got {value!r}")
+    if not changes:
+        return budget
+    name = budget.name + "".join(f"+{key}={value}" for key, value in sorted(changes.items()))
+    return replace(budget, name=name, **changes)
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """A loss as benchmarked: row label, registry name and constructor parameters."""
+
+    label: str
+    loss: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "loss": self.loss, "params": dict(self.params)}
+
+
+@dataclass(frozen=True)
+class BenchData:
+    """The three tables every run of a benchmark trains, selects and evaluates on."""
+
+    train: str
+    val: str
+    test: str
+    task: str
+    root: str | None = None
+    format: str | None = None
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _task_of(path: str | os.PathLike, *, format: str | None, root: str | None) -> str:
+    from ral.data import load_table
+
+    return load_table(path, format=format, root=root, check_images="none").task
+
+
+def simulated_data(out_dir: str | os.PathLike, budget: Budget, *, task: str = "multilabel",
+                   seed: int = 0) -> BenchData:
+    """Simulate the embedded dataset at the budget's sizes into ``out_dir`` (reused when there).
+
+    A folder is reused only when its ``dataset.json`` records the same task, seed, image
+    size and split sizes; otherwise it is generated again.
+    """
+    from ral.data.simulate import simulate_dataset
+
+    folder = Path(out_dir)
+    sizes = {"train": budget.n_train, "val": budget.n_val, "test": budget.n_test}
+    size = budget.image_size  # simulated at the training resolution: no resizing at load time
+    info_path = folder / "dataset.json"
+    fresh = True
+    if info_path.exists():
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+        fresh = not (info.get("task") == task and info.get("seed") == seed
+                     and info.get("image_size") == size and info.get("sizes") == sizes)
+    if fresh:
+        simulate_dataset(folder, seed=seed, size=size, n_train=budget.n_train, n_val=budget.n_val,
+                         n_test=budget.n_test, task=task)
+    return BenchData(
+        train=str((folder / "train.csv").resolve()), val=str((folder / "val.csv").resolve()),
+        test=str((folder / "test.csv").resolve()), task=task,
+        description=(f"simulated {task} set (ral.data.simulate, seed {seed}): {budget.n_train} train / "
+                     f"{budget.n_val} val / {budget.n_test} test images, {size} px"),
+    )
+
+
+def user_data(
+    data: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    val_data: str | os.PathLike | None = None,
+    test_data: str | os.PathLike | None = None,
+    format: str | None = None,
+    root: str | os.PathLike | None = None,
+    split_seed: int = 0,
+) -> BenchData:
+    """Benchmark data from a user's table(s).
+
+    With ``val_data`` and ``test_data`` the three tables are used as given. With only ``data``
+    (a CSV), it is split by patient 80 / 10 / 10 (``ral.data.patient_split``, seed
+    ``split_seed``) and the three row subsets are written, in the table's own format, to
+    ``out_dir`` (image paths still resolve against the original image root).
+
+    Raises:
+        FileNotFoundError: a table is missing.
+        ValueError: only one of ``val_data`` / ``test_data`` given, or a folder table to split.
+    """
+    from ral.data import load_table
+    from ral.data.formats import read_csv
+    from ral.data.split import patient_split
+    from ral.report import write_csv
+
+    for name, value in (("data", data), ("val_data", val_data), ("test_data", test_data)):
+        if value is not None and not Path(value).exists():
+            raise FileNotFoundError(f"{name}: label table not found: {value}")
+    if (val_data is None) != (test_data is None):
+        raise ValueError(f"give both --val-data and --test-data or neither, got val_data={val_data!r}, "
+                         f"test_data={test_data!r}")
+    root_str = str(Path(root).resolve()) if root is not None else None
+    if val_data is not None:
+        paths = [str(Path(p).resolve()) for p in (data, val_data, test_data)]
+        return BenchData(*paths, task=_task_of(paths[0], format=format, root=root_str), root=root_str,
+                         format=format, description=f"user tables {data}, {val_data}, {test_data}")
+    if Path(data).is_dir():
+        raise ValueError(f"data: {data} is a folder table; split it yourself and pass --val-data and "
+                         "--test-data (only a CSV table is split automatically)")
+    table = load_table(data, format=format, root=root)
+    frame = read_csv(Path(data))
+    if len(frame) != len(table):
+        raise ValueError(f"data: {data} has {len(frame)} rows but {len(table)} were readable; fix the "
+                         "table (or split it yourself and pass --val-data / --test-data)")
+    position = {identifier: row for row, identifier in enumerate(table.ids)}
+    if len(position) != len(table):
+        raise ValueError(f"data: {data} has duplicate image ids; split it yourself and pass --val-data "
+                         "and --test-data")
+    out = Path(out_dir)
+    written = {}
+    for split, part in patient_split(table, (0.8, 0.1, 0.1), seed=split_seed).items():
+        rows = [position[identifier] for identifier in part.ids]
+        written[split] = str(write_csv(frame.iloc[rows], out / f"{split}.csv").resolve())
+    image_root = root_str or str(Path(table.root).resolve())
+    return BenchData(written["train"], written["val"], written["test"], task=table.task, root=image_root,
+                     format=format or table.format,
+                     description=f"user table {data} split by patient 80/10/10 (seed {split_seed})")
+
+
+def engine_config(data: BenchData, spec: LossSpec, seed: int, budget: Budget, run_dir: Path,
+                  *, cache_dir: str | None = None) -> dict[str, Any]:
+    """The ``ral.engine.train`` config of one run (nothing but loss and seed varies)."""
+    return {
+        "seed": int(seed),
+        "output_dir": str(run_dir / "train"),
+        "dataset": {"train": data.train, "val": data.val, "test": data.test, "format": data.format,
+                    "root": data.root, "image_size": budget.image_size, "cache_dir": cache_dir},
+        "model": {"backbone": budget.backbone},
+        "loss": {"name": spec.loss, "params": dict(spec.params)},
+        "optimizer": {"name": "adamw", "lr": budget.lr, "weight_decay": 1e-4},
+        "schedule": {"name": "cosine", "warmup_epochs": 0},
+        "train": {"epochs": budget.epochs, "batch_size": budget.batch_size, "progress_bar": False,
+                  "deterministic": False, "log_every_n_steps": 50},
+    }
+
+
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Hide Lightning's per-run banners and its small-epoch logging warning (dozens of runs)."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(log_every_n_steps|LeafSpec|litlogger).*")
+        for logger in loggers:
+            logger.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
+
+
+def train_and_evaluate(
+    data: BenchData,
+    spec: LossSpec,
+    seed: int,
+    budget: Budget,
+    run_dir: str | os.PathLike,
+    *,
+    cache_dir: str | None = None,
+) -> dict[str, Any]:
+    """Train with ``ral.engine.train``, evaluate the best-on-val checkpoint on the test table.
+
+    Returns:
+        The test metrics (``MULTILABEL_METRICS`` or ``SINGLE_METRICS``), ``val_score`` (the
+        selection metric of the best epoch), ``best_epoch``, ``epochs``,
+        ``seconds_per_epoch`` (training loop), ``epoch_seconds`` (training + validation),
+        ``run_seconds`` (wall time of the whole run, evaluation included), and ``per_class``:
+        ``{"class": [...], "count": [...], "group": [...], "score": [...]}`` with the per-class
+        test AP (multi-label) or recall = per-class accuracy (single-label).
+    """
+    from ral.engine import evaluate, train
+
+    run_dir = Path(run_dir)
+    start = time.perf_counter()
+    with _quiet_lightning():
+        fit = train(engine_config(data, spec, seed, budget, run_dir, cache_dir=cache_dir))
+        report = evaluate(fit["best_checkpoint"], data.test, val_data=data.val, out_dir=run_dir / "eval",
+                          format=data.format, root=data.root, n_boot=0, device="cpu")
+    per_class = pd.read_csv(run_dir / "eval" / "per_class.csv")
+    metrics = MULTILABEL_METRICS if fit["task"] == "multilabel" else SINGLE_METRICS
+    score_column = "AP" if fit["task"] == "multilabel" else "recall"
+    row: dict[str, Any] = {name: float(report[name]) for name in metrics}
+    row.update({
+        "val_score": float(fit["best_score"]),
+        "best_epoch": fit["best_epoch"],
+        "epochs": int(fit["epochs_completed"]),
+        "seconds_per_epoch": float(fit["train_seconds_per_epoch"]),
+        "epoch_seconds": float(fit["epoch_seconds"]),
+        "run_seconds": time.perf_counter() - start,
+        "per_class": {
+            "class": per_class["class"].astype(str).tolist(),
+            "count": per_class["count"].astype(int).tolist(),
+            "group": per_class["group"].astype(str).tolist(),
+            "score": [float(v) if np.isfinite(v) else None for v in per_class[score_column]],
+        },
+    })
+    # keep best.ckpt (re-evaluation); last.ckpt only serves a resume, which a finished run never needs
+    (run_dir / "train" / "checkpoints" / "last.ckpt").unlink(missing_ok=True)
+    return row

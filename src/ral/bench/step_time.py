@@ -1,0 +1,202 @@
+"""Claim 3, second half: the cost of a whole training step with RAL against BCE.
+
+One process, one model architecture, one fixed batch. Every loss gets its own copy of the same
+initial model and its own AdamW optimiser; a step is forward + loss + backward + optimiser
+step. Losses are timed in interleaved rounds (order reversed every other round) so that load
+from other processes on a shared machine hits all of them alike; the reported overhead is the
+median over rounds of the paired ratio ``time(loss) / time(bce)`` in the same round.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ral.report import markdown_table, write_csv, write_text
+
+
+@dataclass(frozen=True)
+class StepTimeConfig:
+    """What is timed. Defaults: the demo model (tiny CNN) at the demo batch and image size.
+
+    Attributes:
+        losses: registry names (``ral.losses.LOSSES``); the first is the reference (BCE).
+        model: backbone name for ``ral.models.build_model``.
+        num_classes: C (26 = CXR-LT).
+        batch_size, image_size: the input batch (B, 1, image_size, image_size).
+        steps: optimiser steps per timed block; repeats: interleaved rounds; warmup: untimed steps.
+        missing_rate: fraction of targets set to NaN (ignored), as in the simulated data.
+        seed: seed of the model initialisation and the batch.
+    """
+
+    losses: tuple[str, ...] = ("bce", "ral")
+    model: str = "tiny"
+    num_classes: int = 26
+    batch_size: int = 32
+    image_size: int = 64
+    steps: int = 10
+    repeats: int = 15
+    warmup: int = 3
+    missing_rate: float = 0.15
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if len(self.losses) < 2:
+            raise ValueError(f"losses needs a reference and at least one loss, got {self.losses!r}")
+        for name in ("num_classes", "batch_size", "image_size", "steps", "repeats"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not 0.0 <= self.missing_rate < 1.0:
+            raise ValueError(f"missing_rate must be in [0, 1), got {self.missing_rate!r}")
+
+
+def _batch(cfg: StepTimeConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
+    """A fixed long-tailed batch: images (B,1,H,W), multi-label targets (B,C) with NaN, class
+    indices (B,) for single-label losses, and per-class counts (C,) for count-aware losses."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    images = torch.randn(cfg.batch_size, 1, cfg.image_size, cfg.image_size, generator=gen)
+    prevalence = torch.logspace(-0.5, -2.5, cfg.num_classes)  # head ~0.3 ... tail ~0.003
+    targets = (torch.rand(cfg.batch_size, cfg.num_classes, generator=gen) < prevalence).float()
+    missing = torch.rand(cfg.batch_size, cfg.num_classes, generator=gen) < cfg.missing_rate
+    targets[missing] = float("nan")
+    indices = torch.multinomial(prevalence, cfg.batch_size, replacement=True, generator=gen)
+    counts = (prevalence * 10_000).round().to(torch.int64).numpy()
+    return images, targets, indices, counts
+
+
+def measure_step_time(cfg: StepTimeConfig) -> pd.DataFrame:
+    """Time ``cfg.repeats`` interleaved rounds of ``cfg.steps`` steps per loss.
+
+    Returns:
+        One row per (round, loss): ``round``, ``loss``, ``seconds_per_step``.
+
+    Raises:
+        ValueError: unknown loss or model name (from the factories).
+    """
+    from ral.losses import LOSSES, build_loss
+    from ral.models import build_model
+
+    images, targets_ml, targets_single, counts = _batch(cfg)
+    torch.manual_seed(cfg.seed)
+    base = build_model(cfg.model, num_classes=cfg.num_classes, in_channels=1)
+    runners = {}
+    for name in cfg.losses:
+        if name not in LOSSES:
+            raise ValueError(f"unknown loss {name!r}; known: {sorted(LOSSES)}")
+        single = getattr(LOSSES[name], "task", "multilabel") == "single"
+        kwargs = {} if single else {"ignore_value": float("nan")}
+        criterion = build_loss(name, class_counts=counts, num_samples=10_000, **kwargs)
+        model = copy.deepcopy(base).train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        runners[name] = (model, criterion, optimizer, targets_single if single else targets_ml)
+
+    def run(name: str, steps: int) -> float:
+        model, criterion, optimizer, targets = runners[name]
+        start = time.perf_counter()
+        for _ in range(steps):
+            optimizer.zero_grad(set_to_none=True)
+            loss = criterion(model(images), targets)
+            loss.backward()
+            optimizer.step()
+        return (time.perf_counter() - start) / steps
+
+    for name in cfg.losses:
+        run(name, cfg.warmup)
+    rows = []
+    for round_index in range(cfg.repeats):
+        order = cfg.losses if round_index % 2 == 0 else tuple(reversed(cfg.losses))
+        for name in order:
+            rows.append({"round": round_index, "loss": name, "seconds_per_step": run(name, cfg.steps)})
+    return pd.DataFrame(rows)
+
+
+def summarize_step_time(times: pd.DataFrame, reference: str = "bce") -> pd.DataFrame:
+    """Median step time per loss and the paired overhead against ``reference``.
+
+    Returns:
+        One row per loss: ``loss``, ``median_ms`` (median over rounds, milliseconds),
+        ``ratio_median`` (median over rounds of time/time_reference in the same round),
+        ``ratio_q25``, ``ratio_q75`` (quartiles of that paired ratio), ``overhead_pct``
+        (``100 * (ratio_median - 1)``).
+    """
+    wide = times.pivot(index="round", columns="loss", values="seconds_per_step")
+    if reference not in wide.columns:
+        raise ValueError(f"reference loss {reference!r} not in the timings: {list(wide.columns)}")
+    rows = []
+    for name in pd.unique(times["loss"]):
+        ratios = (wide[name] / wide[reference]).to_numpy(dtype=float)
+        median_ratio = float(np.median(ratios))
+        rows.append(
+            {
+                "loss": name,
+                "median_ms": 1000.0 * float(statistics.median(wide[name])),
+                "ratio_median": median_ratio,
+                "ratio_q25": float(np.quantile(ratios, 0.25)),
+                "ratio_q75": float(np.quantile(ratios, 0.75)),
+                "overhead_pct": 100.0 * (median_ratio - 1.0),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def machine_description() -> str:
+    """One line: CPU model, logical cores, torch threads, torch and Python versions."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return (
+        f"{cpu}; {os.cpu_count()} logical cores; torch {torch.__version__} with "
+        f"{torch.get_num_threads()} threads; Python {platform.python_version()}; {platform.system()}"
+    )
+
+
+def step_time_report(cfg: StepTimeConfig, summary: pd.DataFrame, reference: str = "bce") -> str:
+    """Markdown record of one measurement (settings, machine, table)."""
+    shown = summary.assign(
+        median_ms=summary["median_ms"].map(lambda v: f"{v:.2f}"),
+        ratio=[
+            f"{m:.3f} [{a:.3f}, {b:.3f}]"
+            for m, a, b in zip(summary["ratio_median"], summary["ratio_q25"], summary["ratio_q75"])
+        ],
+        overhead_pct=summary["overhead_pct"].map(lambda v: f"{v:+.1f}%"),
+    )[["loss", "median_ms", "ratio", "overhead_pct"]]
+    shown.columns = ["loss", "median ms / step", f"time / {reference} (median [IQR])", "overhead"]
+    return (
+        f"Full training step (forward + loss + backward + AdamW step) of `{cfg.model}` on a batch "
+        f"of {cfg.batch_size} x 1 x {cfg.image_size} x {cfg.image_size}, {cfg.num_classes} classes, "
+        f"{cfg.repeats} interleaved rounds of {cfg.steps} steps per loss.\n\n"
+        f"Machine: {machine_description()}\n\n" + markdown_table(shown)
+    )
+
+
+def run_step_time(
+    cfg: StepTimeConfig, out_dir: str | Path | None = None
+) -> tuple[pd.DataFrame, str]:
+    """Measure, summarise and (when ``out_dir`` is given) write ``step_time.csv`` (raw rounds),
+    ``step_time_summary.csv`` and ``step_time.md``. Returns the summary and the markdown."""
+    times = measure_step_time(cfg)
+    summary = summarize_step_time(times, reference=cfg.losses[0])
+    text = step_time_report(cfg, summary, reference=cfg.losses[0])
+    if out_dir is not None:
+        out = Path(out_dir)
+        write_csv(times, out / "step_time.csv")
+        write_csv(summary, out / "step_time_summary.csv")
+        write_text(text, out / "step_time.md")
+    return summary, text
+

@@ -1,0 +1,94 @@
+"""Class names and published label counts of the datasets `ral` reads (see docs/dataset.md)."""
+
+from __future__ import annotations
+
+# CXR-LT 2023 (MIMIC-CXR-JPG): 26 findings and their training-set counts (264,849 images).
+CXRLT_TRAIN_COUNTS: dict[str, int] = {
+    "Atelectasis": 67597,
+    "Calcification of the Aorta": 4361,
+    "Cardiomegaly": 76900,
+    "Consolidation": 16038,
+    "Edema": 38574,
+    "Emphysema": 4255,
+    "Enlarged Cardiomediastinum": 30119,
+    "Fibrosis": 1158,
+    "Fracture": 11883,
+    "Hernia": 4049,
+    "Infiltration": 10218,
+    "Lung Lesion": 2533,
+    "Lung Opacity": 79931,
+    "Mass": 5529,
+    "No Finding": 41869,
+    "Nodule": 7663,
+    "Pleural Effusion": 69240,
+    "Pleural Other": 675,
+    "Pleural Thickening": 3369,
+    "Pneumomediastinum": 788,
+    "Pneumonia": 48093,
+    "Pneumoperitoneum": 543,
+    "Pneumothorax": 14983,
+    "Subcutaneous Emphysema": 2453,
+    "Support Devices": 89140,
+    "Tortuous Aorta": 3499,
+}
+CXRLT_CLASSES: list[str] = list(CXRLT_TRAIN_COUNTS)
+CXRLT_NUM_TRAIN_IMAGES = 264849
+
+# NIH ChestX-ray14: 14 findings + "No Finding" (spelling of the `Finding Labels` column).
+NIH_CLASSES: list[str] = [
+    "Atelectasis",
+    "Cardiomegaly",
+    "Consolidation",
+    "Edema",
+    "Effusion",
+    "Emphysema",
+    "Fibrosis",
+    "Hernia",
+    "Infiltration",
+    "Mass",
+    "Nodule",
+    "Pleural_Thickening",
+    "Pneumonia",
+    "Pneumothorax",
+    "No Finding",
+]
+
+# CheXpert: the 14 observations, in the column order of train.csv / valid.csv.
+CHEXPERT_CLASSES: list[str] = [
+    "No Finding",
+    "Enlarged Cardiomediastinum",
+    "Cardiomegaly",
+    "Lung Opacity",
+    "Lung Lesion",
+    "Edema",
+    "Consolidation",
+    "Pneumonia",
+    "Atelectasis",
+    "Pneumothorax",
+    "Pleural Effusion",
+    "Pleural Other",
+    "Fracture",
+    "Support Devices",
+]
+
+# ISIC 2018 task 3: column order of the ground-truth CSV and the training counts (10,015 images).
+ISIC2018_CLASSES: list[str] = ["MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"]
+ISIC2018_TRAIN_COUNTS: dict[str, int] = {
+    "NV": 6705,
+    "MEL": 1113,
+    "BKL": 1099,
+    "BCC": 514,
+    "AKIEC": 327,
+    "VASC": 142,
+    "DF": 115,
+}
+
+# APTOS 2019: diabetic-retinopathy grade 0-4 in column `diagnosis` (3,662 training images).
+APTOS_CLASSES: list[str] = ["No DR", "Mild", "Moderate", "Severe", "Proliferative DR"]
+APTOS_TRAIN_COUNTS: dict[str, int] = {
+    "No DR": 1805,
+    "Mild": 370,
+    "Moderate": 999,
+    "Severe": 193,
+    "Proliferative DR": 295,
+}

@@ -1,0 +1,92 @@
+"""Reading image files into square grayscale uint8 arrays, and checking that image files are usable."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ral.data._bad_rows import BadRows
+from ral.data.table import LabelTable
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+CHECK_MODES = ("none", "exists", "decode")
+
+
+def read_image(path: str | os.PathLike, size: int) -> np.ndarray:
+    """Decode one image file to a grayscale uint8 array of shape (size, size).
+
+    Colour images are converted to luminance; 16-bit and float images are scaled by their
+    maximum. The image is resized to a square (no crop), with box/bilinear filtering.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file cannot be decoded as an image (the message names the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as img:
+            img.draft("L", (size, size))  # JPEG: decode at reduced scale, much faster
+            img = _to_gray(img)
+            if img.size != (size, size):
+                img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+            return np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ValueError(f"cannot decode image file {path}: {exc}") from exc
+
+
+def _to_gray(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float32)
+        top = float(arr.max()) or 1.0
+        return Image.fromarray(np.clip(arr * (255.0 / top), 0, 255).astype(np.uint8), mode="L")
+    return img if img.mode == "L" else img.convert("L")
+
+
+def check_images(table: LabelTable, mode: str = "exists", *, skip_bad: bool = False) -> LabelTable:
+    """Check the image files of ``table`` and return it (or, with ``skip_bad``, the usable rows).
+
+    Args:
+        table: the label table, N rows.
+        mode: "none" (no check), "exists" (every file exists; one ``stat`` per file) or
+            "decode" (every file also opens and decodes; slow on large sets).
+        skip_bad: drop rows with missing/corrupt images with a warning and a count instead of
+            raising.
+
+    Raises:
+        FileNotFoundError: an image file is missing (message names the file and the row).
+        ValueError: ``mode`` is unknown, or a file cannot be decoded.
+    """
+    if mode not in CHECK_MODES:
+        raise ValueError(f"check_images must be one of {CHECK_MODES}, got {mode!r}")
+    if mode == "none" or len(table) == 0:
+        return table
+    source = table.source or table.root
+    bad = BadRows(source, len(table))
+    paths = [table.image_path(i) for i in range(len(table))]
+    missing = np.array([not os.path.isfile(p) for p in paths], dtype=bool)
+    bad.add(
+        missing,
+        lambda i: f"row {i} (id {table.ids[i]!r}): image file not found: {paths[i]}",
+        FileNotFoundError,
+    )
+    if mode == "decode":
+        corrupt = np.zeros(len(table), dtype=bool)
+        reasons: dict[int, str] = {}
+        for i in np.flatnonzero(~missing):
+            try:
+                with Image.open(paths[i]) as img:
+                    img.load()
+            except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+                corrupt[i] = True
+                reasons[int(i)] = str(exc)
+        bad.add(
+            corrupt,
+            lambda i: f"row {i} (id {table.ids[i]!r}): cannot decode image file {paths[i]}: {reasons[i]}",
+        )
+    keep = bad.resolve(skip_bad)
+    return table if keep.size == len(table) else table.subset(keep)

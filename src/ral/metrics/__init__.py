@@ -1,0 +1,35 @@
+"""Evaluation metrics of long-tailed multi-label (CXR-LT) and single-label classification.
+
+All definitions are scikit-learn's, computed with scikit-learn and numpy:
+
+- :func:`multilabel_metrics`: macro mAP / mAUC / mF1 over classes with positives (NaN labels
+  ignored per class) and head / medium / tail mAP.
+- :func:`per_class_metrics`, :func:`per_class_table`: AP, AUC, F1, threshold of every class.
+- :func:`tune_thresholds`: per-class F1-optimal thresholds (tune on val, apply to test).
+- :func:`single_label_metrics`: accuracy, balanced accuracy, macro-F1, group accuracies.
+- :func:`bootstrap_ci`: percentile bootstrap intervals, resampling images.
+"""
+
+from ral.metrics.bootstrap import bootstrap_ci, resample_weights
+from ral.metrics.multilabel import (
+    MULTILABEL_METRICS,
+    group_means,
+    multilabel_metrics,
+    per_class_metrics,
+    per_class_table,
+    tune_thresholds,
+)
+from ral.metrics.single_label import SINGLE_LABEL_METRICS, single_label_metrics
+
+__all__ = [
+    "MULTILABEL_METRICS",
+    "SINGLE_LABEL_METRICS",
+    "bootstrap_ci",
+    "group_means",
+    "multilabel_metrics",
+    "per_class_metrics",
+    "per_class_table",
+    "resample_weights",
+    "single_label_metrics",
+    "tune_thresholds",
+]

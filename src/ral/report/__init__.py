@@ -1,0 +1,39 @@
+"""Outputs of evaluations and benchmarks: atomic JSON / CSV / Markdown writers and plots.
+
+Writers never leave a half-written file (temp file in the same folder + ``os.replace``);
+plots use matplotlib's Agg canvas per figure, so importing this package loads no backend.
+"""
+
+from ral.report.files import (
+    atomic_write,
+    markdown_table,
+    to_jsonable,
+    write_csv,
+    write_json,
+    write_text,
+)
+from ral.report.plots import (
+    GROUP_COLOURS,
+    metric_columns,
+    plot_ap_vs_frequency,
+    plot_heatmap,
+    plot_long_tail,
+    plot_metric_bars,
+    plot_pr_curves,
+)
+
+__all__ = [
+    "GROUP_COLOURS",
+    "atomic_write",
+    "markdown_table",
+    "metric_columns",
+    "plot_ap_vs_frequency",
+    "plot_heatmap",
+    "plot_long_tail",
+    "plot_metric_bars",
+    "plot_pr_curves",
+    "to_jsonable",
+    "write_csv",
+    "write_json",
+    "write_text",
+]

@@ -1,0 +1,89 @@
+"""`ral bench losses`: end to end on a tiny simulated set, resumability, loss selection."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import ral.bench.losses as bench_losses
+from ral.bench.experiment import BUDGETS, budget_with, get_budget
+from ral.bench.losses import loss_specs
+from ral.cli import main
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "losses"
+    code = main(["bench", "losses", "--simulate", "--quick", "--losses", "bce", "ral", "--seeds", "2",
+                 "--out", str(out)])
+    assert code == 0
+    return out
+
+
+def test_quick_run_writes_every_output(quick_run):
+    results = pd.read_csv(quick_run / "results.csv")
+    assert sorted(zip(results["loss"], results["seed"])) == [("bce", 0), ("bce", 1), ("ral", 0), ("ral", 1)]
+    for column in ("mAP", "mAUC", "mF1", "head_mAP", "medium_mAP", "tail_mAP", "seconds_per_epoch"):
+        assert results[column].notna().all(), column
+    assert results["mAP"].between(0, 1).all()
+    summary = pd.read_csv(quick_run / "summary.csv")
+    bce = results[results["loss"] == "bce"]["mAP"]
+    row = summary[summary["loss"] == "bce"].iloc[0]
+    assert row["mAP_mean"] == pytest.approx(bce.mean())
+    assert row["mAP_std"] == pytest.approx(bce.std(ddof=1))
+    text = (quick_run / "summary.md").read_text()
+    assert f"{bce.mean():.3f} ± {bce.std(ddof=1):.3f}" in text
+    per_class = pd.read_csv(quick_run / "per_class.csv")
+    assert len(per_class) == 4 * 26 and set(per_class.columns) >= {"loss", "seed", "class", "count", "AP"}
+    for figure in ("metrics.png", "per_class.png"):
+        assert (quick_run / figure).stat().st_size > 1000
+
+
+def test_rerun_reuses_finished_runs_and_repeats_only_the_interrupted_one(quick_run, monkeypatch):
+    before = pd.read_csv(quick_run / "results.csv")
+    (quick_run / "runs" / "ral__seed1" / "result.json").unlink()  # as if killed during that run
+    calls = []
+    real = bench_losses.train_and_evaluate
+
+    def counting(data, spec, seed, budget, folder, **kwargs):
+        calls.append((spec.label, seed))
+        return real(data, spec, seed, budget, folder, **kwargs)
+
+    monkeypatch.setattr(bench_losses, "train_and_evaluate", counting)
+    code = main(["bench", "losses", "--simulate", "--quick", "--losses", "bce", "ral", "--seeds", "2",
+                 "--out", str(quick_run)])
+    assert code == 0 and calls == [("ral", 1)]
+    after = pd.read_csv(quick_run / "results.csv")
+    kept = after[after["loss"] == "bce"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, before[before["loss"] == "bce"].reset_index(drop=True))
+
+
+def test_other_budget_in_the_same_folder_is_refused(quick_run, capsys):
+    code = main(["bench", "losses", "--simulate", "--quick", "--epochs", "2", "--losses", "bce",
+                 "--out", str(quick_run)])
+    assert code == 2 and "other settings" in capsys.readouterr().err
+
+
+def test_default_loss_lists():
+    budget = get_budget("default")
+    multilabel = [spec.label for spec in loss_specs("multilabel", None, budget)]
+    assert multilabel[:7] == ["bce", "focal", "asl", "apl", "hill", "cb_focal", "db"]
+    assert "ral" in multilabel  # ral_paper is dropped only while the default equals the paper preset
+    single = loss_specs("single", None, budget)
+    assert [s.label for s in single] == ["ce", "focal_ce", "ldam_drw", "logit_adjusted", "balanced_softmax",
+                                         "ral_single"]
+    assert single[2].params["drw_epoch"] == int(0.8 * budget.epochs)
+
+
+def test_bad_selections_are_rejected():
+    budget = BUDGETS["quick"]
+    with pytest.raises(ValueError, match="unknown loss 'nope'"):
+        loss_specs("multilabel", ["nope"], budget)
+    with pytest.raises(ValueError, match="single loss"):
+        loss_specs("multilabel", ["ce"], budget)
+    with pytest.raises(ValueError, match="budget must be one of"):
+        get_budget("huge")
+    with pytest.raises(ValueError, match="--epochs"):
+        budget_with(budget, epochs=0)
+    assert budget_with(budget, epochs=3).name == "quick+epochs=3"
+    assert budget_with(budget, epochs=3).epochs == 3

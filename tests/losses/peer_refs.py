@@ -1,0 +1,151 @@
+"""Independent float64 NumPy reference formulas of the peer losses, written from the papers'
+maths (docs/losses.md), never by calling ral.losses. Used by the tests in this folder."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def softplus(x):
+    """log(1 + e^x), exact in float64."""
+    return np.logaddexp(0.0, x)
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def neg_log_p(x):
+    """-log sigmoid(x)."""
+    return softplus(-x)
+
+
+def neg_log_1mp(x):
+    """-log(1 - sigmoid(x))."""
+    return softplus(x)
+
+
+# ----------------------------------------------------------------------------- multi-label
+def bce(x, y, pos_weight=1.0):
+    return pos_weight * y * neg_log_p(x) + (1 - y) * neg_log_1mp(x)
+
+
+def focal(x, y, alpha=0.25, gamma=2.0):
+    p = sigmoid(x)
+    a_pos, a_neg = (1.0, 1.0) if alpha is None else (alpha, 1.0 - alpha)
+    return a_pos * y * (1 - p) ** gamma * neg_log_p(x) + a_neg * (1 - y) * p**gamma * neg_log_1mp(x)
+
+
+def _series(t, eps):
+    return sum(e * t ** (m + 1) for m, e in enumerate(eps)) if eps else 0.0 * t
+
+
+def apl(x, y, gamma_pos=0.0, gamma_neg=4.0, clip=0.05, eps_pos=(-1.0, 1.25), eps_neg=()):
+    p = sigmoid(x)
+    p_m = np.maximum(p - clip, 0.0)
+    positive = (1 - p) ** gamma_pos * (neg_log_p(x) + _series(1 - p, eps_pos))
+    negative = p_m**gamma_neg * (-np.log1p(-p_m) + _series(p_m, eps_neg))
+    return y * positive + (1 - y) * negative
+
+
+def asl(x, y, gamma_pos=0.0, gamma_neg=4.0, clip=0.05):
+    p = sigmoid(x)
+    p_m = np.maximum(p - clip, 0.0)
+    return y * (1 - p) ** gamma_pos * neg_log_p(x) + (1 - y) * p_m**gamma_neg * -np.log1p(-p_m)
+
+
+def hill(x, y, lam=1.5, margin=1.0, gamma=2.0):
+    p = sigmoid(x)
+    p_margin = sigmoid(x - margin)
+    positive = (1 - p_margin) ** gamma * neg_log_p(x - margin)
+    return y * positive + (1 - y) * (lam - p) * p**2
+
+
+def cb_weights(counts, beta):
+    n = np.maximum(np.asarray(counts, dtype=np.float64), 1.0)
+    w = (1 - beta) / (1 - beta**n)
+    return w * len(n) / w.sum()
+
+
+def cb(x, y, counts, beta=0.9999, base="focal", gamma=2.0):
+    inner = focal(x, y, alpha=None, gamma=gamma) if base == "focal" else bce(x, y)
+    return cb_weights(counts, beta)[None, :] * inner
+
+
+def db(x, y, counts, num_samples, map_alpha=0.1, map_beta=10.0, map_mu=0.2, init_bias=0.05, neg_scale=2.0, gamma=0.0):
+    n = np.asarray(counts, dtype=np.float64)
+    inv = 1.0 / np.maximum(n, 1.0)
+    weights = np.empty_like(x)
+    for k in range(x.shape[0]):
+        rate = (y[k] * inv).sum()  # instance-level sampling probability (up to a constant)
+        weights[k] = map_alpha + 1.0 if rate == 0 else map_alpha + sigmoid(map_beta * (inv / rate - map_mu))
+    prior = np.clip(n, 1.0, num_samples - 1.0) / num_samples
+    z = x + init_bias * np.log(prior / (1 - prior))
+    lam = neg_scale
+    positive = (1 - sigmoid(z)) ** gamma * neg_log_p(z)
+    negative = sigmoid(lam * z) ** gamma * neg_log_1mp(lam * z) / lam
+    return weights * (y * positive + (1 - y) * negative)
+
+
+# ----------------------------------------------------------------------------- single-label
+def log_softmax(z):
+    shifted = z - z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def one_hot(index, num_classes, smoothing=0.0):
+    q = np.eye(num_classes)[index]
+    return q * (1 - smoothing) + smoothing / num_classes
+
+
+def focal_ce(x, q, gamma=2.0):
+    log_p = log_softmax(x)
+    return -q * (1 - np.exp(log_p)) ** gamma * log_p
+
+
+def ce(x, q):
+    return -q * log_softmax(x)
+
+
+def logit_adjusted(x, q, counts, tau=1.0):
+    n = np.maximum(np.asarray(counts, dtype=np.float64), 1.0)
+    return ce(x + tau * np.log(n / n.sum())[None, :], q)
+
+
+def balanced_softmax(x, q, counts):
+    # Ren et al.: p_c = n_c e^{x_c} / sum_j n_j e^{x_j}
+    n = np.maximum(np.asarray(counts, dtype=np.float64), 1.0)
+    weighted = n[None, :] * np.exp(x - x.max(axis=1, keepdims=True))
+    return -q * np.log(weighted / weighted.sum(axis=1, keepdims=True))
+
+
+def ldam(x, q, counts, max_margin=0.5, scale=30.0):
+    m = np.maximum(np.asarray(counts, dtype=np.float64), 1.0) ** -0.25
+    m = m * max_margin / m.max()
+    return ce(scale * (x - q * m[None, :]), q)
+
+
+# ----------------------------------------------------------------------------- reductions
+def reduce(elementwise, *, valid=None, class_weights=None, reduction="mean"):
+    """Multi-label reduction: weights per class, ignored elements out of sum and count."""
+    loss = elementwise if class_weights is None else elementwise * np.asarray(class_weights)[None, :]
+    valid = np.ones_like(loss, dtype=bool) if valid is None else valid
+    loss = np.where(valid, loss, 0.0)
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / max(valid.sum(), 1)
+
+
+def reduce_rows(elementwise, *, valid_rows=None, class_weights=None, reduction="mean"):
+    """Single-label reduction: weighted sum over classes, then over valid samples."""
+    loss = elementwise if class_weights is None else elementwise * np.asarray(class_weights)[None, :]
+    per_sample = loss.sum(axis=1)
+    valid_rows = np.ones(len(per_sample), dtype=bool) if valid_rows is None else valid_rows
+    per_sample = np.where(valid_rows, per_sample, 0.0)
+    if reduction == "none":
+        return per_sample
+    if reduction == "sum":
+        return per_sample.sum()
+    return per_sample.sum() / max(valid_rows.sum(), 1)

@@ -1,0 +1,144 @@
+"""RAL (fused and autograd) against the independent float64 reference: values and gradients,
+every reduction, both forms, both negative weights, hill on/off, masks, class weights."""
+
+from __future__ import annotations
+
+import pytest
+import ral_refs as R
+import torch
+
+from ral.losses import RobustAsymmetricLoss, robust_asymmetric_loss
+
+# name -> keyword arguments of the loss (the reference takes the same names)
+CONFIGS = {
+    "default": {},
+    "paper_explicit": dict(R.PAPER),
+    "official_weight": dict(weight_form="official-code"),
+    "hill_off": dict(hill=False),
+    "tau0": dict(tau=0.0),
+    "tau0_gamma_frac": dict(tau=0.0, gamma_pos=0.5, gamma_neg=1.5),
+    "gamma_pos": dict(gamma_pos=2.0),
+    "gamma_frac": dict(gamma_pos=0.5, gamma_neg=0.5),
+    "gamma_neg_0": dict(gamma_neg=0.0),
+    "gamma_neg_1": dict(gamma_neg=1.0),
+    "gamma_neg_2": dict(gamma_neg=2.0),
+    "gamma_neg_5": dict(gamma_neg=5.0),
+    "eps_empty": dict(eps_pos=(), eps_neg=()),
+    "eps_long": dict(eps_pos=(0.5, -0.3, 0.2), eps_neg=(0.4, -0.1)),
+    "eps_neg_one": dict(eps_neg=(0.3,), hill=False),
+    "series": dict(alpha=(1.0, 0.5, 0.25), beta=(1.0, 0.5)),
+    "series_one_term": dict(alpha=(1.0,), beta=(2.0,), gamma_neg=1.5),
+    "series_tau0": dict(alpha=(1.0, 0.5), beta=(1.0, 0.5, 0.3), tau=0.0, gamma_pos=1.0),
+    "series_pos_only": dict(alpha=(1.0, 0.5, 1 / 3)),
+    "series_official": dict(beta=(1.0, 0.5), weight_form="official-code", gamma_pos=1.0),
+    "big_tau": dict(tau=0.4, gamma_neg=3.0, lam=2.0),
+}
+IMPLS = ("fused", "autograd")
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _data(dtype, n=9, c=7, seed=0, soft=False):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, c, generator=gen, dtype=torch.float64) * 3
+    y = torch.rand(n, c, generator=gen, dtype=torch.float64)
+    if not soft:
+        y = (y < 0.35).double()
+    return x.to(dtype), y.to(dtype)
+
+
+def _reference(x, y, config, reduction, mask=None, class_weights=None):
+    x64 = x.detach().double().requires_grad_()
+    loss = R.reduce(R.ral_multilabel(x64, y.double(), **config), reduction=reduction, mask=mask,
+                    class_weights=class_weights)
+    _backward(loss, seed=1)
+    return loss.detach(), x64.grad
+
+
+def _backward(loss, seed):
+    """Backpropagate a fixed random upstream gradient for "none" (the loss itself otherwise)."""
+    if loss.ndim == 0:
+        loss.backward()
+    else:
+        weights = torch.rand(loss.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        (loss * weights.to(loss.dtype)).sum().backward()
+
+
+def _run(x, y, config, reduction, impl, **kwargs):
+    x = x.detach().clone().requires_grad_()
+    loss = robust_asymmetric_loss(x, y, reduction=reduction, impl=impl, **config, **kwargs)
+    _backward(loss, seed=1)
+    return loss.detach(), x.grad
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("soft", [False, True], ids=["hard", "soft"])
+def test_matches_reference(name, reduction, impl, dtype, soft):
+    config = CONFIGS[name]
+    x, y = _data(dtype, soft=soft)
+    ref_loss, ref_grad = _reference(x, y, config, reduction)
+    loss, grad = _run(x, y, config, reduction, impl)
+    assert loss.dtype == dtype and grad.dtype == dtype
+    rtol = 1e-5 if dtype == torch.float32 else 1e-10
+    scale = ref_loss.abs().max().item()
+    torch.testing.assert_close(loss.double(), ref_loss, rtol=rtol, atol=rtol * scale * 1e-2)
+    gscale = ref_grad.abs().max().item()
+    torch.testing.assert_close(grad.double(), ref_grad, rtol=rtol * 10, atol=rtol * gscale)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("name", ["default", "official_weight", "series", "tau0_gamma_frac"])
+def test_mask_ignore_and_class_weights(name, reduction, impl):
+    config = CONFIGS[name]
+    x, y = _data(torch.float64, soft=True, seed=3)
+    gen = torch.Generator().manual_seed(4)
+    mask = torch.rand(x.shape, generator=gen) < 0.7
+    weights = torch.rand(x.shape[1], generator=gen, dtype=torch.float64).tolist()
+    y_ignored = torch.where(torch.rand(x.shape, generator=gen) < 0.2, torch.nan, y)
+    valid = mask & ~torch.isnan(y_ignored)
+    ref_loss, ref_grad = _reference(x, torch.nan_to_num(y_ignored), config, reduction,
+                                    mask=valid, class_weights=weights)
+    loss, grad = _run(x, y_ignored, config, reduction, impl, mask=mask, class_weights=weights,
+                      ignore_value=float("nan"))
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["default", "official_weight", "series", "gamma_frac", "tau0"])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_inputs_match_reference(name, reduction, dtype):
+    """Half-precision logits: computed in float32, gradient returned in the input dtype;
+    fused, autograd and the reference (at the rounded logits) agree."""
+    config = CONFIGS[name]
+    x, y = _data(dtype)
+    ref_loss, ref_grad = _reference(x, y.double(), config, reduction)
+    results = [_run(x, y, config, reduction, impl) for impl in IMPLS]
+    for loss, grad in results:
+        assert loss.dtype == torch.float32 and grad.dtype == dtype
+        torch.testing.assert_close(loss.double(), ref_loss, rtol=1e-5, atol=1e-7 * ref_loss.abs().max().item())
+        tol = 1e-2 if dtype == torch.float16 else 2e-2  # one rounding of the gradient
+        torch.testing.assert_close(grad.double(), ref_grad, rtol=tol, atol=tol * ref_grad.abs().max().item())
+    torch.testing.assert_close(results[0][1], results[1][1], rtol=tol, atol=tol * ref_grad.abs().max().item())
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_module_matches_functional(impl):
+    x, y = _data(torch.float32)
+    module = RobustAsymmetricLoss(gamma_pos=1.0, eps_neg=(0.2,), impl=impl, class_weights=[1.0] * 7)
+    expected = robust_asymmetric_loss(x, y, gamma_pos=1.0, eps_neg=(0.2,), impl=impl)
+    torch.testing.assert_close(module(x, y), expected)
+
+
+def test_large_batch_crosses_block_boundaries():
+    """More rows than one fused block: blocks must tile the batch exactly (values and grads)."""
+    x, y = _data(torch.float64, n=700, c=100, seed=7, soft=True)
+    mask = torch.rand(x.shape, generator=torch.Generator().manual_seed(8)) < 0.9
+    for reduction in REDUCTIONS:
+        fused = _run(x, y, {}, reduction, "fused", mask=mask)
+        plain = _run(x, y, {}, reduction, "autograd", mask=mask)
+        torch.testing.assert_close(fused[0], plain[0], rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(fused[1], plain[1], rtol=1e-10, atol=1e-14)
