@@ -232,7 +232,57 @@ def _add_bench_commands(sub: argparse._SubParsersAction) -> None:
     step.add_argument("--out", help="folder for step_time.csv / step_time.md")
     _add_threads_option(step)
     step.set_defaults(func=_run_bench_step)
-    # `ral bench speed` (loss forward+backward speed) is registered below by the loss-speed bench.
+    _add_bench_speed_command(bench_sub)
+
+
+def _add_bench_speed_command(bench_sub: argparse._SubParsersAction) -> None:
+    """`ral bench speed`: forward+backward time and peak memory of losses against BCE."""
+    speed = bench_sub.add_parser(
+        "speed",
+        help="forward+backward time and peak memory of fused RAL, autograd RAL, ASL, focal vs BCE",
+        description="Time forward+backward of each loss on random logits in one process (interleaved "
+        "rounds, median paired ratio to BCEWithLogitsLoss) and measure its peak memory; prints a table "
+        "and writes speed.csv, speed_summary.csv and speed.md to --out.",
+    )
+    speed.add_argument("--shapes", nargs="+", metavar="NxC",
+                       help="batch x classes (default: 256x26 1024x26 4096x1000 16384x26)")
+    speed.add_argument("--losses", nargs="+", metavar="NAME",
+                       help="ral_fused ral_autograd asl_reference or registry names (default: ral_fused "
+                       "ral_autograd asl_reference asl focal); bce is always measured")
+    speed.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
+    speed.add_argument("--repeats", type=int, default=10, help="timed passes per loss and round (default 10)")
+    speed.add_argument("--warmup", type=int, default=3, help="untimed passes before each timing (default 3)")
+    speed.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                       help="wall-clock or process CPU time (cpu: steadier on a shared machine)")
+    speed.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    speed.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    speed.add_argument("--breakdown", action="store_true",
+                       help="also time the parts of fused RAL (validation, forward with / without the "
+                       "gradient, backward) at each shape")
+    speed.add_argument("--out", default="runs/bench/speed", help="output folder (default runs/bench/speed)")
+    speed.add_argument("--threads", type=int, default=0,
+                       help="torch CPU threads (default 0 = torch default; the targets are for the default)")
+    speed.set_defaults(func=_run_bench_speed)
+
+
+def _run_bench_speed(args: argparse.Namespace) -> int:
+    from ral.bench.speed import DEFAULT_LOSSES, SpeedConfig, run_speed, shapes_from_text
+
+    _set_threads(args.threads)
+    config = SpeedConfig(
+        shapes=shapes_from_text(args.shapes), losses=tuple(args.losses or DEFAULT_LOSSES),
+        rounds=args.rounds, repeats=args.repeats, warmup=args.warmup, clock=args.clock,
+        memory=not args.no_memory, device=args.device,
+    )
+    command = "ral " + " ".join(sys.argv[1:])
+    _, text = run_speed(config, args.out, command=command)
+    print(text)
+    if args.breakdown:
+        from ral.bench.speed import breakdown_report
+
+        print(breakdown_report(config, args.out))
+    print(f"written to {args.out}")
+    return 0
 
 
 def _add_bench_data_options(parser: argparse.ArgumentParser, default_budget: str) -> None:

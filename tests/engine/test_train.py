@@ -77,6 +77,20 @@ def test_predict_writes_submission_layout(trained, tiny_data, tmp_path):
     np.testing.assert_allclose(by_file[CLASSES].to_numpy(), frame[CLASSES].to_numpy()[:3], rtol=1e-6)
     with pytest.raises(ValueError, match="exactly one"):
         predict(trained["best_checkpoint"], out=tmp_path / "x.csv")
+    unlabeled = tiny_data["test"].parent / "unlabeled.csv"
+    written[["id"]].rename(columns={"id": "path"}).to_csv(unlabeled, index=False)  # no label columns
+    by_list = predict(trained["best_checkpoint"], data=unlabeled, out=tmp_path / "list.csv")
+    assert by_list["id"].tolist() == written["id"].tolist()
+    np.testing.assert_allclose(by_list[CLASSES].to_numpy(), frame[CLASSES].to_numpy(), rtol=1e-6)
+
+
+def test_run_without_validation_table(tiny_data, tmp_path):
+    data = {"train": tiny_data["train"], "val": None, "test": tiny_data["test"]}
+    result = train(tiny_config(data, tmp_path / "run", dataset={"val": None}))
+    assert result["monitor"] is None and result["val_metrics"] == {}
+    report = evaluate(result["best_checkpoint"], out_dir=tmp_path / "eval", n_boot=0)
+    assert report["thresholds"].startswith("default 0.5") and "ci95" not in report
+    assert report["data"] == str(tiny_data["test"].resolve())  # the run's dataset.test
 
 
 def test_existing_run_needs_resume(trained, tiny_data):

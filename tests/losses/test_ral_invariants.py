@@ -144,7 +144,8 @@ def _extreme_logits(dtype):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("config", EXTREME_CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "default")
+@pytest.mark.parametrize("config", EXTREME_CONFIGS,
+                         ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "default")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("detach_focal", [False, True])
 def test_finite_at_extreme_logits_and_where_p_below_tau(impl, config, dtype, detach_focal):

@@ -11,10 +11,22 @@ from ral.data.classes import (
     ISIC2018_TRAIN_COUNTS,
     NIH_CLASSES,
 )
-from ral.data.dataset import ImageDataset
 from ral.data.formats import FORMATS, detect_format, load_table
+from ral.data.groups import frequency_groups
 from ral.data.images import check_images, read_image
+from ral.data.simulate import preview_grid, simulate_dataset
+from ral.data.split import patient_split
+from ral.data.stats import format_stats, table_stats, write_stats
 from ral.data.table import LabelTable
+
+
+def __getattr__(name: str):
+    # ImageDataset needs torch: imported on first use, so label-only tools start fast.
+    if name == "ImageDataset":
+        from ral.data.dataset import ImageDataset
+
+        return ImageDataset
+    raise AttributeError(f"module 'ral.data' has no attribute {name!r}")
 
 __all__ = [
     "APTOS_CLASSES",
@@ -32,6 +44,13 @@ __all__ = [
     "cache_path",
     "check_images",
     "detect_format",
+    "format_stats",
+    "frequency_groups",
     "load_table",
+    "patient_split",
+    "preview_grid",
     "read_image",
+    "simulate_dataset",
+    "table_stats",
+    "write_stats",
 ]

@@ -5,9 +5,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
-from sklearn.model_selection import StratifiedShuffleSplit
-
 from ral.data.table import LabelTable
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -61,6 +58,9 @@ def _split_off(
         return patients, patients[:0]
     if n_off == patients.size:
         return patients[:0], patients
+    from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+    from sklearn.model_selection import StratifiedShuffleSplit
+
     labels = y[patients]
     if task == "single":
         strata = labels.argmax(axis=1)

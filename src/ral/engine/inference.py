@@ -109,8 +109,10 @@ def predict_probabilities(
     return np.concatenate(parts)
 
 
-def unlabeled_table(images: list[str | os.PathLike], meta: dict[str, Any]) -> LabelTable:
-    """A table of image files without labels (ids are the file stems), for prediction."""
+def unlabeled_table(
+    images: list[str | os.PathLike], meta: dict[str, Any], ids: list[str] | None = None
+) -> LabelTable:
+    """A table of image files without labels, for prediction (ids default to the file stems)."""
     paths = [Path(p) for p in images]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
@@ -121,8 +123,24 @@ def unlabeled_table(images: list[str | os.PathLike], meta: dict[str, Any]) -> La
         labels[:] = np.nan
     else:
         labels[:, 0] = 1.0  # placeholder one-hot rows; never used as targets
-    ids = [p.stem for p in paths]
+    ids = list(ids) if ids is not None else [p.stem for p in paths]
     return LabelTable(
         ids=ids, paths=[str(p.resolve()) for p in paths], subject_ids=ids, class_names=list(meta["class_names"]),
         labels=labels, task=meta["task"], root=Path("."), format="images",
     )
+
+
+def unlabeled_csv(path: str | os.PathLike, meta: dict[str, Any], root: str | os.PathLike | None = None) -> LabelTable | None:
+    """A CSV with a ``path`` column and none of the checkpoint's class columns, as an unlabeled
+    table (ids: the ``path`` values, relative to ``root`` or the CSV's folder); None otherwise."""
+    import pandas as pd
+
+    path = Path(path)
+    if path.suffix.lower() != ".csv" or not path.is_file():
+        return None
+    header = pd.read_csv(path, nrows=0).columns.tolist()
+    if "path" not in header or set(header) & set(meta["class_names"]):
+        return None
+    names = pd.read_csv(path, usecols=["path"], dtype=str, keep_default_na=False)["path"].str.strip().tolist()
+    base = Path(root) if root is not None else path.parent
+    return unlabeled_table([Path(n) if Path(n).is_absolute() else base / n for n in names], meta, ids=names)

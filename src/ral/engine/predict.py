@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ral.engine.inference import load_eval_table, load_trained_model, predict_probabilities, unlabeled_table
+from ral.engine.inference import (
+    load_eval_table,
+    load_trained_model,
+    predict_probabilities,
+    unlabeled_csv,
+    unlabeled_table,
+)
 
 
 def predict(
@@ -33,7 +39,8 @@ def predict(
     Args:
         checkpoint: ``.ckpt`` written by ``ral train``.
         images: image files (ids: file names without extension). data: a label table (ids: its
-            id column, e.g. ``dicom_id`` for CXR-LT; its labels are not used). Exactly one of both.
+            id column, e.g. ``dicom_id`` for CXR-LT; its labels are not used), or a CSV with just
+            a ``path`` column (ids: the paths). Exactly one of both.
         out: CSV file to write (atomically).
         format, root: for ``data``, as in ``ral.data.load_table``.
         id_column: name of the id column (default "dicom_id" for CXR-LT checkpoints, else "id").
@@ -51,7 +58,9 @@ def predict(
         raise ValueError("give either image files or --data TABLE (exactly one of them)")
     model, meta = load_trained_model(checkpoint, device)
     if data is not None:
-        table = load_eval_table(data, meta, format=format, root=root, key="data")
+        table = unlabeled_csv(data, meta, root) if format in (None, "generic") else None
+        if table is None:
+            table = load_eval_table(data, meta, format=format, root=root, key="data")
     else:
         table = unlabeled_table(list(images or []), meta)
     probs = predict_probabilities(model, table, task=meta["task"], image_size=meta["image_size"],

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -155,8 +154,6 @@ def train(config: Config | Mapping[str, Any], *, resume: bool = False) -> dict[s
     ]
     if t.early_stopping_patience is not None and monitor is not None:
         callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=t.early_stopping_patience))
-    if ckpt_path is not None and int(os.environ.get("LOCAL_RANK", "0")) == 0:
-        _keep_previous_log(out)
     try:
         trainer = L.Trainer(
             default_root_dir=str(out),
@@ -180,7 +177,7 @@ def train(config: Config | Mapping[str, Any], *, resume: bool = False) -> dict[s
             use_distributed_sampler=False,  # TableDataModule builds seed + epoch samplers itself
             plugins=[AtomicCheckpointIO()],
         )
-    except (MisconfigurationException, RuntimeError) as exc:
+    except (MisconfigurationException, RuntimeError, ValueError) as exc:
         raise ValueError(f"config section 'train' (accelerator / devices / strategy / precision): {exc}") from None
 
     module = ClassifierModule(
@@ -192,7 +189,9 @@ def train(config: Config | Mapping[str, Any], *, resume: bool = False) -> dict[s
         batch_size=t.batch_size, eval_batch_size=t.eval_batch_size or t.batch_size,
         num_workers=config.dataset.num_workers, seed=config.seed, cache_dir=config.dataset.cache_dir,
     )
-    if trainer.is_global_zero:
+    if trainer.is_global_zero:  # before fit: the CSV logger opens its file lazily
+        if ckpt_path is not None:
+            _keep_previous_log(out)
         write_text(dump_yaml(config), out / "config.yaml")
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
 

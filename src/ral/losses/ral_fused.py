@@ -21,8 +21,8 @@ from ral.losses.ral_autograd import softmax_logs
 from ral.losses.ral_kernel import Workspace, ral_kernel, sigmoid_kernel
 from ral.losses.ral_params import RALParams
 
-#: Block size bounds in elements (1 MiB / 128 KiB of float32 per temporary).
-_MAX_BLOCK = 1 << 18
+#: Block size bounds in elements (512 KiB / 128 KiB of float32 per temporary).
+_MAX_BLOCK = 1 << 17
 _MIN_BLOCK = 1 << 15
 #: Aim for at least this many blocks, so the temporaries stay a fraction of the gradient.
 _MIN_BLOCKS = 6
@@ -36,7 +36,7 @@ def _block_rows(n: int, c: int) -> int:
 
 # --- driver: blocks of rows, class weights / masks / reduction, the autograd.Function -------
 def _single_label_block(x: Tensor, y: Tensor, prm: RALParams, grad: bool, ws: Workspace):
-    """Negated loss (rows, C), slope v (rows, C) and the softmax terms for the backward."""
+    """Negated loss (rows, C), negated slope -v (rows, C) and the softmax terms for the backward."""
     log_p, log_q, top = softmax_logs(x)
     p, q = log_p.exp(), log_q.exp()
     neg_loss, slope = ral_kernel(p, q, log_p.clone(), log_q, y, prm, grad, ws)

@@ -56,7 +56,7 @@ def _horner(t: Tensor, c: tuple[float, ...], ws: Workspace, out: Tensor | None =
     """c_1 + c_2 t + ... + c_K t^(K-1) (the float c_1 when K = 1), in K - 1 passes."""
     if len(c) == 1:
         return c[0]
-    acc = torch.mul(t, c[-1], out=ws() if out is None else out).add_(c[-2])
+    acc = torch.add(ws.const(c[-2]), t, alpha=c[-1], out=ws() if out is None else out)
     for ck in reversed(c[:-2]):
         torch.addcmul(ws.const(ck), t, acc, out=acc)
     return acc
@@ -92,8 +92,8 @@ def _axpy(acc: Tensor, t: Tensor, factor: Tensor | float, sign: float = 1.0) -> 
 
 
 # --- the two sides ---------------------------------------------------------------------------
-def _positive(p, q, s, log_p, log_q, prm: RALParams, grad: bool, ws: Workspace):
-    """-L+ and -v+ for L+ = Q A with Q = q^gamma_pos (``log_p`` is overwritten).
+def _positive(p, q, ns, log_p, log_q, prm: RALParams, grad: bool, ws: Workspace):
+    """-L+ and -v+ for L+ = Q A with Q = q^gamma_pos (``log_p`` is overwritten; ns = -s).
 
     log form: A = -log p + sum_m e_m q^m,  -dA/dx = q + s D(q),  D = sum_m m e_m q^(m-1)
     series:   A = sum_m a_m q^m,           -dA/dx = s D(q),      D = sum_m m a_m q^(m-1)
@@ -112,15 +112,15 @@ def _positive(p, q, s, log_p, log_q, prm: RALParams, grad: bool, ws: Workspace):
                     d = coef.add_(q, alpha=prm.eps_pos[1])
                 else:
                     d = _horner(q, _derivative(prm.eps_pos), ws, out=coef)
-                slope = torch.addcmul(q, s, d, out=d)
+                slope = torch.addcmul(q, ns, d, value=-1.0, out=d)
             else:
-                slope = torch.add(q, s, alpha=coef, out=ws()) if coef else ws().copy_(q)
+                slope = torch.add(q, ns, alpha=-coef, out=ws()) if coef else ws().copy_(q)
     else:
         coef = _horner(q, _negated(prm.alpha), ws)
         neg_loss = coef.mul_(q) if isinstance(coef, Tensor) else torch.mul(q, coef, out=ws())
         if grad:
-            d = _horner(q, _derivative(prm.alpha), ws)
-            slope = d.mul_(s) if isinstance(d, Tensor) else torch.mul(s, d, out=ws())
+            d = _horner(q, _negated(_derivative(prm.alpha)), ws)  # -D, so that -D * ns = s D
+            slope = d.mul_(ns) if isinstance(d, Tensor) else torch.mul(ns, d, out=ws())
     if grad and gp > 0:
         slope.addcmul_(p, neg_loss, value=-gp)
     if prm.gamma_pos > 0:
@@ -158,13 +158,14 @@ def _below(p_tau: Tensor, gn: float, ws: Workspace) -> Tensor | None:
     return torch.sub(ws.const(1.0), below, out=below).add_(p_tau).pow_(gn - 1.0)
 
 
-def _negative_shifted_log(p, q, s, prm: RALParams, grad: bool, ws: Workspace):
-    """-L- and v- for the log form with tau > 0 and gamma_neg > 0 (both presets), in few passes.
+def _negative_shifted_log(p, q, ns, prm: RALParams, grad: bool, ws: Workspace):
+    """-L- and -v- for the log form with tau > 0 and gamma_neg > 0 (both presets), in few
+    passes (ns = -s).
 
     With u = 1 - p_tau, NB = log(1 - p_tau) - sum_n f_n p_tau^n = -B, R = p_tau^(gn-1),
     F = R p_tau and B' = 1/u + D(p_tau):
         -L- = F (w NB)
-         v- = s [ F (w B' - w' NB) - gn R (w NB) ]
+        -v- = -s [ F (w B' - w' NB) - gn R (w NB) ]
     """
     gn = prm.gamma_neg
     p_tau = _aten.softshrink.out(p, prm.tau, out=ws())  # max(p - tau, 0) for p >= 0
@@ -205,7 +206,7 @@ def _negative_shifted_log(p, q, s, prm: RALParams, grad: bool, ws: Workspace):
                 slope.add_(weighted, alpha=-gn)
             else:
                 slope.addcmul_(below, weighted, value=-gn)
-        slope.mul_(s)
+        slope.mul_(ns)  # -v-
     neg_loss = weighted.mul_(focus)
     return neg_loss, slope
 
@@ -310,16 +311,19 @@ def ral_kernel(
 
     ``log_p`` / ``log_q`` are needed as :func:`needs_logs` says; ``log_p`` is overwritten.
     """
-    s = torch.mul(p, q, out=ws()) if grad else None
+    ns = torch.addcmul(ws.const(0.0), p, q, value=-1.0, out=ws()) if grad else None  # -s = -p q
     if prm.tau > 0 and prm.gamma_neg > 0 and prm.beta is None:
-        neg_loss, slope = _negative_shifted_log(p, q, s, prm, grad, ws)
+        neg_loss, neg_slope = _negative_shifted_log(p, q, ns, prm, grad, ws)
     else:
-        neg_loss, slope = _negative(p, q, s, log_p, log_q, prm, grad, ws)
-    neg_loss_pos, neg_slope_pos = _positive(p, q, s, log_p, log_q, prm, grad, ws)
+        s = torch.neg(ns, out=ws()) if grad else None
+        neg_loss, neg_slope = _negative(p, q, s, log_p, log_q, prm, grad, ws)
+        if grad:
+            neg_slope.neg_()
+    neg_loss_pos, neg_slope_pos = _positive(p, q, ns, log_p, log_q, prm, grad, ws)
     neg_loss.lerp_(neg_loss_pos, targets)
     if grad:
-        slope.neg_().lerp_(neg_slope_pos, targets)  # -v
-    return neg_loss, slope
+        neg_slope.lerp_(neg_slope_pos, targets)  # -v
+    return neg_loss, neg_slope
 
 
 def needs_logs(prm: RALParams) -> tuple[bool, bool]:
@@ -334,10 +338,20 @@ def sigmoid_kernel(
 ) -> tuple[Tensor, Tensor | None]:
     """:func:`ral_kernel` for p = sigmoid(x): -l and dl/dx for one block of logits."""
     need_log_p, need_log_q = needs_logs(prm)
-    log_p = _aten.softplus.out(x, -1.0, 20.0, out=ws()) if need_log_p else None  # log sigmoid
-    log_q = None
-    if need_log_q:
-        log_q = torch.sub(log_p, x, out=ws()) if need_log_p else _aten.softplus.out(x, 1.0, 20.0, out=ws()).neg_()
-    p = torch.sigmoid(x, out=ws())
+    log_p = log_q = None
+    if need_log_p:
+        # log p = log(sigmoid(x)) is exact to 1 ulp while p is a normal float; below x = -80
+        # log p = x to 1e-35, so take the log at max(x, -80) and add back x - max(x, -80).
+        # (Cheaper than softplus; p itself is then off by < 1.8e-35 there, far below 1 ulp.)
+        shift = torch.clamp_min(x, -80.0, out=ws())
+        p = torch.sigmoid(shift, out=ws())
+        log_p = torch.log(p, out=ws())
+        log_p.sub_(shift.sub_(x))
+        if need_log_q:
+            log_q = torch.sub(log_p, x, out=shift)  # log(1 - p) = log p - x
+    else:
+        p = torch.sigmoid(x, out=ws())
+        if need_log_q:
+            log_q = _aten.softplus.out(x, 1.0, 20.0, out=ws()).neg_()
     q = torch.sub(ws.const(1.0), p, out=ws())
     return ral_kernel(p, q, log_p, log_q, targets, prm, grad, ws)

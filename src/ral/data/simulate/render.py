@@ -22,11 +22,11 @@ ANATOMY = {
     "lung_cy": (-0.08, 0.04),
     "lung_rx": (0.30, 0.025),
     "lung_ry": (0.52, 0.04),
-    "heart_rx": (0.31, 0.03),  # half width of the heart shadow (cardiothoracic ratio ~0.45)
+    "heart_rx": (0.31, 0.035),  # half width of the heart shadow (cardiothoracic ratio ~0.45)
     "heart_ry": (0.23, 0.02),
     "heart_cx": (0.10, 0.02),
     "heart_cy": (0.30, 0.03),
-    "med_w": (0.11, 0.01),  # half width of the upper mediastinum
+    "med_w": (0.11, 0.02),  # half width of the upper mediastinum
     "rib_period": (0.17, 0.01),
     "rib_phase": (0.5, 0.29),
     "gastric": (0.0, 1.0),  # > 0.3: a normal gastric air bubble under the left hemidiaphragm
@@ -185,7 +185,7 @@ def _cardiomegaly(p, i, v, rng):
 
 
 def _enlarged_cm(p, i, v, rng):
-    p["med_w"][i] += 0.03 + 0.07 * v
+    p["med_w"][i] += 0.015 + 0.05 * v
 
 
 def _emphysema(p, i, v, rng):
@@ -236,7 +236,7 @@ def _pleural_effusion(c, i, v, rng):
     k = i.size
     both = _col(rng.random(k) < 0.35)
     side = _side(rng, k)
-    height = (0.06 + 0.30 * v[:, None, None]) * p["lung_ry"]
+    height = (0.04 + 0.30 * v[:, None, None]) * p["lung_ry"]
     out = np.zeros_like(x)
     for s in (-1.0, 1.0):
         on = np.maximum(both, (side == s).astype(F32))
@@ -244,7 +244,7 @@ def _pleural_effusion(c, i, v, rng):
         level = p["lung_cy"] + p["lung_ry"] - height - 0.6 * height * np.clip(lat, 0, 1)  # meniscus
         fluid = _soft(y - level, 25.0) * (c.lung_r[i] if s < 0 else c.lung_l[i])
         out = np.maximum(out, fluid * on)
-    c.img[i] += (0.58 - c.img[i]) * out * (0.55 + 0.45 * v[:, None, None])
+    c.img[i] += (0.58 - c.img[i]) * out * (0.3 + 0.6 * v[:, None, None])
 
 
 def _atelectasis(c, i, v, rng):
@@ -254,7 +254,7 @@ def _atelectasis(c, i, v, rng):
     cx, cy = _point_in_lung(rng, p, k, side, 0.25, 0.7)
     slope = _u(rng, k, -0.3, 0.3)
     band = curve(y, x, cy + slope * (x - cx), cx - 0.22, cx + 0.22, 0.03)
-    c.img[i] += (0.10 + 0.22 * v[:, None, None]) * band * _lung_of(c, i, side)
+    c.img[i] += (0.05 + 0.2 * v[:, None, None]) * band * _lung_of(c, i, side)
 
 
 def _blob_opacity(c, i, v, rng, *, r_lo, r_hi, amp, sharp, ylo=-0.6, yhi=0.6, n_blobs=1, spread=0.0,
@@ -292,7 +292,7 @@ def _lung_opacity(c, i, v, rng):
     k = i.size
     cx, cy = _point_in_lung(rng, p, k, _side(rng, k), -0.5, 0.5)
     haze = gauss(x, y, cx, cy, _u(rng, k, 0.12, 0.22), _u(rng, k, 0.15, 0.3))
-    c.img[i] += (0.06 + 0.16 * v[:, None, None]) * haze * c.lungs[i]
+    c.img[i] += (0.03 + 0.12 * v[:, None, None]) * haze * c.lungs[i]
 
 
 def _edema(c, i, v, rng):
@@ -303,7 +303,7 @@ def _edema(c, i, v, rng):
     # Kerley B lines: short horizontal lines at the lateral bases
     kerley = np.clip(np.cos(60.0 * y) - 0.7, 0, 1) / 0.3 * _soft(np.abs(x) - p["lung_cx"] - 0.1, 20.0)
     kerley = kerley * _soft(y - p["lung_cy"] - 0.15, 15.0)
-    c.img[i] += ((0.04 + 0.16 * v[:, None, None]) * bat + 0.06 * v[:, None, None] * kerley) * c.lungs[i]
+    c.img[i] += ((0.02 + 0.12 * v[:, None, None]) * bat + 0.04 * v[:, None, None] * kerley) * c.lungs[i]
     del k
 
 
@@ -318,7 +318,7 @@ def _fibrosis(c, i, v, rng):
     net = np.abs(np.cos(f * x + 3.0 * y)) * np.abs(np.cos(f * y - 2.0 * x))
     net = np.clip(net - 0.55, 0, 1) / 0.45
     zone = _soft(y - p["lung_cy"], 6.0) * _soft(np.abs(x) - p["lung_cx"] * 0.7, 8.0)
-    c.img[i] += (0.1 + 0.2 * v[:, None, None]) * net * zone * c.lungs[i]
+    c.img[i] += (0.15 + 0.25 * v[:, None, None]) * net * zone * c.lungs[i]
 
 
 def _fracture(c, i, v, rng):
@@ -327,9 +327,9 @@ def _fracture(c, i, v, rng):
     side = _side(rng, k)
     cx = side * (p["lung_cx"] + p["lung_rx"] * _u(rng, k, 0.55, 0.95))
     cy = p["lung_cy"] + p["lung_ry"] * _u(rng, k, -0.6, 0.3)
-    callus = ellipse(x, y, cx, cy, _u(rng, k, 0.035, 0.05), 0.03, sharp=5.0)
+    callus = ellipse(x, y, cx, cy, _u(rng, k, 0.045, 0.06), 0.04, sharp=5.0)
     gap = curve(x, y, cx + 0.3 * (y - cy), cy - 0.05, cy + 0.05, 0.012)
-    amp = 0.12 + 0.22 * v[:, None, None]
+    amp = 0.15 + 0.25 * v[:, None, None]
     c.img[i] += amp * callus - 0.6 * amp * gap
 
 
@@ -341,7 +341,7 @@ def _hernia(c, i, v, rng):
     r = _u(rng, k, 0.09, 0.13)
     sac = ellipse(x, y, cx, cy, r, r * 0.9, sharp=10.0)
     gas = sac * _soft(cy - 0.2 * r - y, 40.0)  # air-fluid level: dark gas cap
-    amp = 0.12 + 0.25 * v[:, None, None]
+    amp = 0.18 + 0.25 * v[:, None, None]
     c.img[i] += 0.35 * amp * sac - amp * gas
 
 
@@ -374,8 +374,8 @@ def _pleural_other(c, i, v, rng):
     side = _side(rng, k)
     cx = side * (p["lung_cx"] + p["lung_rx"] * 0.92)
     cy = p["lung_cy"] + p["lung_ry"] * _u(rng, k, -0.4, 0.4)
-    plaque = ellipse(x, y, cx, cy, 0.08, _u(rng, k, 0.12, 0.2), sharp=8.0)
-    c.img[i] += (0.15 + 0.25 * v[:, None, None]) * plaque * _soft(_lung_of(c, i, side) - 0.02, 30.0)
+    plaque = ellipse(x, y, cx, cy, 0.1, _u(rng, k, 0.14, 0.22), sharp=8.0)
+    c.img[i] += (0.2 + 0.25 * v[:, None, None]) * plaque * _soft(_lung_of(c, i, side) - 0.02, 30.0)
 
 
 def _pleural_thickening(c, i, v, rng):
@@ -384,7 +384,7 @@ def _pleural_thickening(c, i, v, rng):
     side = _side(rng, k)
     lung = _lung_of(c, i, side)
     apex = _soft(p["lung_cy"] - 0.15 * p["lung_ry"] - y, 10.0)
-    c.img[i] += (0.08 + 0.2 * v[:, None, None]) * boundary(lung) * lung.clip(0.2, 1) * apex
+    c.img[i] += (0.15 + 0.25 * v[:, None, None]) * boundary(lung) * lung.clip(0.2, 1) * apex
     del x, k
 
 
@@ -399,10 +399,10 @@ def _pneumoperitoneum(c, i, v, rng):
     x, y, p = _sub(c, i)
     dome_y = p["lung_cy"] + p["lung_ry"] * 0.98
     cx = -p["lung_cx"]
-    outer = ellipse(x, y, cx, dome_y + 0.02, p["lung_rx"] * 0.9, 0.09, sharp=12.0)
-    inner = ellipse(x, y, cx, dome_y + 0.09, p["lung_rx"] * 0.9, 0.09, sharp=12.0)
+    outer = ellipse(x, y, cx, dome_y + 0.02, p["lung_rx"] * 1.05, 0.1, sharp=12.0)
+    inner = ellipse(x, y, cx, dome_y + 0.11, p["lung_rx"] * 1.05, 0.1, sharp=12.0)
     crescent = np.clip(outer - inner, 0, 1) * _soft(y - dome_y + 0.02, 20.0)
-    c.img[i] -= (0.18 + 0.3 * v[:, None, None]) * crescent
+    c.img[i] -= (0.25 + 0.3 * v[:, None, None]) * crescent
 
 
 def _pneumothorax(c, i, v, rng):
@@ -427,7 +427,7 @@ def _subcutaneous_emphysema(c, i, v, rng):
     wall = wall * _soft(0.6 - y, 8.0)
     f = _u(rng, k, 28.0, 36.0)
     streaks = np.clip(np.cos(f * (y + 0.6 * side * x)) * np.cos(0.5 * f * x) - 0.3, 0, 1)
-    c.img[i] -= (0.1 + 0.25 * v[:, None, None]) * wall * streaks
+    c.img[i] -= (0.2 + 0.3 * v[:, None, None]) * wall * streaks
 
 
 def _support_devices(c, i, v, rng):
@@ -450,7 +450,7 @@ def _support_devices(c, i, v, rng):
     lead = curve(x * s, y, 0.55 - 0.45 * (y + 0.72) / 1.0, -0.72, 0.3, 0.012)
     for j, part in enumerate((ett, ngt, cvl, box + 0.7 * lead)):
         metal = np.maximum(metal, part * _col(pick[:, j]))
-    c.img[i] += (0.1 + 0.25 * v[:, None, None]) * np.clip(metal, 0, 1)
+    c.img[i] += (0.06 + 0.2 * v[:, None, None]) * np.clip(metal, 0, 1)
 
 
 def _tortuous_aorta(c, i, v, rng):

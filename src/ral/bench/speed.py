@@ -1,0 +1,316 @@
+"""Loss speed: forward + backward time and peak memory of RAL against BCEWithLogitsLoss.
+
+Every loss runs on the same logits and targets in one process. Losses are timed in
+interleaved rounds (the order reversed every other round) so that load from other processes
+hits all of them alike; a loss's time in a round is the median of ``repeats`` forward+backward
+passes after ``warmup`` untimed ones, and its reported ratio is the median over rounds of the
+paired ratio time(loss) / time(bce) of the same round.
+
+Peak memory is what one forward+backward allocates on top of what existed before (inputs
+excluded, the gradient written to ``logits.grad`` included). On CUDA it is read from
+``torch.cuda.max_memory_allocated``; on the CPU from the allocator events of
+``torch.profiler`` (``profile_memory=True``): every allocation and free is recorded with the
+allocator's running total, whose maximum is the peak.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from ral.losses import RobustAsymmetricLoss, build_loss
+
+#: The shapes of issue 6: a CXR-LT batch (26 classes) at three batch sizes and a wide head.
+DEFAULT_SHAPES: tuple[tuple[int, int], ...] = ((256, 26), (1024, 26), (4096, 1000), (16384, 26))
+#: Loss labels measured by default; "bce" (the reference) is always measured.
+DEFAULT_LOSSES: tuple[str, ...] = ("ral_fused", "ral_autograd", "asl_reference", "asl", "focal")
+
+
+class OfficialStyleASL(nn.Module):
+    """ASL written the way the authors' code writes it (Ridnik et al., ICCV 2021): probabilities,
+    clipping, ``log(clamp(p, eps))``, a focusing weight from ``pow`` computed without gradient,
+    and a summed loss. Only a timing reference: use ``ral.losses.AsymmetricLoss`` to train."""
+
+    def __init__(self, gamma_neg: float = 4.0, gamma_pos: float = 1.0, clip: float = 0.05, eps: float = 1e-8):
+        super().__init__()
+        self.gamma_neg, self.gamma_pos, self.clip, self.eps = gamma_neg, gamma_pos, clip, eps
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        x_sigmoid = torch.sigmoid(x)
+        xs_pos = x_sigmoid
+        xs_neg = (1 - x_sigmoid + self.clip).clamp(max=1)
+        loss = y * torch.log(xs_pos.clamp(min=self.eps)) + (1 - y) * torch.log(xs_neg.clamp(min=self.eps))
+        with torch.no_grad():  # the original toggles grad mode globally; no_grad is the scoped form
+            pt = xs_pos * y + xs_neg * (1 - y)
+            weight = torch.pow(1 - pt, self.gamma_pos * y + self.gamma_neg * (1 - y))
+        return -(loss * weight).sum()
+
+
+def make_loss(label: str) -> nn.Module:
+    """The module behind a benchmark label (a registry name also works)."""
+    if label == "bce":
+        return nn.BCEWithLogitsLoss()
+    if label == "ral_fused":
+        return RobustAsymmetricLoss()
+    if label == "ral_autograd":
+        return RobustAsymmetricLoss(impl="autograd")
+    if label == "asl_reference":
+        return OfficialStyleASL()
+    return build_loss(label)
+
+
+@dataclass(frozen=True)
+class SpeedConfig:
+    """What is measured. ``clock``: "wall" or "cpu" (process CPU time: less sensitive to other
+    processes on a shared machine, but it counts every thread's work, spinning included). The
+    number of torch threads is the caller's setting (``torch.set_num_threads``)."""
+
+    shapes: tuple[tuple[int, int], ...] = DEFAULT_SHAPES
+    losses: tuple[str, ...] = DEFAULT_LOSSES
+    rounds: int = 7
+    repeats: int = 10
+    warmup: int = 3
+    clock: str = "wall"
+    memory: bool = True
+    device: str = "cpu"
+    seed: int = 0
+    labels: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        for name in ("rounds", "repeats"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup < 0:
+            raise ValueError(f"warmup must be >= 0, got {self.warmup}")
+        if self.clock not in ("wall", "cpu"):
+            raise ValueError(f"clock must be 'wall' or 'cpu', got {self.clock!r}")
+        for shape in self.shapes:
+            if len(shape) != 2 or min(shape) < 1:
+                raise ValueError(f"shapes must be (N, C) pairs of positive integers, got {shape!r}")
+        labels = ("bce",) + tuple(label for label in self.losses if label != "bce")
+        object.__setattr__(self, "labels", labels)
+
+
+def parse_shape(text: str) -> tuple[int, int]:
+    """"4096x1000" -> (4096, 1000)."""
+    try:
+        n, c = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"shape must look like 4096x1000, got {text!r}") from None
+    if n < 1 or c < 1:
+        raise ValueError(f"shape must have positive sizes, got {text!r}")
+    return n, c
+
+
+def _inputs(shape: tuple[int, int], device: str, seed: int) -> tuple[Tensor, Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    logits = (torch.randn(shape, generator=gen) * 2).to(device).requires_grad_()
+    targets = (torch.rand(shape, generator=gen) < 0.1).float().to(device)  # long-tailed: few positives
+    return logits, targets
+
+
+def _step(loss: nn.Module, logits: Tensor, targets: Tensor) -> Callable[[], None]:
+    def step() -> None:
+        logits.grad = None
+        loss(logits, targets).backward()
+    return step
+
+
+def _timer(config: SpeedConfig) -> Callable[[], float]:
+    return time.perf_counter if config.clock == "wall" else time.process_time
+
+
+def _median_time(step: Callable[[], None], config: SpeedConfig, sync: Callable[[], None]) -> float:
+    clock = _timer(config)
+    for _ in range(config.warmup):
+        step()
+    times = []
+    for _ in range(config.repeats):
+        sync()
+        start = clock()
+        step()
+        sync()
+        times.append(clock() - start)
+    return statistics.median(times)
+
+
+def peak_memory_bytes(step: Callable[[], None], device: str = "cpu") -> int:
+    """Bytes allocated at the peak of ``step()`` above what was allocated before it."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        step()
+        torch.cuda.synchronize()
+        return int(torch.cuda.max_memory_allocated() - base)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    fd, path = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    try:
+        prof.export_chrome_trace(path)
+        with open(path, encoding="utf-8") as handle:
+            events = json.load(handle)["traceEvents"]
+    finally:
+        os.remove(path)
+    memory = sorted((e for e in events if e.get("name") == "[memory]"), key=lambda e: e["ts"])
+    if not memory:
+        return 0
+    base = memory[0]["args"]["Total Allocated"] - memory[0]["args"]["Bytes"]
+    return int(max(e["args"]["Total Allocated"] for e in memory) - base)
+
+
+def measure_speed(config: SpeedConfig = SpeedConfig()) -> pd.DataFrame:
+    """One row per (shape, loss, round): seconds per forward+backward; plus peak bytes.
+
+    Columns: shape, loss, round, seconds, peak_bytes (NaN unless ``config.memory``).
+    """
+    sync = torch.cuda.synchronize if config.device.startswith("cuda") else (lambda: None)
+    rows = []
+    for shape in config.shapes:
+        logits, targets = _inputs(shape, config.device, config.seed)
+        steps = {label: _step(make_loss(label).to(config.device), logits, targets) for label in config.labels}
+        peaks = {}
+        for label, step in steps.items():
+            step()  # warm-up, then drop the gradient so the measured pass allocates a fresh one
+            logits.grad = None
+            peaks[label] = peak_memory_bytes(step, config.device) if config.memory else float("nan")
+        for round_index in range(config.rounds):
+            order = config.labels if round_index % 2 == 0 else tuple(reversed(config.labels))
+            for label in order:
+                seconds = _median_time(steps[label], config, sync)
+                rows.append(dict(shape=f"{shape[0]}x{shape[1]}", loss=label, round=round_index,
+                                 seconds=seconds, peak_bytes=peaks[label]))
+    return pd.DataFrame(rows)
+
+
+def summarize_speed(times: pd.DataFrame) -> pd.DataFrame:
+    """Per (shape, loss): median ms, median paired ratio to BCE (and its IQR), peak MiB and
+    peak memory ratio to BCE."""
+    rows = []
+    for shape, group in times.groupby("shape", sort=False):
+        bce = group[group["loss"] == "bce"].set_index("round")
+        for loss, sub in group.groupby("loss", sort=False):
+            sub = sub.set_index("round")
+            ratios = (sub["seconds"] / bce["seconds"]).dropna()
+            peak = sub["peak_bytes"].iloc[0]
+            rows.append(dict(
+                shape=shape, loss=loss, median_ms=1e3 * sub["seconds"].median(),
+                ratio_to_bce=ratios.median(), ratio_q25=ratios.quantile(0.25), ratio_q75=ratios.quantile(0.75),
+                peak_mib=peak / 2**20, memory_ratio_to_bce=peak / bce["peak_bytes"].iloc[0],
+            ))
+    return pd.DataFrame(rows)
+
+
+def speed_report(config: SpeedConfig, summary: pd.DataFrame, machine: str, command: str = "") -> str:
+    """Markdown record: settings, machine, the table."""
+    from ral.report import markdown_table
+
+    shown = pd.DataFrame({
+        "shape (N x C)": summary["shape"],
+        "loss": summary["loss"],
+        "ms fwd+bwd": summary["median_ms"].map(lambda v: f"{v:.3f}"),
+        "time / BCE (median [IQR])": [
+            f"{m:.2f} [{a:.2f}, {b:.2f}]"
+            for m, a, b in zip(summary["ratio_to_bce"], summary["ratio_q25"], summary["ratio_q75"])
+        ],
+        "peak MiB": summary["peak_mib"].map(lambda v: f"{v:.2f}"),
+        "memory / BCE": summary["memory_ratio_to_bce"].map(lambda v: f"{v:.2f}"),
+    })
+    head = (f"Forward + backward of each loss on float32 logits (targets 10% positive), "
+            f"{config.rounds} interleaved rounds x median of {config.repeats} passes "
+            f"({config.warmup} warm-up), {config.clock}-clock time, device {config.device}.\n\n")
+    if command:
+        head += f"Command: `{command}`\n\n"
+    return head + f"Machine: {machine}\n\n" + markdown_table(shown) + "\n"
+
+
+def machine_line(device: str = "cpu") -> str:
+    """The machine description plus the load average at measurement time (shared machines)."""
+    from ral.bench.step_time import machine_description
+
+    text = machine_description()
+    if device.startswith("cuda"):
+        text += f"; GPU {torch.cuda.get_device_name()}"
+    if hasattr(os, "getloadavg"):
+        text += "; load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
+    return text
+
+
+def run_speed(config: SpeedConfig, out_dir: str | Path | None = None, command: str = "") -> tuple[pd.DataFrame, str]:
+    """Measure, summarise and (with ``out_dir``) write ``speed.csv`` (every round),
+    ``speed_summary.csv`` and ``speed.md``. Returns the summary and the markdown."""
+    from ral.report import write_csv, write_text
+
+    times = measure_speed(config)
+    summary = summarize_speed(times)
+    text = speed_report(config, summary, machine_line(config.device), command)
+    if out_dir is not None:
+        out = Path(out_dir)
+        write_csv(times, out / "speed.csv")
+        write_csv(summary, out / "speed_summary.csv")
+        write_text(text, out / "speed.md")
+    return summary, text
+
+
+def fused_breakdown(shape: tuple[int, int], config: SpeedConfig = SpeedConfig()) -> pd.DataFrame:
+    """Where the time of fused RAL goes at one shape (median ms of ``config.repeats`` passes).
+
+    Parts: BCEWithLogitsLoss forward+backward (the reference), RAL forward+backward, input
+    validation (``prepare_multilabel``), the fused forward with and without the gradient (their
+    difference is the cost of the slope; "without" is also what recomputing in backward would
+    add), and the backward multiply.
+    """
+    from ral.losses._common import prepare_multilabel
+    from ral.losses.ral_fused import fused_forward
+    from ral.losses.ral_params import make_ral_params
+
+    logits, targets = _inputs(shape, config.device, config.seed)
+    x, y = logits.detach(), targets
+    prm = make_ral_params()
+    grad = torch.randn_like(x)
+    upstream = torch.ones((), device=x.device)
+    parts = {
+        "BCEWithLogitsLoss forward+backward": _step(nn.BCEWithLogitsLoss(), logits, targets),
+        "fused RAL forward+backward": _step(RobustAsymmetricLoss(), logits, targets),
+        "input validation (prepare_multilabel)": lambda: prepare_multilabel(x, y),
+        "fused forward, value only": lambda: fused_forward(x, y, None, None, prm, "mean", False, False),
+        "fused forward, value + gradient": lambda: fused_forward(x, y, None, None, prm, "mean", False, True),
+        "backward (saved gradient x upstream)": lambda: grad * upstream,
+    }
+    sync = torch.cuda.synchronize if config.device.startswith("cuda") else (lambda: None)
+    rows = []
+    for round_index in range(config.rounds):
+        for part, step in parts.items():
+            rows.append(dict(part=part, round=round_index, seconds=_median_time(step, config, sync)))
+    frame = pd.DataFrame(rows)
+    out = frame.groupby("part", sort=False)["seconds"].median().mul(1e3).rename("median_ms").reset_index()
+    out.insert(0, "shape", f"{shape[0]}x{shape[1]}")
+    return out
+
+
+def breakdown_report(config: SpeedConfig, out_dir: str | Path | None = None) -> str:
+    """:func:`fused_breakdown` at every shape of ``config`` as markdown (and ``breakdown.csv``)."""
+    from ral.report import markdown_table, write_csv, write_text
+
+    table = pd.concat([fused_breakdown(shape, config) for shape in config.shapes], ignore_index=True)
+    text = "Where the time of fused RAL goes (median ms):\n\n" + markdown_table(table, floatfmt=".3f") + "\n"
+    if out_dir is not None:
+        write_csv(table, Path(out_dir) / "breakdown.csv")
+        write_text(text, Path(out_dir) / "breakdown.md")
+    return text
+
+
+def shapes_from_text(values: Sequence[str] | None) -> tuple[tuple[int, int], ...]:
+    """Parsed ``--shapes`` (the defaults when empty)."""
+    return tuple(parse_shape(v) for v in values) if values else DEFAULT_SHAPES
