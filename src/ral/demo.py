@@ -50,20 +50,31 @@ DEMO_CONFIG: dict[str, Any] = {
 
 
 def ensure_dataset(data_dir: Path, seed: int = 0) -> Path:
-    """Simulate the default dataset into ``data_dir`` unless it is there with the same settings."""
-    from ral.data.simulate import DEFAULT_SIZES, simulate_dataset
+    """Simulate the default dataset into ``data_dir`` unless it is there with the same settings.
 
+    Returns ``data_dir``."""
+    import inspect
+
+    from ral.data import simulate
+
+    defaults = {k: p.default for k, p in inspect.signature(simulate.simulate_dataset).parameters.items()}
+    expected = {
+        "generator": f"ral.data.simulate v{simulate.GENERATOR_VERSION}",
+        "task": "multilabel",
+        "seed": seed,
+        "image_size": defaults["size"],
+        "sizes": dict(zip(("train", "val", "test"), simulate.DEFAULT_SIZES["multilabel"])),
+    }
     info_file = data_dir / "dataset.json"
-    expected = {"task": "multilabel", "seed": seed, "image_size": 64,
-                "sizes": dict(zip(("train", "val", "test"), DEFAULT_SIZES["multilabel"]))}
     if info_file.is_file() and all((data_dir / f"{s}.csv").is_file() for s in ("train", "val", "test")):
         info = json.loads(info_file.read_text(encoding="utf-8"))
-        if all(info.get(k) == v for k, v in expected.items()):
+        missing_rate = info.get("noise", {}).get("missing_rate")
+        if all(info.get(k) == v for k, v in expected.items()) and missing_rate == defaults["missing_rate"]:
             print(f"[demo] dataset already in {data_dir} (same settings), not simulated again")
             return data_dir
     print(f"[demo] simulating the embedded dataset into {data_dir} ...", flush=True)
     start = time.perf_counter()
-    simulate_dataset(data_dir, seed=seed)
+    simulate.simulate_dataset(data_dir, seed=seed)
     print(f"[demo] simulated in {time.perf_counter() - start:.0f} s", flush=True)
     return data_dir
 
@@ -81,16 +92,26 @@ def run_config(loss: str, data_dir: Path, out: Path, epochs: int | None) -> dict
     return config
 
 
-def train_or_reuse(config: dict[str, Any]) -> dict[str, Any]:
-    """Train one run; reuse it if finished with the same config, resume it if interrupted."""
+def train_or_reuse(config: dict[str, Any], data_dir: Path) -> dict[str, Any]:
+    """Train one run; reuse it if finished with the same config and data, resume it if interrupted.
+
+    The data's ``dataset.json`` is copied into the run folder, so a run made on another
+    simulation of the data is refused instead of reused.
+    """
     from ral.engine import config_from_dict, dump_yaml, train
     from ral.engine.build import absolute_paths
+    from ral.report import write_text
 
     out = Path(config["output_dir"])
     resolved = dump_yaml(absolute_paths(config_from_dict(config)))
     stored = out / "config.yaml"
-    if stored.is_file() and stored.read_text(encoding="utf-8") != resolved:
-        raise ValueError(f"{out} holds a run with another config; delete it or pass another --out")
+    info = data_dir / "dataset.json"
+    data_info = info.read_text(encoding="utf-8") if info.is_file() else ""
+    stored_info = out / "dataset.json"
+    if stored.is_file() and (stored.read_text(encoding="utf-8") != resolved or
+                             (stored_info.read_text(encoding="utf-8") if stored_info.is_file() else "") != data_info):
+        raise ValueError(f"{out} holds a run made with another config or dataset; delete it or pass another --out")
+    write_text(data_info, stored_info)
     if (out / "result.json").is_file():
         print(f"[demo] {out.name}: finished run found, reusing it")
         return json.loads((out / "result.json").read_text(encoding="utf-8"))
@@ -135,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = []
         for loss in args.losses:
             config = run_config(loss, data_dir, out, args.epochs)
-            result = train_or_reuse(config)
+            result = train_or_reuse(config, data_dir)
             report = evaluate(result["best_checkpoint"], config["dataset"]["test"], val_data=config["dataset"]["val"],
                               out_dir=out / loss / "eval", n_boot=args.n_boot, device="cpu",
                               cache_dir=config["dataset"]["cache_dir"])
@@ -152,7 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     table = summary_table(rows)
     epochs = args.epochs or DEMO_CONFIG["train"]["epochs"]
-    text = markdown_table(table.reset_index(), floatfmt=".4f")
+    shown = table.reset_index()
+    for column in ("s/epoch", "cpu s/epoch"):  # seconds: one decimal is all the precision they have
+        shown[column] = shown[column].map(lambda v: f"{v:.1f}")
+    text = markdown_table(shown, floatfmt=".4f")
     write_csv(table.reset_index(), out / "summary.csv")
     plot_metric_bars(table[list(METRICS)], out / "metrics.png", title="Test metrics of the demo runs (one seed)")
     elapsed = time.perf_counter() - start
@@ -163,7 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"95% interval ({args.n_boot} resamples); s/epoch (wall clock) and cpu s/epoch (CPU time of the "
         f"process) are the training loop without validation; wall-clock times grow when other jobs share "
         f"the machine, CPU times much less. "
-        f"Produced by `python -m ral.demo --out {out}` in {elapsed:.0f} s (includes any simulation)."
+        f"Produced by `python -m ral.demo --out {out}` in {elapsed:.0f} s (data simulation and image "
+        f"cache included when they had to be made)."
     )
     write_text(f"# ral demo: BCE vs ASL vs RAL\n\n{text}\n\n{details}\n", out / "summary.md")
     print("\n" + text + "\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pandas as pd
@@ -31,12 +32,21 @@ def test_demo_trains_evaluates_and_summarises(tiny_data, tmp_path, monkeypatch, 
 
 
 def test_ensure_dataset_skips_an_identical_simulation(tmp_path, monkeypatch):
-    from ral.data.simulate import DEFAULT_SIZES
+    from ral.data import simulate
 
+    real = simulate.simulate_dataset
+    defaults = real.__kwdefaults__
     calls = []
-    monkeypatch.setattr("ral.data.simulate.simulate_dataset", lambda path, seed=0: calls.append(path))
-    info = {"task": "multilabel", "seed": 0, "image_size": 64,
-            "sizes": dict(zip(("train", "val", "test"), DEFAULT_SIZES["multilabel"]))}
+
+    @functools.wraps(real)  # keeps the real signature (and defaults) visible to the demo
+    def fake(path, **kwargs):
+        calls.append(path)
+
+    monkeypatch.setattr(simulate, "simulate_dataset", fake)
+    info = {"generator": f"ral.data.simulate v{simulate.GENERATOR_VERSION}", "task": "multilabel", "seed": 0,
+            "image_size": defaults["size"],
+            "sizes": dict(zip(("train", "val", "test"), simulate.DEFAULT_SIZES["multilabel"])),
+            "noise": {"missing_rate": defaults["missing_rate"]}}
     for split in ("train", "val", "test"):
         (tmp_path / f"{split}.csv").write_text("path\n")
     (tmp_path / "dataset.json").write_text(json.dumps(info))

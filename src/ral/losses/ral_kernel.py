@@ -22,27 +22,44 @@ _aten = torch.ops.aten
 class Workspace:
     """Block-sized scratch buffers for one call: ``ws()`` hands out a free (rows, C) buffer.
 
-    ``reset(rows)`` makes every buffer free again for the next block of ``rows`` rows.
+    ``release(t)`` gives a buffer back for reuse within the block (fewer distinct buffers: a
+    smaller cache footprint and less memory); ``reset(rows)`` frees all for the next block.
     """
 
     def __init__(self, rows: int, cols: int, like: Tensor) -> None:
         self._size = (rows, cols)
         self._like = like
         self._buffers: list[Tensor] = []
-        self._used = 0
+        self._free: list[int] = []
+        self._taken: dict[int, int] = {}
         self._rows = rows
         self._consts: dict[float, Tensor] = {}
 
     def reset(self, rows: int) -> None:
-        self._used = 0
+        self._free = list(range(len(self._buffers) - 1, -1, -1))
+        self._taken = {}
         self._rows = rows
 
     def __call__(self) -> Tensor:
-        if self._used == len(self._buffers):
+        if self._free:
+            index = self._free.pop()
+        else:
+            index = len(self._buffers)
             self._buffers.append(self._like.new_empty(self._size))
-        buffer = self._buffers[self._used]
-        self._used += 1
-        return buffer if self._rows == self._size[0] else buffer[: self._rows]
+        buffer = self._buffers[index]
+        view = buffer if self._rows == self._size[0] else buffer[: self._rows]
+        self._taken[id(view)] = index
+        return view
+
+    def release(self, *tensors: Tensor | float | None, keep: tuple[Tensor | None, ...] = ()) -> None:
+        """Give the buffers of ``tensors`` back, except those of ``keep`` (aliases are common:
+        compared by identity; anything not handed out by this workspace is ignored)."""
+        kept = {id(t) for t in keep}
+        for tensor in tensors:
+            if id(tensor) not in kept:
+                index = self._taken.pop(id(tensor), None)
+                if index is not None:
+                    self._free.append(index)
 
     def const(self, value: float) -> Tensor:
         """A 0-dim tensor holding ``value`` (for ops whose scalar operand must be a tensor)."""
@@ -179,27 +196,24 @@ def _negative_shifted_log(p, q, ns, prm: RALParams, grad: bool, ws: Workspace):
     weight = weight_prime = None
     if prm.hill:
         weight, weight_prime = _hill(p, p_tau, prm, grad, ws)
-        weighted = torch.mul(weight, neg_base, out=ws())  # w NB
-    else:
-        weighted = neg_base
     slope = None
     if grad:
-        u = torch.sub(ws.const(1.0), p_tau, out=ws())
+        # p_tau is not read after 1 - p_tau unless the eps derivative or an alias (F or R) needs it
+        reuse = not prm.eps_neg and focus is not p_tau and below is not p_tau
+        u = torch.sub(ws.const(1.0), p_tau, out=p_tau if reuse else ws())
         if weight is None:  # w = 1, w' = 0: B'
             slope = torch.reciprocal(u, out=u)
-            d_weight = None
         elif weight_prime is None:  # w B' + NB  (w' = -1)
             slope = torch.addcdiv(neg_base, weight, u, out=u)
-            d_weight = weight
         else:  # w B' - w' NB
             slope = weight_prime.mul_(neg_base).neg_().addcdiv_(weight, u)
-            d_weight = weight
         if prm.eps_neg:
             d = _horner(p_tau, _derivative(prm.eps_neg), ws, out=coef if isinstance(coef, Tensor) else None)
-            if d_weight is None:
+            if weight is None:
                 slope.add_(d)
             else:
-                _axpy(slope, d_weight, d)
+                _axpy(slope, weight, d)
+        weighted = neg_base if weight is None else neg_base.mul_(weight)  # w NB
         slope.mul_(focus)
         if not prm.detach_focal:
             if below is None:
@@ -207,7 +221,11 @@ def _negative_shifted_log(p, q, ns, prm: RALParams, grad: bool, ws: Workspace):
             else:
                 slope.addcmul_(below, weighted, value=-gn)
         slope.mul_(ns)  # -v-
+        ws.release(u, keep=(slope,))
+    else:
+        weighted = neg_base if weight is None else neg_base.mul_(weight)
     neg_loss = weighted.mul_(focus)
+    ws.release(p_tau, below, focus, weight, coef, keep=(neg_loss, slope))
     return neg_loss, slope
 
 
@@ -349,6 +367,8 @@ def sigmoid_kernel(
         log_p.sub_(shift.sub_(x))
         if need_log_q:
             log_q = torch.sub(log_p, x, out=shift)  # log(1 - p) = log p - x
+        else:
+            ws.release(shift)  # dead: log p is complete
     else:
         p = torch.sigmoid(x, out=ws())
         if need_log_q:

@@ -20,7 +20,7 @@ FACTORS = ("cardiac", "icu", "infection", "trauma", "chronic", "oncology")
 LABEL_MODEL: dict[str, tuple[dict[str, float], dict[str, float]]] = {
     "Support Devices": ({"icu": 1.6, "cardiac": 0.5, "trauma": 0.5}, {}),
     "Cardiomegaly": ({"cardiac": 1.6, "chronic": 0.5}, {}),
-    "Edema": ({"cardiac": 1.4, "icu": 0.7}, {"Cardiomegaly": 1.2}),
+    "Edema": ({"cardiac": 1.0, "icu": 0.7}, {"Cardiomegaly": 0.8}),
     "Pleural Effusion": ({"cardiac": 1.0, "icu": 0.8, "oncology": 0.5}, {"Edema": 1.2, "Cardiomegaly": 0.6}),
     "Enlarged Cardiomediastinum": ({"cardiac": 1.0, "chronic": 0.5}, {"Cardiomegaly": 1.2}),
     "Atelectasis": ({"icu": 1.0, "infection": 0.5}, {"Pleural Effusion": 1.0}),

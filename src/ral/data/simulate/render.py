@@ -383,9 +383,10 @@ def _pleural_thickening(c, i, v, rng):
     k = i.size
     side = _side(rng, k)
     lung = _lung_of(c, i, side)
-    apex = _soft(p["lung_cy"] - 0.15 * p["lung_ry"] - y, 10.0)
-    c.img[i] += (0.15 + 0.25 * v[:, None, None]) * boundary(lung) * lung.clip(0.2, 1) * apex
-    del x, k
+    # apical cap: the top of the lung field minus the same field shifted down
+    shifted = lung_field(x, y - _u(rng, k, 0.07, 0.11), side * p["lung_cx"], p["lung_cy"], p["lung_rx"], p["lung_ry"])
+    cap = np.clip(lung - shifted, 0, 1) * _soft(p["lung_cy"] - y, 10.0)
+    c.img[i] += (0.15 + 0.25 * v[:, None, None]) * cap
 
 
 def _pneumomediastinum(c, i, v, rng):
@@ -399,9 +400,10 @@ def _pneumoperitoneum(c, i, v, rng):
     x, y, p = _sub(c, i)
     dome_y = p["lung_cy"] + p["lung_ry"] * 0.98
     cx = -p["lung_cx"]
-    outer = ellipse(x, y, cx, dome_y + 0.02, p["lung_rx"] * 1.05, 0.1, sharp=12.0)
-    inner = ellipse(x, y, cx, dome_y + 0.11, p["lung_rx"] * 1.05, 0.1, sharp=12.0)
-    crescent = np.clip(outer - inner, 0, 1) * _soft(y - dome_y + 0.02, 20.0)
+    # free air under the right hemidiaphragm, separated from the lung base by the diaphragm
+    outer = ellipse(x, y, cx, dome_y + 0.08, p["lung_rx"] * 1.05, 0.1, sharp=12.0)
+    inner = ellipse(x, y, cx, dome_y + 0.17, p["lung_rx"] * 1.05, 0.1, sharp=12.0)
+    crescent = np.clip(outer - inner, 0, 1) * _soft(y - dome_y - 0.04, 20.0)
     c.img[i] -= (0.25 + 0.3 * v[:, None, None]) * crescent
 
 
