@@ -259,6 +259,8 @@ def _add_bench_speed_command(bench_sub: argparse._SubParsersAction) -> None:
     speed.add_argument("--breakdown", action="store_true",
                        help="also time the parts of fused RAL (validation, forward with / without the "
                        "gradient, backward) at each shape")
+    speed.add_argument("--profile", action="store_true",
+                       help="also print torch.profiler's operator table of fused RAL at each shape")
     speed.add_argument("--out", default="runs/bench/speed", help="output folder (default runs/bench/speed)")
     speed.add_argument("--threads", type=int, default=0,
                        help="torch CPU threads (default 0 = torch default; the targets are for the default)")
@@ -281,6 +283,11 @@ def _run_bench_speed(args: argparse.Namespace) -> int:
         from ral.bench.speed import breakdown_report
 
         print(breakdown_report(config, args.out))
+    if args.profile:
+        from ral.bench.speed import profile_fused
+
+        for shape in config.shapes:
+            print(profile_fused(shape, config))
     print(f"written to {args.out}")
     return 0
 

@@ -134,8 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--losses", nargs="+", default=list(DEMO_LOSSES), help="losses to compare")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of the test metrics")
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: small convolutions gain little from a second "
-                        "thread, and a busy machine slows multi-threaded runs down many times)")
+                        help="torch CPU threads (default 1: on a busy machine, multi-threaded runs of this "
+                        "small CNN were many times slower)")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")

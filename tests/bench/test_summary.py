@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from ral.bench.summary import format_mean_std, mean_std_table, summarize
+from ral.bench.summary import format_mean_std, mean_std_table, paired_differences, summarize
 from ral.report import markdown_table
 
 
@@ -55,3 +55,14 @@ def test_format_and_missing_columns(results):
     assert format_mean_std(1.23456, 0.0012, digits=2) == "1.23 ± 0.00"
     with pytest.raises(ValueError, match="mF1"):
         summarize(results, ["mF1"])
+
+
+def test_paired_differences_by_seed(results):
+    diffs = paired_differences(results, "mAP", "ral").set_index("loss")
+    # ral - bce on seeds 0 and 1: 0.10 and 0.12; seed 2 has no ral run; asl only shares seed 0
+    assert diffs.loc["bce", "pairs"] == 2 and diffs.loc["bce", "wins"] == 2
+    assert diffs.loc["bce", "mean_diff"] == pytest.approx(0.11)
+    assert diffs.loc["bce", "min_diff"] == pytest.approx(0.10) and diffs.loc["bce", "max_diff"] == pytest.approx(0.12)
+    assert diffs.loc["asl", "pairs"] == 1 and diffs.loc["asl", "mean_diff"] == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="reference 'hill'"):
+        paired_differences(results, "mAP", "hill")

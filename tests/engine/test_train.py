@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,12 +29,12 @@ def trained(tiny_data, tmp_path_factory):
 def test_train_writes_checkpoints_logs_and_result(trained):
     out = trained["output_dir"]
     for name in ("config.yaml", "result.json", "logs/metrics.csv", "checkpoints/best.ckpt", "checkpoints/last.ckpt"):
-        assert (pd.io.common.Path(out) / name).is_file(), name
+        assert (Path(out) / name).is_file(), name
     assert trained["epochs_completed"] == 1 and trained["monitor"] == "val_mAP"
     assert set(METRICS) <= set(trained["val_metrics"])
     assert trained["train_seconds_per_epoch"] > 0
-    assert json.loads((pd.io.common.Path(out) / "result.json").read_text())["best_epoch"] == 0
-    assert "train_seconds" in pd.read_csv(pd.io.common.Path(out) / "logs" / "metrics.csv").columns
+    assert json.loads((Path(out) / "result.json").read_text())["best_epoch"] == 0
+    assert "train_seconds" in pd.read_csv(Path(out) / "logs" / "metrics.csv").columns
 
 
 def test_checkpoint_is_weights_only_and_self_describing(trained, tiny_data):

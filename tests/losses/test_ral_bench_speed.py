@@ -54,3 +54,13 @@ def test_cli(tmp_path, capsys):
     assert "| 4x3 | ral_fused |" in capsys.readouterr().out
     assert (tmp_path / "speed.md").exists()
     assert main(["bench", "speed", "--shapes", "4by3", "--out", str(tmp_path)]) == 2
+
+
+def test_breakdown_and_profile(tmp_path):
+    from ral.bench.speed import breakdown_report, profile_fused
+
+    config = SpeedConfig(shapes=((6, 4),), rounds=1, repeats=1, warmup=0)
+    text = breakdown_report(config, tmp_path)
+    assert "| 6x4 | input validation (prepare_multilabel) |" in text
+    assert (tmp_path / "breakdown.csv").exists()
+    assert "aten::" in profile_fused((6, 4), config)

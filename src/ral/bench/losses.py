@@ -33,7 +33,7 @@ from ral.bench.experiment import (
     user_data,
 )
 from ral.bench.runner import RunStore
-from ral.bench.summary import mean_std_table, summarize
+from ral.bench.summary import mean_std_table, paired_differences, summarize
 from ral.losses.ral import PRESETS as RAL_PRESETS
 
 #: The paper's constants for RAL (the "paper" preset: Eq. 6 with the authors' released coefficients).
@@ -215,12 +215,29 @@ def write_loss_report(
         "Cells: mean ± sample standard deviation over seeds (`seeds` = number of runs); best mean in bold. "
         "`seconds_per_epoch` is the training loop's wall time per epoch on a shared machine (noisy).\n\n"
         + markdown_table(table)
-        + "\n" + _loss_notes(results) + "\n"
+        + "\n" + _paired_section(results, metrics[0 if task == "multilabel" else 1], task)
+        + _loss_notes(results) + "\n"
         "Figures: `metrics.png` (means with std error bars), `per_class.png` (per-class test "
         f"{score}, mean over seeds). Raw rows: `results.csv`, `per_class.csv`.\n"
     )
     write_text(text, out / "summary.md")
     return text
+
+
+def _paired_section(results: pd.DataFrame, metric: str, task: str) -> str:
+    """Markdown: the RAL row minus every other loss on ``metric``, seed by seed (same seed = same
+    initialisation and batch order), or "" when RAL is not in the results."""
+    from ral.report import markdown_table
+
+    reference = "ral" if task == "multilabel" else "ral_single"
+    if reference not in set(results["loss"]) or results["loss"].nunique() < 2:
+        return ""
+    diffs = paired_differences(results, metric, reference)
+    for column in ("mean_diff", "min_diff", "max_diff"):
+        diffs[column] = diffs[column].map(lambda v: f"{v:+.4f}")
+    diffs = diffs.rename(columns={"wins": f"seeds where {reference} is higher"})
+    return (f"Paired by seed: `{reference}` {metric} minus each other loss's {metric} on the same seed.\n\n"
+            + markdown_table(diffs) + "\n")
 
 
 def _loss_notes(results: pd.DataFrame) -> str:

@@ -311,6 +311,20 @@ def breakdown_report(config: SpeedConfig, out_dir: str | Path | None = None) -> 
     return text
 
 
+def profile_fused(shape: tuple[int, int], config: SpeedConfig = SpeedConfig(), rows: int = 15) -> str:
+    """torch.profiler's operator table (self CPU time) of fused RAL forward+backward at ``shape``,
+    ``config.repeats`` passes after ``config.warmup``: where the element-wise time goes."""
+    logits, targets = _inputs(shape, config.device, config.seed)
+    step = _step(RobustAsymmetricLoss(), logits, targets)
+    for _ in range(config.warmup):
+        step()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for _ in range(config.repeats):
+            step()
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+    return f"torch.profiler, fused RAL forward+backward at {shape[0]}x{shape[1]}, {config.repeats} passes:\n\n{table}\n"
+
+
 def shapes_from_text(values: Sequence[str] | None) -> tuple[tuple[int, int], ...]:
     """Parsed ``--shapes`` (the defaults when empty)."""
     return tuple(parse_shape(v) for v in values) if values else DEFAULT_SHAPES

@@ -75,3 +75,33 @@ def mean_std_table(
             cells[summary.index.get_loc(top)] = f"**{cells[summary.index.get_loc(top)]}**"
         table[name] = cells
     return table
+
+
+def paired_differences(
+    results: pd.DataFrame, metric: str, reference: str, *, by: str = "loss", pair: str = "seed"
+) -> pd.DataFrame:
+    """``reference`` minus every other group on ``metric``, paired by ``pair`` (same seed).
+
+    Returns:
+        One row per other group (first-appearance order): ``by``, ``pairs`` (seeds both ran),
+        ``mean_diff``, ``min_diff``, ``max_diff`` and ``wins`` (pairs where ``reference`` is higher).
+
+    Raises:
+        ValueError: ``reference`` is not in ``results``.
+    """
+    if reference not in set(results[by]):
+        raise ValueError(f"reference {reference!r} not in column {by!r}: {list(pd.unique(results[by]))}")
+    wide = results.pivot_table(index=pair, columns=by, values=metric, aggfunc="mean")
+    rows = []
+    for other in pd.unique(results[by]):
+        if other == reference:
+            continue
+        diff = (wide[reference] - wide[other]).dropna()
+        rows.append({
+            by: other, "pairs": int(diff.size),
+            "mean_diff": float(diff.mean()) if diff.size else float("nan"),
+            "min_diff": float(diff.min()) if diff.size else float("nan"),
+            "max_diff": float(diff.max()) if diff.size else float("nan"),
+            "wins": int((diff > 0).sum()),
+        })
+    return pd.DataFrame(rows)

@@ -244,7 +244,7 @@ def _pleural_effusion(c, i, v, rng):
         level = p["lung_cy"] + p["lung_ry"] - height - 0.6 * height * np.clip(lat, 0, 1)  # meniscus
         fluid = _soft(y - level, 25.0) * (c.lung_r[i] if s < 0 else c.lung_l[i])
         out = np.maximum(out, fluid * on)
-    c.img[i] += (0.58 - c.img[i]) * out * (0.3 + 0.6 * v[:, None, None])
+    c.img[i] += (0.58 - c.img[i]) * out * (0.25 + 0.55 * v[:, None, None])
 
 
 def _atelectasis(c, i, v, rng):
@@ -292,7 +292,7 @@ def _lung_opacity(c, i, v, rng):
     k = i.size
     cx, cy = _point_in_lung(rng, p, k, _side(rng, k), -0.5, 0.5)
     haze = gauss(x, y, cx, cy, _u(rng, k, 0.12, 0.22), _u(rng, k, 0.15, 0.3))
-    c.img[i] += (0.03 + 0.12 * v[:, None, None]) * haze * c.lungs[i]
+    c.img[i] += (0.02 + 0.1 * v[:, None, None]) * haze * c.lungs[i]
 
 
 def _edema(c, i, v, rng):
@@ -303,7 +303,7 @@ def _edema(c, i, v, rng):
     # Kerley B lines: short horizontal lines at the lateral bases
     kerley = np.clip(np.cos(60.0 * y) - 0.7, 0, 1) / 0.3 * _soft(np.abs(x) - p["lung_cx"] - 0.1, 20.0)
     kerley = kerley * _soft(y - p["lung_cy"] - 0.15, 15.0)
-    c.img[i] += ((0.02 + 0.12 * v[:, None, None]) * bat + 0.04 * v[:, None, None] * kerley) * c.lungs[i]
+    c.img[i] += ((0.01 + 0.08 * v[:, None, None]) * bat + 0.04 * v[:, None, None] * kerley) * c.lungs[i]
     del k
 
 
@@ -386,7 +386,7 @@ def _pleural_thickening(c, i, v, rng):
     # apical cap: the top of the lung field minus the same field shifted down
     shifted = lung_field(x, y - _u(rng, k, 0.07, 0.11), side * p["lung_cx"], p["lung_cy"], p["lung_rx"], p["lung_ry"])
     cap = np.clip(lung - shifted, 0, 1) * _soft(p["lung_cy"] - y, 10.0)
-    c.img[i] += (0.15 + 0.25 * v[:, None, None]) * cap
+    c.img[i] += (0.2 + 0.25 * v[:, None, None]) * cap
 
 
 def _pneumomediastinum(c, i, v, rng):
@@ -429,7 +429,7 @@ def _subcutaneous_emphysema(c, i, v, rng):
     wall = wall * _soft(0.6 - y, 8.0)
     f = _u(rng, k, 28.0, 36.0)
     streaks = np.clip(np.cos(f * (y + 0.6 * side * x)) * np.cos(0.5 * f * x) - 0.3, 0, 1)
-    c.img[i] -= (0.2 + 0.3 * v[:, None, None]) * wall * streaks
+    c.img[i] -= (0.25 + 0.3 * v[:, None, None]) * wall * streaks
 
 
 def _support_devices(c, i, v, rng):
