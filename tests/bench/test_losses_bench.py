@@ -87,3 +87,13 @@ def test_bad_selections_are_rejected():
         budget_with(budget, epochs=0)
     assert budget_with(budget, epochs=3).name == "quick+epochs=3"
     assert budget_with(budget, epochs=3).epochs == 3
+
+
+def test_losses_with_parameters_on_the_command_line():
+    budget = BUDGETS["quick"]
+    (spec,) = loss_specs("multilabel", ['ral_g6=ral:{"gamma_neg": 6, "eps_pos": []}'], budget)
+    assert (spec.label, spec.loss, dict(spec.params)) == ("ral_g6", "ral", {"gamma_neg": 6, "eps_pos": []})
+    for bad, message in [("ral:{}", "LABEL=NAME"), ("x=ral:[1]", "JSON object"), ("x=nope:{}", "unknown loss"),
+                         ("a b=ral:{}", "label may hold")]:
+        with pytest.raises(ValueError, match=message):
+            loss_specs("multilabel", [bad], budget)

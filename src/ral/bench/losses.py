@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -76,8 +77,9 @@ def _default_is_paper() -> bool:
 def loss_specs(task: str, names: Sequence[str] | None, budget: Budget) -> list[LossSpec]:
     """The losses to compare for ``task``.
 
-    ``names`` picks rows of the default list by label (``ral_paper``, ``cb_focal``, ...) or
-    any registry name (at its default parameters); None takes the whole default list. When the
+    ``names`` picks rows of the default list by label (``ral_paper``, ``cb_focal``, ...), any
+    registry name (at its default parameters), or ``LABEL=NAME:{json parameters}`` (e.g.
+    ``ral_g6=ral:{"gamma_neg": 6}``); None takes the whole default list. When the
     project's default RAL equals the paper preset, the duplicate ``ral_paper`` row is dropped.
     LDAM gets deferred re-weighting from 80% of the epochs on.
 
@@ -95,7 +97,9 @@ def loss_specs(task: str, names: Sequence[str] | None, budget: Budget) -> list[L
     else:
         chosen = []
         for name in names:
-            if name in by_label:
+            if ":" in name:
+                chosen.append(_custom_spec(name))
+            elif name in by_label:
                 chosen.append(by_label[name])
             elif name in LOSSES:
                 chosen.append(LossSpec(name, name))
@@ -103,6 +107,8 @@ def loss_specs(task: str, names: Sequence[str] | None, budget: Budget) -> list[L
                 raise ValueError(f"--losses: unknown loss {name!r}; known: {sorted(set(by_label) | set(LOSSES))}")
     out = []
     for spec in chosen:
+        if spec.loss not in LOSSES:
+            raise ValueError(f"--losses: unknown loss {spec.loss!r} in {spec.label!r}; known: {sorted(LOSSES)}")
         if LOSSES[spec.loss].task != task:
             raise ValueError(f"--losses: {spec.label!r} is a {LOSSES[spec.loss].task} loss but the data is {task}")
         if spec.loss == "ldam" and "drw_epoch" not in spec.params:
@@ -111,6 +117,23 @@ def loss_specs(task: str, names: Sequence[str] | None, budget: Budget) -> list[L
     if len({spec.label for spec in out}) != len(out):
         raise ValueError(f"--losses: a loss is listed twice: {[spec.label for spec in out]}")
     return out
+
+
+def _custom_spec(text: str) -> LossSpec:
+    """``LABEL=NAME:{json}`` -> LossSpec (``ValueError`` naming the item when malformed)."""
+    head, _, params_text = text.partition(":")
+    label, sep, name = head.partition("=")
+    if not sep or not label or not name:
+        raise ValueError(f"--losses: a loss with parameters looks like LABEL=NAME:{{json}}, got {text!r}")
+    try:
+        params = json.loads(params_text)
+    except json.JSONDecodeError:
+        params = None
+    if not isinstance(params, dict):
+        raise ValueError(f"--losses {text!r}: the parameters must be a JSON object, e.g. {{\"gamma_neg\": 6}}")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", label):
+        raise ValueError(f"--losses {text!r}: the label may hold letters, digits and _ . + - only")
+    return LossSpec(label, name, params)
 
 
 def run_id(label: str, seed: int) -> str:

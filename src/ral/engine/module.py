@@ -77,6 +77,12 @@ class ClassifierModule(L.LightningModule):
         logits = logits.float()
         return torch.sigmoid(logits) if self.task == "multilabel" else torch.softmax(logits, dim=1)
 
+    def on_train_epoch_start(self) -> None:
+        # Losses with an epoch schedule (LDAM's deferred re-weighting) follow the trainer's epoch.
+        set_epoch = getattr(self.loss_fn, "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(self.current_epoch)
+
     def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
         _, images, targets = batch
         loss = self.loss_fn(self.model(images).float(), targets)

@@ -16,8 +16,10 @@ from ral.losses.ral_params import RALParams
 
 def sigmoid_terms(logits: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``(p, 1 - p, -log p, -log(1 - p))`` for p = sigmoid(logits), each (N, C), all finite."""
+    # Two softplus, not softplus(x) - x: the slope of -log p must not be the difference of two
+    # large slopes (float32 cancellation where it is multiplied by a large loss).
     neg_log_q = torch.nn.functional.softplus(logits)  # -log(1 - p)
-    neg_log_p = neg_log_q - logits  # softplus(-x) = -log p
+    neg_log_p = torch.nn.functional.softplus(-logits)  # -log p
     return torch.sigmoid(logits), torch.sigmoid(-logits), neg_log_p, neg_log_q
 
 

@@ -30,7 +30,7 @@ def render_examples(task: str, class_index: int, n: int, size: int, seed: int) -
 
 
 def preview_grid(
-    path: str | os.PathLike, *, task: str = "multilabel", size: int = 64, per_row: int = 8, seed: int = 0
+    path: str | os.PathLike, *, task: str = "multilabel", size: int = 64, per_row: int = 6, seed: int = 0
 ) -> Path:
     """Write a PNG grid: one row per class (26 findings, or 7 skin classes), ``per_row`` images.
 
@@ -45,7 +45,8 @@ def preview_grid(
     classes = CXRLT_CLASSES if task == "multilabel" else ISIC2018_CLASSES
     rows = [render_examples(task, j, per_row, size, seed) for j in range(len(classes))]
     label_width = 2.2 if task == "multilabel" else 0.8
-    fig = Figure(figsize=(per_row * 0.9 + label_width, len(classes) * 0.9 + 0.3))
+    height = len(classes) * 0.9 + 0.45
+    fig = Figure(figsize=(per_row * 0.9 + label_width, height))
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(classes), per_row, squeeze=False)
     for j, (name, images) in enumerate(zip(classes, rows)):
@@ -56,13 +57,13 @@ def preview_grid(
             ax.set_yticks([])
         axes[j, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
     fig.suptitle("simulated " + ("chest radiographs" if task == "multilabel" else "skin lesions")
-                 + ": one class per row, visibility 0.1 -> 1.0", fontsize=9)
+                 + ": one class per row, visibility 0.1 -> 1.0", fontsize=9, y=1 - 0.12 / height)
     width = per_row * 0.9 + label_width
-    fig.subplots_adjust(left=label_width / width, right=0.99, top=1 - 0.3 / (len(classes) * 0.9 + 0.3),
+    fig.subplots_adjust(left=label_width / width, right=0.99, top=1 - 0.45 / height,
                         bottom=0.01, wspace=0.04, hspace=0.06)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+    fig.savefig(buffer, format="png", dpi=80)
     write_bytes_atomic(out, buffer.getvalue())
     return out

@@ -8,6 +8,7 @@ quantised to uint8 at the end. Every array is (B, S, S) float32 for a batch of B
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -73,7 +74,7 @@ class Canvas:
     markings: np.ndarray  # vessel / rib texture inside the lungs (removed by pneumothorax)
     img: np.ndarray
 
-    @property
+    @cached_property
     def lungs(self) -> np.ndarray:
         return np.maximum(self.lung_r, self.lung_l)
 
