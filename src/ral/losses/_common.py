@@ -167,15 +167,18 @@ def prepare_multilabel(
         mask_bool = mask.to(device=logits.device) != 0
         valid = mask_bool if valid is None else valid & mask_bool
 
-    checked = targets32 if valid is None else targets32[valid]
-    if checked.numel() and (torch.isnan(checked).any() or (checked < 0).any() or (checked > 1).any()):
-        bad = checked[torch.isnan(checked) | (checked < 0) | (checked > 1)][0].item()
-        hint = "" if ignore_value is not None else " (pass ignore_value to mark uncertain labels)"
-        raise ValueError(f"targets must be in [0, 1]{hint}, got a value {bad!r}")
+    if valid is not None:
+        targets32 = torch.where(valid, targets32, torch.zeros_like(targets32))
+    if targets32.numel():
+        # One reduction pass: NaN propagates into aminmax, so it fails the range check too.
+        low, high = torch.aminmax(targets32)
+        if not (low >= 0 and high <= 1):
+            bad = targets32[torch.isnan(targets32) | (targets32 < 0) | (targets32 > 1)][0].item()
+            hint = "" if ignore_value is not None else " (pass ignore_value to mark uncertain labels)"
+            raise ValueError(f"targets must be in [0, 1]{hint}, got a value {bad!r}")
 
     if valid is None:
         return logits32, targets32, None
-    targets32 = torch.where(valid, targets32, torch.zeros_like(targets32))
     return logits32, targets32, valid.to(dtype)
 
 
