@@ -97,3 +97,16 @@ def test_losses_with_parameters_on_the_command_line():
                          ("a b=ral:{}", "label may hold")]:
         with pytest.raises(ValueError, match=message):
             loss_specs("multilabel", [bad], budget)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task, expected", [
+    ("multilabel", ["bce", "focal", "asl", "apl", "hill", "cb_focal", "db", "ral"]),
+    ("single", ["ce", "focal_ce", "ldam_drw", "logit_adjusted", "balanced_softmax", "ral_single"]),
+])
+def test_full_quick_benchmark_of_each_task(tmp_path, task, expected):
+    assert main(["bench", "losses", "--simulate", "--quick", "--task", task, "--out", str(tmp_path)]) == 0
+    results = pd.read_csv(tmp_path / "results.csv")
+    assert list(results["loss"]) == expected
+    headline = "mAP" if task == "multilabel" else "balanced_accuracy"
+    assert results[headline].between(0, 1).all()

@@ -137,6 +137,8 @@ def test_folder_per_class_tree(tmp_path):
     assert table.format == "folder" and table.task == "single" and table.class_names == ["a_cls", "b_cls"]
     assert table.paths == ["a_cls/sub/y.png", "a_cls/x.jpg", "b_cls/1.png"]
     assert table.targets_single().tolist() == [0, 0, 1]
+    with pytest.raises(ValueError, match="format 'generic' needs a CSV file, got directory"):
+        load_table(tmp_path / "tree", format="generic")
 
 
 @pytest.mark.parametrize(

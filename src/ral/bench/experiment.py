@@ -130,10 +130,10 @@ def simulated_data(out_dir: str | os.PathLike, budget: Budget, *, task: str = "m
                    seed: int = 0) -> BenchData:
     """Simulate the embedded dataset at the budget's sizes into ``out_dir`` (reused when there).
 
-    A folder is reused only when its ``dataset.json`` records the same task, seed, image
-    size and split sizes; otherwise it is generated again.
+    A folder is reused only when its ``dataset.json`` records the same generator version, task,
+    seed, image size and split sizes; otherwise it is generated again.
     """
-    from ral.data.simulate import simulate_dataset
+    from ral.data.simulate import GENERATOR_VERSION, simulate_dataset
 
     folder = Path(out_dir)
     sizes = {"train": budget.n_train, "val": budget.n_val, "test": budget.n_test}
@@ -143,7 +143,8 @@ def simulated_data(out_dir: str | os.PathLike, budget: Budget, *, task: str = "m
     if info_path.exists():
         info = json.loads(info_path.read_text(encoding="utf-8"))
         fresh = not (info.get("task") == task and info.get("seed") == seed
-                     and info.get("image_size") == size and info.get("sizes") == sizes)
+                     and info.get("image_size") == size and info.get("sizes") == sizes
+                     and info.get("generator") == f"ral.data.simulate v{GENERATOR_VERSION}")
     if fresh:
         simulate_dataset(folder, seed=seed, size=size, n_train=budget.n_train, n_val=budget.n_val,
                          n_test=budget.n_test, task=task)

@@ -103,6 +103,8 @@ def load_table(
     if path.is_dir() or format == "folder":
         if not path.is_dir():
             raise ValueError(f"format 'folder' needs a directory, got file {path}")
+        if format not in (None, "folder"):
+            raise ValueError(f"format {format!r} needs a CSV file, got directory {path}")
         table = read_folder(path, skip_bad=skip_bad)
     else:
         frame = read_csv(path)
@@ -118,7 +120,7 @@ def load_table(
 def read_csv(path: Path) -> pd.DataFrame:
     """All cells as strings ("" for blank), header names stripped; errors name the file."""
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False)
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False, encoding="utf-8-sig")
     except pd.errors.EmptyDataError as exc:
         raise ValueError(f"label table {path} is empty") from exc
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:

@@ -181,7 +181,7 @@ Painter = Callable[[Canvas, np.ndarray, np.ndarray, np.random.Generator], None]
 
 
 def _cardiomegaly(p, i, v, rng):
-    p["heart_rx"][i] += 0.03 + 0.1 * v
+    p["heart_rx"][i] += 0.02 + 0.09 * v
     p["heart_ry"][i] += 0.01 + 0.03 * v
 
 
@@ -190,8 +190,8 @@ def _enlarged_cm(p, i, v, rng):
 
 
 def _emphysema(p, i, v, rng):
-    p["lung_ry"][i] += 0.03 + 0.06 * v
-    p["lung_cy"][i] += 0.02 + 0.03 * v
+    p["lung_ry"][i] += 0.015 + 0.05 * v
+    p["lung_cy"][i] += 0.01 + 0.03 * v
     p["heart_rx"][i] -= 0.02 * v
 
 
@@ -245,7 +245,7 @@ def _pleural_effusion(c, i, v, rng):
         level = p["lung_cy"] + p["lung_ry"] - height - 0.6 * height * np.clip(lat, 0, 1)  # meniscus
         fluid = _soft(y - level, 25.0) * (c.lung_r[i] if s < 0 else c.lung_l[i])
         out = np.maximum(out, fluid * on)
-    c.img[i] += (0.58 - c.img[i]) * out * (0.25 + 0.55 * v[:, None, None])
+    c.img[i] += (0.58 - c.img[i]) * out * (0.2 + 0.5 * v[:, None, None])
 
 
 def _atelectasis(c, i, v, rng):
@@ -255,7 +255,7 @@ def _atelectasis(c, i, v, rng):
     cx, cy = _point_in_lung(rng, p, k, side, 0.25, 0.7)
     slope = _u(rng, k, -0.3, 0.3)
     band = curve(y, x, cy + slope * (x - cx), cx - 0.22, cx + 0.22, 0.03)
-    c.img[i] += (0.05 + 0.2 * v[:, None, None]) * band * _lung_of(c, i, side)
+    c.img[i] += (0.04 + 0.16 * v[:, None, None]) * band * _lung_of(c, i, side)
 
 
 def _blob_opacity(c, i, v, rng, *, r_lo, r_hi, amp, sharp, ylo=-0.6, yhi=0.6, n_blobs=1, spread=0.0,
@@ -276,7 +276,7 @@ def _blob_opacity(c, i, v, rng, *, r_lo, r_hi, amp, sharp, ylo=-0.6, yhi=0.6, n_
 
 
 def _consolidation(c, i, v, rng):
-    _blob_opacity(c, i, v, rng, r_lo=0.12, r_hi=0.2, amp=0.33, sharp=6.0, ylo=-0.2, yhi=0.6)
+    _blob_opacity(c, i, v, rng, r_lo=0.12, r_hi=0.2, amp=0.25, sharp=6.0, ylo=-0.2, yhi=0.6)
 
 
 def _pneumonia(c, i, v, rng):
@@ -298,18 +298,16 @@ def _lung_opacity(c, i, v, rng):
 
 def _edema(c, i, v, rng):
     x, y, p = _sub(c, i)
-    k = i.size
     hy = p["lung_cy"] + 0.1
     bat = gauss(np.abs(x), y, p["lung_cx"] * 0.55, hy, 0.18, 0.28)
     # Kerley B lines: short horizontal lines at the lateral bases
     kerley = np.clip(np.cos(60.0 * y) - 0.7, 0, 1) / 0.3 * _soft(np.abs(x) - p["lung_cx"] - 0.1, 20.0)
     kerley = kerley * _soft(y - p["lung_cy"] - 0.15, 15.0)
     c.img[i] += ((0.01 + 0.08 * v[:, None, None]) * bat + 0.04 * v[:, None, None] * kerley) * c.lungs[i]
-    del k
 
 
 def _emphysema_paint(c, i, v, rng):
-    c.img[i] -= (0.03 + 0.06 * v[:, None, None]) * c.lungs[i] + 0.6 * v[:, None, None] * c.markings[i] * c.lungs[i]
+    c.img[i] -= (0.02 + 0.04 * v[:, None, None]) * c.lungs[i] + 0.4 * v[:, None, None] * c.markings[i] * c.lungs[i]
 
 
 def _fibrosis(c, i, v, rng):
@@ -394,7 +392,7 @@ def _pneumomediastinum(c, i, v, rng):
     x, y, p = _sub(c, i)
     med = np.maximum(c.heart[i], _soft(p["med_w"] - np.abs(x - 0.02), 30.0) * _soft(p["heart_cy"] - y, 8.0))
     stripe = boundary(med) * _soft(p["heart_cy"] + 0.05 - y, 10.0) * _soft(y + 0.95, 10.0)
-    c.img[i] -= (0.15 + 0.3 * v[:, None, None]) * stripe
+    c.img[i] -= (0.08 + 0.25 * v[:, None, None]) * stripe
 
 
 def _pneumoperitoneum(c, i, v, rng):
@@ -430,7 +428,7 @@ def _subcutaneous_emphysema(c, i, v, rng):
     wall = wall * _soft(0.6 - y, 8.0)
     f = _u(rng, k, 28.0, 36.0)
     streaks = np.clip(np.cos(f * (y + 0.6 * side * x)) * np.cos(0.5 * f * x) - 0.3, 0, 1)
-    c.img[i] -= (0.25 + 0.3 * v[:, None, None]) * wall * streaks
+    c.img[i] -= (0.15 + 0.3 * v[:, None, None]) * wall * streaks
 
 
 def _support_devices(c, i, v, rng):
@@ -458,10 +456,10 @@ def _support_devices(c, i, v, rng):
 
 def _tortuous_aorta(c, i, v, rng):
     x, y, p = _sub(c, i)
-    amp = 0.04 + 0.09 * v[:, None, None]
+    amp = 0.02 + 0.08 * v[:, None, None]
     contour_x = 0.1 + amp * np.sin(np.pi * (y + 0.55) / 0.85) + 0.04
     aorta = curve(x, y, contour_x, -0.55, 0.3, 0.035)
-    c.img[i] += (0.08 + 0.12 * v[:, None, None]) * aorta * (1.0 - c.heart[i])
+    c.img[i] += (0.05 + 0.1 * v[:, None, None]) * aorta * (1.0 - c.heart[i])
 
 
 def _calcification_aorta(c, i, v, rng):
@@ -470,7 +468,7 @@ def _calcification_aorta(c, i, v, rng):
     cx, cy, r = 0.14, -0.45 + _u(rng, k, -0.04, 0.04), 0.085
     d = np.sqrt((x - cx) ** 2 + (y - cy) ** 2)
     arc = np.exp(-0.5 * ((d - r) / 0.018) ** 2) * _soft(cy + 0.02 - y, 20.0) * _soft(x - cx + 0.03, 20.0)
-    c.img[i] += (0.12 + 0.25 * v[:, None, None]) * arc
+    c.img[i] += (0.08 + 0.22 * v[:, None, None]) * arc
 
 
 PAINTERS: dict[str, Painter] = {
