@@ -356,22 +356,10 @@ def sigmoid_kernel(
 ) -> tuple[Tensor, Tensor | None]:
     """:func:`ral_kernel` for p = sigmoid(x): -l and dl/dx for one block of logits."""
     need_log_p, need_log_q = needs_logs(prm)
-    log_p = log_q = None
-    if need_log_p:
-        # log p = log(sigmoid(x)) is exact to 1 ulp while p is a normal float; below x = -80
-        # log p = x to 1e-35, so take the log at max(x, -80) and add back x - max(x, -80).
-        # (Cheaper than softplus; p itself is then off by < 1.8e-35 there, far below 1 ulp.)
-        shift = torch.clamp_min(x, -80.0, out=ws())
-        p = torch.sigmoid(shift, out=ws())
-        log_p = torch.log(p, out=ws())
-        log_p.sub_(shift.sub_(x))
-        if need_log_q:
-            log_q = torch.sub(log_p, x, out=shift)  # log(1 - p) = log p - x
-        else:
-            ws.release(shift)  # dead: log p is complete
-    else:
-        p = torch.sigmoid(x, out=ws())
-        if need_log_q:
-            log_q = _aten.softplus.out(x, 1.0, 20.0, out=ws()).neg_()
-    q = torch.sub(ws.const(1.0), p, out=ws())
+    # log p = -softplus(-x) (softplus with beta = -1), log(1 - p) = -softplus(x) and
+    # 1 - p = sigmoid(-x): each accurate to a few ulp, no cancellation at large |x|.
+    p = torch.sigmoid(x, out=ws())
+    q = torch.neg(x, out=ws()).sigmoid_()
+    log_p = _aten.softplus.out(x, -1.0, 20.0, out=ws()) if need_log_p else None
+    log_q = _aten.softplus.out(x, 1.0, 20.0, out=ws()).neg_() if need_log_q else None
     return ral_kernel(p, q, log_p, log_q, targets, prm, grad, ws)
