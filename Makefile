@@ -31,10 +31,10 @@ demo: $(STAMP)
 	$(BIN)/python -m ral.demo --out $(OUT)
 
 bench: $(STAMP)
-	$(BIN)/ral bench losses --simulate --out runs/bench
+	$(BIN)/ral bench losses --simulate
 
 bench-quick: $(STAMP)
-	$(BIN)/ral bench losses --simulate --quick --out runs/bench-quick
+	$(BIN)/ral bench losses --simulate --quick
 
 bench-speed: $(STAMP)
 	$(BIN)/python benchmarks/loss_speed.py

@@ -133,3 +133,8 @@ def test_bad_arguments(tmp_path):
         simulate_dataset(tmp_path, n_val=10)
     with pytest.raises(ValueError, match="missing_rate must be in"):
         simulate_dataset(tmp_path, missing_rate=1.5)
+
+
+def test_single_label_split_too_small_for_its_quotas_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match=r"n_test must be at least \d+ .* got 250"):
+        simulate_dataset(tmp_path / "s", task="single", size=16, n_train=200, n_val=300, n_test=250)

@@ -123,6 +123,14 @@ def simulate_split(split: str, n_images: int, out_dir: Path, *, seed: int, size:
     code = SPLIT_CODES[split]
     rng = np.random.default_rng([seed, code, 0])
     counts, oversampled = class_quotas(n_images, MIN_POSITIVES[split])
+    nv_floor = max(MIN_POSITIVES[split], 1)
+    if counts[ISIC2018_CLASSES.index("NV")] < nv_floor:
+        needed = next(n for n in range(n_images, 100 * len(counts) * nv_floor + 1)
+                      if class_quotas(n, MIN_POSITIVES[split])[0][ISIC2018_CLASSES.index("NV")] >= nv_floor)
+        raise ValueError(
+            f"n_{split} must be at least {needed} for the single-label task (every class needs "
+            f"{MIN_POSITIVES[split]} images in {split}), got {n_images}"
+        )
     targets = rng.permutation(np.repeat(np.arange(len(ISIC2018_CLASSES)), counts))
     visibility = rng.beta(1.2, 1.6, size=n_images).astype(F32)
     folder = out_dir / "images"
