@@ -10,6 +10,7 @@ median over rounds of the paired ratio ``time(loss) / time(bce)`` in the same ro
 from __future__ import annotations
 
 import copy
+import contextlib
 import os
 import platform
 import statistics
@@ -152,14 +153,11 @@ def summarize_step_time(times: pd.DataFrame, reference: str = "bce") -> pd.DataF
 def machine_description() -> str:
     """One line: CPU model, logical cores, torch threads, torch and Python versions."""
     cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
     return (
         f"{cpu}; {os.cpu_count()} logical cores; torch {torch.__version__} with "
         f"{torch.get_num_threads()} threads; Python {platform.python_version()}; {platform.system()}"

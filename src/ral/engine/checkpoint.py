@@ -8,6 +8,7 @@ primitive container, so it loads with ``torch.load(weights_only=True)``; nothing
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -41,9 +42,8 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> None:
     except OSError:
         return
     try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
+        with contextlib.suppress(OSError):  # some filesystems cannot fsync a directory
+            os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
 
