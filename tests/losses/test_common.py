@@ -15,12 +15,10 @@ from ral.losses._common import (
     check_nonnegative,
     check_reduction,
     compute_dtype,
-    multilabel_loss,
     prepare_multilabel,
     prepare_single_label,
     reduce_loss,
     reduce_per_sample,
-    single_label_loss,
 )
 
 
@@ -119,6 +117,19 @@ def test_prepare_single_label_indices_smoothing_and_ignore():
     assert valid[:, 0].tolist() == [1.0, 0.0, 1.0]
     _, q, valid = prepare_single_label(torch.zeros(2, 2, dtype=torch.float64), torch.tensor([[0.0, 1.0], [0.3, 0.7]]))
     assert q.dtype == torch.float64 and valid is None
+    with pytest.raises(ValueError, match=r"at least 2 classes, got shape \(3, 1\)"):
+        prepare_single_label(torch.zeros(3, 1), torch.zeros(3, dtype=torch.long))
+
+
+def test_target_checks_can_be_switched_off():
+    # a training loop whose labels were validated when read skips the host-device synchronisation
+    with pytest.raises(ValueError, match="targets must be in"):
+        prepare_multilabel(torch.zeros(1, 2), torch.tensor([[0.0, 2.0]]))
+    _, y, _ = prepare_multilabel(torch.zeros(1, 2), torch.tensor([[0.0, 2.0]]), check_targets=False)
+    assert y.tolist() == [[0.0, 2.0]]
+    with pytest.raises(ValueError, match="class indices"):
+        prepare_single_label(torch.zeros(1, 2), torch.tensor([5]))
+    prepare_single_label(torch.zeros(1, 2), torch.tensor([1]), check_targets=False)
 
 
 # ----------------------------------------------------------------------------- reductions
@@ -151,28 +162,3 @@ def test_reduce_per_sample():
     assert reduce_per_sample(loss, valid=valid, class_weights=weights, reduction="sum").item() == 10.0
     assert reduce_per_sample(loss, valid=valid, class_weights=weights, reduction="mean").item() == 5.0
     assert reduce_per_sample(loss).item() == 7.0
-
-
-def test_pipelines_check_reduction_before_computing():
-    def never(x, y):
-        raise AssertionError("the element-wise loss must not run")
-
-    with pytest.raises(ValueError, match="reduction"):
-        multilabel_loss(never, torch.zeros(1, 2), torch.zeros(1, 2), reduction="bad")
-    with pytest.raises(ValueError, match="reduction"):
-        single_label_loss(never, torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), reduction="bad")
-
-
-def test_pipelines_hand_float_targets_with_ignored_entries_zeroed():
-    seen = {}
-
-    def record(x, y):
-        seen["x"], seen["y"] = x, y
-        return x * 0 + 1
-
-    value = multilabel_loss(record, torch.zeros(1, 3, dtype=torch.float16), torch.tensor([[1.0, -1.0, 0.0]]), ignore_value=-1)
-    assert seen["x"].dtype == torch.float32 and seen["y"].tolist() == [[1.0, 0.0, 0.0]]
-    assert value.item() == 1.0
-    value = single_label_loss(record, torch.zeros(2, 3), torch.tensor([2, -100]), reduction="sum")
-    assert seen["y"].tolist() == [[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
-    assert value.item() == 3.0

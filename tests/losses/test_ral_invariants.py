@@ -7,10 +7,10 @@ import pytest
 import ral_refs as R
 import torch
 import torch.nn.functional as F
+from conftest import IMPLS, IMPLS_COMPILED_SLOW
 
 from ral.losses import RobustAsymmetricLoss, robust_asymmetric_loss
 
-IMPLS = ("fused", "autograd")
 HARMONIC = tuple(1.0 / m for m in range(1, 1001))
 
 
@@ -104,7 +104,7 @@ def test_preset_overrides_and_bad_name():
         RobustAsymmetricLoss.from_preset("nope")
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", IMPLS_COMPILED_SLOW)
 @pytest.mark.parametrize("gammas", [(0.5, 0.5), (0.25, 1.5), (1.5, 0.75)])
 @pytest.mark.parametrize("tau", [0.0, 0.05])
 def test_fractional_gammas_match_reference(impl, gammas, tau):
@@ -143,7 +143,7 @@ def _extreme_logits(dtype):
     return x, y
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", IMPLS_COMPILED_SLOW)
 @pytest.mark.parametrize("config", EXTREME_CONFIGS,
                          ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "default")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
@@ -204,7 +204,7 @@ def _gradcheck_data():
     return x, torch.rand(4, 5, generator=gen, dtype=torch.float64)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", IMPLS_COMPILED_SLOW)
 @pytest.mark.parametrize("params", GRADCHECK_PARAMS)
 def test_gradcheck(impl, params):
     x, y = _gradcheck_data()
@@ -215,7 +215,7 @@ def test_gradcheck(impl, params):
     assert torch.autograd.gradcheck(fn, (x,), eps=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", IMPLS_COMPILED_SLOW)
 @pytest.mark.parametrize("params", GRADCHECK_PARAMS)
 def test_gradcheck_with_detach_focal(impl, params):
     """With detach_focal the gradient is, by design, the derivative of the loss whose focusing

@@ -1,8 +1,9 @@
 """Loss functions for multi-label and single-label long-tailed classification.
 
-Every loss has a functional form and a thin ``nn.Module`` (class attribute ``task``:
-"multilabel" or "single"), shares validation, masking, class weights and reduction
-(``_common``), computes in float32 in log space, and imports nothing else from ``ral``::
+Every loss is an ``nn.Module`` on one base class (``_base.Loss``; class attribute ``task``:
+"multilabel" or "single") with a functional form of the same name in snake case; all share
+validation, masking, class weights and reduction (``_common``), compute in float32 in log space,
+and import nothing else from ``ral``::
 
     from ral.losses import RobustAsymmetricLoss, build_loss
     criterion = RobustAsymmetricLoss()              # or build_loss("asl", gamma_neg=4)
@@ -11,8 +12,8 @@ Every loss has a functional form and a thin ``nn.Module`` (class attribute ``tas
 See docs/losses.md for the table of losses, formulas, papers and defaults.
 """
 
-from .apl import AsymmetricPolynomialLoss, asymmetric_polynomial_loss
-from .asl import AsymmetricLoss, asymmetric_loss
+from ._base import Loss, MultiLabelLoss, SingleLabelLoss
+from .asl import AsymmetricLoss, AsymmetricPolynomialLoss, asymmetric_loss, asymmetric_polynomial_loss
 from .balanced import (
     ClassBalancedLoss,
     DistributionBalancedLoss,
@@ -36,7 +37,7 @@ from .ral import (
     robust_asymmetric_loss,
     robust_asymmetric_loss_single_label,
 )
-from .registry import LOSSES, build_loss, loss_task
+from .registry import LOSSES, build_loss, loss_class, loss_task
 
 __all__ = [
     "LOSSES",
@@ -51,9 +52,12 @@ __all__ = [
     "HillLoss",
     "LDAMLoss",
     "LogitAdjustedLoss",
+    "Loss",
+    "MultiLabelLoss",
     "RobustAsymmetricLoss",
     "RobustAsymmetricLossSingleLabel",
     "SigmoidFocalLoss",
+    "SingleLabelLoss",
     "asymmetric_loss",
     "asymmetric_polynomial_loss",
     "balanced_softmax_loss",
@@ -66,6 +70,7 @@ __all__ = [
     "hill_loss",
     "ldam_loss",
     "logit_adjusted_cross_entropy",
+    "loss_class",
     "loss_task",
     "robust_asymmetric_loss",
     "robust_asymmetric_loss_single_label",

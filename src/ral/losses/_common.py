@@ -1,15 +1,15 @@
 """Validation, masking, class weighting and reduction shared by every loss in ``ral.losses``.
 
-All losses compute an element-wise loss tensor of shape (N, C) in float32 (float64 when the
-logits are float64, so that exact reference checks and ``gradcheck`` work) and hand it to
-:func:`reduce_loss`, so "mean" / "sum" / "none", masks and class weights behave the same
-everywhere. Nothing here imports from the rest of the package.
+Every loss (see ``_base.py``) computes an element-wise loss tensor of shape (N, C) in float32
+(float64 when the logits are float64, so that exact reference checks and ``gradcheck`` work)
+and hands it to :func:`reduce_loss`, so "mean" / "sum" / "none", masks and class weights behave
+the same everywhere. Nothing here imports from the rest of the package.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -18,8 +18,6 @@ REDUCTIONS = ("mean", "sum", "none")
 
 #: A per-class vector as users pass it: a 1-D tensor, a sequence of numbers, or None.
 ClassVector = Tensor | Sequence[float] | None
-#: An element-wise loss: (compute-dtype logits (N, C), float targets (N, C)) -> loss (N, C).
-ElementwiseLoss = Callable[[Tensor, Tensor], Tensor]
 
 
 def compute_dtype(logits: Tensor) -> torch.dtype:
@@ -81,6 +79,13 @@ def check_float_tuple(name: str, values: Sequence[float] | None) -> tuple[float,
         raise ValueError(f"{name} must contain only finite numbers, got {values!r}") from None
 
 
+def check_bool(name: str, value: bool) -> bool:
+    """Return ``value`` if it is True or False (not 0 / 1 / None); ``ValueError`` otherwise."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
 def check_class_vector(
     name: str,
     value: Sequence[float] | Tensor | None,
@@ -109,13 +114,15 @@ def check_class_vector(
     return tensor if device is None else tensor.to(device)
 
 
-def _check_logits(logits: Tensor) -> None:
+def _check_logits(logits: Tensor, min_classes: int = 1) -> None:
     if not isinstance(logits, Tensor):
         raise ValueError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
     if logits.ndim != 2:
         raise ValueError(f"logits must have shape (N, C), got shape {tuple(logits.shape)}")
     if not logits.is_floating_point():
         raise ValueError(f"logits must be a floating-point tensor, got dtype {logits.dtype}")
+    if logits.shape[1] < min_classes:
+        raise ValueError(f"single-label logits need at least {min_classes} classes, got shape {tuple(logits.shape)}")
 
 
 def prepare_multilabel(
@@ -124,6 +131,7 @@ def prepare_multilabel(
     *,
     ignore_value: float | None = None,
     mask: Tensor | None = None,
+    check_targets: bool = True,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Validate multi-label inputs and split off the elements that must be ignored.
 
@@ -133,6 +141,9 @@ def prepare_multilabel(
             ``ignore_value`` (or NaN when ``ignore_value`` is NaN) are ignored.
         ignore_value: target value marking an element to ignore (e.g. -1, or ``float("nan")``).
         mask: optional (N, C) tensor, True / nonzero where the element counts.
+        check_targets: check that the targets are in [0, 1]; this reads a value back from the
+            device (a host-device synchronisation on a GPU), so a training loop whose labels were
+            validated when they were read may switch it off.
 
     Returns:
         ``(logits32, targets32, valid)``: float32 logits; float32 targets with ignored entries
@@ -169,7 +180,7 @@ def prepare_multilabel(
 
     if valid is not None:
         targets32 = torch.where(valid, targets32, torch.zeros_like(targets32))
-    if targets32.numel():
+    if check_targets and targets32.numel():
         # One reduction pass: NaN propagates into aminmax, so it fails the range check too.
         low, high = torch.aminmax(targets32)
         if not (low >= 0 and high <= 1):
@@ -188,6 +199,7 @@ def prepare_single_label(
     *,
     ignore_index: int = -100,
     label_smoothing: float = 0.0,
+    check_targets: bool = True,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Validate single-label inputs and return one-hot (optionally smoothed) float targets.
 
@@ -197,16 +209,18 @@ def prepare_single_label(
             one-hot / probability rows.
         ignore_index: class index marking a sample to ignore.
         label_smoothing: eps in [0, 1): targets become (1 - eps) * onehot + eps / C.
+        check_targets: check class indices / probability rows (a host-device synchronisation
+            on a GPU; see :func:`prepare_multilabel`).
 
     Returns:
         ``(logits32, targets32, valid)`` with targets32 (N, C) and valid (N, C) or None, in
         float32 (float64 for float64 logits). Reduce per sample with :func:`reduce_per_sample`.
 
     Raises:
-        ValueError: wrong ndim or shapes, float class indices, indices outside [0, C),
-            probability rows outside [0, 1], ``label_smoothing`` outside [0, 1).
+        ValueError: wrong ndim or shapes, fewer than 2 classes, float class indices, indices
+            outside [0, C), probability rows outside [0, 1], ``label_smoothing`` outside [0, 1).
     """
-    _check_logits(logits)
+    _check_logits(logits, min_classes=2)
     eps = check_in_range("label_smoothing", label_smoothing, 0.0, 1.0)
     dtype = compute_dtype(logits)
     n, c = logits.shape
@@ -221,16 +235,16 @@ def prepare_single_label(
         index = targets.to(device=logits.device, dtype=torch.long)
         keep = index != ignore_index
         bad = keep & ((index < 0) | (index >= c))
-        if bad.any():
+        if check_targets and bad.any():
             raise ValueError(f"targets must be class indices in [0, {c}), got {index[bad][0].item()}")
-        onehot = torch.zeros(n, c, device=logits.device, dtype=dtype)
-        onehot[keep, index[keep]] = 1.0
-        if not keep.all():
-            valid = keep[:, None].expand(n, c).to(dtype)
+        # scatter, not boolean indexing: no host-device synchronisation on a GPU
+        rows = keep[:, None].to(dtype)
+        onehot = torch.zeros(n, c, device=logits.device, dtype=dtype).scatter_(1, index.clamp(0, c - 1)[:, None], rows)
+        valid = rows.expand(n, c)
     elif targets.shape == logits.shape:
         onehot = targets.detach().to(device=logits.device, dtype=dtype)
         outside = torch.isnan(onehot) | (onehot < 0) | (onehot > 1)
-        if outside.any():
+        if check_targets and outside.any():
             bad = onehot[outside][0].item()
             raise ValueError(f"one-hot / probability targets must be in [0, 1], got a value {bad!r}")
     else:
@@ -286,36 +300,3 @@ def reduce_per_sample(
     rows = None if valid is None else valid[:, :1]
     reduced = reduce_loss(per_sample, valid=rows, reduction=reduction)
     return reduced.squeeze(1) if reduction == "none" else reduced
-
-
-def multilabel_loss(
-    elementwise: ElementwiseLoss, logits: Tensor, targets: Tensor, *, mask: Tensor | None = None,
-    reduction: str = "mean", class_weights: ClassVector = None, ignore_value: float | None = None,
-) -> Tensor:
-    """The shared multi-label pipeline: validate, evaluate ``elementwise(x, y)``, mask, reduce.
-
-    ``elementwise`` receives float32 (float64 for float64 input) logits and targets (N, C),
-    ignored targets already replaced by 0, and returns the per-element loss (N, C).
-    Returns a scalar, or (N, C) for ``reduction="none"``.
-    """
-    check_reduction(reduction)
-    x, y, valid = prepare_multilabel(logits, targets, ignore_value=ignore_value, mask=mask)
-    weights = check_class_vector("class_weights", class_weights, x.shape[1], dtype=x.dtype, device=x.device)
-    return reduce_loss(elementwise(x, y), valid=valid, class_weights=weights, reduction=reduction)
-
-
-def single_label_loss(
-    elementwise: ElementwiseLoss, logits: Tensor, targets: Tensor, *, label_smoothing: float = 0.0,
-    reduction: str = "mean", class_weights: ClassVector = None, ignore_index: int = -100,
-) -> Tensor:
-    """The shared single-label pipeline: one-hot targets, ``elementwise(x, q)``, per-sample reduce.
-
-    ``elementwise`` receives logits (N, C) and target probabilities q (N, C) and returns the
-    per-class loss (N, C); it is summed over classes. Returns a scalar, or (N,) for "none".
-    """
-    check_reduction(reduction)
-    x, q, valid = prepare_single_label(
-        logits, targets, ignore_index=ignore_index, label_smoothing=label_smoothing
-    )
-    weights = check_class_vector("class_weights", class_weights, x.shape[1], dtype=x.dtype, device=x.device)
-    return reduce_per_sample(elementwise(x, q), valid=valid, class_weights=weights, reduction=reduction)

@@ -1,27 +1,59 @@
-"""Small numerically safe building blocks shared by the peer losses.
+"""Numerically safe building blocks shared by the losses.
 
-Every helper works in the dtype of its input (float32, or float64 for exact checks), in log
-space where a logarithm is involved, and has a finite gradient for finite logits, including
-where a probability is exactly 0 or 1 in floating point and for fractional exponents.
+The probability terms come in log space (:class:`Probabilities`, from
+:func:`sigmoid_probabilities` or :func:`softmax_probabilities`), so no loss ever takes
+``log(clamp(p, eps))``. Every helper works in the dtype of its input (float32, or float64 for
+exact checks) and has a finite gradient for finite logits, including where a probability is
+exactly 0 or 1 in floating point and for fractional exponents.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._common import ClassVector, check_class_vector
+
+class Probabilities(NamedTuple):
+    """``p``, ``q = 1 - p`` and their logarithms, each (N, C), all finite for finite logits."""
+
+    p: Tensor
+    q: Tensor
+    log_p: Tensor
+    log_q: Tensor
+
+
+def sigmoid_probabilities(x: Tensor) -> Probabilities:
+    """The terms of p = sigmoid(x): log p = -softplus(-x), log(1 - p) = -softplus(x).
+
+    Two softplus rather than softplus(x) - x, and 1 - p as sigmoid(-x): each is accurate to a
+    few ulp, with no cancellation at confident logits.
+    """
+    return Probabilities(torch.sigmoid(x), torch.sigmoid(-x), -F.softplus(-x), -F.softplus(x))
+
+
+def softmax_probabilities(x: Tensor) -> Probabilities:
+    """The terms of p = softmax(x, dim=1) for (N, C) logits, C >= 2.
+
+    ``log(1 - p_c)`` is ``log1p(-p_c)`` for every class but the row's arg-max (where
+    p_c <= 1/2, so it is exact) and ``logsumexp(x without x_c) - logsumexp(x)`` for the
+    arg-max, so it stays finite even where p_c rounds to 1.
+    """
+    lse = torch.logsumexp(x, dim=1, keepdim=True)
+    log_p = x - lse
+    top = x.argmax(dim=1, keepdim=True)
+    log_q_top = torch.logsumexp(x.scatter(1, top, float("-inf")), dim=1, keepdim=True) - lse
+    # p_top is zeroed before log1p so that no infinite slope (p_top = 1) meets the zero of scatter
+    log_q = torch.log1p(-log_p.exp().scatter(1, top, 0.0)).scatter(1, top, log_q_top)
+    return Probabilities(log_p.exp(), log_q.exp(), log_p, log_q)
 
 
 def power_from_log(log_base: Tensor, exponent: float) -> Tensor:
-    """``base ** exponent`` from ``log(base)``: exp(exponent * log_base); ones for exponent 0.
-
-    Finite value and gradient wherever ``log_base`` is finite (use it with logsigmoid).
-    """
+    """``base ** exponent`` from ``log(base)``: exp(exponent * log_base); ones for exponent 0."""
     if exponent == 0:
         return torch.ones_like(log_base)
     return torch.exp(exponent * log_base)
@@ -57,40 +89,52 @@ def polynomial(base: Tensor, coefficients: Sequence[float]) -> Tensor:
 
 
 def positive_part(
-    x: Tensor, gamma: float = 0.0, eps: Sequence[float] = (), *, detach_focal: bool = False
+    t: Probabilities,
+    gamma: float = 0.0,
+    eps: Sequence[float] = (),
+    *,
+    series: Sequence[float] | None = None,
+    detach_focal: bool = False,
 ) -> Tensor:
-    """Loss of a positive label, element-wise (N, C).
+    """Loss of a positive label, element-wise (N, C)::
 
-    ``(1 - p) ** gamma * (-log p + sum_m eps[m] * (1 - p) ** m)`` with p = sigmoid(x):
-    BCE (gamma 0), focal, ASL and the polynomial (APL) form of the positive term.
+        (1 - p)^gamma * (-log p + sum_m eps[m] (1 - p)^m)      log form: BCE, focal, ASL, APL
+        (1 - p)^gamma * sum_m series[m] (1 - p)^m              series form (Eq. 6 of RAL)
     """
-    focal = maybe_detach(power_from_log(F.logsigmoid(-x), gamma), detach_focal)
-    return focal * (F.softplus(-x) + polynomial(torch.sigmoid(-x), eps))
+    focal = maybe_detach(power_from_log(t.log_q, gamma), detach_focal)
+    if series is not None:
+        return focal * polynomial(t.q, series)
+    return focal * (-t.log_p + polynomial(t.q, eps))
 
 
 def negative_part(
-    x: Tensor,
+    t: Probabilities,
     gamma: float = 0.0,
     clip: float = 0.0,
     eps: Sequence[float] = (),
     *,
+    series: Sequence[float] | None = None,
     detach_focal: bool = False,
 ) -> Tensor:
-    """Loss of a negative label, element-wise (N, C).
+    """Loss of a negative label, element-wise (N, C), with p_m = max(p - clip, 0) (ASL's
+    probability margin)::
 
-    ``p_m ** gamma * (-log(1 - p_m) + sum_n eps[n] * p_m ** n)`` with the shifted probability
-    p_m = max(p - clip, 0) (ASL's probability margin). For clip = 0, -log(1 - p) is
-    softplus(x); otherwise log1p(-p_m), finite because p_m <= 1 - clip.
+        p_m^gamma * (-log(1 - p_m) + sum_n eps[n] p_m^n)       log form
+        p_m^gamma * sum_n series[n] p_m^n                      series form
+
+    For clip = 0, -log(1 - p) is -log q; otherwise -log1p(-p_m), finite since p_m <= 1 - clip.
     """
     if clip == 0:
-        shifted = torch.sigmoid(x)
-        nll = F.softplus(x)
-        focal = power_from_log(F.logsigmoid(x), gamma)
+        shifted, nll = t.p, -t.log_q
+        focal = power_from_log(t.log_p, gamma)
     else:
-        shifted = torch.relu(torch.sigmoid(x) - clip)
+        shifted = torch.relu(t.p - clip)
         nll = -torch.log1p(-shifted)
         focal = safe_pow(shifted, gamma)
-    return maybe_detach(focal, detach_focal) * (nll + polynomial(shifted, eps))
+    focal = maybe_detach(focal, detach_focal)
+    if series is not None:
+        return focal * polynomial(shifted, series)
+    return focal * (nll + polynomial(shifted, eps))
 
 
 def softmax_focal_terms(z: Tensor, q: Tensor, gamma: float = 0.0) -> Tensor:
@@ -101,14 +145,6 @@ def softmax_focal_terms(z: Tensor, q: Tensor, gamma: float = 0.0) -> Tensor:
     log_p = F.log_softmax(z, dim=1)
     focal = safe_pow(-torch.expm1(log_p), gamma)
     return -q * focal * log_p
-
-
-def per_class_counts(class_counts: ClassVector, x: Tensor) -> Tensor:
-    """Validated ``class_counts`` (C,) in the dtype and on the device of logits ``x`` (N, C)."""
-    counts = check_class_vector("class_counts", class_counts, x.shape[1], dtype=x.dtype, device=x.device)
-    if counts is None:
-        raise ValueError("class_counts must be given (positive training samples per class), got None")
-    return counts
 
 
 def effective_number_weights(counts: Tensor, beta: float) -> Tensor:

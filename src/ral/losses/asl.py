@@ -1,5 +1,5 @@
-"""Asymmetric loss, ASL (Ridnik et al., ICCV 2021), and the asymmetric element-wise core it
-shares with the asymmetric polynomial loss."""
+"""Asymmetric loss, ASL (Ridnik et al., ICCV 2021), and the asymmetric polynomial loss, APL
+(Huang et al., ICASSP 2023), which re-weights ASL's leading Taylor terms."""
 
 from __future__ import annotations
 
@@ -7,57 +7,76 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from ._common import (
-    ClassVector,
-    ElementwiseLoss,
-    check_float_tuple,
-    check_in_range,
-    check_nonnegative,
-    multilabel_loss,
-)
-from ._module import MultiLabelLoss
-from ._terms import negative_part, positive_part
+from ._base import MultiLabelLoss
+from ._common import ClassVector, check_bool, check_float_tuple, check_in_range, check_nonnegative
+from ._terms import negative_part, positive_part, sigmoid_probabilities
 
 
-def asymmetric_elementwise(
-    *,
-    gamma_pos: float,
-    gamma_neg: float,
-    clip: float,
-    eps_pos: Sequence[float] = (),
-    eps_neg: Sequence[float] = (),
-    detach_focal: bool = False,
-) -> ElementwiseLoss:
-    """Validate the options and return ``(x, y) -> y * L+ + (1 - y) * L-`` (N, C), where::
+class AsymmetricPolynomialLoss(MultiLabelLoss):
+    """Asymmetric polynomial loss (APL): ASL whose log terms have re-weighted Taylor terms.
 
-        L+ = (1 - p)^gamma_pos * (-log p        + sum_m eps_pos[m] * (1 - p)^m)
-        L- = p_m^gamma_neg     * (-log(1 - p_m) + sum_n eps_neg[n] * p_m^n),  p_m = max(p - clip, 0)
+    Y. Huang, J. Qi, X. Wang, Z. Lin, "Asymmetric Polynomial Loss for Multi-Label
+    Classification", ICASSP 2023. With -log(p) = sum_m (1 - p)^m / m, the leading
+    coefficients become 1/m + eps_pos[m] (and 1/n + eps_neg[n] for -log(1 - p_m))::
+
+        L+ = (1 - p)^gamma_pos * (-log p        + sum_m eps_pos[m] (1 - p)^m)
+        L- = p_m^gamma_neg     * (-log(1 - p_m) + sum_n eps_neg[n] p_m^n),   p_m = max(p - clip, 0)
+        loss = y L+ + (1 - y) L-
+
+    Defaults are the authors' released constants: their ``epsilon_pos = 1.0`` and
+    ``epsilon_pos_pow = -2.5`` *add* ``1.0 (1 - p) - 1.25 (1 - p)^2`` to log(p), i.e.
+    ``eps_pos = (-1.0, 1.25)`` here. (Their code multiplies ``epsilon_neg`` by 1 - p_m; the
+    paper's polynomial in p_m is used here. Both vanish at the default ``eps_neg = ()``.)
+    The authors' code sums the loss; the default here is "mean".
+
+    Args:
+        gamma_pos, gamma_neg: focusing exponents >= 0 (paper: 0 and 4).
+        clip: probability margin m in [0, 1) for negatives (paper: 0.05).
+        eps_pos, eps_neg: perturbations of the first Taylor coefficients (any real numbers).
+        detach_focal: treat the focusing weights as constants in backprop (the authors'
+            ``disable_torch_grad_focal_loss``, done with ``.detach()``, no global grad toggle).
+        reduction, class_weights, ignore_value, check_targets: see :class:`BinaryCrossEntropyLoss`.
 
     Raises:
-        ValueError: negative gammas, ``clip`` outside [0, 1), non-numeric eps, non-bool
-            ``detach_focal``.
-    """
-    gamma_pos = check_nonnegative("gamma_pos", gamma_pos)
-    gamma_neg = check_nonnegative("gamma_neg", gamma_neg)
-    clip = check_in_range("clip", clip, 0.0, 1.0)
-    eps_pos = check_float_tuple("eps_pos", eps_pos)
-    eps_neg = check_float_tuple("eps_neg", eps_neg)
-    if not isinstance(detach_focal, bool):
-        raise ValueError(f"detach_focal must be True or False, got {detach_focal!r}")
+        ValueError: negative gammas, ``clip`` outside [0, 1), non-numeric eps, bad common options.
 
-    def elementwise(x: Tensor, y: Tensor) -> Tensor:
-        positive = positive_part(x, gamma_pos, eps_pos, detach_focal=detach_focal)
-        negative = negative_part(x, gamma_neg, clip, eps_neg, detach_focal=detach_focal)
+    Example:
+        >>> import torch
+        >>> loss = AsymmetricPolynomialLoss()(torch.randn(4, 3), torch.ones(4, 3))
+    """
+
+    def __init__(
+        self,
+        gamma_pos: float = 0.0,
+        gamma_neg: float = 4.0,
+        clip: float = 0.05,
+        eps_pos: Sequence[float] = (-1.0, 1.25),
+        eps_neg: Sequence[float] = (),
+        *,
+        detach_focal: bool = False,
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        ignore_value: float | None = None,
+        check_targets: bool = True,
+    ) -> None:
+        super().__init__(
+            reduction=reduction, class_weights=class_weights, ignore_value=ignore_value, check_targets=check_targets
+        )
+        self.gamma_pos = check_nonnegative("gamma_pos", gamma_pos)
+        self.gamma_neg = check_nonnegative("gamma_neg", gamma_neg)
+        self.clip = check_in_range("clip", clip, 0.0, 1.0)
+        self.eps_pos = check_float_tuple("eps_pos", eps_pos)
+        self.eps_neg = check_float_tuple("eps_neg", eps_neg)
+        self.detach_focal = check_bool("detach_focal", detach_focal)
+
+    def elementwise(self, x: Tensor, y: Tensor) -> Tensor:
+        t = sigmoid_probabilities(x)
+        positive = positive_part(t, self.gamma_pos, self.eps_pos, detach_focal=self.detach_focal)
+        negative = negative_part(t, self.gamma_neg, self.clip, self.eps_neg, detach_focal=self.detach_focal)
         return y * positive + (1 - y) * negative
 
-    return elementwise
 
-
-def asymmetric_loss(
-    logits: Tensor, targets: Tensor, *, gamma_pos: float = 0.0, gamma_neg: float = 4.0,
-    clip: float = 0.05, detach_focal: bool = False, mask: Tensor | None = None,
-    reduction: str = "mean", class_weights: ClassVector = None, ignore_value: float | None = None,
-) -> Tensor:
+class AsymmetricLoss(AsymmetricPolynomialLoss):
     """Asymmetric loss (ASL): asymmetric focusing plus a probability margin for negatives.
 
     T. Ridnik, E. Ben-Baruch, N. Zamir, A. Noy, I. Friedman, M. Protter, L. Zelnik-Manor,
@@ -66,48 +85,52 @@ def asymmetric_loss(
 
         loss = -y (1 - p)^gamma_pos log(p) - (1 - y) p_m^gamma_neg log(1 - p_m)
 
-    The authors' code sums the loss (``reduction="sum"`` here); the default is "mean".
+    i.e. :class:`AsymmetricPolynomialLoss` without polynomial terms. The authors' code sums the
+    loss (``reduction="sum"`` here); the default is "mean". Use for multi-label data with many
+    easy negatives and some mislabelled negatives.
 
     Args:
-        logits: (N, C) raw scores, any float dtype.
-        targets: (N, C) in [0, 1]; ``ignore_value`` entries are skipped.
-        gamma_pos, gamma_neg: focusing exponents >= 0 (paper: 0 and 4).
-        clip: probability margin m in [0, 1) for negatives (paper: 0.05).
-        detach_focal: treat the focusing weights as constants in backprop (the authors'
-            ``disable_torch_grad_focal_loss``, done with ``.detach()``, no global grad toggle).
-        mask, reduction, class_weights, ignore_value: as in :func:`binary_cross_entropy`.
+        gamma_pos, gamma_neg, clip, detach_focal: as in :class:`AsymmetricPolynomialLoss`.
+        reduction, class_weights, ignore_value, check_targets: see :class:`BinaryCrossEntropyLoss`.
 
-    Returns:
-        Scalar loss, or (N, C) for ``reduction="none"``.
+    Example:
+        >>> import torch
+        >>> loss = AsymmetricLoss(gamma_neg=4.0, clip=0.05)(torch.randn(4, 3), torch.ones(4, 3))
+    """
 
-    Raises:
-        ValueError: negative gammas, ``clip`` outside [0, 1), bad inputs or ``reduction``.
+    def __init__(
+        self,
+        gamma_pos: float = 0.0,
+        gamma_neg: float = 4.0,
+        clip: float = 0.05,
+        *,
+        detach_focal: bool = False,
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        ignore_value: float | None = None,
+        check_targets: bool = True,
+    ) -> None:
+        super().__init__(
+            gamma_pos, gamma_neg, clip, (), (), detach_focal=detach_focal, reduction=reduction,
+            class_weights=class_weights, ignore_value=ignore_value, check_targets=check_targets,
+        )
+
+
+def asymmetric_loss(logits: Tensor, targets: Tensor, *, mask: Tensor | None = None, **options) -> Tensor:
+    """Functional form of :class:`AsymmetricLoss` (same keyword options).
 
     Example:
         >>> import torch
         >>> loss = asymmetric_loss(torch.randn(4, 3), torch.ones(4, 3), gamma_neg=4.0, clip=0.05)
     """
-    elementwise = asymmetric_elementwise(
-        gamma_pos=gamma_pos, gamma_neg=gamma_neg, clip=clip, detach_focal=detach_focal
-    )
-    return multilabel_loss(
-        elementwise, logits, targets, mask=mask, reduction=reduction,
-        class_weights=class_weights, ignore_value=ignore_value,
-    )
+    return AsymmetricLoss(**options)(logits, targets, mask)
 
 
-class AsymmetricLoss(MultiLabelLoss):
-    """Asymmetric loss, ASL (Ridnik et al., ICCV 2021); see :func:`asymmetric_loss`.
+def asymmetric_polynomial_loss(logits: Tensor, targets: Tensor, *, mask: Tensor | None = None, **options) -> Tensor:
+    """Functional form of :class:`AsymmetricPolynomialLoss` (same keyword options).
 
-    Use for multi-label data with many easy negatives and some mislabelled negatives.
+    Example:
+        >>> import torch
+        >>> loss = asymmetric_polynomial_loss(torch.randn(4, 3), torch.ones(4, 3))
     """
-
-    def __init__(
-        self, gamma_pos: float = 0.0, gamma_neg: float = 4.0, clip: float = 0.05, *,
-        detach_focal: bool = False,
-        reduction: str = "mean", class_weights: ClassVector = None, ignore_value: float | None = None,
-    ) -> None:
-        super().__init__(
-            asymmetric_loss, gamma_pos=gamma_pos, gamma_neg=gamma_neg, clip=clip, detach_focal=detach_focal,
-            reduction=reduction, class_weights=class_weights, ignore_value=ignore_value,
-        )
+    return AsymmetricPolynomialLoss(**options)(logits, targets, mask)

@@ -4,18 +4,16 @@ number of TRAINING samples per class."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch import Tensor
 
-from ._common import ClassVector, check_nonnegative, single_label_loss
-from ._module import SingleLabelLoss
-from ._terms import log_prior, per_class_counts, softmax_focal_terms
+from ._base import SingleLabelLoss
+from ._common import ClassVector, check_nonnegative
+from ._terms import log_prior, softmax_focal_terms
 
 
-def logit_adjusted_cross_entropy(
-    logits: Tensor, targets: Tensor, class_counts: ClassVector, *, tau: float = 1.0,
-    label_smoothing: float = 0.0,
-    reduction: str = "mean", class_weights: ClassVector = None, ignore_index: int = -100,
-) -> Tensor:
+class LogitAdjustedLoss(SingleLabelLoss):
     """Logit-adjusted cross-entropy: cross-entropy of ``x + tau * log(prior)``.
 
     A. K. Menon, S. Jayasumana, A. S. Rawat, H. Jain, A. Veit, S. Kumar, "Long-Tail Learning
@@ -23,43 +21,48 @@ def logit_adjusted_cross_entropy(
 
         loss = -sum_c q_c log softmax(x + tau log prior)_c
 
-    Predict with the raw logits ``x`` (the adjustment is only for training).
+    Predict with the raw logits ``x`` (the adjustment is only for training). Use for
+    long-tailed single-label data when balanced (per-class) accuracy matters.
 
     Args:
-        logits: (N, C) raw scores, any float dtype.
-        targets: (N,) int class indices or (N, C) one-hot / probability rows.
         class_counts: (C,) training samples per class, >= 0.
         tau: adjustment strength >= 0 (paper 1.0).
-        label_smoothing, reduction, class_weights, ignore_index: as in
-            :func:`ral.losses.ce.focal_cross_entropy`.
-
-    Returns:
-        Scalar loss, or (N,) for ``reduction="none"``.
+        label_smoothing, reduction, class_weights, ignore_index, check_targets: see
+            :class:`FocalCrossEntropyLoss`.
 
     Raises:
-        ValueError: negative ``tau``, ``class_counts`` of the wrong length or negative, bad
-            targets or ``reduction``.
+        ValueError: negative ``tau``, ``class_counts`` missing, of the wrong length or negative.
 
     Example:
         >>> import torch
-        >>> loss = logit_adjusted_cross_entropy(torch.randn(2, 3), torch.tensor([0, 2]), [900, 90, 9])
+        >>> loss = LogitAdjustedLoss([900, 90, 9])(torch.randn(2, 3), torch.tensor([0, 2]))
     """
-    tau = check_nonnegative("tau", tau)
 
-    def elementwise(x: Tensor, q: Tensor) -> Tensor:
-        counts = per_class_counts(class_counts, x)
-        return softmax_focal_terms(x + tau * log_prior(counts), q)
+    statistics: ClassVar[tuple[str, ...]] = ("class_counts",)
 
-    return single_label_loss(
-        elementwise, logits, targets, reduction=reduction, class_weights=class_weights,
-        ignore_index=ignore_index, label_smoothing=label_smoothing,
-    )
+    def __init__(
+        self,
+        class_counts: ClassVector,
+        tau: float = 1.0,
+        label_smoothing: float = 0.0,
+        *,
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        ignore_index: int = -100,
+        check_targets: bool = True,
+    ) -> None:
+        super().__init__(
+            label_smoothing=label_smoothing, reduction=reduction, class_weights=class_weights,
+            ignore_index=ignore_index, check_targets=check_targets,
+        )
+        self.register_class_vector("class_counts", class_counts, required=True)
+        self.tau = check_nonnegative("tau", tau)
+
+    def elementwise(self, x: Tensor, q: Tensor) -> Tensor:
+        return softmax_focal_terms(x + self.tau * log_prior(self.class_counts.to(x.dtype)), q)
 
 
-def balanced_softmax_loss(
-    logits: Tensor, targets: Tensor, class_counts: ClassVector, *, label_smoothing: float = 0.0,
-    reduction: str = "mean", class_weights: ClassVector = None, ignore_index: int = -100,
-) -> Tensor:
+class BalancedSoftmaxLoss(LogitAdjustedLoss):
     """Balanced softmax: cross-entropy of ``softmax`` re-weighted by the class counts.
 
     J. Ren, C. Yu, S. Sheng, R. Ma, H. Zhao, S. Yi, H. Li, "Balanced Meta-Softmax for
@@ -67,47 +70,44 @@ def balanced_softmax_loss(
 
         loss = -sum_c q_c log( n_c exp(x_c) / sum_j n_j exp(x_j) )
 
-    which is :func:`logit_adjusted_cross_entropy` with tau = 1. Arguments as there.
+    which is :class:`LogitAdjustedLoss` with tau = 1 (no hyper-parameter beyond the counts).
+
+    Example:
+        >>> import torch
+        >>> loss = BalancedSoftmaxLoss([900, 90, 9])(torch.randn(2, 3), torch.tensor([0, 2]))
+    """
+
+    def __init__(
+        self,
+        class_counts: ClassVector,
+        label_smoothing: float = 0.0,
+        *,
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        ignore_index: int = -100,
+        check_targets: bool = True,
+    ) -> None:
+        super().__init__(
+            class_counts, 1.0, label_smoothing, reduction=reduction, class_weights=class_weights,
+            ignore_index=ignore_index, check_targets=check_targets,
+        )
+
+
+def logit_adjusted_cross_entropy(logits: Tensor, targets: Tensor, class_counts: ClassVector, **options) -> Tensor:
+    """Functional form of :class:`LogitAdjustedLoss` (same keyword options).
+
+    Example:
+        >>> import torch
+        >>> loss = logit_adjusted_cross_entropy(torch.randn(2, 3), torch.tensor([0, 2]), [900, 90, 9])
+    """
+    return LogitAdjustedLoss(class_counts, **options)(logits, targets)
+
+
+def balanced_softmax_loss(logits: Tensor, targets: Tensor, class_counts: ClassVector, **options) -> Tensor:
+    """Functional form of :class:`BalancedSoftmaxLoss` (same keyword options).
 
     Example:
         >>> import torch
         >>> loss = balanced_softmax_loss(torch.randn(2, 3), torch.tensor([0, 2]), [900, 90, 9])
     """
-    return logit_adjusted_cross_entropy(
-        logits, targets, class_counts, tau=1.0, label_smoothing=label_smoothing,
-        reduction=reduction, class_weights=class_weights, ignore_index=ignore_index,
-    )
-
-
-class LogitAdjustedLoss(SingleLabelLoss):
-    """Logit-adjusted cross-entropy (Menon et al., ICLR 2021).
-
-    See :func:`logit_adjusted_cross_entropy`. Use for long-tailed single-label data when
-    balanced (per-class) accuracy matters.
-    """
-
-    def __init__(
-        self, class_counts: ClassVector, tau: float = 1.0, label_smoothing: float = 0.0, *,
-        reduction: str = "mean", class_weights: ClassVector = None, ignore_index: int = -100,
-    ) -> None:
-        super().__init__(
-            logit_adjusted_cross_entropy, class_counts=class_counts, tau=tau,
-            label_smoothing=label_smoothing,
-            reduction=reduction, class_weights=class_weights, ignore_index=ignore_index,
-        )
-
-
-class BalancedSoftmaxLoss(SingleLabelLoss):
-    """Balanced softmax (Ren et al., NeurIPS 2020); see :func:`balanced_softmax_loss`.
-
-    Use for long-tailed single-label data; no hyper-parameter beyond the class counts.
-    """
-
-    def __init__(
-        self, class_counts: ClassVector, label_smoothing: float = 0.0, *,
-        reduction: str = "mean", class_weights: ClassVector = None, ignore_index: int = -100,
-    ) -> None:
-        super().__init__(
-            balanced_softmax_loss, class_counts=class_counts, label_smoothing=label_smoothing,
-            reduction=reduction, class_weights=class_weights, ignore_index=ignore_index,
-        )
+    return BalancedSoftmaxLoss(class_counts, **options)(logits, targets)

@@ -1,100 +1,130 @@
 """The Robust Asymmetric Loss (RAL) of Park et al., ICCV 2023 Workshops (arXiv 2308.05542).
 
-Per label, with p = sigmoid(x) (or softmax(x)[c] for the single-label variant),
-p_tau = max(p - tau, 0) and the Hill weight w(p) = lam - p:
+RAL is ASL / APL's asymmetric polynomial terms with the Hill weight psi(p) = lam - p on the
+negative term. Per label, with p = sigmoid(x) (softmax(x)[c] for the single-label variant)
+and p_tau = max(p - tau, 0)::
 
-    L+ = (1-p)^gamma_pos * ( -log p + sum_m eps_pos[m] (1-p)^m )                 (log form)
-    L- = w(p) * p_tau^gamma_neg * ( -log(1-p_tau) + sum_n eps_neg[n] p_tau^n )
+    L+ = (1-p)^gamma_pos * ( -log p         + sum_m eps_pos[m] (1-p)^m )            log form
+    L- = psi(p) * p_tau^gamma_neg * ( -log(1-p_tau) + sum_n eps_neg[n] p_tau^n )
     loss = y * L+ + (1 - y) * L-
 
-The series form (Eq. 6 of the paper) replaces the brackets by sum_m alpha_m (1-p)^m and
-sum_n beta_n p_tau^n; it is used for a side when ``alpha`` / ``beta`` is given. The maths,
-the presets and the closed-form gradient of the fused implementation are in docs/losses.md.
+The series form (Eq. 6 of the paper) replaces a bracket by sum_m alpha_m (1-p)^m or
+sum_n beta_n p_tau^n; it is used for a side when ``alpha`` / ``beta`` is given.
+:func:`ral_elementwise` below is the whole formula. The default ``impl="compiled"`` runs that
+same function through ``torch.func.grad_and_value`` and ``torch.compile`` (``_fast.py``);
+``impl="eager"`` differentiates it with plain autograd. docs/losses.md has the maths, the
+presets and the evidence behind the defaults.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from torch import Tensor, nn
+import torch
+from torch import Tensor
 
-from ral.losses._common import (
+from ._base import MultiLabelLoss, SingleLabelLoss
+from ._common import (
     ClassVector,
-    check_class_vector,
+    check_bool,
+    check_finite,
+    check_float_tuple,
     check_in_range,
-    check_reduction,
-    multilabel_loss,
-    prepare_multilabel,
-    prepare_single_label,
-    single_label_loss,
+    check_nonnegative,
+    reduce_loss,
+    reduce_per_sample,
 )
-from ral.losses.ral_autograd import ral_elementwise, sigmoid_terms, softmax_terms
-from ral.losses.ral_fused import fused_ral
-from ral.losses.ral_params import PRESETS, RALParams, check_impl, for_dtype, make_ral_params, preset_kwargs
+from ._fast import can_use_fast_path, compile_value_and_grad, fast_loss
+from ._terms import (
+    Probabilities,
+    negative_part,
+    positive_part,
+    sigmoid_probabilities,
+    softmax_probabilities,
+)
+from .hill import hill_weight
 
-__all__ = [
-    "PRESETS",
-    "RALParams",
-    "RobustAsymmetricLoss",
-    "RobustAsymmetricLossSingleLabel",
-    "robust_asymmetric_loss",
-    "robust_asymmetric_loss_single_label",
-]
+#: Forms of the negative weight: Eq. 6's Hill weight, or the authors' released code.
+WEIGHT_FORMS = ("paper", "official-code")
+#: "compiled": the formula and its gradient compiled together (default); "eager": plain autograd.
+IMPLS = ("compiled", "eager")
 
-
-def _multilabel(
-    logits: Tensor,
-    targets: Tensor,
-    prm: RALParams,
-    *,
-    reduction: str,
-    class_weights: ClassVector,
-    ignore_value: float | None,
-    mask: Tensor | None,
-    impl: str,
-) -> Tensor:
-    if impl == "autograd":
-        return multilabel_loss(
-            lambda x, y: ral_elementwise(*sigmoid_terms(x), y, for_dtype(prm, x.dtype)), logits, targets, mask=mask,
-            reduction=reduction, class_weights=class_weights, ignore_value=ignore_value,
-        )
-    check_reduction(reduction)
-    x, y, valid = prepare_multilabel(logits, targets, ignore_value=ignore_value, mask=mask)
-    weights = check_class_vector("class_weights", class_weights, x.shape[1], dtype=x.dtype, device=x.device)
-    return fused_ral(x, y, valid, weights, for_dtype(prm, x.dtype), reduction)
+#: Named presets (docs/losses.md, "Robust Asymmetric Loss in depth").
+PRESETS: dict[str, dict[str, Any]] = {
+    # Eq. 6 of the paper with the authors' released constants, project conventions (mean).
+    "paper": dict(
+        gamma_pos=0.0, gamma_neg=4.0, tau=0.05, lam=1.5, eps_pos=(-1.0, 1.25), eps_neg=(),
+        alpha=None, beta=None, hill=True, weight_form="paper", reduction="mean",
+    ),
+    # kalelpark/RAL `Ralloss`: w_neg(p) = (lam - p) * p^2 * (lam - 1 + p_tau), summed.
+    "official-code": dict(
+        gamma_pos=0.0, gamma_neg=4.0, tau=0.05, lam=1.5, eps_pos=(-1.0, 1.25), eps_neg=(),
+        alpha=None, beta=None, hill=True, weight_form="official-code", reduction="sum",
+    ),
+}
 
 
-def _single_label(
-    logits: Tensor,
-    targets: Tensor,
-    prm: RALParams,
-    *,
-    label_smoothing: float,
-    ignore_index: int,
-    reduction: str,
-    class_weights: ClassVector,
-    impl: str,
-) -> Tensor:
-    if isinstance(logits, Tensor) and logits.ndim == 2 and logits.shape[1] < 2:
-        raise ValueError(f"single-label logits need at least 2 classes, got shape {tuple(logits.shape)}")
-    if impl == "autograd":
-        return single_label_loss(
-            lambda x, y: ral_elementwise(*softmax_terms(x), y, for_dtype(prm, x.dtype)), logits, targets,
-            label_smoothing=label_smoothing, reduction=reduction, class_weights=class_weights,
-            ignore_index=ignore_index,
-        )
-    check_reduction(reduction)
-    x, y, valid = prepare_single_label(
-        logits, targets, ignore_index=ignore_index, label_smoothing=label_smoothing
-    )
-    weights = check_class_vector("class_weights", class_weights, x.shape[1], dtype=x.dtype, device=x.device)
-    return fused_ral(x, y, valid, weights, for_dtype(prm, x.dtype), reduction, single=True)
+@dataclass(frozen=True)
+class RALParams:
+    """Validated RAL hyper-parameters (see :class:`RobustAsymmetricLoss` for their meaning).
+
+    ``alpha`` / ``beta`` are ``None`` for the log form of that side and a tuple of series
+    coefficients (alpha_1..alpha_M / beta_1..beta_N) for the series form (Eq. 6).
+    """
+
+    gamma_pos: float = 0.0
+    gamma_neg: float = 4.0
+    tau: float = 0.05
+    lam: float = 1.5
+    eps_pos: tuple[float, ...] = (-1.0, 1.25)
+    eps_neg: tuple[float, ...] = ()
+    alpha: tuple[float, ...] | None = None
+    beta: tuple[float, ...] | None = None
+    hill: bool = True
+    weight_form: str = "paper"
+    detach_focal: bool = False
+
+    def for_dtype(self, dtype: torch.dtype) -> RALParams:
+        """These parameters with a tau below the resolution of ``dtype`` (1 - tau == 1) read as 0:
+        such a tau moves p by less than one ulp but would make 1 - p_tau round to 0 where p
+        rounds to 1, while tau = 0 computes -log(1 - p) exactly."""
+        if 0 < self.tau < torch.finfo(dtype).eps:
+            return dataclasses.replace(self, tau=0.0)
+        return self
 
 
-def robust_asymmetric_loss(
-    logits: Tensor,
-    targets: Tensor,
+def ral_elementwise(t: Probabilities, y: Tensor, params: RALParams) -> Tensor:
+    """Element-wise RAL ``y * L+ + (1 - y) * L-`` (N, C) from the probability terms of the logits."""
+    prm = params
+    positive = positive_part(t, prm.gamma_pos, prm.eps_pos, series=prm.alpha, detach_focal=prm.detach_focal)
+    negative = negative_part(t, prm.gamma_neg, prm.tau, prm.eps_neg, series=prm.beta, detach_focal=prm.detach_focal)
+    if prm.hill:
+        negative = negative * negative_weight(t.p, prm)
+    return y * positive + (1 - y) * negative
+
+
+def negative_weight(p: Tensor, params: RALParams) -> Tensor:
+    """psi(p) = lam - p (Eq. 6), or the authors' code's (lam - p) p^2 (lam - 1 + p_tau)."""
+    weight = hill_weight(p, params.lam)
+    if params.weight_form == "official-code":
+        weight = weight * p.square() * (torch.relu(p - params.tau) + (params.lam - 1.0))
+    return weight
+
+
+def _series(name: str, values: Sequence[float] | None) -> tuple[float, ...] | None:
+    if values is None:
+        return None
+    coefficients = check_float_tuple(name, values)
+    if not coefficients:
+        raise ValueError(f"{name} must hold at least one series coefficient, got {values!r}")
+    return coefficients
+
+
+def ral_params(
     *,
     gamma_pos: float = 0.0,
     gamma_neg: float = 4.0,
@@ -105,22 +135,113 @@ def robust_asymmetric_loss(
     alpha: Sequence[float] | None = None,
     beta: Sequence[float] | None = None,
     hill: bool = True,
-    detach_focal: bool = False,
-    reduction: str = "mean",
-    class_weights: ClassVector = None,
-    ignore_value: float | None = None,
-    mask: Tensor | None = None,
-    impl: str = "fused",
     weight_form: str = "paper",
-) -> Tensor:
-    """Multi-label Robust Asymmetric Loss (sigmoid per label).
+    detach_focal: bool = False,
+) -> RALParams:
+    """Validate RAL hyper-parameters and freeze them.
+
+    Raises:
+        ValueError: negative or non-finite gammas, ``tau`` outside [0, 1), ``lam`` < 1 with
+            ``hill`` on (or not finite), non-numeric ``eps_pos`` / ``eps_neg``, empty or
+            non-numeric ``alpha`` / ``beta``, unknown ``weight_form``, non-bool flags.
+    """
+    hill = check_bool("hill", hill)
+    if weight_form not in WEIGHT_FORMS:
+        raise ValueError(f"weight_form must be one of {WEIGHT_FORMS}, got {weight_form!r}")
+    lam_value = check_finite("lam", lam)
+    if hill and lam_value < 1.0:
+        raise ValueError(f"lam must be >= 1 when hill=True (keeps lam - p > 0), got {lam!r}")
+    return RALParams(
+        gamma_pos=check_nonnegative("gamma_pos", gamma_pos),
+        gamma_neg=check_nonnegative("gamma_neg", gamma_neg),
+        tau=check_in_range("tau", tau, 0.0, 1.0),
+        lam=lam_value,
+        eps_pos=check_float_tuple("eps_pos", eps_pos),
+        eps_neg=check_float_tuple("eps_neg", eps_neg),
+        alpha=_series("alpha", alpha),
+        beta=_series("beta", beta),
+        hill=hill,
+        weight_form=weight_form,
+        detach_focal=check_bool("detach_focal", detach_focal),
+    )
+
+
+def _check_impl(impl: str) -> str:
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    return impl
+
+
+def _elementwise(params: RALParams, single: bool, x: Tensor, y: Tensor) -> Tensor:
+    probabilities = softmax_probabilities if single else sigmoid_probabilities
+    return ral_elementwise(probabilities(x), y, params.for_dtype(x.dtype))
+
+
+def _reduced(params: RALParams, single: bool, reduction: str):
+    """(x, y, valid, weights) -> reduced RAL: the eager formula, and what the fast path compiles."""
+    reduce = reduce_per_sample if single else reduce_loss
+
+    def reduced(x: Tensor, y: Tensor, valid: Tensor | None, weights: Tensor | None) -> Tensor:
+        return reduce(_elementwise(params, single, x, y), valid=valid, class_weights=weights, reduction=reduction)
+
+    return reduced
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(params: RALParams, single: bool, reduction: str):
+    """One compiled function per distinct setting (losses with equal settings share it)."""
+    return compile_value_and_grad(_reduced(params, single, reduction))
+
+
+class _RALMixin:
+    """What both RAL modules share: the parameters, ``impl``, presets, the fast-path call."""
+
+    params: RALParams
+    impl: str
+    single: bool = False
+
+    def _set_ral(self, impl: str, **kwargs: Any) -> None:
+        self.params = ral_params(**kwargs)
+        self.impl = _check_impl(impl)
+
+    def _loss(self, x: Tensor, y: Tensor, valid: Tensor | None) -> Tensor:
+        eager = _reduced(self.params, self.single, self.reduction)
+        if self.impl == "compiled" and can_use_fast_path(x):
+            build = functools.partial(_compiled, self.params, self.single, self.reduction)
+            per_row = self.single and self.reduction == "none"
+            return fast_loss(build, eager, x, y, valid, self.weights(), per_row=per_row)
+        return eager(x, y, valid, self.weights())
+
+    def elementwise(self, x: Tensor, y: Tensor) -> Tensor:
+        return _elementwise(self.params, self.single, x, y)
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any):
+        """Build the loss from a named preset ("paper" or "official-code"), then ``overrides``.
+
+        "paper": gamma_pos=0, gamma_neg=4, tau=0.05, lam=1.5, eps_pos=(-1.0, 1.25),
+        eps_neg=(), psi(p) = lam - p (Eq. 6), reduction "mean".
+        "official-code": the authors' released ``Ralloss`` (kalelpark/RAL): same constants
+        but w(p) = (lam - p) p^2 (lam - 1 + p_tau), which is *not* Eq. 6, and reduction "sum".
+        """
+        if name not in PRESETS:
+            raise ValueError(f"preset must be one of {tuple(PRESETS)}, got {name!r}")
+        return cls(**{**PRESETS[name], **overrides})
+
+    def options(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self.params), "reduction": self.reduction, "impl": self.impl}
+
+
+class RobustAsymmetricLoss(_RALMixin, MultiLabelLoss):
+    """Multi-label Robust Asymmetric Loss (sigmoid per label); the formula is in the module docstring.
+
+    The default is the paper's configuration (preset "paper") with a mean reduction; the
+    official code sums (preset "official-code", see :meth:`from_preset`).
 
     Args:
-        logits: (N, C) logits, any float dtype (computed in float32; float64 stays float64).
-        targets: (N, C) targets in [0, 1] (soft allowed); ``ignore_value`` marks ignored ones.
         gamma_pos, gamma_neg: focusing exponents (>= 0, fractional allowed).
         tau: probability shift of negatives, p_tau = max(p - tau, 0), in [0, 1).
-        lam: Hill constant of w(p) = lam - p (>= 1 when ``hill``).
+        lam: Hill constant of psi(p) = lam - p (>= 1 when ``hill``).
         eps_pos, eps_neg: log-form perturbations of the leading series coefficients
             (the paper's constants are eps_pos = (-1.0, 1.25), eps_neg = ()).
         alpha, beta: series coefficients alpha_1..alpha_M / beta_1..beta_N (Eq. 6); giving
@@ -128,153 +249,30 @@ def robust_asymmetric_loss(
         hill: multiply L- by the Hill weight (``False``: weight 1).
         detach_focal: treat (1-p)^gamma_pos and p_tau^gamma_neg as constants in backprop
             (ASL's ``disable_torch_grad_focal_loss``); the Hill weight keeps its gradient.
+        weight_form: "paper" (psi = lam - p, Eq. 6) or "official-code"
+            (w = (lam - p) p^2 (lam - 1 + p_tau), the authors' released code, not Eq. 6).
+        impl: "compiled" (default: formula and gradient compiled together, see ``_fast.py``;
+            falls back to "eager" with a warning where torch.compile cannot run) or "eager"
+            (plain autograd, also for second derivatives).
         reduction: "mean" over valid elements (default), "sum" (what the ASL and official RAL
             code use: the gradient is N*C times larger, scale the learning rate), or "none".
         class_weights: optional (C,) weights multiplying each class's element-wise loss.
         ignore_value: target value to ignore (e.g. -1, or ``float("nan")``).
-        mask: optional (N, C) tensor, nonzero where the element counts.
-        impl: "fused" (closed-form gradient, default) or "autograd" (plain, for verification).
-        weight_form: "paper" (w = lam - p, Eq. 6) or "official-code"
-            (w = (lam - p) p^2 (lam - 1 + p_tau), the authors' released code, not Eq. 6).
+        check_targets: check that targets are in [0, 1] on every call.
 
-    Returns:
-        Scalar loss ("mean" / "sum") or (N, C) ("none"), float32 (float64 for float64 logits).
+    Shapes: ``forward(logits (N, C), targets (N, C) in [0, 1], mask=None (N, C))`` returns a
+    scalar ("mean", "sum") or (N, C) ("none"), float32 (float64 for float64 logits).
 
     Raises:
-        ValueError: bad shapes / targets (see ``prepare_multilabel``), negative gammas, tau
-            outside [0, 1), lam < 1 with hill on, bad eps / alpha / beta, unknown reduction,
-            impl or weight_form, class_weights of the wrong length or negative.
-
-    Example:
-        >>> loss = robust_asymmetric_loss(torch.randn(8, 26), torch.randint(0, 2, (8, 26)))
-    """
-    prm = make_ral_params(
-        gamma_pos=gamma_pos, gamma_neg=gamma_neg, tau=tau, lam=lam, eps_pos=eps_pos,
-        eps_neg=eps_neg, alpha=alpha, beta=beta, hill=hill, weight_form=weight_form,
-        detach_focal=detach_focal,
-    )
-    return _multilabel(
-        logits, targets, prm, reduction=reduction, class_weights=class_weights,
-        ignore_value=ignore_value, mask=mask, impl=check_impl(impl),
-    )
-
-
-def robust_asymmetric_loss_single_label(
-    logits: Tensor,
-    targets: Tensor,
-    *,
-    gamma_pos: float = 0.0,
-    gamma_neg: float = 4.0,
-    tau: float = 0.05,
-    lam: float = 1.5,
-    eps_pos: Sequence[float] = (-1.0, 1.25),
-    eps_neg: Sequence[float] = (),
-    alpha: Sequence[float] | None = None,
-    beta: Sequence[float] | None = None,
-    hill: bool = True,
-    detach_focal: bool = False,
-    label_smoothing: float = 0.0,
-    reduction: str = "mean",
-    class_weights: ClassVector = None,
-    ignore_index: int = -100,
-    impl: str = "fused",
-    weight_form: str = "paper",
-) -> Tensor:
-    """Single-label RAL: p_c = softmax(x)[c], loss_i = sum_c [y_ic L+(p_ic) + (1 - y_ic) L-(p_ic)].
-
-    Args:
-        logits: (N, C) logits, C >= 2.
-        targets: (N,) class indices (``ignore_index`` rows ignored) or (N, C) one-hot /
-            probability rows.
-        label_smoothing: eps in [0, 1): targets become (1 - eps) onehot + eps / C.
-        reduction: "mean" over valid samples, "sum", or "none" ((N,) per-sample losses).
-        Other arguments: as :func:`robust_asymmetric_loss`; -log p_c comes from log_softmax.
-
-    Returns:
-        Scalar ("mean" / "sum") or (N,) ("none").
-
-    Raises:
-        ValueError: as :func:`robust_asymmetric_loss`, plus bad class indices, C < 2 and
-            ``label_smoothing`` outside [0, 1).
-    """
-    prm = make_ral_params(
-        gamma_pos=gamma_pos, gamma_neg=gamma_neg, tau=tau, lam=lam, eps_pos=eps_pos,
-        eps_neg=eps_neg, alpha=alpha, beta=beta, hill=hill, weight_form=weight_form,
-        detach_focal=detach_focal,
-    )
-    return _single_label(
-        logits, targets, prm, label_smoothing=label_smoothing, ignore_index=ignore_index,
-        reduction=reduction, class_weights=class_weights, impl=check_impl(impl),
-    )
-
-
-class _RALBase(nn.Module):
-    """Shared constructor of the two RAL modules: validated parameters and class weights."""
-
-    def __init__(
-        self,
-        *,
-        gamma_pos: float,
-        gamma_neg: float,
-        tau: float,
-        lam: float,
-        eps_pos: Sequence[float],
-        eps_neg: Sequence[float],
-        alpha: Sequence[float] | None,
-        beta: Sequence[float] | None,
-        hill: bool,
-        detach_focal: bool,
-        reduction: str,
-        class_weights: ClassVector,
-        impl: str,
-        weight_form: str,
-    ) -> None:
-        super().__init__()
-        self.params = make_ral_params(
-            gamma_pos=gamma_pos, gamma_neg=gamma_neg, tau=tau, lam=lam, eps_pos=eps_pos,
-            eps_neg=eps_neg, alpha=alpha, beta=beta, hill=hill, weight_form=weight_form,
-            detach_focal=detach_focal,
-        )
-        self.reduction = check_reduction(reduction)
-        self.impl = check_impl(impl)
-        self.register_buffer("class_weights", check_class_vector("class_weights", class_weights))
-
-    @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> _RALBase:
-        """Build the loss from a named preset ("paper" or "official-code"), then ``overrides``.
-
-        "paper": gamma_pos=0, gamma_neg=4, tau=0.05, lam=1.5, eps_pos=(-1.0, 1.25),
-        eps_neg=(), w(p) = lam - p (Eq. 6), reduction "mean".
-        "official-code": the authors' released ``Ralloss`` (kalelpark/RAL): same constants
-        but w(p) = (lam - p) p^2 (lam - 1 + p_tau), which is *not* Eq. 6, and reduction "sum".
-        """
-        kwargs = preset_kwargs(name, overrides)
-        return cls(**kwargs)
-
-    def extra_repr(self) -> str:
-        prm = self.params
-        return (
-            f"gamma_pos={prm.gamma_pos}, gamma_neg={prm.gamma_neg}, tau={prm.tau}, lam={prm.lam}, "
-            f"eps_pos={prm.eps_pos}, eps_neg={prm.eps_neg}, alpha={prm.alpha}, beta={prm.beta}, "
-            f"hill={prm.hill}, weight_form={prm.weight_form!r}, detach_focal={prm.detach_focal}, "
-            f"reduction={self.reduction!r}, impl={self.impl!r}"
-        )
-
-
-class RobustAsymmetricLoss(_RALBase):
-    """Multi-label Robust Asymmetric Loss as an ``nn.Module`` (see :func:`robust_asymmetric_loss`).
-
-    ``forward(logits (N, C), targets (N, C) in [0, 1], mask=None)`` returns a scalar ("mean",
-    "sum") or (N, C) ("none"). The default is the paper's configuration (preset "paper") with
-    a mean reduction; the official code sums (preset "official-code").
+        ValueError: negative gammas, tau outside [0, 1), lam < 1 with hill on, bad eps /
+            alpha / beta, unknown reduction, impl or weight_form, bad class_weights; at call
+            time bad shapes or targets.
 
     Example:
         >>> criterion = RobustAsymmetricLoss(ignore_value=float("nan"))
         >>> loss = criterion(torch.randn(8, 26), torch.randint(0, 2, (8, 26)).float())
     """
 
-    task = "multilabel"
-
     def __init__(
         self,
         gamma_pos: float = 0.0,
@@ -287,36 +285,45 @@ class RobustAsymmetricLoss(_RALBase):
         beta: Sequence[float] | None = None,
         hill: bool = True,
         detach_focal: bool = False,
+        weight_form: str = "paper",
+        *,
+        impl: str = "compiled",
         reduction: str = "mean",
         class_weights: ClassVector = None,
         ignore_value: float | None = None,
-        impl: str = "fused",
-        weight_form: str = "paper",
+        check_targets: bool = True,
     ) -> None:
         super().__init__(
-            gamma_pos=gamma_pos, gamma_neg=gamma_neg, tau=tau, lam=lam, eps_pos=eps_pos,
-            eps_neg=eps_neg, alpha=alpha, beta=beta, hill=hill, detach_focal=detach_focal,
-            reduction=reduction, class_weights=class_weights, impl=impl, weight_form=weight_form,
+            reduction=reduction, class_weights=class_weights, ignore_value=ignore_value, check_targets=check_targets
         )
-        self.ignore_value = ignore_value
+        self._set_ral(
+            impl, gamma_pos=gamma_pos, gamma_neg=gamma_neg, tau=tau, lam=lam, eps_pos=eps_pos, eps_neg=eps_neg,
+            alpha=alpha, beta=beta, hill=hill, weight_form=weight_form, detach_focal=detach_focal,
+        )
 
     def forward(self, logits: Tensor, targets: Tensor, mask: Tensor | None = None) -> Tensor:
         """Loss of ``logits`` (N, C) against ``targets`` (N, C); ``mask`` (N, C) optional."""
-        return _multilabel(
-            logits, targets, self.params, reduction=self.reduction,
-            class_weights=self.class_weights, ignore_value=self.ignore_value, mask=mask,
-            impl=self.impl,
-        )
+        return self._loss(*self.prepare(logits, targets, mask))
 
 
-class RobustAsymmetricLossSingleLabel(_RALBase):
-    """Single-label RAL (softmax) as an ``nn.Module``; see :func:`robust_asymmetric_loss_single_label`.
+class RobustAsymmetricLossSingleLabel(_RALMixin, SingleLabelLoss):
+    """Single-label RAL: p_c = softmax(x)[c], loss_i = sum_c [y_ic L+(p_ic) + (1 - y_ic) L-(p_ic)].
 
-    ``forward(logits (N, C), targets (N,) class indices or (N, C) one-hot)`` returns a scalar
-    ("mean", "sum") or (N,) ("none").
+    -log p_c comes from log_softmax; log(1 - p_c) stays finite where p_c rounds to 1.
+
+    Args:
+        label_smoothing: eps in [0, 1): targets become (1 - eps) onehot + eps / C.
+        ignore_index: class index marking a sample to ignore.
+        reduction: "mean" over valid samples, "sum", or "none" ((N,) per-sample losses).
+        Other arguments: as :class:`RobustAsymmetricLoss`.
+
+    Shapes: ``forward(logits (N, C), targets (N,) class indices or (N, C) one-hot rows)``, C >= 2.
+
+    Example:
+        >>> loss = RobustAsymmetricLossSingleLabel()(torch.randn(4, 7), torch.tensor([0, 3, 6, 1]))
     """
 
-    task = "single"
+    single = True
 
     def __init__(
         self,
@@ -330,25 +337,56 @@ class RobustAsymmetricLossSingleLabel(_RALBase):
         beta: Sequence[float] | None = None,
         hill: bool = True,
         detach_focal: bool = False,
+        weight_form: str = "paper",
+        *,
+        impl: str = "compiled",
         label_smoothing: float = 0.0,
         reduction: str = "mean",
         class_weights: ClassVector = None,
         ignore_index: int = -100,
-        impl: str = "fused",
-        weight_form: str = "paper",
+        check_targets: bool = True,
     ) -> None:
         super().__init__(
-            gamma_pos=gamma_pos, gamma_neg=gamma_neg, tau=tau, lam=lam, eps_pos=eps_pos,
-            eps_neg=eps_neg, alpha=alpha, beta=beta, hill=hill, detach_focal=detach_focal,
-            reduction=reduction, class_weights=class_weights, impl=impl, weight_form=weight_form,
+            label_smoothing=label_smoothing, reduction=reduction, class_weights=class_weights,
+            ignore_index=ignore_index, check_targets=check_targets,
         )
-        self.label_smoothing = check_in_range("label_smoothing", label_smoothing, 0.0, 1.0)
-        self.ignore_index = ignore_index
+        self._set_ral(
+            impl, gamma_pos=gamma_pos, gamma_neg=gamma_neg, tau=tau, lam=lam, eps_pos=eps_pos, eps_neg=eps_neg,
+            alpha=alpha, beta=beta, hill=hill, weight_form=weight_form, detach_focal=detach_focal,
+        )
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss of ``logits`` (N, C) against class indices (N,) or one-hot rows (N, C)."""
-        return _single_label(
-            logits, targets, self.params, label_smoothing=self.label_smoothing,
-            ignore_index=self.ignore_index, reduction=self.reduction,
-            class_weights=self.class_weights, impl=self.impl,
-        )
+        return self._loss(*self.prepare(logits, targets))
+
+
+def robust_asymmetric_loss(logits: Tensor, targets: Tensor, *, mask: Tensor | None = None, **options) -> Tensor:
+    """Functional form of :class:`RobustAsymmetricLoss` (same keyword options).
+
+    Example:
+        >>> loss = robust_asymmetric_loss(torch.randn(8, 26), torch.randint(0, 2, (8, 26)))
+    """
+    return RobustAsymmetricLoss(**options)(logits, targets, mask)
+
+
+def robust_asymmetric_loss_single_label(logits: Tensor, targets: Tensor, **options) -> Tensor:
+    """Functional form of :class:`RobustAsymmetricLossSingleLabel` (same keyword options).
+
+    Example:
+        >>> loss = robust_asymmetric_loss_single_label(torch.randn(4, 7), torch.tensor([0, 3, 6, 1]))
+    """
+    return RobustAsymmetricLossSingleLabel(**options)(logits, targets)
+
+
+__all__ = [
+    "IMPLS",
+    "PRESETS",
+    "RALParams",
+    "RobustAsymmetricLoss",
+    "RobustAsymmetricLossSingleLabel",
+    "WEIGHT_FORMS",
+    "ral_elementwise",
+    "ral_params",
+    "robust_asymmetric_loss",
+    "robust_asymmetric_loss_single_label",
+]

@@ -1,0 +1,190 @@
+"""The one base class of every loss: options validated once, per-class vectors as buffers,
+and the shared validate -> element-wise loss -> mask / weight / reduce pipeline.
+
+A loss subclasses :class:`MultiLabelLoss` or :class:`SingleLabelLoss`, validates its own
+hyper-parameters in ``__init__`` with the ``check_*`` helpers of ``_common`` and implements
+``elementwise(x, y)``: float32 (float64 for float64 input) logits and targets (N, C) in,
+the per-element loss (N, C) out. Its functional form is a one-liner that builds the module and
+calls it, so both forms share one code path.
+
+Training statistics are passed one way: a loss lists the ones its constructor takes in the
+class attribute ``statistics`` ("class_counts": positive training samples per class, (C,);
+"num_samples": training images), and :func:`ral.losses.build_loss` passes exactly those.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from ._common import (
+    ClassVector,
+    check_bool,
+    check_class_vector,
+    check_in_range,
+    check_reduction,
+    prepare_multilabel,
+    prepare_single_label,
+    reduce_loss,
+    reduce_per_sample,
+)
+
+#: Training statistics a loss may take (the names of its constructor arguments).
+STATISTICS = ("class_counts", "num_samples")
+
+
+class Loss(ABC, nn.Module):
+    """Base of every loss in ``ral.losses``.
+
+    Args:
+        reduction: "mean" over valid elements (samples for single-label losses), "sum", or
+            "none".
+        class_weights: optional (C,) non-negative weights multiplying each class's loss.
+        check_targets: check the target values on every call (a host-device synchronisation on
+            a GPU; switch it off when the labels were validated when they were read).
+
+    Per-class vectors (``class_weights``, ``class_counts``) are non-persistent buffers:
+    ``.to(device)`` moves them and they are not part of ``state_dict``.
+    """
+
+    task: ClassVar[str] = ""
+    statistics: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *, reduction: str = "mean", class_weights: ClassVector = None, check_targets: bool = True):
+        super().__init__()
+        self.reduction = check_reduction(reduction)
+        self.check_targets = check_bool("check_targets", check_targets)
+        self.register_class_vector("class_weights", class_weights)
+
+    def register_class_vector(self, name: str, value: ClassVector, *, required: bool = False) -> None:
+        """Validate a per-class vector (1-D, finite, >= 0) and store it as a buffer (or None).
+
+        float64 input stays float64 (exact reference checks); everything else becomes float32.
+        ``required``: None is an error (a training statistic the loss cannot work without).
+        """
+        if required and value is None:
+            raise ValueError(f"{name} must be given (from the training set, one number per class), got None")
+        dtype = torch.float64 if isinstance(value, Tensor) and value.dtype == torch.float64 else torch.float32
+        self.register_buffer(name, check_class_vector(name, value, dtype=dtype), persistent=False)
+
+    def weights(self) -> Tensor | None:
+        """The class weights applied at this call (a subclass may add scheduled weights)."""
+        return self.class_weights
+
+    def check_classes(self, x: Tensor) -> None:
+        """Every per-class buffer must have one entry per logit column."""
+        for name, buffer in self.named_buffers(recurse=False):
+            if buffer is not None and buffer.ndim == 1 and buffer.numel() != x.shape[1]:
+                raise ValueError(f"{name} must have {x.shape[1]} entries (one per class), got {buffer.numel()}")
+
+    def extra_repr(self) -> str:
+        shown = []
+        for name, value in self.options().items():
+            if isinstance(value, Tensor):
+                shown.append(f"{name}=<{tuple(value.shape)} tensor>")
+            elif value is not None:
+                shown.append(f"{name}={value!r}")
+        return ", ".join(shown)
+
+    def options(self) -> dict[str, Any]:
+        """The loss's settings by name (for ``repr``); buffers are included."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_") and k != "training"} | dict(
+            self.named_buffers(recurse=False)
+        )
+
+    @abstractmethod
+    def elementwise(self, x: Tensor, y: Tensor) -> Tensor:
+        """The per-element loss (N, C) of compute-dtype logits ``x`` and targets ``y`` (N, C)."""
+
+
+class MultiLabelLoss(Loss):
+    """Base of multi-label (sigmoid) losses: ``loss(logits (N, C), targets (N, C), mask=None)``.
+
+    Args:
+        ignore_value: target value marking an element to ignore (e.g. -1 for CheXpert's
+            uncertain labels, or ``float("nan")``); such elements count neither in the loss
+            nor in the mean's denominator.
+        reduction, class_weights, check_targets: see :class:`Loss`.
+    """
+
+    task: ClassVar[str] = "multilabel"
+
+    def __init__(
+        self,
+        *,
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        ignore_value: float | None = None,
+        check_targets: bool = True,
+    ) -> None:
+        super().__init__(reduction=reduction, class_weights=class_weights, check_targets=check_targets)
+        if ignore_value is not None and (isinstance(ignore_value, bool) or not isinstance(ignore_value, (int, float))):
+            raise ValueError(f"ignore_value must be a number (e.g. -1 or float('nan')) or None, got {ignore_value!r}")
+        self.ignore_value = None if ignore_value is None else float(ignore_value)
+
+    def prepare(self, logits: Tensor, targets: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Validated compute-dtype logits, targets (ignored entries 0) and the valid mask or None."""
+        x, y, valid = prepare_multilabel(
+            logits, targets, ignore_value=self.ignore_value, mask=mask, check_targets=self.check_targets
+        )
+        self.check_classes(x)
+        return x, y, valid
+
+    def forward(self, logits: Tensor, targets: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Loss of logits (N, C) against targets (N, C) in [0, 1]; ``mask`` (N, C) keeps elements.
+
+        Returns a scalar ("mean", "sum") or (N, C) ("none"), float32 (float64 for float64 logits).
+        """
+        x, y, valid = self.prepare(logits, targets, mask)
+        return reduce_loss(self.elementwise(x, y), valid=valid, class_weights=self.weights(), reduction=self.reduction)
+
+
+class SingleLabelLoss(Loss):
+    """Base of single-label (softmax) losses: ``loss(logits (N, C), targets (N,) or (N, C))``.
+
+    Args:
+        ignore_index: class index marking a sample to ignore.
+        label_smoothing: eps in [0, 1): targets become (1 - eps) * onehot + eps / C.
+        reduction, class_weights, check_targets: see :class:`Loss`. With one-hot targets, class
+            weights weight sample i by ``class_weights[target_i]``; "mean" divides by the number
+            of samples (torch's ``CrossEntropyLoss(weight=...)`` divides by the sum of weights).
+    """
+
+    task: ClassVar[str] = "single"
+
+    def __init__(
+        self,
+        *,
+        label_smoothing: float = 0.0,
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        ignore_index: int = -100,
+        check_targets: bool = True,
+    ) -> None:
+        super().__init__(reduction=reduction, class_weights=class_weights, check_targets=check_targets)
+        self.label_smoothing = check_in_range("label_smoothing", label_smoothing, 0.0, 1.0)
+        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+            raise ValueError(f"ignore_index must be an integer, got {ignore_index!r}")
+        self.ignore_index = ignore_index
+
+    def prepare(self, logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Validated compute-dtype logits, one-hot (smoothed) targets (N, C) and the valid mask."""
+        x, q, valid = prepare_single_label(
+            logits, targets, ignore_index=self.ignore_index, label_smoothing=self.label_smoothing,
+            check_targets=self.check_targets,
+        )
+        self.check_classes(x)
+        return x, q, valid
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """Loss of logits (N, C) against class indices (N,) or one-hot / probability rows (N, C).
+
+        Returns a scalar ("mean", "sum") or (N,) ("none").
+        """
+        x, q, valid = self.prepare(logits, targets)
+        return reduce_per_sample(
+            self.elementwise(x, q), valid=valid, class_weights=self.weights(), reduction=self.reduction
+        )

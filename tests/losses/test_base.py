@@ -1,0 +1,69 @@
+"""The one loss base class: options validated once, buffers, the shared pipeline, statistics."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ral.losses import LOSSES, Loss, MultiLabelLoss, SingleLabelLoss, build_loss
+
+
+class _Recorder(MultiLabelLoss):
+    def elementwise(self, x, y):
+        self.seen = (x, y)
+        return x * 0 + 1
+
+
+class _SingleRecorder(SingleLabelLoss):
+    def elementwise(self, x, q):
+        self.seen = (x, q)
+        return q
+
+
+def test_every_registered_loss_derives_from_the_one_base():
+    for name, cls in LOSSES.items():
+        assert issubclass(cls, Loss), name
+        assert cls.task in ("multilabel", "single"), name
+        assert issubclass(cls, MultiLabelLoss if cls.task == "multilabel" else SingleLabelLoss), name
+
+
+def test_options_are_checked_at_construction():
+    with pytest.raises(ValueError, match="reduction"):
+        _Recorder(reduction="avg")
+    with pytest.raises(ValueError, match=r"class_weights must be finite and >= 0"):
+        _Recorder(class_weights=[1.0, -1.0])
+    with pytest.raises(ValueError, match="check_targets must be True or False, got 1"):
+        _Recorder(check_targets=1)
+    with pytest.raises(ValueError, match="ignore_value must be a number"):
+        _Recorder(ignore_value="x")
+    with pytest.raises(ValueError, match="ignore_index must be an integer"):
+        _SingleRecorder(ignore_index=1.5)
+
+
+def test_pipeline_hands_float_targets_with_ignored_entries_zeroed():
+    loss = _Recorder(ignore_value=-1)
+    value = loss(torch.zeros(1, 3, dtype=torch.float16), torch.tensor([[1.0, -1.0, 0.0]]))
+    assert loss.seen[0].dtype == torch.float32 and loss.seen[1].tolist() == [[1.0, 0.0, 0.0]]
+    assert value.item() == 1.0  # mean over the two valid elements
+    single = _SingleRecorder(reduction="sum")
+    value = single(torch.zeros(2, 3), torch.tensor([2, -100]))
+    assert single.seen[1].tolist() == [[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
+    assert value.item() == 1.0
+
+
+def test_class_vectors_are_non_persistent_buffers_checked_against_the_logits():
+    loss = _Recorder(class_weights=[1.0, 2.0])
+    assert "class_weights" in dict(loss.named_buffers()) and "class_weights" not in loss.state_dict()
+    assert loss.to(torch.float64).class_weights.dtype == torch.float64
+    with pytest.raises(ValueError, match=r"class_weights must have 3 entries \(one per class\), got 2"):
+        loss(torch.zeros(1, 3), torch.zeros(1, 3))
+
+
+def test_statistics_are_declared_once_and_passed_by_build_loss():
+    needs = {name: cls.statistics for name, cls in LOSSES.items() if cls.statistics}
+    assert needs["db"] == ("class_counts", "num_samples") and needs["cb"] == ("class_counts",)
+    for name in LOSSES:  # a caller may always pass both statistics
+        loss = build_loss(name, class_counts=[5, 3, 1], num_samples=10)
+        assert ("class_counts" in dict(loss.named_buffers())) == ("class_counts" in loss.statistics)
+    with pytest.raises(ValueError, match="loss 'db' needs num_samples"):
+        build_loss("db", class_counts=[5, 3, 1])
