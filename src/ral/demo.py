@@ -22,7 +22,10 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    from ral.engine import Config
 
 DEMO_LOSSES = ("bce", "asl", "ral")
 METRICS = ("mAP", "mAUC", "mF1", "head_mAP", "medium_mAP", "tail_mAP")
@@ -79,31 +82,33 @@ def ensure_dataset(data_dir: Path, seed: int = 0) -> Path:
     return data_dir
 
 
-def run_config(loss: str, data_dir: Path, out: Path, epochs: int | None) -> dict[str, Any]:
+def run_config(loss: str, data_dir: Path, out: Path, epochs: int | None) -> Config:
     """:data:`DEMO_CONFIG` for one loss, with the data and output folders filled in."""
-    config = copy.deepcopy(DEMO_CONFIG)
-    config["output_dir"] = str(out / loss)
+    from ral.engine import config_from_dict
+
+    raw = copy.deepcopy(DEMO_CONFIG)
+    raw["output_dir"] = str(out / loss)
     for split in ("train", "val", "test"):
-        config["dataset"][split] = str(data_dir / f"{split}.csv")
-    config["dataset"]["cache_dir"] = str(data_dir / "cache")
-    config["loss"] = {"name": loss, "params": {}}
+        raw["dataset"][split] = str(data_dir / f"{split}.csv")
+    raw["dataset"]["cache_dir"] = str(data_dir / "cache")
+    raw["loss"] = {"name": loss, "params": {}}
     if epochs is not None:
-        config["train"]["epochs"] = epochs
-    return config
+        raw["train"]["epochs"] = epochs
+    return config_from_dict(raw)
 
 
-def train_or_reuse(config: dict[str, Any], data_dir: Path) -> dict[str, Any]:
+def train_or_reuse(config: Config, data_dir: Path) -> dict[str, Any]:
     """Train one run; reuse it if finished with the same config and data, resume it if interrupted.
 
     The data's ``dataset.json`` is copied into the run folder, so a run made on another
     simulation of the data is refused instead of reused.
     """
-    from ral.engine import config_from_dict, dump_yaml, train
+    from ral.engine import dump_yaml, train
     from ral.engine.build import absolute_paths
     from ral.report import write_text
 
-    out = Path(config["output_dir"])
-    resolved = dump_yaml(absolute_paths(config_from_dict(config)))
+    out = Path(config.output_dir)
+    resolved = dump_yaml(absolute_paths(config))
     stored = out / "config.yaml"
     info = data_dir / "dataset.json"
     data_info = info.read_text(encoding="utf-8") if info.is_file() else ""
@@ -115,8 +120,8 @@ def train_or_reuse(config: dict[str, Any], data_dir: Path) -> dict[str, Any]:
     if (out / "result.json").is_file():
         print(f"[demo] {out.name}: finished run found, reusing it")
         return json.loads((out / "result.json").read_text(encoding="utf-8"))
-    print(f"[demo] training with loss {config['loss']['name']!r} -> {out}", flush=True)
-    return train(config_from_dict(config), resume=stored.is_file())
+    print(f"[demo] training with loss {config.loss.name!r} -> {out}", flush=True)
+    return train(config, resume=stored.is_file())
 
 
 def summary_table(rows: list[dict[str, Any]]):
@@ -157,9 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for loss in args.losses:
             config = run_config(loss, data_dir, out, args.epochs)
             result = train_or_reuse(config, data_dir)
-            report = evaluate(result["best_checkpoint"], config["dataset"]["test"], val_data=config["dataset"]["val"],
+            report = evaluate(result["best_checkpoint"], config.dataset.test, val_data=config.dataset.val,
                               out_dir=out / loss / "eval", n_boot=args.n_boot, device="cpu",
-                              cache_dir=config["dataset"]["cache_dir"])
+                              cache_dir=config.dataset.cache_dir)
             row = {"loss": loss, **{m: report[m] for m in METRICS},
                    "mAP_ci95": "{:.3f}-{:.3f}".format(*report["ci95"]["mAP"]) if "ci95" in report else "n/a",
                    "s/epoch": result["train_seconds_per_epoch"],

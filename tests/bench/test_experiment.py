@@ -16,9 +16,9 @@ def test_runs_differ_only_in_loss_and_seed(tmp_path):
     a = engine_config(data, LossSpec("bce", "bce"), 0, budget, tmp_path / "a")
     b = engine_config(data, LossSpec("ral", "ral", {"lam": 2.0}), 1, budget, tmp_path / "b")
     for config in (a, b):
-        assert config["train"]["epochs"] == budget.epochs and config["dataset"]["image_size"] == budget.image_size
-    assert b["loss"] == {"name": "ral", "params": {"lam": 2.0}} and b["seed"] == 1
-    different = {key for key in a if a[key] != b[key]}
+        assert config.train.epochs == budget.epochs and config.dataset.image_size == budget.image_size
+    assert b.loss.model_dump() == {"name": "ral", "params": {"lam": 2.0}} and b.seed == 1
+    different = {key for key in type(a).model_fields if getattr(a, key) != getattr(b, key)}
     assert different == {"seed", "output_dir", "loss"}
 
 

@@ -85,9 +85,9 @@ def test_corrupt_image_file(tmp_path):
     (tmp_path / "b.png").write_bytes(b"not a png at all")
     table = load_table(path)  # "exists" does not open files
     with pytest.raises(ValueError, match=r"cannot decode image file .*b\.png.*row 1 \(id 'b.png'\)"):
-        ImageDataset(table, image_size=8)[1]
+        ImageDataset(table, image_size=16)[1]
     with pytest.raises(ValueError, match=r"cannot decode image file .*b\.png.*row 1"):
-        ImageDataset(table, image_size=8, cache_dir=tmp_path / "cache")
+        ImageDataset(table, image_size=16, cache_dir=tmp_path / "cache")
     assert not list((tmp_path / "cache").glob("*.npy"))  # no partial cache left behind
     with pytest.raises(ValueError, match=r"row 1 \(id 'b.png'\): cannot decode image file"):
         load_table(path, check_images="decode")

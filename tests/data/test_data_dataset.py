@@ -90,10 +90,10 @@ def test_augment_changes_pixels_but_not_shape_or_range(table):
 def test_single_label_targets_are_class_indices(tmp_path):
     for k, cls in enumerate(["cat", "dog", "dog"]):
         write_tiny_image(tmp_path / "tree" / cls / f"{k}.png", seed=k)
-    ds = ImageDataset(load_table(tmp_path / "tree"), image_size=8)
+    ds = ImageDataset(load_table(tmp_path / "tree"), image_size=16)
     assert [int(ds[i][1]) for i in range(3)] == [0, 1, 1] and ds[0][1].dtype == torch.int64
 
 
 def test_image_size_is_validated(table):
-    with pytest.raises(ValueError, match="image_size must be an int >= 8, got 4"):
+    with pytest.raises(ValueError, match="image_size must be an int >= 16, got 4"):
         ImageDataset(table, image_size=4)

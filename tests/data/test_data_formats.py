@@ -107,8 +107,8 @@ def test_isic2018_layout_single_label(fixture_copy):
     assert table.format == "isic2018" and table.task == "single" and table.class_names == ISIC2018_CLASSES
     assert table.root.name == "ISIC2018_Task3_Training_Input"  # the official folder beside the CSV's
     assert table.targets_single().tolist() == [1, 1, 0, 5, 3, 2, 6, 4]
-    image, target = ImageDataset(table, image_size=8)[0]
-    assert target.dtype.is_floating_point is False and int(target) == 1 and image.shape == (1, 8, 8)
+    image, target = ImageDataset(table, image_size=16)[0]
+    assert target.dtype.is_floating_point is False and int(target) == 1 and image.shape == (1, 16, 16)
 
 
 def test_aptos_layout(fixture_copy):

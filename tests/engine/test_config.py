@@ -8,10 +8,14 @@ import lightning as L
 import pandas as pd
 import pytest
 import yaml
+from pydantic import BaseModel
 
 from conftest import tiny_config
+from ral.bench.experiment import budget_with, get_budget
+from ral.data.images import MIN_IMAGE_SIZE
 from ral.demo import DEMO_CONFIG
 from ral.engine import Config, apply_overrides, config_from_dict, load_config, train, validate_config
+from ral.engine.config import config_from_checkpoint, config_reference, with_reference
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,6 +48,19 @@ def test_defaults_and_overrides(tmp_path):
         ("train.batch_size=abc", "'train.batch_size' must be an integer, got 'abc'"),
         ("optimizer.weight_decay=-0.1", "'optimizer.weight_decay'"),
         ("train.early_stopping_patience=2", "dataset.val is not given"),
+        ("train.progress_bar=1", "'train.progress_bar' must be true or false, got 1"),
+        ("train.epochs=true", "'train.epochs' must be an integer, got True"),
+        ("optimizer.lr=true", "'optimizer.lr' must be a number, got True"),
+        ("optimizer.lr=.inf", "'optimizer.lr' must be a finite number > 0, got inf"),
+        ("optimizer.momentum=1", "'optimizer.momentum' must be a finite number in [0, 1), got 1"),
+        ("train.eval_batch_size=0", "'train.eval_batch_size' must be null or an integer >= 1, got 0"),
+        ("train.devices=[0, -1]", "'train.devices' must be an integer >= 1, 'auto' or a non-empty list"),
+        ("schedule.warmup_epochs=10", "'schedule.warmup_epochs' must be smaller than train.epochs (10), got 10.0"),
+        ("dataset.image_size=15", f"'dataset.image_size' must be an integer >= {MIN_IMAGE_SIZE}, got 15"),
+        ("dataset.classes=[a, [b]]", "'dataset.classes[1]' must be a string, got ['b']"),
+        ("dataset.group_thresholds=[0.1]", "'dataset.group_thresholds' must be a list of at least 2 items"),
+        ("dataset=5", "'dataset' must be a mapping, got 5"),
+        ("train.epochs.max=3", "'train.epochs' is not a section"),
     ],
 )
 def test_bad_values_name_key_and_value(override, fragment):
@@ -57,8 +74,77 @@ def test_unknown_key_suggests_the_right_one():
         load_config(None, ["dataset.train=t.csv", "train.epoch=3"])
     with pytest.raises(ValueError, match="override must look like"):
         apply_overrides({}, ["train.epochs"])
-    with pytest.raises(ValueError, match="dataset.train"):
-        validate_config(config_from_dict({}))
+    with pytest.raises(ValueError, match=r"unknown config key 'trian' \(did you mean 'train'\?\)"):
+        load_config(None, ["trian.epochs=3"])
+    with pytest.raises(ValueError, match="config key 'dataset.train' is missing"):
+        config_from_dict({})
+
+
+def test_yaml_file_quirks_and_empty_sections(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("dataset:\n  train: t.csv\n  classes: [0, 1]\nmodel:\ntrain: {devices: [0, 1]}\n")
+    config = load_config(path)
+    assert config.dataset.classes == ["0", "1"]  # numeric column names stay strings
+    assert config.model.backbone == "tiny" and config.train.devices == [0, 1]
+    path.write_text("dataset: {train: t.csv}\ntrain: {epoch: 3}\n")
+    with pytest.raises(ValueError, match=r"unknown config key 'train.epoch' \(did you mean 'train.epochs'\?\)"):
+        load_config(path)
+
+
+def test_validate_config_checks_changes_made_in_python():
+    config = load_config(None, ["dataset.train=t.csv", "train.epochs=3"])
+    assert validate_config(config) is config
+    config.schedule.warmup_epochs = 5
+    with pytest.raises(ValueError, match=r"'schedule.warmup_epochs' must be smaller than train.epochs \(3\)"):
+        validate_config(config)
+
+
+def test_config_from_checkpoint_reads_the_stored_plain_data():
+    config = load_config(None, ["dataset.train=t.csv", "loss.name=asl", "train.devices=[1]"])
+    assert config_from_checkpoint({"config": config.to_dict()}) == config
+    renamed = config.to_dict() | {"loss": {"name": "a_loss_not_registered_here", "params": {}}}
+    assert config_from_checkpoint({"config": renamed}).loss.name == "a_loss_not_registered_here"
+    with pytest.raises(ValueError, match=r"run.ckpt: stored config key 'train.epochs' must be an integer >= 1"):
+        config_from_checkpoint({"config": config.to_dict() | {"train": {"epochs": 0}}}, "run.ckpt")
+    with pytest.raises(ValueError, match="holds no stored config"):
+        config_from_checkpoint({}, "run.ckpt")
+
+
+def test_one_minimum_image_size_everywhere(tiny_data):
+    import torch
+
+    from ral.data import ImageDataset, load_table, simulate_dataset
+    from ral.models import build_model
+
+    assert load_config(None, ["dataset.train=t.csv", f"dataset.image_size={MIN_IMAGE_SIZE}"])
+    with pytest.raises(ValueError, match=f"image_size must be an int >= {MIN_IMAGE_SIZE}"):
+        ImageDataset(load_table(tiny_data["train"]), image_size=MIN_IMAGE_SIZE - 1)
+    with pytest.raises(ValueError, match=f"--image-size must be an integer >= {MIN_IMAGE_SIZE}"):
+        budget_with(get_budget("quick"), image_size=MIN_IMAGE_SIZE - 1)
+    with pytest.raises(ValueError, match=f"size must be an int >= {MIN_IMAGE_SIZE}"):
+        simulate_dataset("unused", size=MIN_IMAGE_SIZE - 1)
+    model = build_model("tiny", 3)  # the default depth halves the side 4 times
+    assert model(torch.zeros(2, 1, MIN_IMAGE_SIZE, MIN_IMAGE_SIZE)).shape == (2, 3)
+
+
+def test_every_key_is_documented_and_the_usage_docs_are_generated():
+    reference = config_reference()
+    for name, info in Config.model_fields.items():
+        assert info.description, name
+        section = info.annotation
+        if isinstance(section, type) and issubclass(section, BaseModel):
+            assert f"**`{name}`**: {info.description}" in reference
+            for key, field in section.model_fields.items():
+                assert field.description and f"| `{key}` |" in reference, f"{name}.{key}"
+        else:
+            assert f"| `{name}` |" in reference
+    usage = (REPO / "docs" / "usage.md").read_text(encoding="utf-8")
+    assert with_reference(usage) == usage, (
+        "docs/usage.md's config reference differs from the schema; regenerate it with "
+        "`python -m ral.engine.config --update docs/usage.md`"
+    )
+    with pytest.raises(ValueError, match="config-reference:start"):
+        with_reference("no markers")
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import yaml
 from conftest import CLASSES, tiny_config
 from ral import cli
 from ral.engine import evaluate, predict, train
+from ral.engine.config import config_from_checkpoint
 from ral.engine.module import ClassifierModule
 
 METRICS = ["mAP", "mAUC", "mF1", "head_mAP", "medium_mAP", "tail_mAP"]
@@ -47,6 +48,7 @@ def test_checkpoint_is_weights_only_and_self_describing(trained, tiny_data):
     assert meta["train_counts"] == train_table.class_counts().tolist()
     assert meta["num_train_images"] == 64 and meta["task"] == "multilabel" and meta["image_size"] == 16
     assert meta["config"]["loss"]["name"] == "bce" and isinstance(meta["config"], dict)
+    assert config_from_checkpoint(meta).dataset.train == str(tiny_data["train"].resolve())
     assert any(key.startswith("model.") for key in checkpoint["state_dict"])
 
 

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ral.data.images import MIN_IMAGE_SIZE
+from ral.engine.config import Config, config_from_dict
 from ral.engine.evaluate import MULTILABEL_HEADLINE as MULTILABEL_METRICS
 from ral.engine.evaluate import SINGLE_HEADLINE as SINGLE_METRICS
 
@@ -77,13 +79,13 @@ def budget_with(budget: Budget, **overrides: Any) -> Budget:
     (``default+epochs=10``).
 
     Raises:
-        ValueError: an integer override below 1 (below 16 for ``image_size``).
+        ValueError: an integer override below 1 (below ``MIN_IMAGE_SIZE`` for ``image_size``).
     """
     changes = {key: value for key, value in overrides.items() if value is not None}
     for key, value in changes.items():
         if key == "backbone":
             continue
-        low = 16 if key == "image_size" else 1
+        low = MIN_IMAGE_SIZE if key == "image_size" else 1
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"--{key.replace('_', '-')} must be an integer >= {low}, got {value!r}")
     if not changes:
@@ -217,9 +219,13 @@ def user_data(
 
 
 def engine_config(data: BenchData, spec: LossSpec, seed: int, budget: Budget, run_dir: Path,
-                  *, cache_dir: str | None = None) -> dict[str, Any]:
-    """The ``ral.engine.train`` config of one run (nothing but loss and seed varies)."""
-    return {
+                  *, cache_dir: str | None = None) -> Config:
+    """The ``ral.engine.train`` config of one run (nothing but loss and seed varies).
+
+    Raises:
+        ValueError: a loss name or budget value the config rejects (naming the key).
+    """
+    return config_from_dict({
         "seed": int(seed),
         "output_dir": str(run_dir / "train"),
         "dataset": {"train": data.train, "val": data.val, "test": data.test, "format": data.format,
@@ -230,7 +236,7 @@ def engine_config(data: BenchData, spec: LossSpec, seed: int, budget: Budget, ru
         "schedule": {"name": "cosine", "warmup_epochs": 0},
         "train": {"epochs": budget.epochs, "batch_size": budget.batch_size, "progress_bar": False,
                   "deterministic": False, "log_every_n_steps": 50},
-    }
+    })
 
 
 @contextlib.contextmanager

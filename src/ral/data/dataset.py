@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ral.data.cache import build_cache, decode_row
+from ral.data.images import MIN_IMAGE_SIZE
 from ral.data.table import LabelTable
 
 # uint8 pixels p are given to the model as (p / 255 - MEAN) / STD, i.e. in [-1, 1].
@@ -47,8 +48,8 @@ class ImageDataset(Dataset):
         augment: bool = False,
         cache_dir: str | os.PathLike | None = None,
     ) -> None:
-        if not isinstance(image_size, int) or image_size < 8:
-            raise ValueError(f"image_size must be an int >= 8, got {image_size!r}")
+        if not isinstance(image_size, int) or image_size < MIN_IMAGE_SIZE:
+            raise ValueError(f"image_size must be an int >= {MIN_IMAGE_SIZE}, got {image_size!r}")
         self.table = table
         self.image_size = image_size
         self.augment = augment

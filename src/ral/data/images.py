@@ -13,6 +13,8 @@ from ral.data.table import LabelTable
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 CHECK_MODES = ("none", "exists", "decode")
+#: Smallest square side images are read at (config, datasets, simulator and benchmarks share it).
+MIN_IMAGE_SIZE = 16
 
 
 def read_image(path: str | os.PathLike, size: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The training configuration: a YAML file (plus ``key=value`` overrides) read into dataclasses.
+"""The training configuration: a YAML file (plus ``key=value`` overrides) read into a pydantic schema.
 
     seed: 0
     output_dir: runs/my-run
@@ -10,219 +10,474 @@
     schedule:  {name: cosine, warmup_epochs: 0, min_lr_ratio: 0.0}
     train:     {epochs: 10, batch_size: 64, precision: "32", devices: 1, strategy: auto, ...}
 
-Every key and value is checked by :func:`validate_config` before anything is trained; a bad
-one raises ``ValueError`` naming the key (``optimizer.lr``) and the received value. Relative
-paths are relative to the current directory. See docs/usage.md for every key.
+Every constraint sits on its field (rules between sections on :class:`Config`); the first one a
+config breaks becomes one ``ValueError`` line naming the dotted key (``optimizer.lr``) and the
+received value. Relative paths are relative to the current directory. The field descriptions
+are the config reference of docs/usage.md (``python -m ral.engine.config --reference``).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import argparse
 import difflib
-import math
+import inspect
 import os
-import types
-import typing
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Annotated, Any, Literal, get_args, get_origin
 
+import annotated_types
 import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 
-OPTIMIZERS = ("adamw", "adam", "sgd")
-SCHEDULES = ("cosine", "none")
-PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed")
-ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+from ral.data.formats import FORMATS, UNCERTAIN_POLICIES
+from ral.data.images import MIN_IMAGE_SIZE
+from ral.losses import LOSSES
 
+Optimizer = Literal["adamw", "adam", "sgd"]
+Schedule = Literal["cosine", "none"]
+Precision = Literal["32", "32-true", "bf16-mixed", "16-mixed"]
+Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps"]
 
-@dataclass
-class DatasetConfig:
-    """Where the labels and images are, and how images are prepared."""
-
-    train: str | None = None
-    val: str | None = None
-    test: str | None = None
-    format: str | None = None
-    root: str | None = None
-    image_size: int = 64
-    uncertain: str = "ignore"
-    classes: list[str] | None = None
-    augment: bool = False
-    cache_dir: str | None = None
-    num_workers: int = 0
-    skip_bad: bool = False
-    group_thresholds: list[float] | None = None
-
-
-@dataclass
-class ModelConfig:
-    """Backbone name (see ``ral.models.BACKBONES``), its options and optional local weights."""
-
-    backbone: str = "tiny"
-    options: dict[str, Any] = field(default_factory=dict)
-    pretrained_path: str | None = None
+REFERENCE_START = "<!-- config-reference:start -->"
+REFERENCE_END = "<!-- config-reference:end -->"
+_CHECK_INSTALLED = "check_installed"  # validation context: False skips loss / backbone availability
 
 
-@dataclass
-class LossConfig:
+def _yaml_number(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-3`` (no dot) as a string: hand the number to the float field."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _number_as_text(value: Any) -> Any:
+    """``precision: 32`` is an int in YAML."""
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+Int = Annotated[int, Strict()]  # no true / false, no "3", no 3.0
+Float = Annotated[float, Strict(), BeforeValidator(_yaml_number)]  # ints and "1e-3" too, never true / false
+
+
+def _yaml_text(value: Any) -> str:
+    """``value`` as written in YAML (strings that YAML would read as something else are quoted)."""
+    if isinstance(value, str):
+        return value if yaml.safe_load(value) == value else f'"{value}"'
+    if isinstance(value, float):
+        return f"{value:g}"
+    return yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("\n...").strip()
+
+
+def _codes(values: Sequence[Any]) -> str:
+    """```a`, `b` or `c``` for the docs."""
+    codes = [f"`{_yaml_text(v)}`" for v in values]
+    return codes[0] if len(codes) == 1 else ", ".join(codes[:-1]) + " or " + codes[-1]
+
+
+def _losses(task: str) -> str:
+    return _codes([name for name, cls in LOSSES.items() if cls.task == task])
+
+
+def _losses_taking_counts() -> str:
+    statistics = ("class_counts", "num_samples")
+    return _codes([name for name, cls in LOSSES.items() if set(statistics) & set(inspect.signature(cls).parameters)])
+
+
+def _one_of(choices: Sequence[str], *, nullable: bool = False) -> PydanticCustomError:
+    expected = ("null or " if nullable else "") + "one of {choices}"
+    return PydanticCustomError("choice", expected, {"choices": tuple(choices)})
+
+
+def _broken_rule(key: str, value: Any, expected: str) -> PydanticCustomError:
+    """A rule between sections, reported like a field error: ``config key 'key' must be expected``."""
+    return PydanticCustomError("config_rule", expected, {"key": key, "value": value})
+
+
+def _checks_installed(info: ValidationInfo) -> bool:
+    return not isinstance(info.context, Mapping) or info.context.get(_CHECK_INSTALLED, True)
+
+
+class Section(BaseModel):
+    """Shared settings: unknown keys are errors, numbers are never inf / nan, YAML numbers may fill strings."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, allow_inf_nan=False)
+
+
+class DatasetConfig(Section):
+    """Where the label tables and images are, and how images are prepared."""
+
+    train: str = Field(min_length=1, description="training label table; required")
+    val: str | None = Field(None, description="validation label table: selects the best checkpoint and tunes the "
+                                              "F1 thresholds of `ral evaluate`")
+    test: str | None = Field(None, description="test label table: the default table of `ral evaluate`")
+    format: str | None = Field(None, description=f"{_codes(FORMATS)}; null detects it from the CSV header")
+    root: str | None = Field(None, description="folder image paths are relative to (default: each table's folder)")
+    image_size: Int = Field(64, ge=MIN_IMAGE_SIZE, description="images are read as grayscale, resized to this square "
+                                                               f"side (>= {MIN_IMAGE_SIZE}), scaled to [-1, 1]")
+    uncertain: str = Field("ignore", description="CheXpert-style -1 labels: `ignore` (masked in the loss and the "
+                                                 "metrics), `ones`, `zeros`")
+    classes: list[str] | None = Field(None, min_length=1, description="train on these class columns only, in this "
+                                                                      "order")
+    augment: StrictBool = Field(False, description="random shift and brightness / contrast jitter of training images "
+                                                   "(no flips)")
+    cache_dir: str | None = Field(None, description="decode every image once into a memory-mapped uint8 cache in "
+                                                    "this folder")
+    num_workers: Int = Field(0, ge=0, description="loader worker processes per training process")
+    skip_bad: StrictBool = Field(False, description="drop rows with invalid labels or unreadable images (with a "
+                                                    "warning) instead of failing")
+    group_thresholds: list[Float] | None = Field(
+        None, min_length=2, max_length=2,
+        description="`[head, tail]` training-prevalence thresholds of the head / medium / tail groups (default "
+                    "`[0.13, 0.014]`, which reproduces CXR-LT 2023's 8 / 10 / 8 split)",
+    )
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str | None) -> str | None:
+        if value is not None and value not in FORMATS:
+            raise _one_of(FORMATS, nullable=True)
+        return value
+
+    @field_validator("uncertain")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        if value not in UNCERTAIN_POLICIES:
+            raise _one_of(UNCERTAIN_POLICIES)
+        return value
+
+
+class ModelConfig(Section):
+    """Backbone name, its options and optional local weights."""
+
+    backbone: str = Field("tiny", description="a network of [Backbones and pretrained weights]"
+                                              "(#backbones-and-pretrained-weights), or `timm:<name>`")
+    options: dict[str, Any] = Field(default_factory=dict, description="passed to the backbone, e.g. `{width: 32, "
+                                    "depth: 4, dropout: 0.1}` for `tiny`, `{dropout_prob: 0.2}` for DenseNets")
+    pretrained_path: str | None = Field(None, description="local weights file (see [Backbones and pretrained "
+                                                          "weights](#backbones-and-pretrained-weights))")
+
+    @field_validator("backbone")
+    @classmethod
+    def _known_backbone(cls, name: str, info: ValidationInfo) -> str:
+        from ral.models import check_backbone
+
+        return check_backbone(name) if _checks_installed(info) else name
+
+
+class LossConfig(Section):
     """Loss name (a key of ``ral.losses.LOSSES``) and its constructor parameters."""
 
-    name: str = "ral"
-    params: dict[str, Any] = field(default_factory=dict)
+    name: str = Field("ral", description=f"any key of `ral.losses.LOSSES`: {_losses('multilabel')} for multi-label "
+                                         f"tables; {_losses('single')} for single-label ones")
+    params: dict[str, Any] = Field(default_factory=dict, description="the loss's constructor arguments, e.g. "
+                                                                     "`{gamma_neg: 4, tau: 0.05, lam: 1.5}`")
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str, info: ValidationInfo) -> str:
+        if _checks_installed(info) and name not in LOSSES:
+            raise _one_of(sorted(LOSSES))
+        return name
 
 
-@dataclass
-class OptimizerConfig:
-    name: str = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    momentum: float = 0.9
+class OptimizerConfig(Section):
+    """Optimiser and its settings."""
+
+    name: Optimizer = Field("adamw", description=f"{_codes(get_args(Optimizer))}; `sgd` uses Nesterov momentum")
+    lr: Float = Field(1e-3, gt=0, description="peak learning rate")
+    weight_decay: Float = Field(1e-4, ge=0, description="not applied to biases and normalisation weights")
+    momentum: Float = Field(0.9, ge=0, lt=1, description="SGD momentum")
 
 
-@dataclass
-class ScheduleConfig:
+class ScheduleConfig(Section):
     """Per-step learning-rate schedule: linear warm-up, then cosine decay (or constant)."""
 
-    name: str = "cosine"
-    warmup_epochs: float = 0.0
-    min_lr_ratio: float = 0.0
+    name: Schedule = Field("cosine", description="`cosine` decay after the warm-up, or `none` (constant)")
+    warmup_epochs: Float = Field(0.0, ge=0, description="linear warm-up, in epochs (may be fractional; less than "
+                                                        "`train.epochs`)")
+    min_lr_ratio: Float = Field(0.0, ge=0, le=1, description="the cosine decays to `lr * min_lr_ratio`")
 
 
-@dataclass
-class TrainerConfig:
-    epochs: int = 10
-    batch_size: int = 64
-    eval_batch_size: int | None = None
-    precision: str = "32"
-    accelerator: str = "auto"
-    devices: Union[int, str, list[int]] = 1
-    strategy: str = "auto"
-    num_nodes: int = 1
-    accumulate_grad_batches: int = 1
-    gradient_clip_val: float | None = None
-    early_stopping_patience: int | None = None
-    sync_batchnorm: bool = False
-    deterministic: bool = False
-    progress_bar: bool = True
-    log_every_n_steps: int = 10
+DeviceCount = Annotated[Int, Field(ge=1)]
+DeviceIndices = Annotated[list[Annotated[Int, Field(ge=0)]], Field(min_length=1)]
 
 
-@dataclass
-class Config:
+class TrainerConfig(Section):
+    """Lightning trainer settings."""
+
+    epochs: Int = Field(10, ge=1, description="maximum epochs")
+    batch_size: Int = Field(64, ge=1, description="per process; the effective batch is `batch_size x processes x "
+                                                  "accumulate_grad_batches`")
+    eval_batch_size: Int | None = Field(None, ge=1, description="validation batch size (default: `batch_size`)")
+    precision: Annotated[Precision, BeforeValidator(_number_as_text)] = Field(
+        "32", description=f"{_codes(get_args(Precision))} (16-mixed: GPU; on CPU Lightning uses bf16)"
+    )
+    accelerator: Accelerator = Field("auto", description=_codes(get_args(Accelerator)))
+    devices: DeviceCount | Literal["auto"] | DeviceIndices = Field(
+        1, description="number of devices (or `auto`, or a list of GPU indices)"
+    )
+    strategy: str = Field("auto", min_length=1, description="Lightning strategy, e.g. `ddp`")
+    num_nodes: Int = Field(1, ge=1, description="machines of a multi-node run")
+    accumulate_grad_batches: Int = Field(1, ge=1, description="gradient accumulation")
+    gradient_clip_val: Float | None = Field(None, gt=0, description="clip the gradient norm to this value")
+    early_stopping_patience: Int | None = Field(None, ge=1, description="stop after this many epochs without a "
+                                                "better validation metric (needs `dataset.val`)")
+    sync_batchnorm: StrictBool = Field(False, description="synchronise BatchNorm statistics across processes")
+    deterministic: StrictBool = Field(False, description="Lightning's `deterministic=True` (deterministic GPU kernels)")
+    progress_bar: StrictBool = Field(True, description="Lightning's progress bar; when false, one line per epoch is "
+                                                       "printed")
+    log_every_n_steps: Int = Field(10, ge=1, description="logging interval of the step metrics")
+
+    @field_validator("devices", mode="wrap")
+    @classmethod
+    def _one_devices_error(cls, devices: Any, handler: ValidatorFunctionWrapHandler) -> int | str | list[int]:
+        """One error for the three accepted forms instead of one per form."""
+        try:
+            return handler(devices)
+        except ValidationError:
+            raise PydanticCustomError(
+                "devices", "an integer >= 1, 'auto' or a non-empty list of device indices (integers >= 0)"
+            ) from None
+
+
+class Config(Section):
     """A whole training run. Build with :func:`load_config` or :func:`config_from_dict`."""
 
-    seed: int = 0
-    output_dir: str = "runs/train"
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    train: TrainerConfig = field(default_factory=TrainerConfig)
+    seed: Int = Field(0, ge=0, description="seeds Python, numpy, torch and the loader workers; shuffling depends "
+                                           "only on the seed and the epoch")
+    output_dir: str = Field("runs/train", min_length=1, description="the run folder; it must not hold checkpoints "
+                                                                    "unless `--resume` is given")
+    dataset: DatasetConfig = Field(description="the label tables and how their images are read. Multi-label tables "
+                                   "mark uncertain or missing labels as NaN; losses are built with "
+                                   "`ignore_value=nan`, so those entries count neither in the loss nor in its mean.")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="the network")
+    loss: LossConfig = Field(default_factory=LossConfig, description="the training loss. The training set's "
+                             "per-class positive counts (and its size) are passed to the losses that take them "
+                             f"({_losses_taking_counts()}).")
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig, description="the optimiser")
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig, description="the per-step learning rate: "
+                                     "linear warm-up, then cosine decay or a constant")
+    train: TrainerConfig = Field(default_factory=TrainerConfig, description="the Lightning trainer")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, raw: Any) -> Any:
+        """A section left out or left empty (``model:`` in YAML) takes its defaults."""
+        if not isinstance(raw, Mapping):
+            return raw
+        return {**raw, **{name: {} for name in _sections(cls) if raw.get(name) is None}}
+
+    @model_validator(mode="after")
+    def _rules_between_sections(self) -> Config:
+        schedule, train = self.schedule, self.train
+        if schedule.warmup_epochs >= train.epochs:
+            raise _broken_rule("schedule.warmup_epochs", schedule.warmup_epochs,
+                               f"smaller than train.epochs ({train.epochs})")
+        if train.early_stopping_patience is not None and self.dataset.val is None:
+            raise _broken_rule("train.early_stopping_patience", train.early_stopping_patience,
+                               "null when dataset.val is not given (early stopping watches a validation metric)")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (str / int / float / bool / None / list / dict only)."""
-        return dataclasses.asdict(self)
+        return self.model_dump(mode="json")
 
 
-# --- parsing -------------------------------------------------------------------------------
-def _unknown_key(key: str, known: list[str]) -> ValueError:
+# --- schema navigation and error messages ----------------------------------------------------
+def _section_type(info: FieldInfo | None) -> type[Section] | None:
+    annotation = info.annotation if info is not None else None
+    return annotation if isinstance(annotation, type) and issubclass(annotation, Section) else None
+
+
+def _sections(model: type[BaseModel]) -> list[str]:
+    return [name for name, info in model.model_fields.items() if _section_type(info) is not None]
+
+
+def _is_mapping(info: FieldInfo) -> bool:
+    return info.annotation is dict or get_origin(info.annotation) is dict
+
+
+def _unknown_key(key: str, known: Sequence[str]) -> ValueError:
     parent, _, leaf = key.rpartition(".")
-    close = difflib.get_close_matches(leaf, known, n=1)
+    close = difflib.get_close_matches(leaf, list(known), n=1)
     hint = f" (did you mean {(parent + '.' if parent else '') + close[0]!r}?)" if close else ""
     return ValueError(f"unknown config key {key!r}{hint}; known keys here: {sorted(known)}")
 
 
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Convert a YAML value to the annotated type, or raise ValueError naming ``key``."""
-    origin = typing.get_origin(hint)
-    if origin in (Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _coerce(value, option, key)
-            except ValueError as exc:
-                errors.append(str(exc))
-        raise ValueError(errors[-1] if len(errors) == 1 else f"config key {key!r} has a bad value {value!r}")
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"config key {key!r} must be a list, got {value!r}")
-        (item,) = typing.get_args(hint)
-        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict or hint is dict:
-        if not isinstance(value, dict):
-            raise ValueError(f"config key {key!r} must be a mapping, got {value!r}")
-        return {str(k): v for k, v in value.items()}
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise ValueError(f"config key {key!r} must be true or false, got {value!r}")
-    if hint is int:
-        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
-            raise ValueError(f"config key {key!r} must be an integer, got {value!r}")
-        return int(value)
-    if hint is float:
-        if isinstance(value, bool):
-            raise ValueError(f"config key {key!r} must be a number, got {value!r}")
-        try:  # YAML reads 1e-3 (no dot) as a string
-            return float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"config key {key!r} must be a number, got {value!r}") from None
-    if hint is str:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)  # e.g. precision: 32
-        if not isinstance(value, str):
-            raise ValueError(f"config key {key!r} must be a string, got {value!r}")
-        return value
-    if hint is Any:
-        return value
-    raise TypeError(f"unsupported annotation {hint!r} for {key!r}")
+def _locate(loc: tuple[int | str, ...]) -> tuple[str, type[BaseModel], FieldInfo | None]:
+    """Dotted key of an error location, the section holding its last name, and that field (None if unknown)."""
+    key, holder, info = "", Config, None
+    section: type[BaseModel] | None = Config
+    for item in loc:
+        if isinstance(item, int):
+            key += f"[{item}]"
+        elif section is not None:
+            key = f"{key}.{item}" if key else item
+            holder, info = section, section.model_fields.get(item)
+            section = _section_type(info)
+        # other names (union members, mapping keys) are not part of the key
+    return key, holder, info
 
 
-def _build(cls: type, raw: Any, prefix: str) -> Any:
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ValueError(f"config section {prefix or 'top level'!r} must be a mapping, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    values = {}
-    for key, value in raw.items():
-        full = f"{prefix}{key}"
-        if key not in names:
-            raise _unknown_key(full, names)
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            values[key] = _build(hint, value, f"{full}.")
-        else:
-            values[key] = _coerce(value, hint, full)
-    return cls(**values)
+def _is_integer(info: FieldInfo) -> bool:
+    """Whether the field holds an int (``Int``, ``Int | None``)."""
+    options = get_args(info.annotation) or (info.annotation,)
+    return int in (get_args(t)[0] if get_origin(t) is Annotated else t for t in options)
 
 
-def config_from_dict(raw: dict[str, Any]) -> Config:
-    """Build a :class:`Config` from a nested dict; unknown keys and wrong types raise ValueError."""
-    return _build(Config, raw, "")
+def _range(info: FieldInfo, *, item: bool) -> str:
+    """``an integer >= 1``, ``a finite number in [0, 1)``, ``null or a finite number > 0`` ... (``item``: of a list)"""
+    kind = "an integer" if _is_integer(info) else "a finite number"
+    low = high = None
+    for bound in info.metadata:
+        if isinstance(bound, (annotated_types.Ge, annotated_types.Gt)):
+            low = ("[", ">=", bound.ge) if isinstance(bound, annotated_types.Ge) else ("(", ">", bound.gt)
+        elif isinstance(bound, (annotated_types.Le, annotated_types.Lt)):
+            high = ("]", "<=", bound.le) if isinstance(bound, annotated_types.Le) else (")", "<", bound.lt)
+    if low and high:
+        text = f"{kind} in {low[0]}{low[2]}, {high[2]}{high[0]}"
+    else:
+        one = low or high
+        text = f"{kind} {one[1]} {one[2]}" if one else kind
+    return ("null or " if not item and type(None) in get_args(info.annotation) else "") + text
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+_TYPE_PHRASES = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "string_too_short": "a non-empty string",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+}
+_RANGE_ERRORS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number")
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    """One line for pydantic's ``error``: the dotted key, what it must be, the received value."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    key, holder, info = _locate(tuple(error["loc"]))
+    key, value = ctx.get("key", key), ctx.get("value", error.get("input"))
+    where = f"config key {key!r}" if key else "the config"
+    if kind == "extra_forbidden":
+        return str(_unknown_key(key, list(holder.model_fields)))
+    if kind == "missing":
+        return f"{where} is missing ({info.description if info else 'required'})"
+    if kind == "value_error":  # a check the validator delegates (ral.models.check_backbone) explains itself
+        return f"{where}: {ctx['error']}"
+    if kind in _RANGE_ERRORS and info is not None:
+        expected = _range(info, item=isinstance(error["loc"][-1], int))
+    elif kind == "literal_error":
+        choices = get_args(info.annotation) if info is not None and get_origin(info.annotation) is Literal else ()
+        expected = f"one of {choices}" if choices else f"one of {ctx['expected']}"
+    elif kind in ("too_short", "too_long"):
+        size = ctx.get("min_length", ctx.get("max_length"))
+        bound = "at least" if kind == "too_short" else "at most"
+        expected = f"a list of {bound} {size} item{'s' if size != 1 else ''}"
+    else:
+        expected = _TYPE_PHRASES.get(kind, error["msg"])
+    return f"{where} must be {expected}, got {value!r}"
+
+
+def _validate(raw: Any, *, check_installed: bool = True) -> Config:
+    try:
+        return Config.model_validate(raw, context={_CHECK_INSTALLED: check_installed})
+    except ValidationError as exc:
+        raise ValueError(_message(exc.errors(include_url=False)[0])) from None
+
+
+# --- public API ----------------------------------------------------------------------------
+def config_from_dict(raw: Mapping[str, Any]) -> Config:
+    """Build and validate a :class:`Config` from a nested dict (missing keys take their defaults).
+
+    Raises:
+        ValueError: one line naming the first unknown key, wrong type or bad value.
+    """
+    return _validate(raw)
+
+
+def validate_config(config: Config) -> Config:
+    """Validate ``config`` again, e.g. after changes in Python (lists, dicts, rules between sections); return it.
+
+    Raises:
+        ValueError: naming the key and the received value.
+    """
+    _validate(config.model_dump())
+    return config
+
+
+def config_from_checkpoint(meta: Mapping[str, Any], path: str | os.PathLike = "checkpoint") -> Config:
+    """The :class:`Config` that ``ral train`` stored in ``checkpoint["ral"]`` (``meta``, see
+    :func:`ral.engine.checkpoint.checkpoint_metadata`).
+
+    The loss and backbone names are not checked against this installation: a checkpoint stays
+    readable when the loss it was trained with is not registered here.
+
+    Raises:
+        ValueError: ``meta`` holds no config, or one this version of ``ral`` cannot read.
+    """
+    raw = meta.get("config")
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{path} holds no stored config (checkpoint['ral']['config']), got {raw!r}")
+    try:
+        return _validate(raw, check_installed=False)
+    except ValueError as exc:
+        raise ValueError(f"{path}: stored {exc}") from None
+
+
+def _check_override_key(parts: list[str], item: str) -> None:
+    """Raise unless ``parts`` names a config key (anything below ``loss.params`` / ``model.options`` is free)."""
+    section: type[BaseModel] | None = Config
+    for depth, part in enumerate(parts):
+        key = ".".join(parts[: depth + 1])
+        if section is None:  # inside a free-form mapping
+            return
+        info = section.model_fields.get(part)
+        if info is None:
+            raise _unknown_key(key, list(section.model_fields))
+        section = _section_type(info)
+        if section is None and not _is_mapping(info) and depth < len(parts) - 1:
+            raise ValueError(f"override {item!r}: {key!r} is not a section")
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Return a copy of ``raw`` with ``section.key=value`` overrides applied (values parsed as YAML).
 
     ``loss.params.gamma_neg=2`` creates nested keys under the free-form ``loss.params`` and
-    ``model.options``; elsewhere an unknown key raises ``ValueError``.
+    ``model.options``; elsewhere an unknown key raises ``ValueError``. Values are checked by
+    :func:`config_from_dict`.
     """
     import copy
 
-    out = copy.deepcopy(raw)
+    out = copy.deepcopy(dict(raw))
     for item in overrides:
         key, sep, text = item.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise ValueError(f"override must look like section.key=value, got {item!r}")
         parts = key.strip().split(".")
+        _check_override_key(parts, item)
         node = out
         for part in parts[:-1]:
             child = node.get(part)
@@ -232,16 +487,15 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                 raise ValueError(f"override {item!r}: {part!r} is not a section")
             node = child
         node[parts[-1]] = yaml.safe_load(text) if text.strip() else None
-    config_from_dict(out)  # reject unknown keys now, naming the override
     return out
 
 
-def load_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> Config:
+def load_config(path: str | os.PathLike | None, overrides: Sequence[str] | None = None) -> Config:
     """Read a YAML config (or start from defaults when ``path`` is None), apply overrides, validate.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: YAML syntax error, unknown key, wrong type or bad value (see :func:`validate_config`).
+        ValueError: YAML syntax error, unknown key, wrong type or bad value.
     """
     raw: Any = {}
     if path is not None:
@@ -254,84 +508,63 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] | None = No
             raise ValueError(f"config file {path} is not valid YAML: {exc}") from None
         if not isinstance(raw, dict):
             raise ValueError(f"config file {path} must hold a mapping at the top level, got {type(raw).__name__}")
-    raw = apply_overrides(raw, list(overrides or []))
-    config = config_from_dict(raw)
-    validate_config(config)
-    return config
-
-
-# --- validation ----------------------------------------------------------------------------
-def _check(condition: bool, key: str, value: Any, expected: str) -> None:
-    if not condition:
-        raise ValueError(f"config key {key!r} must be {expected}, got {value!r}")
-
-
-def _positive_int(key: str, value: Any) -> None:
-    _check(isinstance(value, int) and value >= 1, key, value, "an integer >= 1")
-
-
-def validate_config(config: Config) -> Config:
-    """Check every value that can be checked without reading data; return ``config``.
-
-    Loss, backbone, optimiser, schedule and trainer settings are checked here; the tables
-    (files, columns, format) are checked when they are read, also before training starts.
-
-    Raises:
-        ValueError: naming the key and the received value.
-    """
-    from ral.data.formats import FORMATS, UNCERTAIN_POLICIES
-    from ral.losses import LOSSES
-    from ral.models import check_backbone
-
-    d, m, lo, o, s, t = config.dataset, config.model, config.loss, config.optimizer, config.schedule, config.train
-    _check(isinstance(config.seed, int) and config.seed >= 0, "seed", config.seed, "an integer >= 0")
-    _check(bool(config.output_dir), "output_dir", config.output_dir, "a folder path")
-    _check(d.train is not None, "dataset.train", d.train, "the path of the training table")
-    _check(d.format is None or d.format in FORMATS, "dataset.format", d.format, f"null (auto) or one of {FORMATS}")
-    _check(d.uncertain in UNCERTAIN_POLICIES, "dataset.uncertain", d.uncertain, f"one of {UNCERTAIN_POLICIES}")
-    _check(d.image_size >= 8, "dataset.image_size", d.image_size, "an integer >= 8")
-    _check(d.num_workers >= 0, "dataset.num_workers", d.num_workers, "an integer >= 0")
-    _check(d.classes is None or len(d.classes) > 0, "dataset.classes", d.classes, "null or a non-empty list")
-    _check(d.group_thresholds is None or len(d.group_thresholds) == 2, "dataset.group_thresholds",
-           d.group_thresholds, "null or [head, tail] prevalence thresholds")
-    try:
-        check_backbone(m.backbone)
-    except ValueError as exc:
-        raise ValueError(f"config key 'model.backbone': {exc}") from None
-    _check(lo.name in LOSSES, "loss.name", lo.name, f"one of {sorted(LOSSES)}")
-    _check(o.name in OPTIMIZERS, "optimizer.name", o.name, f"one of {OPTIMIZERS}")
-    _check(math.isfinite(o.lr) and o.lr > 0, "optimizer.lr", o.lr, "a finite number > 0")
-    _check(math.isfinite(o.weight_decay) and o.weight_decay >= 0, "optimizer.weight_decay", o.weight_decay, "a number >= 0")
-    _check(0 <= o.momentum < 1, "optimizer.momentum", o.momentum, "in [0, 1)")
-    _check(s.name in SCHEDULES, "schedule.name", s.name, f"one of {SCHEDULES}")
-    _check(s.warmup_epochs >= 0, "schedule.warmup_epochs", s.warmup_epochs, "a number >= 0")
-    _check(s.warmup_epochs < t.epochs or s.warmup_epochs == 0, "schedule.warmup_epochs", s.warmup_epochs,
-           f"smaller than train.epochs ({t.epochs})")
-    _check(0 <= s.min_lr_ratio <= 1, "schedule.min_lr_ratio", s.min_lr_ratio, "in [0, 1]")
-    _positive_int("train.epochs", t.epochs)
-    _positive_int("train.batch_size", t.batch_size)
-    if t.eval_batch_size is not None:
-        _positive_int("train.eval_batch_size", t.eval_batch_size)
-    _check(t.precision in PRECISIONS, "train.precision", t.precision, f"one of {PRECISIONS}")
-    _check(t.accelerator in ACCELERATORS, "train.accelerator", t.accelerator, f"one of {ACCELERATORS}")
-    devices_ok = (
-        (isinstance(t.devices, int) and t.devices >= 1)
-        or t.devices == "auto"
-        or (isinstance(t.devices, list) and len(t.devices) > 0 and all(i >= 0 for i in t.devices))
-    )
-    _check(devices_ok, "train.devices", t.devices, "an integer >= 1, 'auto' or a list of device indices")
-    _positive_int("train.num_nodes", t.num_nodes)
-    _positive_int("train.accumulate_grad_batches", t.accumulate_grad_batches)
-    _positive_int("train.log_every_n_steps", t.log_every_n_steps)
-    if t.gradient_clip_val is not None:
-        _check(t.gradient_clip_val > 0, "train.gradient_clip_val", t.gradient_clip_val, "null or a number > 0")
-    if t.early_stopping_patience is not None:
-        _positive_int("train.early_stopping_patience", t.early_stopping_patience)
-        _check(d.val is not None, "train.early_stopping_patience", t.early_stopping_patience,
-               "null when dataset.val is not given (early stopping watches a validation metric)")
-    return config
+    return config_from_dict(apply_overrides(raw, list(overrides or [])))
 
 
 def dump_yaml(config: Config) -> str:
     """The config as YAML text (what ``ral train`` stores in ``<output_dir>/config.yaml``)."""
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+# --- the reference in docs/usage.md ----------------------------------------------------------
+def _table(fields: Mapping[str, FieldInfo]) -> str:
+    rows = ["| key | default | meaning |", "| --- | --- | --- |"]
+    for name, info in fields.items():
+        default = "—" if info.is_required() else _yaml_text(info.get_default(call_default_factory=True))
+        meaning = (info.description or "").replace("|", "\\|")
+        rows.append(f"| `{name}` | {default} | {meaning} |")
+    return "\n".join(rows)
+
+
+def config_reference() -> str:
+    """Markdown: one table (key, default, meaning) for the top-level keys and one per section."""
+    sections = _sections(Config)
+    blocks = ["**top level**", _table({n: f for n, f in Config.model_fields.items() if n not in sections})]
+    for name in sections:
+        info = Config.model_fields[name]
+        blocks += [f"**`{name}`**: {info.description}", _table(_section_type(info).model_fields)]
+    return "\n\n".join(blocks) + "\n"
+
+
+def with_reference(text: str) -> str:
+    """``text`` (docs/usage.md) with the part between the config-reference markers regenerated.
+
+    Raises:
+        ValueError: the markers are missing or out of order.
+    """
+    start, end = text.find(REFERENCE_START), text.find(REFERENCE_END)
+    if start < 0 or end < start:
+        raise ValueError(f"the text needs {REFERENCE_START!r} followed by {REFERENCE_END!r}")
+    return text[: start + len(REFERENCE_START)] + "\n\n" + config_reference() + "\n" + text[end:]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ral.engine.config", description="The config reference.")
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--reference", action="store_true", help="print the markdown config reference")
+    action.add_argument("--update", metavar="DOC", help="regenerate the marked config reference in DOC (docs/usage.md)")
+    args = parser.parse_args(argv)
+    if args.reference:
+        print(config_reference(), end="")
+        return 0
+    doc = Path(args.update)
+    try:
+        doc.write_text(with_reference(doc.read_text(encoding="utf-8")), encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        print(f"python -m ral.engine.config: error: {doc}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ral.engine.config import config_from_checkpoint
 from ral.engine.inference import load_eval_table, load_trained_model, predict_probabilities
 
 MULTILABEL_HEADLINE = ("mAP", "mAUC", "mF1", "head_mAP", "medium_mAP", "tail_mAP")
@@ -105,13 +106,13 @@ def evaluate(
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 0:
         raise ValueError(f"n_boot must be an integer >= 0, got {n_boot!r}")
     model, meta = load_trained_model(checkpoint, device)
-    dataset_cfg = meta.get("config", {}).get("dataset", {})
+    run_config = config_from_checkpoint(meta, checkpoint)
     if data is None:
-        data = dataset_cfg.get("test")
+        data = run_config.dataset.test
         if data is None:
             raise ValueError(f"data: no table given and the run of {checkpoint} has no dataset.test")
-    if val_data is None and dataset_cfg.get("val") and Path(dataset_cfg["val"]).is_file():
-        val_data = dataset_cfg["val"]
+    if val_data is None and run_config.dataset.val and Path(run_config.dataset.val).is_file():
+        val_data = run_config.dataset.val
     out = Path(out_dir) if out_dir is not None else default_eval_dir(checkpoint, data)
     task, size = meta["task"], meta["image_size"]
 
@@ -148,7 +149,7 @@ def evaluate(
     report.update({
         "task": task, "n_images": len(table), "n_boot": n_boot, "checkpoint": str(Path(checkpoint).resolve()),
         "data": str(Path(data).resolve()), "val_data": str(Path(val_data).resolve()) if val_data else None,
-        "loss": meta.get("config", {}).get("loss", {}).get("name"), "backbone": meta["backbone"],
+        "loss": run_config.loss.name, "backbone": meta["backbone"],
         "groups": {g: [n for n, gg in zip(names, groups) if gg == g] for g in ("head", "medium", "tail")},
     })
 

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ral.engine.checkpoint import CHECKPOINT_FORMAT
+from ral.engine.config import Config
 from ral.engine.datamodule import gather_unique
 
 
@@ -54,12 +55,13 @@ class ClassifierModule(L.LightningModule):
         loss: multi-label ``loss(logits (N, C), targets (N, C) with NaN = ignore)`` or single-label
             ``loss(logits (N, C), targets (N,) int64)``.
         task: "multilabel" or "single".
-        config: the run's config as a plain dict (stored in checkpoints).
+        config: the run's config (optimiser and schedule; stored in checkpoints as plain data,
+            read back with :func:`ral.engine.config.config_from_checkpoint`).
         meta: plain data describing the classes (class_names, train_counts, groups, ...),
             stored in checkpoints under ``"ral"`` next to the config.
     """
 
-    def __init__(self, model: nn.Module, loss: nn.Module, *, task: str, config: dict[str, Any], meta: dict[str, Any]) -> None:
+    def __init__(self, model: nn.Module, loss: nn.Module, *, task: str, config: Config, meta: dict[str, Any]) -> None:
         super().__init__()
         self.model = model
         self.loss_fn = loss
@@ -114,27 +116,28 @@ class ClassifierModule(L.LightningModule):
         self.log_dict(values, sync_dist=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        opt_cfg, sched_cfg = self.config["optimizer"], self.config["schedule"]
+        opt_cfg, sched_cfg = self.config.optimizer, self.config.schedule
         decay, no_decay = [], []
         for name, param in self.model.named_parameters():
             if param.requires_grad:
                 (no_decay if param.ndim <= 1 else decay).append(param)  # no decay on norms / biases
-        groups = [{"params": decay, "weight_decay": opt_cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
-        lr = opt_cfg["lr"]
-        if opt_cfg["name"] == "adamw":
+        groups = [{"params": decay, "weight_decay": opt_cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        lr = opt_cfg.lr
+        if opt_cfg.name == "adamw":
             optimizer: torch.optim.Optimizer = torch.optim.AdamW(groups, lr=lr)
-        elif opt_cfg["name"] == "adam":
+        elif opt_cfg.name == "adam":
             optimizer = torch.optim.Adam(groups, lr=lr)
         else:
-            optimizer = torch.optim.SGD(groups, lr=lr, momentum=opt_cfg["momentum"], nesterov=opt_cfg["momentum"] > 0)
+            optimizer = torch.optim.SGD(groups, lr=lr, momentum=opt_cfg.momentum, nesterov=opt_cfg.momentum > 0)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         epochs = max(1, int(self.trainer.max_epochs or 1))
-        warmup = int(round(sched_cfg["warmup_epochs"] * total / epochs))
+        warmup = int(round(sched_cfg.warmup_epochs * total / epochs))
         factor: Callable[[int], float] = lambda step: lr_factor(  # noqa: E731
-            step, total_steps=total, warmup_steps=warmup, schedule=sched_cfg["name"], min_lr_ratio=sched_cfg["min_lr_ratio"]
+            step, total_steps=total, warmup_steps=warmup, schedule=sched_cfg.name, min_lr_ratio=sched_cfg.min_lr_ratio
         )
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["ral"] = {"format": CHECKPOINT_FORMAT, "config": self.config, **self.meta}
+        # plain data only: the checkpoint must load with torch.load(weights_only=True)
+        checkpoint["ral"] = {"format": CHECKPOINT_FORMAT, "config": self.config.model_dump(mode="json"), **self.meta}

@@ -180,9 +180,7 @@ def train(config: Config | Mapping[str, Any], *, resume: bool = False) -> dict[s
     except (MisconfigurationException, RuntimeError, ValueError) as exc:
         raise ValueError(f"config section 'train' (accelerator / devices / strategy / precision): {exc}") from None
 
-    module = ClassifierModule(
-        run.model, run.loss, task=run.meta["task"], config=config.to_dict(), meta=run.meta
-    )
+    module = ClassifierModule(run.model, run.loss, task=run.meta["task"], config=config, meta=run.meta)
     data = TableDataModule(
         run.train, run.val,
         image_size=config.dataset.image_size, augment=config.dataset.augment,

@@ -17,6 +17,7 @@ import numpy as np
 
 from ral.data.classes import CXRLT_CLASSES, ISIC2018_CLASSES
 from ral.data._io import write_csv_atomic, write_json_atomic
+from ral.data.images import MIN_IMAGE_SIZE
 from ral.data.simulate.preview import preview_grid
 
 TASKS = ("multilabel", "single")
@@ -55,12 +56,12 @@ def simulate_dataset(
         ``out_dir`` as a Path.
 
     Raises:
-        ValueError: unknown task, size < 16, split sizes too small, missing_rate outside [0, 0.9].
+        ValueError: unknown task, size < ``MIN_IMAGE_SIZE`` (16), split sizes too small, missing_rate outside [0, 0.9].
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    if not isinstance(size, int) or size < 16:
-        raise ValueError(f"size must be an int >= 16, got {size!r}")
+    if not isinstance(size, int) or size < MIN_IMAGE_SIZE:
+        raise ValueError(f"size must be an int >= {MIN_IMAGE_SIZE}, got {size!r}")
     if not (0.0 <= float(missing_rate) <= 0.9):
         raise ValueError(f"missing_rate must be in [0, 0.9], got {missing_rate!r}")
     defaults = DEFAULT_SIZES[task]
