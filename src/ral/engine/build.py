@@ -6,7 +6,6 @@ format, loss parameter or backbone option fails here, before any training step.
 
 from __future__ import annotations
 
-import inspect
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,30 +49,31 @@ def load_split(path: str | os.PathLike, key: str, dataset: DatasetConfig, classe
 
 
 def build_run_loss(name: str, params: dict[str, Any], task: str, train: LabelTable) -> nn.Module:
-    """Build loss ``name`` for ``train``'s task, passing training class counts (and image count).
+    """Build loss ``name`` for ``train``'s task with the training statistics it takes.
 
-    Multi-label losses get ``ignore_value=nan`` (uncertain labels are NaN in the targets).
+    Multi-label losses get ``ignore_value=nan`` (uncertain labels are NaN in the targets). The
+    labels were validated when the tables were read, so the loss does not check targets on
+    every step (on a GPU that check is a host-device synchronisation).
 
     Raises:
         ValueError: loss for the other task, or parameters the loss rejects.
     """
-    from ral.losses import LOSSES, build_loss
+    from ral.losses import LOSSES, build_loss, loss_class
 
-    cls = LOSSES[name]
+    cls = loss_class(name)
     if cls.task != task:
         fitting = sorted(n for n, c in LOSSES.items() if c.task == task)
         raise ValueError(
             f"config key 'loss.name': {name!r} is a {cls.task} loss but the dataset is {task}; "
             f"use one of {fitting}"
         )
-    kwargs = dict(params)
-    accepted = inspect.signature(cls.__init__).parameters
-    if task == "multilabel" and "ignore_value" in accepted:
+    kwargs = {"check_targets": False, **params}
+    if task == "multilabel":
         kwargs.setdefault("ignore_value", float("nan"))
-    if "num_samples" in accepted:
-        kwargs.setdefault("num_samples", len(train))
     try:
-        return build_loss(name, class_counts=train.class_counts().astype(float).tolist(), **kwargs)
+        return build_loss(
+            name, class_counts=train.class_counts().astype(float).tolist(), num_samples=len(train), **kwargs
+        )
     except (TypeError, ValueError) as exc:
         raise ValueError(f"config key 'loss.params' {params!r} rejected by loss {name!r}: {exc}") from None
 

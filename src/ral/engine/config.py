@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import inspect
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -98,8 +97,7 @@ def _losses(task: str) -> str:
 
 
 def _losses_taking_counts() -> str:
-    statistics = ("class_counts", "num_samples")
-    return _codes([name for name, cls in LOSSES.items() if set(statistics) & set(inspect.signature(cls).parameters)])
+    return _codes([name for name, cls in LOSSES.items() if cls.statistics])
 
 
 def _one_of(choices: Sequence[str], *, nullable: bool = False) -> PydanticCustomError:
