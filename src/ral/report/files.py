@@ -57,10 +57,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on a clean exit it replaces ``path``.
 
     The temporary file exists (empty) when yielded; the caller writes it by name
-    (``numpy.lib.format.open_memmap``, ``PIL.Image.save``, ...) and closes it before the block
+    (``numpy.lib.format.open_memmap``, ``torch.save``, ...) and closes it before the block
     ends. Its name ends in ".tmp": give a writer that appends its own suffix (``np.save``) an
-    open handle instead, or use :func:`atomic_write`. Parent folders are created. A new file gets mode 0644, a replaced file keeps its mode. If the block raises,
-    the temporary file is removed and ``path`` is untouched.
+    open handle instead, or use :func:`atomic_write`. Parent folders are created. A new file
+    gets mode 0644, a replaced file keeps its mode. If the block raises, the temporary file is
+    removed and ``path`` is untouched.
 
     Example:
         >>> with atomic_path(folder / "pixels.npy") as temp:  # doctest: +SKIP
