@@ -129,18 +129,22 @@ def simulated_data(out_dir: str | os.PathLike, budget: Budget, *, task: str = "m
     """Simulate the embedded dataset at the budget's sizes into ``out_dir``, or reuse it when the
     folder holds the same simulation (same settings and generator code:
     :func:`ral.data.simulate.ensure_simulated`).
+
+    The description names the simulation key, so a benchmark folder whose runs were made on
+    another simulation is refused by :class:`~ral.bench.runner.RunStore` instead of mixed in.
     """
-    from ral.data.simulate import ensure_simulated
+    from ral.data.simulate import ensure_simulated, simulation_key
 
     folder = Path(out_dir)
     size = budget.image_size  # simulated at the training resolution: no resizing at load time
-    ensure_simulated(folder, seed=seed, size=size, n_train=budget.n_train, n_val=budget.n_val,
-                     n_test=budget.n_test, task=task)
+    settings = dict(seed=seed, size=size, n_train=budget.n_train, n_val=budget.n_val, n_test=budget.n_test, task=task)
+    ensure_simulated(folder, **settings)
     return BenchData(
         train=str((folder / "train.csv").resolve()), val=str((folder / "val.csv").resolve()),
         test=str((folder / "test.csv").resolve()), task=task,
-        description=(f"simulated {task} set (ral.data.simulate, seed {seed}): {budget.n_train} train / "
-                     f"{budget.n_val} val / {budget.n_test} test images, {size} px"),
+        description=(f"simulated {task} set (ral.data.simulate, seed {seed}, key "
+                     f"{simulation_key(**settings)[:12]}): {budget.n_train} train / {budget.n_val} val / "
+                     f"{budget.n_test} test images, {size} px"),
     )
 
 
