@@ -1,28 +1,48 @@
 """The ``ral`` command. Subcommands only parse arguments and delegate to the package.
 
-Each ``_add_*`` function below registers one group of subcommands; each subcommand sets
-``func`` to a small handler that imports the implementing module lazily (so ``ral --help``
-stays fast and importing the CLI never imports torch-heavy code it does not need).
+Each ``_add_*`` function below registers one group of subcommands; each subcommand (made by
+:func:`_add_command`) sets ``func`` to a small ``_run_*`` handler that imports the implementing
+module lazily (so ``ral --help`` stays fast and importing the CLI never imports torch-heavy code
+it does not need).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Callable, Sequence
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _add_group(sub: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:
+    """``ral <name> ...``: a command whose subcommands are registered on the returned object."""
+    return sub.add_parser(name, help=help).add_subparsers(dest=f"{name}_command", required=True)
+
+
+def _add_command(sub: argparse._SubParsersAction, name: str, run: Handler) -> argparse.ArgumentParser:
+    """A subcommand ``name`` handled by ``run``; its options are added to the returned parser.
+
+    The first paragraph of ``run``'s docstring is the command's one-line help (``ral <group> -h``),
+    the rest, if any, its description (``ral <group> <name> -h``).
+    """
+    help, _, description = (run.__doc__ or "").strip().partition("\n\n")
+    parser = sub.add_parser(name, help=" ".join(help.split()), description=" ".join(description.split()) or None)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _print_written(text: str, out: str) -> int:
+    print(text)
+    print(f"written to {out}")
+    return 0
 
 
 # --- ral data ... (owned by the data layer) -------------------------------------------------
 def _add_data_commands(sub: argparse._SubParsersAction) -> None:
-    data = sub.add_parser("data", help="simulate datasets and inspect label tables")
-    data_sub = data.add_subparsers(dest="data_command", required=True)
+    data_sub = _add_group(sub, "data", "simulate datasets and inspect label tables")
 
-    sim = data_sub.add_parser(
-        "simulate",
-        help="write the embedded simulated long-tailed dataset (train/val/test CSVs + images)",
-        description="Generate the simulated dataset (see docs/dataset.md). Same seed and options give "
-        "byte-identical CSVs and images.",
-    )
+    sim = _add_command(data_sub, "simulate", _run_simulate)
     sim.add_argument("--out", help="output folder (required unless only --preview is asked for)")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
@@ -35,28 +55,7 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
                      help="share of positives removed from the TRAINING labels (multilabel; default 0.15)")
     sim.add_argument("--preview", metavar="PNG", help="also write a sample grid (one row per class) to PNG")
 
-    def run_simulate(args: argparse.Namespace) -> int:
-        from ral.data.simulate import preview_grid, simulate_dataset
-
-        if args.out is None and args.preview is None:
-            raise ValueError("give --out DIR (the dataset) and/or --preview PNG (the sample grid)")
-        if args.out is not None:
-            out = simulate_dataset(args.out, seed=args.seed, size=args.size, n_train=args.n_train,
-                                   n_val=args.n_val, n_test=args.n_test, task=args.task,
-                                   missing_rate=args.missing_rate)
-            print(f"wrote {out}/train.csv, val.csv, test.csv, dataset.json and images/")
-        if args.preview is not None:
-            print(f"wrote {preview_grid(args.preview, task=args.task, size=args.size, seed=args.seed)}")
-        return 0
-
-    sim.set_defaults(func=run_simulate)
-
-    stats = data_sub.add_parser(
-        "stats",
-        help="label statistics of a table: counts, prevalence, patients, head/medium/tail groups",
-        description="Reads only the label table (no images). Groups come from the prevalence of the "
-        "table itself, or of --groups-from (the training table).",
-    )
+    stats = _add_command(data_sub, "stats", _run_stats)
     stats.add_argument("table", help="label table (CSV) or folder-per-class tree")
     stats.add_argument("--format", help="generic, cxrlt, nih, chexpert, isic2018, aptos, folder (default: detect)")
     stats.add_argument("--uncertain", choices=["ignore", "ones", "zeros"], default="ignore",
@@ -68,80 +67,111 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     stats.add_argument("--groups-from", metavar="TABLE", help="training table whose prevalence defines the groups")
     stats.add_argument("--skip-bad", action="store_true", help="drop bad rows with a warning instead of failing")
 
-    def run_stats(args: argparse.Namespace) -> int:
-        import json
 
-        from ral.data import load_table
-        from ral.data.groups import DEFAULT_HEAD_THRESHOLD, DEFAULT_TAIL_THRESHOLD
-        from ral.data.stats import format_stats, table_stats, write_stats
+def _run_simulate(args: argparse.Namespace) -> int:
+    """write the embedded simulated long-tailed dataset (train/val/test CSVs + images)
 
-        def read(path: str):
-            return load_table(path, format=args.format, uncertain=args.uncertain, skip_bad=args.skip_bad,
-                              check_images="none")
+    Generate the simulated dataset (see docs/dataset.md). Same seed and options give byte-identical CSVs and
+    images.
+    """
+    from ral.data.simulate import preview_grid, simulate_dataset
 
-        thresholds = None
-        if args.head_threshold is not None or args.tail_threshold is not None:
-            thresholds = (DEFAULT_HEAD_THRESHOLD if args.head_threshold is None else args.head_threshold,
-                          DEFAULT_TAIL_THRESHOLD if args.tail_threshold is None else args.tail_threshold)
-        mapping = None
-        if args.groups is not None:
-            try:
-                with open(args.groups, encoding="utf-8") as fh:
-                    mapping = json.load(fh)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"--groups {args.groups}: not valid JSON ({exc})") from exc
-        group_table = read(args.groups_from) if args.groups_from else None
-        result = table_stats(read(args.table), thresholds=thresholds, mapping=mapping, group_table=group_table)
-        print(format_stats(result))
-        if args.out is not None:
-            paths = write_stats(result, args.out)
-            print("wrote " + ", ".join(str(p) for p in paths.values()))
-        return 0
+    if args.out is None and args.preview is None:
+        raise ValueError("give --out DIR (the dataset) and/or --preview PNG (the sample grid)")
+    if args.out is not None:
+        out = simulate_dataset(args.out, seed=args.seed, size=args.size, n_train=args.n_train,
+                               n_val=args.n_val, n_test=args.n_test, task=args.task,
+                               missing_rate=args.missing_rate)
+        print(f"wrote {out}/train.csv, val.csv, test.csv, dataset.json and images/")
+    if args.preview is not None:
+        print(f"wrote {preview_grid(args.preview, task=args.task, size=args.size, seed=args.seed)}")
+    return 0
 
-    stats.set_defaults(func=run_stats)
+
+def _run_stats(args: argparse.Namespace) -> int:
+    """label statistics of a table: counts, prevalence, patients, head/medium/tail groups
+
+    Reads only the label table (no images). Groups come from the prevalence of the table itself, or of
+    --groups-from (the training table).
+    """
+    import json
+
+    from ral.data import load_table
+    from ral.data.groups import DEFAULT_HEAD_THRESHOLD, DEFAULT_TAIL_THRESHOLD
+    from ral.data.stats import format_stats, table_stats, write_stats
+
+    def read(path: str):
+        return load_table(path, format=args.format, uncertain=args.uncertain, skip_bad=args.skip_bad,
+                          check_images="none")
+
+    thresholds = None
+    if args.head_threshold is not None or args.tail_threshold is not None:
+        thresholds = (DEFAULT_HEAD_THRESHOLD if args.head_threshold is None else args.head_threshold,
+                      DEFAULT_TAIL_THRESHOLD if args.tail_threshold is None else args.tail_threshold)
+    mapping = None
+    if args.groups is not None:
+        try:
+            with open(args.groups, encoding="utf-8") as fh:
+                mapping = json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--groups {args.groups}: not valid JSON ({exc})") from exc
+    group_table = read(args.groups_from) if args.groups_from else None
+    result = table_stats(read(args.table), thresholds=thresholds, mapping=mapping, group_table=group_table)
+    print(format_stats(result))
+    if args.out is not None:
+        paths = write_stats(result, args.out)
+        print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
 
 
 # --- ral train / evaluate / predict (owned by the engine) -----------------------------------
 def _add_engine_commands(sub: argparse._SubParsersAction) -> None:
-    train = sub.add_parser(
-        "train",
-        help="train a classifier from a YAML config",
-        description="Train a classifier. Overrides look like section.key=value, e.g. "
-        "train.epochs=5 loss.name=asl loss.params.gamma_neg=2 (values are parsed as YAML).",
-    )
+    train = _add_command(sub, "train", _run_train)
     train.add_argument("--config", required=True, help="YAML config file (see docs/usage.md)")
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
     train.add_argument("--resume", action="store_true", help="continue from <output_dir>/checkpoints/last.ckpt")
-    train.set_defaults(func=_run_train)
 
-    evaluate = sub.add_parser("evaluate", help="metrics, per-class table, intervals and plots of a checkpoint")
+    evaluate = _add_command(sub, "evaluate", _run_evaluate)
     evaluate.add_argument("--checkpoint", required=True, help="checkpoint written by `ral train`")
     evaluate.add_argument("--data", help="table to evaluate (default: the run's dataset.test)")
     evaluate.add_argument("--val-data", help="table for F1 thresholds (default: the run's dataset.val)")
     evaluate.add_argument("--out", help="output folder (default: <run>/eval/<table name>)")
     evaluate.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (0: no intervals)")
     _add_inference_options(evaluate)
-    evaluate.set_defaults(func=_run_evaluate)
 
-    predict = sub.add_parser("predict", help="class probabilities as a CSV (CXR-LT submission layout)")
+    predict = _add_command(sub, "predict", _run_predict)
     predict.add_argument("--checkpoint", required=True, help="checkpoint written by `ral train`")
     predict.add_argument("images", nargs="*", help="image files (or use --data)")
     predict.add_argument("--data", help="a label table whose images to predict")
     predict.add_argument("--out", required=True, help="CSV file to write")
     predict.add_argument("--id-column", help="name of the id column (default: dicom_id for CXR-LT, else id)")
     _add_inference_options(predict)
-    predict.set_defaults(func=_run_predict)
+
+
+def _add_table_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", help="table format (default: detected from the header)")
+    parser.add_argument("--root", help="folder image paths are relative to (default: the table's folder)")
 
 
 def _add_inference_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", help="table format (default: detected from the header)")
-    parser.add_argument("--root", help="folder image paths are relative to (default: the table's folder)")
+    _add_table_options(parser)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
 
 
+def _inference_arguments(args: argparse.Namespace) -> dict:
+    """The keyword arguments of the options of :func:`_add_inference_options`."""
+    return dict(format=args.format, root=args.root, batch_size=args.batch_size, num_workers=args.num_workers,
+                device=args.device)
+
+
 def _run_train(args: argparse.Namespace) -> int:
+    """train a classifier from a YAML config
+
+    Train a classifier. Overrides look like section.key=value, e.g. train.epochs=5 loss.name=asl
+    loss.params.gamma_neg=2 (values are parsed as YAML).
+    """
     from ral.engine import load_config, train
 
     result = train(load_config(args.config, args.overrides), resume=args.resume)
@@ -155,15 +185,14 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
+    """metrics, per-class table, intervals and plots of a checkpoint"""
     from ral.engine import evaluate
+    from ral.metrics import metric_names
 
-    report = evaluate(
-        args.checkpoint, args.data, val_data=args.val_data, out_dir=args.out, format=args.format, root=args.root,
-        batch_size=args.batch_size, num_workers=args.num_workers, n_boot=args.n_boot, device=args.device,
-    )
+    report = evaluate(args.checkpoint, args.data, val_data=args.val_data, out_dir=args.out, n_boot=args.n_boot,
+                      **_inference_arguments(args))
     ci = report.get("ci95", {})
-    for name in ("mAP", "mAUC", "mF1", "head_mAP", "medium_mAP", "tail_mAP",
-                 "accuracy", "balanced_accuracy", "macro_f1", "head_acc", "medium_acc", "tail_acc"):
+    for name in metric_names(report["task"]):
         if name in report:
             interval = f"  (95% CI {ci[name][0]:.4f} - {ci[name][1]:.4f})" if name in ci else ""
             print(f"{name:18s} {report[name]:.4f}{interval}")
@@ -172,39 +201,26 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
+    """class probabilities as a CSV (CXR-LT submission layout)"""
     from ral.engine import predict
 
-    frame = predict(
-        args.checkpoint, images=args.images, data=args.data, out=args.out, format=args.format, root=args.root,
-        id_column=args.id_column, batch_size=args.batch_size, num_workers=args.num_workers, device=args.device,
-    )
+    frame = predict(args.checkpoint, images=args.images, data=args.data, out=args.out, id_column=args.id_column,
+                    **_inference_arguments(args))
     print(f"wrote {len(frame)} rows x {frame.shape[1] - 1} classes to {args.out}")
     return 0
 
 
 # --- ral bench ... (owned by the bench layer) -----------------------------------------------
 def _add_bench_commands(sub: argparse._SubParsersAction) -> None:
-    bench = sub.add_parser("bench", help="loss comparison, sensitivity and speed benchmarks")
-    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    bench_sub = _add_group(sub, "bench", "loss comparison, sensitivity and speed benchmarks")
 
-    losses = bench_sub.add_parser(
-        "losses",
-        help="train every loss with the same backbone and schedule, several seeds (resumable)",
-        description="Compare losses at equal budget: results.csv, summary.md (mean ± std over seeds), "
-        "metrics.png, per_class.png in --out. Re-running the same command resumes: finished runs are kept.",
-    )
+    losses = _add_command(bench_sub, "losses", _run_bench_losses)
     _add_bench_data_options(losses, "default")
     losses.add_argument("--seeds", type=int, help="seeds per loss (default: the budget's, 3; quick: 1)")
     losses.add_argument("--losses", nargs="+", metavar="NAME",
                         help="labels of the default list (bce ... ral_paper, ral) or registry names")
-    losses.set_defaults(func=_run_bench_losses)
 
-    sensitivity = bench_sub.add_parser(
-        "sensitivity",
-        help="grid over a loss's own hyper-parameters at equal budget (claim 2)",
-        description="Train one loss over a grid of its hyper-parameters; report mean, std, worst case and "
-        "range of the test metric across the grid, and a heat map per pair of parameters. Resumable.",
-    )
+    sensitivity = _add_command(bench_sub, "sensitivity", _run_bench_sensitivity)
     _add_bench_data_options(sensitivity, "grid")
     sensitivity.add_argument("--loss", nargs="+", default=["ral", "asl"], metavar="NAME",
                              help="losses to sweep (default: ral asl; grids: see docs/results.md)")
@@ -214,14 +230,8 @@ def _add_bench_commands(sub: argparse._SubParsersAction) -> None:
     sensitivity.add_argument("--noise-seeds", type=int,
                              help="extra runs of each loss at its default parameters with seeds 0..K-1, to "
                              "measure seed noise at the same budget (default 3; 0 with --quick)")
-    sensitivity.set_defaults(func=_run_bench_sensitivity)
 
-    step = bench_sub.add_parser(
-        "step",
-        help="full training-step time of losses against BCE on the demo model (claim 3)",
-        description="Forward + loss + backward + AdamW step of the tiny CNN on a fixed batch, losses timed "
-        "in interleaved rounds in one process; reports the median paired time ratio against the first loss.",
-    )
+    step = _add_command(bench_sub, "step", _run_bench_step)
     step.add_argument("--losses", nargs="+", default=["bce", "ral"], metavar="NAME",
                       help="registry names; the first is the reference (default: bce ral)")
     step.add_argument("--batch-size", type=int, default=64)
@@ -231,19 +241,12 @@ def _add_bench_commands(sub: argparse._SubParsersAction) -> None:
     step.add_argument("--repeats", type=int, default=15, help="interleaved rounds")
     step.add_argument("--out", help="folder for step_time.csv / step_time.md")
     _add_threads_option(step)
-    step.set_defaults(func=_run_bench_step)
     _add_bench_speed_command(bench_sub)
 
 
 def _add_bench_speed_command(bench_sub: argparse._SubParsersAction) -> None:
     """`ral bench speed`: forward+backward time and peak memory of losses against BCE."""
-    speed = bench_sub.add_parser(
-        "speed",
-        help="forward+backward time and peak memory of fused RAL, autograd RAL, ASL, focal vs BCE",
-        description="Time forward+backward of each loss on random logits in one process (interleaved "
-        "rounds, median paired ratio to BCEWithLogitsLoss) and measure its peak memory; prints a table "
-        "and writes speed.csv, speed_summary.csv and speed.md to --out.",
-    )
+    speed = _add_command(bench_sub, "speed", _run_bench_speed)
     speed.add_argument("--shapes", nargs="+", metavar="NxC",
                        help="batch x classes (default: 256x26 1024x26 4096x1000 16384x26)")
     speed.add_argument("--losses", nargs="+", metavar="NAME",
@@ -264,10 +267,15 @@ def _add_bench_speed_command(bench_sub: argparse._SubParsersAction) -> None:
     speed.add_argument("--out", default="runs/bench/speed", help="output folder (default runs/bench/speed)")
     speed.add_argument("--threads", type=int, default=0,
                        help="torch CPU threads (default 0 = torch default; the targets are for the default)")
-    speed.set_defaults(func=_run_bench_speed)
 
 
 def _run_bench_speed(args: argparse.Namespace) -> int:
+    """forward+backward time and peak memory of fused RAL, autograd RAL, ASL, focal vs BCE
+
+    Time forward+backward of each loss on random logits in one process (interleaved rounds, median paired ratio
+    to BCEWithLogitsLoss) and measure its peak memory; prints a table and writes speed.csv, speed_summary.csv
+    and speed.md to --out.
+    """
     from ral.bench.speed import DEFAULT_LOSSES, SpeedConfig, run_speed, shapes_from_text
 
     _set_threads(args.threads)
@@ -299,8 +307,7 @@ def _add_bench_data_options(parser: argparse.ArgumentParser, default_budget: str
     source.add_argument("--simulate", action="store_true", help="use the embedded simulated dataset")
     parser.add_argument("--val-data", help="validation table (checkpoint selection, F1 thresholds)")
     parser.add_argument("--test-data", help="test table (the reported metrics)")
-    parser.add_argument("--format", help="table format (default: detected from the header)")
-    parser.add_argument("--root", help="folder image paths are relative to (default: the table's folder)")
+    _add_table_options(parser)
     parser.add_argument("--task", choices=("multilabel", "single"),
                         help="with --simulate: which simulated set (default multilabel); with --data: checked")
     parser.add_argument("--budget", default=default_budget,
@@ -346,27 +353,38 @@ def _bench_setup(args: argparse.Namespace, command: str):
 
 
 def _run_bench_losses(args: argparse.Namespace) -> int:
+    """train every loss with the same backbone and schedule, several seeds (resumable)
+
+    Compare losses at equal budget: results.csv, summary.md (mean ± std over seeds), metrics.png, per_class.png
+    in --out. Re-running the same command resumes: finished runs are kept.
+    """
     from ral.bench.losses import benchmark_losses
 
     budget, out, data_args, command = _bench_setup(args, "losses")
     text = benchmark_losses(out, budget, seeds=args.seeds, losses=args.losses, command=command, **data_args)
-    print(text)
-    print(f"written to {out}")
-    return 0
+    return _print_written(text, out)
 
 
 def _run_bench_sensitivity(args: argparse.Namespace) -> int:
+    """grid over a loss's own hyper-parameters at equal budget (claim 2)
+
+    Train one loss over a grid of its hyper-parameters; report mean, std, worst case and range of the test
+    metric across the grid, and a heat map per pair of parameters. Resumable.
+    """
     from ral.bench.sensitivity import benchmark_sensitivity
 
     budget, out, data_args, command = _bench_setup(args, "sensitivity")
     text = benchmark_sensitivity(out, budget, losses=args.loss, grid_overrides=args.grid, seed=args.seed,
                                  noise_seeds=args.noise_seeds, command=command, **data_args)
-    print(text)
-    print(f"written to {out}")
-    return 0
+    return _print_written(text, out)
 
 
 def _run_bench_step(args: argparse.Namespace) -> int:
+    """full training-step time of losses against BCE on the demo model (claim 3)
+
+    Forward + loss + backward + AdamW step of the tiny CNN on a fixed batch, losses timed in interleaved rounds
+    in one process; reports the median paired time ratio against the first loss.
+    """
     from ral.bench.step_time import StepTimeConfig, run_step_time
 
     _set_threads(args.threads)

@@ -3,7 +3,8 @@
     python -m ral.demo --out runs/demo
 
 1. Simulates the embedded long-tailed chest-radiograph set (``ral.data.simulate_dataset``
-   with its defaults) into ``--data-dir``, unless it is already there with the same settings.
+   with its defaults) into ``--data-dir``, unless it is already there with the same settings
+   and generator code (``ral.data.simulate.ensure_simulated``).
 2. Trains the same tiny CNN with the same seed and schedule once per loss (``ral train``
    with :data:`DEMO_CONFIG`, the content of configs/demo.yaml). A finished run is reused and
    an interrupted one resumed when the command is repeated.
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from ral.engine import Config
 
 DEMO_LOSSES = ("bce", "asl", "ral")
-METRICS = ("mAP", "mAUC", "mF1", "head_mAP", "medium_mAP", "tail_mAP")
 
 # Keep in sync with configs/demo.yaml (a test checks that they agree).
 DEMO_CONFIG: dict[str, Any] = {
@@ -53,32 +53,13 @@ DEMO_CONFIG: dict[str, Any] = {
 
 
 def ensure_dataset(data_dir: Path, seed: int = 0) -> Path:
-    """Simulate the default dataset into ``data_dir`` unless it is there with the same settings.
-
-    Returns ``data_dir``."""
-    import inspect
-
+    """The default simulated dataset in ``data_dir`` (:func:`ral.data.simulate.ensure_simulated`:
+    reused when its dataset.json records the same settings and generator code). Returns ``data_dir``."""
     from ral.data import simulate
 
-    defaults = {k: p.default for k, p in inspect.signature(simulate.simulate_dataset).parameters.items()}
-    expected = {
-        "generator": f"ral.data.simulate v{simulate.GENERATOR_VERSION}",
-        "task": "multilabel",
-        "seed": seed,
-        "image_size": defaults["size"],
-        "sizes": dict(zip(("train", "val", "test"), simulate.DEFAULT_SIZES["multilabel"])),
-    }
-    info_file = data_dir / "dataset.json"
-    if info_file.is_file() and all((data_dir / f"{s}.csv").is_file() for s in ("train", "val", "test")):
-        info = json.loads(info_file.read_text(encoding="utf-8"))
-        missing_rate = info.get("noise", {}).get("missing_rate")
-        if all(info.get(k) == v for k, v in expected.items()) and missing_rate == defaults["missing_rate"]:
-            print(f"[demo] dataset already in {data_dir} (same settings), not simulated again")
-            return data_dir
-    print(f"[demo] simulating the embedded dataset into {data_dir} ...", flush=True)
     start = time.perf_counter()
-    simulate.simulate_dataset(data_dir, seed=seed)
-    print(f"[demo] simulated in {time.perf_counter() - start:.0f} s", flush=True)
+    simulate.ensure_simulated(data_dir, seed=seed, log=lambda line: print(f"[demo] {line}", flush=True))
+    print(f"[demo] dataset ready in {time.perf_counter() - start:.0f} s", flush=True)
     return data_dir
 
 
@@ -146,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--threads must be >= 1, got {args.threads}")
 
     from ral.engine import evaluate
+    from ral.metrics import metric_names
     from ral.report import markdown_table, plot_metric_bars, write_csv, write_text
 
     import torch
@@ -155,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")  # Lightning vs torch
     start = time.perf_counter()
+    metrics = metric_names("multilabel")
     out, data_dir = Path(args.out), Path(args.data_dir)
     try:
         ensure_dataset(data_dir)
@@ -165,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report = evaluate(result["best_checkpoint"], config.dataset.test, val_data=config.dataset.val,
                               out_dir=out / loss / "eval", n_boot=args.n_boot, device="cpu",
                               cache_dir=config.dataset.cache_dir)
-            row = {"loss": loss, **{m: report[m] for m in METRICS},
+            row = {"loss": loss, **{m: report[m] for m in metrics},
                    "mAP_ci95": "{:.3f}-{:.3f}".format(*report["ci95"]["mAP"]) if "ci95" in report else "n/a",
                    "s/epoch": result["train_seconds_per_epoch"],
                    "cpu s/epoch": result.get("train_cpu_seconds_per_epoch", float("nan")),
@@ -183,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shown[column] = shown[column].map(lambda v: f"{v:.1f}")
     text = markdown_table(shown, floatfmt=".4f")
     write_csv(table.reset_index(), out / "summary.csv")
-    plot_metric_bars(table[list(METRICS)], out / "metrics.png", title="Test metrics of the demo runs (one seed)")
+    plot_metric_bars(table[list(metrics)], out / "metrics.png", title="Test metrics of the demo runs (one seed)")
     elapsed = time.perf_counter() - start
     details = (
         f"Tiny CNN ({DEMO_CONFIG['model']['options']}), {epochs} epochs, {args.threads} CPU thread(s), seed {DEMO_CONFIG['seed']}, "

@@ -48,3 +48,22 @@ def test_given_tables_are_used_as_they_are(tmp_path):
     with pytest.raises(ValueError, match="--task 'single'"):
         prepare_data(tmp_path / "bench", get_budget("quick"), data=folder / "train.csv",
                      val_data=folder / "val.csv", test_data=folder / "test.csv", task="single")
+
+
+def test_simulated_data_is_reused_and_names_its_simulation(tmp_path, monkeypatch):
+    from ral.bench.experiment import budget_with, simulated_data
+    from ral.bench.runner import RunStore
+    from ral.data import simulate
+
+    budget = budget_with(get_budget("quick"), image_size=16)
+    first = simulated_data(tmp_path / "data", budget)
+    stamp = (tmp_path / "data" / "train.csv").stat().st_mtime_ns
+    assert simulated_data(tmp_path / "data", budget) == first  # same settings and code: reused
+    assert (tmp_path / "data" / "train.csv").stat().st_mtime_ns == stamp
+    RunStore(tmp_path / "bench", {"data": first.to_dict()})
+
+    monkeypatch.setattr(simulate, "code_hash", lambda: "f" * 64)  # the generator changed
+    second = simulated_data(tmp_path / "data", budget)
+    assert second.description != first.description and second.train == first.train
+    with pytest.raises(ValueError, match=r"other settings \(differs in \['data'\]\)"):
+        RunStore(tmp_path / "bench", {"data": second.to_dict()})

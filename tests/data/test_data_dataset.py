@@ -58,6 +58,20 @@ def test_cache_is_built_once_and_reused_without_decoding(table, tmp_path, monkey
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
 
 
+def test_an_interrupted_cache_build_leaves_nothing_behind(table, tmp_path, monkeypatch):
+    real = cache_module.read_image
+
+    def fails_on_the_third(path, size):
+        if path.name == "2.png":
+            raise ValueError(f"cannot decode {path}")
+        return real(path, size)
+
+    monkeypatch.setattr(cache_module, "read_image", fails_on_the_third)
+    with pytest.raises(ValueError, match=r"cannot decode .*2.png \[row 2"):
+        ImageDataset(table, image_size=16, cache_dir=tmp_path / "cache")
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
 def test_cache_key_follows_image_changes_and_size(table, tmp_path):
     before = cache_path(table, 16, tmp_path)
     assert cache_path(table, 32, tmp_path) != before

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 
 import pandas as pd
@@ -31,27 +30,16 @@ def test_demo_trains_evaluates_and_summarises(tiny_data, tmp_path, monkeypatch, 
     assert demo.main([*args[:-4], "--epochs", "2", "--n-boot", "20"]) == 2  # other settings: refused
 
 
-def test_ensure_dataset_skips_an_identical_simulation(tmp_path, monkeypatch):
+def test_ensure_dataset_delegates_to_ensure_simulated(tmp_path, monkeypatch, capsys):
     from ral.data import simulate
 
-    real = simulate.simulate_dataset
-    defaults = real.__kwdefaults__
     calls = []
 
-    @functools.wraps(real)  # keeps the real signature (and defaults) visible to the demo
-    def fake(path, **kwargs):
-        calls.append(path)
+    def fake(path, *, seed, log):
+        calls.append((path, seed))
+        log("reused")
 
-    monkeypatch.setattr(simulate, "simulate_dataset", fake)
-    info = {"generator": f"ral.data.simulate v{simulate.GENERATOR_VERSION}", "task": "multilabel", "seed": 0,
-            "image_size": defaults["size"],
-            "sizes": dict(zip(("train", "val", "test"), simulate.DEFAULT_SIZES["multilabel"])),
-            "noise": {"missing_rate": defaults["missing_rate"]}}
-    for split in ("train", "val", "test"):
-        (tmp_path / f"{split}.csv").write_text("path\n")
-    (tmp_path / "dataset.json").write_text(json.dumps(info))
-    demo.ensure_dataset(tmp_path)
-    assert calls == []
-    (tmp_path / "dataset.json").write_text(json.dumps({**info, "seed": 1}))
-    demo.ensure_dataset(tmp_path)
-    assert calls == [tmp_path]
+    monkeypatch.setattr(simulate, "ensure_simulated", fake)
+    assert demo.ensure_dataset(tmp_path, seed=3) == tmp_path
+    assert calls == [(tmp_path, 3)]
+    assert "[demo] reused" in capsys.readouterr().out

@@ -11,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ral.metrics import (
-    MULTILABEL_METRICS,
-    SINGLE_LABEL_METRICS,
+    METRIC_NAMES,
     bootstrap_ci,
     multilabel_metrics,
     resample_weights,
@@ -89,17 +88,17 @@ def test_weighted_metrics_equal_scikit_learn_for_any_small_case(labels, data):
 def test_weighted_single_label_metrics_equal_scikit_learn_on_repeated_rows():
     labels, probs = _single_label_data()
     weights = np.vstack([np.ones(len(labels)), resample_weights(np.random.default_rng(2), len(labels), 2)])
-    values = _SingleLabelResampler(labels, probs)(weights, list(SINGLE_LABEL_METRICS), np.array(GROUPS[1:]))
+    values = _SingleLabelResampler(labels, probs)(weights, list(METRIC_NAMES["single"]), np.array(GROUPS[1:]))
     for b, row_weights in enumerate(weights):
         rows = np.repeat(np.arange(len(labels)), row_weights.astype(int))
         expected = single_label_metrics(labels[rows], probs[rows], groups=GROUPS[1:])
-        for name in SINGLE_LABEL_METRICS:
+        for name in METRIC_NAMES["single"]:
             assert values[name][b] == pytest.approx(expected[name], rel=1e-12, nan_ok=True)
 
 
 def test_multilabel_interval_is_seeded_and_contains_the_point_estimate():
     y_true, y_score = _multilabel_data()
-    names = list(MULTILABEL_METRICS)
+    names = list(METRIC_NAMES["multilabel"])
     first = bootstrap_ci(y_true, y_score, metric_names=names, n_boot=200, seed=3, groups=GROUPS)
     again = bootstrap_ci(y_true, y_score, metric_names=names, n_boot=200, seed=3, groups=GROUPS)
     other = bootstrap_ci(y_true, y_score, metric_names=names, n_boot=200, seed=4, groups=GROUPS)
@@ -115,7 +114,7 @@ def test_multilabel_interval_is_seeded_and_contains_the_point_estimate():
 def test_single_label_interval_contains_the_point_estimate():
     labels, probs = _single_label_data()
     groups = ["head", "medium", "tail", "tail"]
-    names = list(SINGLE_LABEL_METRICS)
+    names = list(METRIC_NAMES["single"])
     intervals = bootstrap_ci(labels, probs, metric_names=names, n_boot=200, seed=0, groups=groups)
     point = single_label_metrics(labels, probs, groups=groups)
     for name in names:

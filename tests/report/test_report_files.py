@@ -1,8 +1,10 @@
-"""Atomic JSON / CSV writers and the Markdown table."""
+"""The atomic writer (atomic_path / atomic_write), the JSON / CSV writers and the Markdown table."""
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ral.report import atomic_write, markdown_table, write_csv, write_json
+import ral.report.files as files
+from ral.report import atomic_path, atomic_write, markdown_table, stale_temporaries, write_csv, write_json
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -65,6 +68,53 @@ def test_failure_while_writing_leaves_the_old_file_intact(tmp_path):
         atomic_write(path, write_half_then_fail)
     assert path.read_text() == "old\n"
     assert _leftovers(tmp_path) == []
+
+
+def test_atomic_path_yields_a_temporary_in_the_folder_and_moves_it_into_place(tmp_path):
+    target = tmp_path / "sub" / "cache.npy"
+    with atomic_path(target) as temp:
+        assert temp.parent == target.parent and temp.is_file() and not target.exists()
+        assert stale_temporaries(target.parent) == [temp]  # the naming scheme .<name>.<random>.tmp
+        array = np.lib.format.open_memmap(temp, mode="w+", dtype=np.uint8, shape=(3,))
+        array[:] = [1, 2, 3]
+        array.flush()
+        del array
+    assert np.load(target).tolist() == [1, 2, 3]
+    assert stale_temporaries(target.parent) == []
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
+def test_atomic_path_removes_the_temporary_on_error_and_keeps_the_mode(tmp_path):
+    target = tmp_path / "run.sh"
+    target.write_text("old\n")
+    os.chmod(target, 0o755)
+    with pytest.raises(KeyboardInterrupt), atomic_path(target) as temp:
+        temp.write_text("partial")
+        raise KeyboardInterrupt
+    assert target.read_text() == "old\n" and stale_temporaries(tmp_path) == []
+    write_json({"a": 1}, target)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755
+
+
+def test_the_file_and_its_folder_are_fsynced(tmp_path, monkeypatch):
+    synced = []
+    real = os.fsync
+
+    def record(fd):
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        real(fd)
+
+    monkeypatch.setattr(files.os, "fsync", record)
+    write_csv(pd.DataFrame({"a": [1]}), tmp_path / "t.csv")
+    assert synced == [False, True]  # the file's data first, then the rename in the folder
+
+
+def test_stale_temporaries_lists_only_the_writers_temporaries(tmp_path):
+    (tmp_path / ".last.ckpt.abc123.tmp").write_bytes(b"partial")
+    (tmp_path / "notes.tmp").write_text("a user's file")
+    (tmp_path / ".hidden").write_text("x")
+    assert [p.name for p in stale_temporaries(tmp_path)] == [".last.ckpt.abc123.tmp"]
+    assert stale_temporaries(tmp_path / "missing") == []
 
 
 def test_csv_round_trip_keeps_values_and_writes_nan_as_empty(tmp_path):

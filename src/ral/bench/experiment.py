@@ -8,7 +8,6 @@ of a benchmark uses the same data, backbone, optimiser, schedule and number of e
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import time
@@ -23,8 +22,7 @@ import pandas as pd
 
 from ral.data.images import MIN_IMAGE_SIZE
 from ral.engine.config import Config, config_from_dict
-from ral.engine.evaluate import MULTILABEL_HEADLINE as MULTILABEL_METRICS
-from ral.engine.evaluate import SINGLE_HEADLINE as SINGLE_METRICS
+from ral.metrics import metric_names
 
 
 @dataclass(frozen=True)
@@ -130,31 +128,25 @@ def _task_of(path: str | os.PathLike, *, format: str | None, root: str | None) -
 
 def simulated_data(out_dir: str | os.PathLike, budget: Budget, *, task: str = "multilabel",
                    seed: int = 0) -> BenchData:
-    """Simulate the embedded dataset at the budget's sizes into ``out_dir`` (reused when there).
+    """Simulate the embedded dataset at the budget's sizes into ``out_dir``, or reuse it when the
+    folder holds the same simulation (same settings and generator code:
+    :func:`ral.data.simulate.ensure_simulated`).
 
-    A folder is reused only when its ``dataset.json`` records the same generator version, task,
-    seed, image size and split sizes; otherwise it is generated again.
+    The description names the simulation key, so a benchmark folder whose runs were made on
+    another simulation is refused by :class:`~ral.bench.runner.RunStore` instead of mixed in.
     """
-    from ral.data.simulate import GENERATOR_VERSION, simulate_dataset
+    from ral.data.simulate import ensure_simulated, simulation_key
 
     folder = Path(out_dir)
-    sizes = {"train": budget.n_train, "val": budget.n_val, "test": budget.n_test}
     size = budget.image_size  # simulated at the training resolution: no resizing at load time
-    info_path = folder / "dataset.json"
-    fresh = True
-    if info_path.exists():
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-        fresh = not (info.get("task") == task and info.get("seed") == seed
-                     and info.get("image_size") == size and info.get("sizes") == sizes
-                     and info.get("generator") == f"ral.data.simulate v{GENERATOR_VERSION}")
-    if fresh:
-        simulate_dataset(folder, seed=seed, size=size, n_train=budget.n_train, n_val=budget.n_val,
-                         n_test=budget.n_test, task=task)
+    settings = dict(seed=seed, size=size, n_train=budget.n_train, n_val=budget.n_val, n_test=budget.n_test, task=task)
+    ensure_simulated(folder, **settings)
     return BenchData(
         train=str((folder / "train.csv").resolve()), val=str((folder / "val.csv").resolve()),
         test=str((folder / "test.csv").resolve()), task=task,
-        description=(f"simulated {task} set (ral.data.simulate, seed {seed}): {budget.n_train} train / "
-                     f"{budget.n_val} val / {budget.n_test} test images, {size} px"),
+        description=(f"simulated {task} set (ral.data.simulate, seed {seed}, key "
+                     f"{simulation_key(**settings)[:12]}): {budget.n_train} train / {budget.n_val} val / "
+                     f"{budget.n_test} test images, {size} px"),
     )
 
 
@@ -267,7 +259,7 @@ def train_and_evaluate(
     """Train with ``ral.engine.train``, evaluate the best-on-val checkpoint on the test table.
 
     Returns:
-        The test metrics (``MULTILABEL_METRICS`` or ``SINGLE_METRICS``), ``val_score`` (the
+        The test metrics (``ral.metrics.metric_names(task)``), ``val_score`` (the
         selection metric of the best epoch), ``best_epoch``, ``epochs``,
         ``seconds_per_epoch`` (training loop), ``epoch_seconds`` (training + validation),
         ``run_seconds`` (wall time of the whole run, evaluation included), and ``per_class``:
@@ -283,7 +275,7 @@ def train_and_evaluate(
         report = evaluate(fit["best_checkpoint"], data.test, val_data=data.val, out_dir=run_dir / "eval",
                           format=data.format, root=data.root, n_boot=0, device="cpu")
     per_class = pd.read_csv(run_dir / "eval" / "per_class.csv")
-    metrics = MULTILABEL_METRICS if fit["task"] == "multilabel" else SINGLE_METRICS
+    metrics = metric_names(fit["task"])
     score_column = "AP" if fit["task"] == "multilabel" else "recall"
     row: dict[str, Any] = {name: float(report[name]) for name in metrics}
     row.update({

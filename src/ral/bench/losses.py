@@ -24,8 +24,6 @@ from typing import Any
 import pandas as pd
 
 from ral.bench.experiment import (
-    MULTILABEL_METRICS,
-    SINGLE_METRICS,
     BenchData,
     Budget,
     LossSpec,
@@ -36,6 +34,7 @@ from ral.bench.experiment import (
 from ral.bench.runner import RunStore
 from ral.bench.summary import mean_std_table, paired_differences, summarize
 from ral.losses.ral import PRESETS as RAL_PRESETS
+from ral.metrics import headline_metric, metric_names
 
 #: The paper's constants for RAL (the "paper" preset: Eq. 6 with the authors' released coefficients).
 RAL_PAPER = {key: RAL_PRESETS["paper"][key]
@@ -158,6 +157,7 @@ def run_losses(
     store = RunStore(out, {"benchmark": "losses", "data": data.to_dict(), "budget": budget.__dict__})
     rows, per_class_rows = [], []
     total = len(specs) * len(seeds)
+    headline = headline_metric(data.task)
     for seed in seeds:
         for spec in specs:
             started = time.perf_counter()
@@ -168,7 +168,6 @@ def run_losses(
             )
             done = len(rows) + 1
             how = f"{time.perf_counter() - started:.0f} s" if computed else "done before, reused"
-            headline = "mAP" if data.task == "multilabel" else "balanced_accuracy"
             log(f"[{done}/{total}] {spec.label} seed {seed}: {headline} {result[headline]:.4f} ({how})")
             rows.append(_result_row(result, spec, seed, budget))
             per_class = pd.DataFrame(result["per_class"]).rename(columns={"score": SCORE_NAME[data.task]})
@@ -183,10 +182,6 @@ def _result_row(result: dict[str, Any], spec: LossSpec, seed: int, budget: Budge
            "seed": int(seed), "budget": budget.name}
     row.update({k: v for k, v in result.items() if k not in ("per_class", "spec", "run_id")})
     return row
-
-
-def metric_names(task: str) -> tuple[str, ...]:
-    return MULTILABEL_METRICS if task == "multilabel" else SINGLE_METRICS
 
 
 def write_loss_report(
@@ -238,7 +233,7 @@ def write_loss_report(
         "Cells: mean ± sample standard deviation over seeds (`seeds` = number of runs); best mean in bold. "
         "`seconds_per_epoch` is the training loop's wall time per epoch on a shared machine (noisy).\n\n"
         + markdown_table(table)
-        + "\n" + _paired_section(results, metrics[0 if task == "multilabel" else 1], task)
+        + "\n" + _paired_section(results, headline_metric(task), task)
         + _loss_notes(results) + "\n"
         "Figures: `metrics.png` (means with std error bars), `per_class.png` (per-class test "
         f"{score}, mean over seeds). Raw rows: `results.csv`, `per_class.csv`.\n"

@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from ral.bench.experiment import BenchData, Budget, LossSpec, train_and_evaluate
-from ral.bench.losses import metric_names, prepare_data
+from ral.bench.losses import prepare_data
 from ral.bench.runner import RunStore
+from ral.metrics import headline_metric
 
 #: Default grids: the parameters each loss adds; values bracket the published defaults.
 GRIDS: dict[str, dict[str, list[Any]]] = {
@@ -112,7 +113,7 @@ def run_grid(
     """
     out = Path(out_dir)
     store = RunStore(out, {"benchmark": "sensitivity", "data": data.to_dict(), "budget": budget.__dict__})
-    headline = metric_names(data.task)[0 if data.task == "multilabel" else 1]
+    headline = headline_metric(data.task)
     jobs = [(f"{index}/{len(grid_points(grid))}", params, seed, point_id(loss, params))
             for index, params in enumerate(grid_points(grid), start=1)]
     jobs += [(f"defaults, seed {s}", {}, s, f"{loss}__defaults__seed{s}") for s in range(noise_seeds)]
@@ -198,7 +199,7 @@ def write_sensitivity_report(
     from ral.report import markdown_table, plot_heatmap, write_csv, write_text
 
     out = Path(out_dir)
-    metric = metric_names(task)[0 if task == "multilabel" else 1]
+    metric = headline_metric(task)
     write_csv(pd.concat(list(grids.values()), ignore_index=True), out / "grid.csv")
     if noise and any(len(f) for f in noise.values()):
         write_csv(pd.concat(list(noise.values()), ignore_index=True), out / "seed_noise.csv")

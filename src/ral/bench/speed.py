@@ -1,10 +1,10 @@
 """Loss speed: forward + backward time and peak memory of RAL against BCEWithLogitsLoss.
 
-Every loss runs on the same logits and targets in one process. Losses are timed in
-interleaved rounds (the order reversed every other round) so that load from other processes
-hits all of them alike; a loss's time in a round is the median of ``repeats`` forward+backward
-passes after ``warmup`` untimed ones, and its reported ratio is the median over rounds of the
-paired ratio time(loss) / time(bce) of the same round.
+Every loss runs on the same logits and targets in one process. Losses are timed by the harness
+of :mod:`ral.bench.timing`: interleaved rounds (the order reversed every other round) so that
+load from other processes hits all of them alike; a loss's time in a round is the median of
+``repeats`` forward+backward passes after ``warmup`` untimed ones, and its reported ratio is the
+median over rounds of the paired ratio time(loss) / time(bce) of the same round.
 
 Peak memory is what one forward+backward allocates on top of what existed before (inputs
 excluded, the gradient written to ``logits.grad`` included). On CUDA it is read from
@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,14 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from ral.bench.timing import (
+    clock_function,
+    interleaved_times,
+    machine_description,
+    paired_summary,
+    ratio_text,
+    write_timing,
+)
 from ral.losses import RobustAsymmetricLoss, build_loss
 
 #: The shapes of issue 6: a CXR-LT batch (26 classes) at three batch sizes and a wide head.
@@ -92,8 +98,7 @@ class SpeedConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.warmup < 0:
             raise ValueError(f"warmup must be >= 0, got {self.warmup}")
-        if self.clock not in ("wall", "cpu"):
-            raise ValueError(f"clock must be 'wall' or 'cpu', got {self.clock!r}")
+        clock_function(self.clock)
         for shape in self.shapes:
             if len(shape) != 2 or min(shape) < 1:
                 raise ValueError(f"shapes must be (N, C) pairs of positive integers, got {shape!r}")
@@ -126,22 +131,11 @@ def _step(loss: nn.Module, logits: Tensor, targets: Tensor) -> Callable[[], None
     return step
 
 
-def _timer(config: SpeedConfig) -> Callable[[], float]:
-    return time.perf_counter if config.clock == "wall" else time.process_time
-
-
-def _median_time(step: Callable[[], None], config: SpeedConfig, sync: Callable[[], None]) -> float:
-    clock = _timer(config)
-    for _ in range(config.warmup):
-        step()
-    times = []
-    for _ in range(config.repeats):
-        sync()
-        start = clock()
-        step()
-        sync()
-        times.append(clock() - start)
-    return statistics.median(times)
+def _interleaved(steps: dict[str, Callable[[], None]], config: SpeedConfig) -> pd.DataFrame:
+    """:func:`ral.bench.timing.interleaved_times` of ``steps`` with the config's rounds, passes and clock."""
+    sync = torch.cuda.synchronize if config.device.startswith("cuda") else None
+    return interleaved_times(steps, rounds=config.rounds, repeats=config.repeats, round_warmup=config.warmup,
+                             clock=config.clock, sync=sync)
 
 
 def peak_memory_bytes(step: Callable[[], None], device: str = "cpu") -> int:
@@ -175,8 +169,7 @@ def measure_speed(config: SpeedConfig = SpeedConfig()) -> pd.DataFrame:
 
     Columns: shape, loss, round, seconds, peak_bytes (NaN unless ``config.memory``).
     """
-    sync = torch.cuda.synchronize if config.device.startswith("cuda") else (lambda: None)
-    rows = []
+    frames = []
     for shape in config.shapes:
         logits, targets = _inputs(shape, config.device, config.seed)
         steps = {label: _step(make_loss(label).to(config.device), logits, targets) for label in config.labels}
@@ -185,31 +178,25 @@ def measure_speed(config: SpeedConfig = SpeedConfig()) -> pd.DataFrame:
             step()  # warm-up, then drop the gradient so the measured pass allocates a fresh one
             logits.grad = None
             peaks[label] = peak_memory_bytes(step, config.device) if config.memory else float("nan")
-        for round_index in range(config.rounds):
-            order = config.labels if round_index % 2 == 0 else tuple(reversed(config.labels))
-            for label in order:
-                seconds = _median_time(steps[label], config, sync)
-                rows.append(dict(shape=f"{shape[0]}x{shape[1]}", loss=label, round=round_index,
-                                 seconds=seconds, peak_bytes=peaks[label]))
-    return pd.DataFrame(rows)
+        times = _interleaved(steps, config)
+        frames.append(pd.DataFrame({"shape": f"{shape[0]}x{shape[1]}", "loss": times["name"], "round": times["round"],
+                                    "seconds": times["seconds"], "peak_bytes": times["name"].map(peaks)}))
+    return pd.concat(frames, ignore_index=True)
 
 
 def summarize_speed(times: pd.DataFrame) -> pd.DataFrame:
     """Per (shape, loss): median ms, median paired ratio to BCE (and its IQR), peak MiB and
     peak memory ratio to BCE."""
-    rows = []
+    frames = []
     for shape, group in times.groupby("shape", sort=False):
-        bce = group[group["loss"] == "bce"].set_index("round")
-        for loss, sub in group.groupby("loss", sort=False):
-            sub = sub.set_index("round")
-            ratios = (sub["seconds"] / bce["seconds"]).dropna()
-            peak = sub["peak_bytes"].iloc[0]
-            rows.append(dict(
-                shape=shape, loss=loss, median_ms=1e3 * sub["seconds"].median(),
-                ratio_to_bce=ratios.median(), ratio_q25=ratios.quantile(0.25), ratio_q75=ratios.quantile(0.75),
-                peak_mib=peak / 2**20, memory_ratio_to_bce=peak / bce["peak_bytes"].iloc[0],
-            ))
-    return pd.DataFrame(rows)
+        summary = paired_summary(group, "bce", name="loss").rename(columns={"ratio_median": "ratio_to_bce"})
+        peaks = group.drop_duplicates("loss").set_index("loss")["peak_bytes"]
+        peak = summary["loss"].map(peaks).astype(float)
+        summary.insert(0, "shape", shape)
+        summary["peak_mib"] = peak / 2**20
+        summary["memory_ratio_to_bce"] = peak / peaks["bce"]
+        frames.append(summary)
+    return pd.concat(frames, ignore_index=True)
 
 
 def speed_report(config: SpeedConfig, summary: pd.DataFrame, machine: str, command: str = "") -> str:
@@ -220,10 +207,8 @@ def speed_report(config: SpeedConfig, summary: pd.DataFrame, machine: str, comma
         "shape (N x C)": summary["shape"],
         "loss": summary["loss"],
         "ms fwd+bwd": summary["median_ms"].map(lambda v: f"{v:.3f}"),
-        "time / BCE (median [IQR])": [
-            f"{m:.2f} [{a:.2f}, {b:.2f}]"
-            for m, a, b in zip(summary["ratio_to_bce"], summary["ratio_q25"], summary["ratio_q75"])
-        ],
+        "time / BCE (median [IQR])": list(map(ratio_text, summary["ratio_to_bce"], summary["ratio_q25"],
+                                              summary["ratio_q75"])),
         "peak MiB": summary["peak_mib"].map(lambda v: f"{v:.2f}"),
         "memory / BCE": summary["memory_ratio_to_bce"].map(lambda v: f"{v:.2f}"),
     })
@@ -235,31 +220,14 @@ def speed_report(config: SpeedConfig, summary: pd.DataFrame, machine: str, comma
     return head + f"Machine: {machine}\n\n" + markdown_table(shown) + "\n"
 
 
-def machine_line(device: str = "cpu") -> str:
-    """The machine description plus the load average at measurement time (shared machines)."""
-    from ral.bench.step_time import machine_description
-
-    text = machine_description()
-    if device.startswith("cuda"):
-        text += f"; GPU {torch.cuda.get_device_name()}"
-    if hasattr(os, "getloadavg"):
-        text += "; load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
-    return text
-
-
 def run_speed(config: SpeedConfig, out_dir: str | Path | None = None, command: str = "") -> tuple[pd.DataFrame, str]:
     """Measure, summarise and (with ``out_dir``) write ``speed.csv`` (every round),
     ``speed_summary.csv`` and ``speed.md``. Returns the summary and the markdown."""
-    from ral.report import write_csv, write_text
-
     times = measure_speed(config)
     summary = summarize_speed(times)
-    text = speed_report(config, summary, machine_line(config.device), command)
+    text = speed_report(config, summary, machine_description(config.device), command)
     if out_dir is not None:
-        out = Path(out_dir)
-        write_csv(times, out / "speed.csv")
-        write_csv(summary, out / "speed_summary.csv")
-        write_text(text, out / "speed.md")
+        write_timing(out_dir, "speed", times, summary, text)
     return summary, text
 
 
@@ -288,12 +256,7 @@ def fused_breakdown(shape: tuple[int, int], config: SpeedConfig = SpeedConfig())
         "fused forward, value + gradient": lambda: fused_forward(x, y, None, None, prm, "mean", False, True),
         "backward (saved gradient x upstream)": lambda: grad * upstream,
     }
-    sync = torch.cuda.synchronize if config.device.startswith("cuda") else (lambda: None)
-    rows = []
-    for round_index in range(config.rounds):
-        for part, step in parts.items():
-            rows.append(dict(part=part, round=round_index, seconds=_median_time(step, config, sync)))
-    frame = pd.DataFrame(rows)
+    frame = _interleaved(parts, config).rename(columns={"name": "part"})
     out = frame.groupby("part", sort=False)["seconds"].median().mul(1e3).rename("median_ms").reset_index()
     out.insert(0, "shape", f"{shape[0]}x{shape[1]}")
     return out

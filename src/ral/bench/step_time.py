@@ -2,19 +2,16 @@
 
 One process, one model architecture, one fixed batch. Every loss gets its own copy of the same
 initial model and its own AdamW optimiser; a step is forward + loss + backward + optimiser
-step. Losses are timed in interleaved rounds (order reversed every other round) so that load
-from other processes on a shared machine hits all of them alike; the reported overhead is the
-median over rounds of the paired ratio ``time(loss) / time(bce)`` in the same round.
+step. Losses are timed by the harness of :mod:`ral.bench.timing`: interleaved rounds (order
+reversed every other round) so that load from other processes on a shared machine hits all of
+them alike; the reported overhead is the median over rounds of the paired ratio
+``time(loss) / time(bce)`` in the same round.
 """
 
 from __future__ import annotations
 
 import copy
-import contextlib
-import os
-import platform
-import statistics
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ral.report import markdown_table, write_csv, write_text
+from ral.bench.timing import interleaved_times, machine_description, paired_summary, ratio_text, write_timing
+from ral.report import markdown_table
 
 
 @dataclass(frozen=True)
@@ -90,35 +88,30 @@ def measure_step_time(cfg: StepTimeConfig) -> pd.DataFrame:
     images, targets_ml, targets_single, counts = _batch(cfg)
     torch.manual_seed(cfg.seed)
     base = build_model(cfg.model, num_classes=cfg.num_classes, in_channels=1)
-    runners = {}
+    steps = {}
     for name in cfg.losses:
         if name not in LOSSES:
             raise ValueError(f"unknown loss {name!r}; known: {sorted(LOSSES)}")
         single = getattr(LOSSES[name], "task", "multilabel") == "single"
         kwargs = {} if single else {"ignore_value": float("nan")}
         criterion = build_loss(name, class_counts=counts, num_samples=10_000, **kwargs)
-        model = copy.deepcopy(base).train()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        runners[name] = (model, criterion, optimizer, targets_single if single else targets_ml)
+        steps[name] = _training_step(copy.deepcopy(base).train(), criterion, images,
+                                     targets_single if single else targets_ml)
+    times = interleaved_times(steps, rounds=cfg.repeats, calls=cfg.steps, warmup=cfg.warmup)
+    return times.rename(columns={"name": "loss", "seconds": "seconds_per_step"})
 
-    def run(name: str, steps: int) -> float:
-        model, criterion, optimizer, targets = runners[name]
-        start = time.perf_counter()
-        for _ in range(steps):
-            optimizer.zero_grad(set_to_none=True)
-            loss = criterion(model(images), targets)
-            loss.backward()
-            optimizer.step()
-        return (time.perf_counter() - start) / steps
 
-    for name in cfg.losses:
-        run(name, cfg.warmup)
-    rows = []
-    for round_index in range(cfg.repeats):
-        order = cfg.losses if round_index % 2 == 0 else tuple(reversed(cfg.losses))
-        for name in order:
-            rows.append({"round": round_index, "loss": name, "seconds_per_step": run(name, cfg.steps)})
-    return pd.DataFrame(rows)
+def _training_step(model: torch.nn.Module, criterion: torch.nn.Module, images: torch.Tensor,
+                   targets: torch.Tensor) -> Callable[[], None]:
+    """One optimiser step of ``model`` (its own AdamW) on the fixed batch, as a callable."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        criterion(model(images), targets).backward()
+        optimizer.step()
+
+    return step
 
 
 def summarize_step_time(times: pd.DataFrame, reference: str = "bce") -> pd.DataFrame:
@@ -130,48 +123,17 @@ def summarize_step_time(times: pd.DataFrame, reference: str = "bce") -> pd.DataF
         ``ratio_q25``, ``ratio_q75`` (quartiles of that paired ratio), ``overhead_pct``
         (``100 * (ratio_median - 1)``).
     """
-    wide = times.pivot(index="round", columns="loss", values="seconds_per_step")
-    if reference not in wide.columns:
-        raise ValueError(f"reference loss {reference!r} not in the timings: {list(wide.columns)}")
-    rows = []
-    for name in pd.unique(times["loss"]):
-        ratios = (wide[name] / wide[reference]).to_numpy(dtype=float)
-        median_ratio = float(np.median(ratios))
-        rows.append(
-            {
-                "loss": name,
-                "median_ms": 1000.0 * float(statistics.median(wide[name])),
-                "ratio_median": median_ratio,
-                "ratio_q25": float(np.quantile(ratios, 0.25)),
-                "ratio_q75": float(np.quantile(ratios, 0.75)),
-                "overhead_pct": 100.0 * (median_ratio - 1.0),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def machine_description() -> str:
-    """One line: CPU model, logical cores, torch threads, torch and Python versions."""
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{cpu}; {os.cpu_count()} logical cores; torch {torch.__version__} with "
-        f"{torch.get_num_threads()} threads; Python {platform.python_version()}; {platform.system()}"
-    )
+    summary = paired_summary(times, reference, name="loss", value="seconds_per_step")
+    summary["overhead_pct"] = 100.0 * (summary["ratio_median"] - 1.0)
+    return summary
 
 
 def step_time_report(cfg: StepTimeConfig, summary: pd.DataFrame, reference: str = "bce") -> str:
     """Markdown record of one measurement (settings, machine, table)."""
     shown = summary.assign(
         median_ms=summary["median_ms"].map(lambda v: f"{v:.2f}"),
-        ratio=[
-            f"{m:.3f} [{a:.3f}, {b:.3f}]"
-            for m, a, b in zip(summary["ratio_median"], summary["ratio_q25"], summary["ratio_q75"])
-        ],
+        ratio=[ratio_text(m, a, b, digits=3)
+               for m, a, b in zip(summary["ratio_median"], summary["ratio_q25"], summary["ratio_q75"])],
         overhead_pct=summary["overhead_pct"].map(lambda v: f"{v:+.1f}%"),
     )[["loss", "median_ms", "ratio", "overhead_pct"]]
     shown.columns = ["loss", "median ms / step", f"time / {reference} (median [IQR])", "overhead"]
@@ -192,9 +154,6 @@ def run_step_time(
     summary = summarize_step_time(times, reference=cfg.losses[0])
     text = step_time_report(cfg, summary, reference=cfg.losses[0])
     if out_dir is not None:
-        out = Path(out_dir)
-        write_csv(times, out / "step_time.csv")
-        write_csv(summary, out / "step_time_summary.csv")
-        write_text(text, out / "step_time.md")
+        write_timing(out_dir, "step_time", times, summary, text)
     return summary, text
 

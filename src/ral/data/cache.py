@@ -16,6 +16,7 @@ import numpy as np
 
 from ral.data.images import read_image
 from ral.data.table import LabelTable
+from ral.report.files import atomic_path
 
 CACHE_VERSION = 1
 
@@ -58,22 +59,16 @@ def build_cache(table: LabelTable, size: int, cache_dir: str | os.PathLike) -> P
     """Decode every image of ``table`` once into ``cache_dir`` (if not already there).
 
     Returns:
-        Path of a ``.npy`` file holding uint8 (N, size, size). It is written to a temporary
-        file and renamed into place, so an interrupted build leaves no partial cache.
+        Path of a ``.npy`` file holding uint8 (N, size, size), written through
+        :func:`ral.report.atomic_path`, so an interrupted build leaves no partial cache.
     """
     target = cache_path(table, size, cache_dir)
     if target.is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(table), size, size))
+    with atomic_path(target) as temp:
+        out = np.lib.format.open_memmap(temp, mode="w+", dtype=np.uint8, shape=(len(table), size, size))
         for i in range(len(table)):
             out[i] = decode_row(table, i, size)
         out.flush()
         del out
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return target

@@ -8,52 +8,30 @@ primitive container, so it loads with ``torch.load(weights_only=True)``; nothing
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from ral.report.files import atomic_write, stale_temporaries
+
 CHECKPOINT_FORMAT = 1
 
 
 def save_atomic(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace``.
+    """``torch.save`` through :func:`ral.report.atomic_write` (temporary file, fsync, ``os.replace``).
 
     A crash or SIGKILL at any point leaves either the previous file or the complete new one.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):  # some filesystems cannot fsync a directory
-            os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> None:
-    """Delete temporary files left in ``folder`` by a save that was killed."""
-    folder = Path(folder)
-    if folder.is_dir():
-        for tmp in folder.glob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
+    """Delete the temporary files left in ``folder`` by a save that was killed."""
+    for temp in stale_temporaries(folder):
+        temp.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:

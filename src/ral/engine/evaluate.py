@@ -20,9 +20,6 @@ import pandas as pd
 from ral.engine.config import config_from_checkpoint
 from ral.engine.inference import load_eval_table, load_trained_model, predict_probabilities
 
-MULTILABEL_HEADLINE = ("mAP", "mAUC", "mF1", "head_mAP", "medium_mAP", "tail_mAP")
-SINGLE_HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "head_acc", "medium_acc", "tail_acc")
-
 
 def default_eval_dir(checkpoint: str | os.PathLike, data: str | os.PathLike) -> Path:
     """``<run>/eval/<table name>`` for ``<run>/checkpoints/<file>.ckpt``; else next to the checkpoint."""
@@ -100,7 +97,14 @@ def evaluate(
     Raises:
         FileNotFoundError / ValueError: missing files, tables without the checkpoint's classes.
     """
-    from ral.metrics import bootstrap_ci, multilabel_metrics, per_class_table, single_label_metrics, tune_thresholds
+    from ral.metrics import (
+        bootstrap_ci,
+        metric_names,
+        multilabel_metrics,
+        per_class_table,
+        single_label_metrics,
+        tune_thresholds,
+    )
     from ral.report import plot_ap_vs_frequency, plot_pr_curves, write_csv, write_json
 
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 0:
@@ -133,17 +137,16 @@ def evaluate(
         metrics = multilabel_metrics(y_true, probs, groups=groups, thresholds=thresholds)
         per_class = per_class_table(y_true, probs, class_names=names, counts=meta["train_counts"], groups=groups,
                                     thresholds=thresholds)
-        headline = MULTILABEL_HEADLINE
         report["thresholds"] = source
     else:
         y_true = table.targets_single()
         metrics = single_label_metrics(y_true, probs, groups=groups)
         per_class = _single_label_per_class(y_true, probs, meta)
-        headline = SINGLE_HEADLINE
         report["thresholds"] = "argmax"
-    report = {name: float(metrics[name]) for name in headline} | report
+    reported = metric_names(task)
+    report = {name: float(metrics[name]) for name in reported} | report
     if n_boot > 0 and len(table) > 0:
-        ci = bootstrap_ci(y_true, probs, metric_names=list(headline), n_boot=n_boot, seed=seed, groups=groups,
+        ci = bootstrap_ci(y_true, probs, metric_names=list(reported), n_boot=n_boot, seed=seed, groups=groups,
                           thresholds=thresholds)
         report["ci95"] = {name: [float(low), float(high)] for name, (low, high) in ci.items()}
     report.update({

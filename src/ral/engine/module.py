@@ -23,18 +23,20 @@ def compute_metrics(task: str, y_true: np.ndarray, probs: np.ndarray, groups: Se
         task: "multilabel" (y_true (N, C) with NaN = unknown) or "single" (y_true (N,) int).
         probs: (N, C) probabilities. groups: (C,) head / medium / tail or None.
     """
-    from ral.metrics import MULTILABEL_METRICS, SINGLE_LABEL_METRICS, multilabel_metrics, single_label_metrics
+    from ral.metrics import metric_names, multilabel_metrics, single_label_metrics
 
     if task == "multilabel":
-        result, names = multilabel_metrics(y_true, probs, groups=groups), MULTILABEL_METRICS
+        result = multilabel_metrics(y_true, probs, groups=groups)
     else:
-        result, names = single_label_metrics(y_true, probs, groups=groups), SINGLE_LABEL_METRICS
-    return {name: float(result[name]) for name in names}
+        result = single_label_metrics(y_true, probs, groups=groups)
+    return {name: float(result[name]) for name in metric_names(task)}
 
 
 def monitor_metric(task: str) -> str:
-    """The validation metric that selects the best checkpoint (higher is better)."""
-    return "val_mAP" if task == "multilabel" else "val_balanced_accuracy"
+    """The validation metric that selects the best checkpoint (higher is better): ``val_<headline metric>``."""
+    from ral.metrics import headline_metric
+
+    return "val_" + headline_metric(task)
 
 
 def lr_factor(step: int, *, total_steps: int, warmup_steps: int, schedule: str, min_lr_ratio: float) -> float:

@@ -8,24 +8,28 @@ All definitions are scikit-learn's, computed with scikit-learn and numpy:
 - :func:`tune_thresholds`: per-class F1-optimal thresholds (tune on val, apply to test).
 - :func:`single_label_metrics`: accuracy, balanced accuracy, macro-F1, group accuracies.
 - :func:`bootstrap_ci`: percentile bootstrap intervals, resampling images.
+- :data:`METRIC_NAMES`, :func:`metric_names`, :func:`headline_metric`: the scalar metric names
+  of each task and the one that ranks runs ("mAP" / "balanced_accuracy").
 """
 
 from ral.metrics.bootstrap import bootstrap_ci, resample_weights
 from ral.metrics.multilabel import (
-    MULTILABEL_METRICS,
     group_means,
     multilabel_metrics,
     per_class_metrics,
     per_class_table,
     tune_thresholds,
 )
-from ral.metrics.single_label import SINGLE_LABEL_METRICS, single_label_metrics
+from ral.metrics.names import METRIC_NAMES, TASKS, headline_metric, metric_names
+from ral.metrics.single_label import single_label_metrics
 
 __all__ = [
-    "MULTILABEL_METRICS",
-    "SINGLE_LABEL_METRICS",
+    "METRIC_NAMES",
+    "TASKS",
     "bootstrap_ci",
     "group_means",
+    "headline_metric",
+    "metric_names",
     "multilabel_metrics",
     "per_class_metrics",
     "per_class_table",

@@ -23,8 +23,7 @@ from ral.metrics._checks import (
     check_thresholds,
     nanmean,
 )
-from ral.metrics.multilabel import MULTILABEL_METRICS
-from ral.metrics.single_label import SINGLE_LABEL_METRICS
+from ral.metrics.names import METRIC_NAMES
 
 _CHUNK_ELEMENTS = 2_000_000  # resamples x images per chunk (bounds the working memory)
 
@@ -46,9 +45,9 @@ def bootstrap_ci(
         y_true: multi-label (N, C) with 1 / 0 / NaN, or single-label (N,) class indices
             (or one-hot (N, C)); which one is decided by ``metric_names``.
         y_score: (N, C) probabilities.
-        metric_names: names from ``MULTILABEL_METRICS`` ("mAP", "mAUC", "mF1", "head_mAP",
-            "medium_mAP", "tail_mAP") or from ``SINGLE_LABEL_METRICS`` ("accuracy",
-            "balanced_accuracy", "macro_f1", "head_acc", "medium_acc", "tail_acc"), not mixed.
+        metric_names: names of one task in ``METRIC_NAMES``: "multilabel" ("mAP", "mAUC", "mF1",
+            "head_mAP", "medium_mAP", "tail_mAP") or "single" ("accuracy", "balanced_accuracy",
+            "macro_f1", "head_acc", "medium_acc", "tail_acc"), not mixed.
         n_boot: number of resamples. seed: seed of the resampling (same seed, same interval).
         groups: (C,) "head" / "medium" / "tail", needed for the group metrics.
         thresholds: (C,) F1 thresholds for "mF1" (None means 0.5).
@@ -62,14 +61,14 @@ def bootstrap_ci(
             the input errors of :func:`multilabel_metrics` / :func:`single_label_metrics`.
     """
     names = list(metric_names)
-    unknown = [n for n in names if n not in MULTILABEL_METRICS + SINGLE_LABEL_METRICS]
+    multilabel_names, single_names = METRIC_NAMES["multilabel"], METRIC_NAMES["single"]
+    unknown = [n for n in names if n not in multilabel_names + single_names]
     if not names or unknown:
         raise ValueError(
-            f"metric_names must be non-empty names from {MULTILABEL_METRICS} or "
-            f"{SINGLE_LABEL_METRICS}, got {names!r}"
+            f"metric_names must be non-empty names from {multilabel_names} or {single_names}, got {names!r}"
         )
-    multilabel = names[0] in MULTILABEL_METRICS
-    if any((n in MULTILABEL_METRICS) != multilabel for n in names):
+    multilabel = names[0] in multilabel_names
+    if any((n in multilabel_names) != multilabel for n in names):
         raise ValueError(f"metric_names mixes multi-label and single-label metrics: {names!r}")
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
         raise ValueError(f"n_boot must be an integer >= 1, got {n_boot!r}")

@@ -25,8 +25,6 @@ from ral.metrics._checks import (
     nanmean,
 )
 
-MULTILABEL_METRICS = ("mAP", "mAUC", "mF1", "head_mAP", "medium_mAP", "tail_mAP")
-
 
 def per_class_metrics(
     y_true: np.ndarray, y_score: np.ndarray, *, thresholds: np.ndarray | None = None

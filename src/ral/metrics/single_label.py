@@ -17,10 +17,6 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, r
 from ral.metrics._checks import check_single_label
 from ral.metrics.multilabel import group_means
 
-SINGLE_LABEL_METRICS = (
-    "accuracy", "balanced_accuracy", "macro_f1", "head_acc", "medium_acc", "tail_acc"
-)
-
 
 def single_label_metrics(
     y_true: np.ndarray, probs: np.ndarray, *, groups: Sequence[str] | None = None

@@ -1,12 +1,15 @@
 """Outputs of evaluations and benchmarks: atomic JSON / CSV / Markdown writers and plots.
 
-Writers never leave a half-written file (temp file in the same folder + ``os.replace``);
+Writers never leave a half-written file (:func:`atomic_path`: temp file in the same folder,
+fsync, ``os.replace``);
 plots use matplotlib's Agg canvas per figure, so importing this package loads no backend.
 """
 
 from ral.report.files import (
+    atomic_path,
     atomic_write,
     markdown_table,
+    stale_temporaries,
     to_jsonable,
     write_csv,
     write_json,
@@ -24,6 +27,7 @@ from ral.report.plots import (
 
 __all__ = [
     "GROUP_COLOURS",
+    "atomic_path",
     "atomic_write",
     "markdown_table",
     "metric_columns",
@@ -32,6 +36,7 @@ __all__ = [
     "plot_long_tail",
     "plot_metric_bars",
     "plot_pr_curves",
+    "stale_temporaries",
     "to_jsonable",
     "write_csv",
     "write_json",

@@ -1,8 +1,12 @@
-"""Atomic writers for JSON / CSV / text outputs and a dependency-free Markdown table.
+"""Atomic file writing (the project's only implementation) and a dependency-free Markdown table.
 
-Every writer renders its whole content first and then writes it to a temporary file in the
-destination folder, which replaces the destination with ``os.replace`` (atomic on POSIX and
-Windows): an existing file is never left half-written, also when rendering fails.
+:func:`atomic_path` hands out a temporary file in the destination folder and moves it onto the
+destination with ``os.replace`` (atomic on POSIX and Windows) once it is complete, after an
+fsync of the file; the folder is fsynced afterwards so the rename survives a crash. An existing
+file is never left half-written, also when rendering or writing fails. :func:`atomic_write`,
+the text / JSON / CSV writers, the plots, checkpoints and the image cache all go through it.
+Temporary files are named ``.<destination name>.<random>.tmp`` (:func:`stale_temporaries`
+finds the ones a killed process left behind).
 """
 
 from __future__ import annotations
@@ -13,38 +17,90 @@ import math
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 import pandas as pd
 
+_TEMP_SUFFIX = ".tmp"
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(handle)`` on a temp file next to ``path``, then move it onto ``path``.
 
-    Parent folders are created. A new file gets mode 0644, a replaced file keeps its mode.
-    If ``write`` raises, the temp file is removed and ``path`` is untouched.
+def _temp_prefix(name: str) -> str:
+    return f".{name}."
+
+
+def stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Temporary files of :func:`atomic_path` in ``folder`` (left there by a killed writer), sorted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(folder.glob(f"{_temp_prefix('*')}*{_TEMP_SUFFIX}"))
+
+
+def _fsync_directory(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: some systems cannot open or fsync a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on a clean exit it replaces ``path``.
+
+    The temporary file exists (empty) when yielded; the caller writes it by name
+    (``numpy.lib.format.open_memmap``, ``torch.save``, ...) and closes it before the block
+    ends. Its name ends in ".tmp": give a writer that appends its own suffix (``np.save``) an
+    open handle instead, or use :func:`atomic_write`. Parent folders are created. A new file
+    gets mode 0644, a replaced file keeps its mode. If the block raises, the temporary file is
+    removed and ``path`` is untouched.
+
+    Example:
+        >>> with atomic_path(folder / "pixels.npy") as temp:  # doctest: +SKIP
+        ...     pixels = np.lib.format.open_memmap(temp, mode="w+", dtype=np.uint8, shape=(n, 64, 64))
+        ...     pixels[:] = images
+        ...     del pixels  # unmaps the file before it is moved
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o644
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=_temp_prefix(target.name), suffix=_TEMP_SUFFIX)
+    os.close(fd)
+    temp = Path(name)
+    try:
+        yield temp
+        fd = os.open(temp, os.O_RDWR)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(temp, mode)
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _fsync_directory(target.parent)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> Path:
+    """Call ``write(handle)`` on a binary handle of a temporary file, then move it onto ``path``.
+
+    See :func:`atomic_path` (fsync, modes, clean-up on error).
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o644
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
+    with atomic_path(target) as temp, open(temp, "wb") as handle:
+        write(handle)
     return target
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, precision_recall_curve
 
 from ral.report.files import atomic_write
 
@@ -105,6 +104,8 @@ def plot_pr_curves(
         classes: names or column indices of the classes to draw; a class without positives
             is listed in the legend as such. An empty list gives a figure saying so.
     """
+    from sklearn.metrics import average_precision_score, precision_recall_curve  # imported here: light ral.report
+
     truth = np.asarray(y_true, dtype=np.float64)
     score = np.asarray(y_score, dtype=np.float64)
     names = [str(name) for name in class_names]

@@ -5,27 +5,166 @@
 - ``task="single"``: a 7-class dermoscopy-like set with ISIC 2018 proportions, in the ISIC 2018
   task 3 ground-truth layout (``image, MEL, NV, BCC, AKIEC, BKL, DF, VASC``), JPEG images.
 
+``ensure_simulated`` reuses a folder only when its ``dataset.json`` records the same simulation
+key: a hash of the settings and of the code of this package (:func:`simulation_key`).
+
 See docs/dataset.md for what is drawn and how.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
 import os
+import shutil
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ral.data.classes import CXRLT_CLASSES, ISIC2018_CLASSES
-from ral.data._io import write_csv_atomic, write_json_atomic
 from ral.data.images import MIN_IMAGE_SIZE
 from ral.data.simulate.preview import preview_grid
+from ral.report.files import write_csv, write_json
 
 TASKS = ("multilabel", "single")
 SPLITS = ("train", "val", "test")
 DEFAULT_SIZES = {"multilabel": (24_000, 4_000, 8_000), "single": (8_000, 1_500, 3_000)}
-GENERATOR_VERSION = 1
+GENERATOR = "ral.data.simulate"
+#: Files a simulation writes into its folder besides ``images/`` (``dataset.json`` last).
+OUTPUT_FILES = ("train.csv", "val.csv", "test.csv", "train_clean.csv", "dataset.json")
 
-__all__ = ["simulate_dataset", "preview_grid", "DEFAULT_SIZES", "TASKS"]
+__all__ = ["simulate_dataset", "ensure_simulated", "simulation_key", "code_hash", "preview_grid",
+           "DEFAULT_SIZES", "TASKS"]
+
+
+def code_hash() -> str:
+    """SHA-256 hex digest of every ``.py`` file of this package (relative names and bytes, sorted)."""
+    package = Path(__file__).parent
+    digest = hashlib.sha256()
+    for file in sorted(package.rglob("*.py")):
+        digest.update(file.relative_to(package).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _checked_settings(task: str, seed: int, size: int, n_train: int | None, n_val: int | None, n_test: int | None,
+                      missing_rate: float) -> dict:
+    """The checked settings that decide the output (split sizes with the task's defaults filled in).
+
+    Raises:
+        ValueError: unknown task, size < ``MIN_IMAGE_SIZE`` (16), split sizes too small, missing_rate outside [0, 0.9].
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an int, got {seed!r}")
+    if not isinstance(size, int) or size < MIN_IMAGE_SIZE:
+        raise ValueError(f"size must be an int >= {MIN_IMAGE_SIZE}, got {size!r}")
+    if not (0.0 <= float(missing_rate) <= 0.9):
+        raise ValueError(f"missing_rate must be in [0, 0.9], got {missing_rate!r}")
+    defaults = DEFAULT_SIZES[task]
+    sizes = {s: (n if n is not None else d) for s, n, d in zip(SPLITS, (n_train, n_val, n_test), defaults)}
+    for split, n in sizes.items():
+        if not isinstance(n, int) or n < 200:
+            raise ValueError(f"n_{split} must be an int >= 200 (rare classes need room), got {n!r}")
+    # single-label labels carry no noise: the rate does not change the output
+    rate = float(missing_rate) if task == "multilabel" else 0.0
+    return {"task": task, "seed": int(seed), "size": size, "sizes": sizes, "missing_rate": rate}
+
+
+def _settings(settings: Mapping[str, Any]) -> dict:
+    """Keyword arguments of :func:`simulate_dataset` with its defaults filled in, checked."""
+    try:
+        bound = inspect.signature(simulate_dataset).bind("", **settings)
+    except TypeError as exc:
+        raise ValueError(f"settings: {exc}") from None
+    bound.apply_defaults()
+    arguments = {name: value for name, value in bound.arguments.items() if name != "out_dir"}
+    return _checked_settings(**arguments)
+
+
+def simulation_key(**settings: Any) -> str:
+    """SHA-256 hex digest of the settings and of :func:`code_hash`: equal keys mean
+    byte-identical outputs.
+
+    Args:
+        settings: keyword arguments of :func:`simulate_dataset` (seed, size, n_train, n_val,
+            n_test, task, missing_rate); the missing ones take its defaults.
+
+    Raises:
+        ValueError: as :func:`simulate_dataset`, or an unknown keyword.
+    """
+    return _key(_settings(settings), code_hash())
+
+
+def _key(settings: dict, code: str) -> str:
+    text = json.dumps({**settings, "code": code}, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _read_info(folder: Path) -> dict | None:
+    """``folder/dataset.json`` as a dict, or None when it is missing or not a JSON object."""
+    try:
+        info = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _written_by_simulator(info: dict | None) -> bool:
+    return info is not None and str(info.get("generator", "")).startswith(GENERATOR)
+
+
+def ensure_simulated(out_dir: str | os.PathLike, *, log: Callable[[str], None] | None = None,
+                     **settings: Any) -> Path:
+    """The simulated dataset of these settings in ``out_dir``: reused when there, else (re)generated.
+
+    The folder is reused only when its ``dataset.json`` records the same :func:`simulation_key`
+    and the three split tables exist. Otherwise, when ``dataset.json`` shows an earlier
+    simulation, its images and tables are removed first, so no stale file remains (also after an
+    interrupted simulation: :func:`simulate_dataset` marks the folder before it writes anything),
+    and :func:`simulate_dataset` writes the folder. Nothing is deleted from a folder whose
+    ``dataset.json`` the simulator did not write.
+
+    Args:
+        out_dir: the dataset folder.
+        log: called with one line saying whether the folder is reused or simulated (None: silent).
+        settings: keyword arguments of :func:`simulate_dataset`, as in :func:`simulation_key`.
+
+    Returns:
+        ``out_dir`` as a Path.
+
+    Raises:
+        ValueError: bad settings (as :func:`simulation_key`), or ``out_dir/dataset.json`` not
+            written by the simulator.
+    """
+    out = Path(out_dir)
+    checked = _settings(settings)
+    key = _key(checked, code_hash())
+    info = _read_info(out)
+    if (out / "dataset.json").exists() and not _written_by_simulator(info):
+        raise ValueError(f"out_dir: {out / 'dataset.json'} was not written by {GENERATOR}; "
+                         "choose another folder for the simulated dataset")
+    say = log or (lambda line: None)
+    if info is not None and info.get("key") == key and all((out / f"{s}.csv").is_file() for s in SPLITS):
+        say(f"simulated dataset in {out} has the same settings and generator code: reused")
+        return out
+    if info is not None:
+        say(f"removing the earlier simulation in {out} (other settings or generator code)")
+        _remove_simulation(out)
+    say(f"simulating the {checked['task']} dataset into {out} ...")
+    return simulate_dataset(out, **settings)
+
+
+def _remove_simulation(folder: Path) -> None:
+    """Delete the images and tables a simulation wrote into ``folder``; ``dataset.json`` stays as
+    the mark of a simulator folder until :func:`simulate_dataset` replaces it."""
+    shutil.rmtree(folder / "images", ignore_errors=True)
+    for name in OUTPUT_FILES:
+        if name != "dataset.json":
+            (folder / name).unlink(missing_ok=True)
 
 
 def simulate_dataset(
@@ -53,29 +192,24 @@ def simulate_dataset(
             removed from the TRAINING labels (report-mining false negatives); val / test clean.
 
     Returns:
-        ``out_dir`` as a Path.
+        ``out_dir`` as a Path. Its ``dataset.json`` records the settings, ``code_hash`` and
+        ``key`` (:func:`simulation_key`), which :func:`ensure_simulated` compares.
 
     Raises:
         ValueError: unknown task, size < ``MIN_IMAGE_SIZE`` (16), split sizes too small, missing_rate outside [0, 0.9].
     """
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    if not isinstance(size, int) or size < MIN_IMAGE_SIZE:
-        raise ValueError(f"size must be an int >= {MIN_IMAGE_SIZE}, got {size!r}")
-    if not (0.0 <= float(missing_rate) <= 0.9):
-        raise ValueError(f"missing_rate must be in [0, 0.9], got {missing_rate!r}")
-    defaults = DEFAULT_SIZES[task]
-    sizes = {s: (n if n is not None else d) for s, n, d in zip(SPLITS, (n_train, n_val, n_test), defaults)}
-    for split, n in sizes.items():
-        if not isinstance(n, int) or n < 200:
-            raise ValueError(f"n_{split} must be an int >= 200 (rare classes need room), got {n!r}")
+    settings = _checked_settings(task, seed, size, n_train, n_val, n_test, missing_rate)
+    code = code_hash()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    # marks the folder as the simulator's while it is written (an interrupted run is cleaned next time)
+    write_json({"generator": GENERATOR, "key": None, "complete": False}, out / "dataset.json")
+    seed, sizes = settings["seed"], settings["sizes"]
     if task == "multilabel":
-        info = _simulate_cxr(out, seed, size, sizes, float(missing_rate))
+        info = _simulate_cxr(out, seed, size, sizes, settings["missing_rate"])
     else:
         info = _simulate_skin(out, seed, size, sizes)
-    write_json_atomic(info, out / "dataset.json")
+    info.update({"code_hash": code, "key": _key(settings, code)})
+    write_json(info, out / "dataset.json")
     return out
 
 
@@ -96,11 +230,11 @@ def _simulate_cxr(out: Path, seed: int, size: int, sizes: dict[str, int], missin
                                 first_subject=first)
         first += result["num_patients"]
         frame = result["frame"]
-        write_csv_atomic(frame, out / f"{split}.csv")
+        write_csv(frame, out / f"{split}.csv")
         if split == "train":
             clean = frame[["path", "subject_id"]].copy()
             clean[CXRLT_CLASSES] = result["clean"].astype(np.int64)
-            write_csv_atomic(clean, out / "train_clean.csv")
+            write_csv(clean, out / "train_clean.csv")
         info["splits"][split] = {
             "images": sizes[split],
             "patients": result["num_patients"],
@@ -123,7 +257,7 @@ def _simulate_skin(out: Path, seed: int, size: int, sizes: dict[str, int]) -> di
         result = simulate_split(split, sizes[split], out, seed=seed, size=size, first_index=offset)
         offset += sizes[split]
         frame = result["frame"]
-        write_csv_atomic(frame, out / f"{split}.csv")
+        write_csv(frame, out / f"{split}.csv")
         info["splits"][split] = {
             "images": sizes[split],
             "patients": sizes[split],
@@ -135,7 +269,7 @@ def _simulate_skin(out: Path, seed: int, size: int, sizes: dict[str, int]) -> di
 
 def _header(task: str, seed: int, size: int, sizes: dict[str, int], classes: list[str]) -> dict:
     return {
-        "generator": f"ral.data.simulate v{GENERATOR_VERSION}",
+        "generator": GENERATOR,
         "task": task,
         "seed": seed,
         "image_size": size,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
 import numpy as np
 
-from ral.data._io import write_bytes_atomic
+from ral.report.files import atomic_write
 
 
 def render_examples(task: str, class_index: int, n: int, size: int, seed: int) -> np.ndarray:
@@ -61,9 +60,4 @@ def preview_grid(
     width = per_row * 0.9 + label_width
     fig.subplots_adjust(left=label_width / width, right=0.99, top=1 - 0.45 / height,
                         bottom=0.01, wspace=0.04, hspace=0.06)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
-    write_bytes_atomic(out, buffer.getvalue())
-    return out
+    return atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=80))
