@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.ral-installed
 TORCH_VERSION ?= 2.13.0
 OUT    ?= runs/demo
 
-.PHONY: venv test test-slow test-all demo bench bench-quick bench-speed clean
+.PHONY: venv lint test test-slow test-all demo bench bench-quick bench-speed clean
 
 venv: $(STAMP)
 
@@ -18,7 +18,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -e ".[test]"
 	touch $(STAMP)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests
+
+test: lint
 	$(BIN)/python -m pytest -m "not slow" -q
 
 test-slow: $(STAMP)
@@ -37,7 +41,7 @@ bench-quick: $(STAMP)
 	$(BIN)/ral bench losses --simulate --quick
 
 bench-speed: $(STAMP)
-	$(BIN)/python benchmarks/loss_speed.py
+	$(BIN)/ral bench speed --threads 2 --out runs/bench/speed
 
 clean:
 	rm -rf runs .pytest_cache

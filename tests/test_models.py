@@ -47,8 +47,10 @@ def test_timm_backbone_without_timm_says_so():
         build_model("timm:convnext_tiny", 3)
 
 
-@pytest.mark.parametrize("kwargs, match", [({"width": 0}, "width"), ({"depth": 0}, "depth"),
-                                           ({"dropout": 1.0}, "dropout"), ({"colour": 3}, "colour")])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"width": 0}, "width"), ({"depth": 0}, "depth"), ({"dropout": 1.0}, "dropout"), ({"colour": 3}, "colour")],
+)
 def test_bad_options_raise_value_error(kwargs, match):
     with pytest.raises(ValueError, match=match):
         build_model("tiny", 3, **kwargs)
@@ -78,8 +80,10 @@ def test_safetensors_and_lightning_checkpoints(tmp_path):
     torch.manual_seed(0)
     source = build_model("tiny", 3)
     save_file(source.state_dict(), str(tmp_path / "w.safetensors"))
-    torch.save({"state_dict": {f"model.{k}": v for k, v in source.state_dict().items()}, "epoch": 3},
-               tmp_path / "lightning.ckpt")
+    torch.save(
+        {"state_dict": {f"model.{k}": v for k, v in source.state_dict().items()}, "epoch": 3},
+        tmp_path / "lightning.ckpt",
+    )
     for name in ("w.safetensors", "lightning.ckpt"):
         loaded = build_model("tiny", 3, pretrained_path=tmp_path / name)
         for key, value in source.state_dict().items():

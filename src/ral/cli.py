@@ -49,17 +49,29 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--n-train", type=int, help="training images (default 24000; 8000 for --task single)")
     sim.add_argument("--n-val", type=int, help="validation images (default 4000; 1500 for --task single)")
     sim.add_argument("--n-test", type=int, help="test images (default 8000; 3000 for --task single)")
-    sim.add_argument("--task", choices=["multilabel", "single"], default="multilabel",
-                     help="multilabel: 26 CXR-LT chest findings; single: 7 ISIC-2018-like classes")
-    sim.add_argument("--missing-rate", type=float, default=0.15,
-                     help="share of positives removed from the TRAINING labels (multilabel; default 0.15)")
+    sim.add_argument(
+        "--task",
+        choices=["multilabel", "single"],
+        default="multilabel",
+        help="multilabel: 26 CXR-LT chest findings; single: 7 ISIC-2018-like classes",
+    )
+    sim.add_argument(
+        "--missing-rate",
+        type=float,
+        default=0.15,
+        help="share of positives removed from the TRAINING labels (multilabel; default 0.15)",
+    )
     sim.add_argument("--preview", metavar="PNG", help="also write a sample grid (one row per class) to PNG")
 
     stats = _add_command(data_sub, "stats", _run_stats)
     stats.add_argument("table", help="label table (CSV) or folder-per-class tree")
     stats.add_argument("--format", help="generic, cxrlt, nih, chexpert, isic2018, aptos, folder (default: detect)")
-    stats.add_argument("--uncertain", choices=["ignore", "ones", "zeros"], default="ignore",
-                       help="CheXpert -1 labels: ignore (NaN, default), ones or zeros")
+    stats.add_argument(
+        "--uncertain",
+        choices=["ignore", "ones", "zeros"],
+        default="ignore",
+        help="CheXpert -1 labels: ignore (NaN, default), ones or zeros",
+    )
     stats.add_argument("--out", help="folder for stats.json, per_class.csv and long_tail.png")
     stats.add_argument("--head-threshold", type=float, help="head if training prevalence >= this (default 0.13)")
     stats.add_argument("--tail-threshold", type=float, help="tail if training prevalence < this (default 0.014)")
@@ -79,9 +91,16 @@ def _run_simulate(args: argparse.Namespace) -> int:
     if args.out is None and args.preview is None:
         raise ValueError("give --out DIR (the dataset) and/or --preview PNG (the sample grid)")
     if args.out is not None:
-        out = simulate_dataset(args.out, seed=args.seed, size=args.size, n_train=args.n_train,
-                               n_val=args.n_val, n_test=args.n_test, task=args.task,
-                               missing_rate=args.missing_rate)
+        out = simulate_dataset(
+            args.out,
+            seed=args.seed,
+            size=args.size,
+            n_train=args.n_train,
+            n_val=args.n_val,
+            n_test=args.n_test,
+            task=args.task,
+            missing_rate=args.missing_rate,
+        )
         print(f"wrote {out}/train.csv, val.csv, test.csv, dataset.json and images/")
     if args.preview is not None:
         print(f"wrote {preview_grid(args.preview, task=args.task, size=args.size, seed=args.seed)}")
@@ -101,13 +120,16 @@ def _run_stats(args: argparse.Namespace) -> int:
     from ral.data.stats import format_stats, table_stats, write_stats
 
     def read(path: str):
-        return load_table(path, format=args.format, uncertain=args.uncertain, skip_bad=args.skip_bad,
-                          check_images="none")
+        return load_table(
+            path, format=args.format, uncertain=args.uncertain, skip_bad=args.skip_bad, check_images="none"
+        )
 
     thresholds = None
     if args.head_threshold is not None or args.tail_threshold is not None:
-        thresholds = (DEFAULT_HEAD_THRESHOLD if args.head_threshold is None else args.head_threshold,
-                      DEFAULT_TAIL_THRESHOLD if args.tail_threshold is None else args.tail_threshold)
+        thresholds = (
+            DEFAULT_HEAD_THRESHOLD if args.head_threshold is None else args.head_threshold,
+            DEFAULT_TAIL_THRESHOLD if args.tail_threshold is None else args.tail_threshold,
+        )
     mapping = None
     if args.groups is not None:
         try:
@@ -162,8 +184,9 @@ def _add_inference_options(parser: argparse.ArgumentParser) -> None:
 
 def _inference_arguments(args: argparse.Namespace) -> dict:
     """The keyword arguments of the options of :func:`_add_inference_options`."""
-    return dict(format=args.format, root=args.root, batch_size=args.batch_size, num_workers=args.num_workers,
-                device=args.device)
+    return dict(
+        format=args.format, root=args.root, batch_size=args.batch_size, num_workers=args.num_workers, device=args.device
+    )
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -189,8 +212,14 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from ral.engine import evaluate
     from ral.metrics import metric_names
 
-    report = evaluate(args.checkpoint, args.data, val_data=args.val_data, out_dir=args.out, n_boot=args.n_boot,
-                      **_inference_arguments(args))
+    report = evaluate(
+        args.checkpoint,
+        args.data,
+        val_data=args.val_data,
+        out_dir=args.out,
+        n_boot=args.n_boot,
+        **_inference_arguments(args),
+    )
     ci = report.get("ci95", {})
     for name in metric_names(report["task"]):
         if name in report:
@@ -204,8 +233,14 @@ def _run_predict(args: argparse.Namespace) -> int:
     """class probabilities as a CSV (CXR-LT submission layout)"""
     from ral.engine import predict
 
-    frame = predict(args.checkpoint, images=args.images, data=args.data, out=args.out, id_column=args.id_column,
-                    **_inference_arguments(args))
+    frame = predict(
+        args.checkpoint,
+        images=args.images,
+        data=args.data,
+        out=args.out,
+        id_column=args.id_column,
+        **_inference_arguments(args),
+    )
     print(f"wrote {len(frame)} rows x {frame.shape[1] - 1} classes to {args.out}")
     return 0
 
@@ -217,23 +252,45 @@ def _add_bench_commands(sub: argparse._SubParsersAction) -> None:
     losses = _add_command(bench_sub, "losses", _run_bench_losses)
     _add_bench_data_options(losses, "default")
     losses.add_argument("--seeds", type=int, help="seeds per loss (default: the budget's, 3; quick: 1)")
-    losses.add_argument("--losses", nargs="+", metavar="NAME",
-                        help="labels of the default list (bce ... ral_paper, ral) or registry names")
+    losses.add_argument(
+        "--losses",
+        nargs="+",
+        metavar="NAME",
+        help="labels of the default list (bce ... ral_paper, ral) or registry names",
+    )
 
     sensitivity = _add_command(bench_sub, "sensitivity", _run_bench_sensitivity)
     _add_bench_data_options(sensitivity, "grid")
-    sensitivity.add_argument("--loss", nargs="+", default=["ral", "asl"], metavar="NAME",
-                             help="losses to sweep (default: ral asl; grids: see docs/results.md)")
-    sensitivity.add_argument("--grid", nargs="+", metavar="PARAM=V1,V2", default=[],
-                             help="replace a parameter's values, e.g. gamma_neg=1,2,4 (one --loss only)")
+    sensitivity.add_argument(
+        "--loss",
+        nargs="+",
+        default=["ral", "asl"],
+        metavar="NAME",
+        help="losses to sweep (default: ral asl; grids: see docs/results.md)",
+    )
+    sensitivity.add_argument(
+        "--grid",
+        nargs="+",
+        metavar="PARAM=V1,V2",
+        default=[],
+        help="replace a parameter's values, e.g. gamma_neg=1,2,4 (one --loss only)",
+    )
     sensitivity.add_argument("--seed", type=int, default=0, help="training seed of every grid point")
-    sensitivity.add_argument("--noise-seeds", type=int,
-                             help="extra runs of each loss at its default parameters with seeds 0..K-1, to "
-                             "measure seed noise at the same budget (default 3; 0 with --quick)")
+    sensitivity.add_argument(
+        "--noise-seeds",
+        type=int,
+        help="extra runs of each loss at its default parameters with seeds 0..K-1, to "
+        "measure seed noise at the same budget (default 3; 0 with --quick)",
+    )
 
     step = _add_command(bench_sub, "step", _run_bench_step)
-    step.add_argument("--losses", nargs="+", default=["bce", "ral"], metavar="NAME",
-                      help="registry names; the first is the reference (default: bce ral)")
+    step.add_argument(
+        "--losses",
+        nargs="+",
+        default=["bce", "ral"],
+        metavar="NAME",
+        help="registry names; the first is the reference (default: bce ral)",
+    )
     step.add_argument("--batch-size", type=int, default=64)
     step.add_argument("--image-size", type=int, default=64)
     step.add_argument("--backbone", default="tiny")
@@ -247,30 +304,47 @@ def _add_bench_commands(sub: argparse._SubParsersAction) -> None:
 def _add_bench_speed_command(bench_sub: argparse._SubParsersAction) -> None:
     """`ral bench speed`: forward+backward time and peak memory of losses against BCE."""
     speed = _add_command(bench_sub, "speed", _run_bench_speed)
-    speed.add_argument("--shapes", nargs="+", metavar="NxC",
-                       help="batch x classes (default: 256x26 1024x26 4096x1000 16384x26)")
-    speed.add_argument("--losses", nargs="+", metavar="NAME",
-                       help="ral_fused ral_autograd asl_reference or registry names (default: ral_fused "
-                       "ral_autograd asl_reference asl focal); bce is always measured")
+    speed.add_argument(
+        "--shapes", nargs="+", metavar="NxC", help="batch x classes (default: 256x26 1024x26 4096x1000 16384x26)"
+    )
+    speed.add_argument(
+        "--losses",
+        nargs="+",
+        metavar="NAME",
+        help="ral ral_eager asl_reference or registry names (default: ral "
+        "ral_eager asl_reference asl focal); bce is always measured",
+    )
     speed.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
     speed.add_argument("--repeats", type=int, default=10, help="timed passes per loss and round (default 10)")
     speed.add_argument("--warmup", type=int, default=3, help="untimed passes before each timing (default 3)")
-    speed.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                       help="wall-clock or process CPU time (cpu: steadier on a shared machine)")
+    speed.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall-clock or process CPU time (cpu: steadier on a shared machine)",
+    )
     speed.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     speed.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
-    speed.add_argument("--breakdown", action="store_true",
-                       help="also time the parts of fused RAL (validation, forward with / without the "
-                       "gradient, backward) at each shape")
-    speed.add_argument("--profile", action="store_true",
-                       help="also print torch.profiler's operator table of fused RAL at each shape")
+    speed.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also time the parts of fused RAL (validation, forward with / without the "
+        "gradient, backward) at each shape",
+    )
+    speed.add_argument(
+        "--profile", action="store_true", help="also print torch.profiler's operator table of fused RAL at each shape"
+    )
     speed.add_argument("--out", default="runs/bench/speed", help="output folder (default runs/bench/speed)")
-    speed.add_argument("--threads", type=int, default=0,
-                       help="torch CPU threads (default 0 = torch default; the targets are for the default)")
+    speed.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (default 0 = torch default; the targets are for the default)",
+    )
 
 
 def _run_bench_speed(args: argparse.Namespace) -> int:
-    """forward+backward time and peak memory of fused RAL, autograd RAL, ASL, focal vs BCE
+    """forward+backward time and peak memory of RAL (compiled and eager), ASL, focal vs BCE
 
     Time forward+backward of each loss on random logits in one process (interleaved rounds, median paired ratio
     to BCEWithLogitsLoss) and measure its peak memory; prints a table and writes speed.csv, speed_summary.csv
@@ -280,9 +354,14 @@ def _run_bench_speed(args: argparse.Namespace) -> int:
 
     _set_threads(args.threads)
     config = SpeedConfig(
-        shapes=shapes_from_text(args.shapes), losses=tuple(args.losses or DEFAULT_LOSSES),
-        rounds=args.rounds, repeats=args.repeats, warmup=args.warmup, clock=args.clock,
-        memory=not args.no_memory, device=args.device,
+        shapes=shapes_from_text(args.shapes),
+        losses=tuple(args.losses or DEFAULT_LOSSES),
+        rounds=args.rounds,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        clock=args.clock,
+        memory=not args.no_memory,
+        device=args.device,
     )
     command = "ral " + " ".join(sys.argv[1:])
     _, text = run_speed(config, args.out, command=command)
@@ -292,26 +371,35 @@ def _run_bench_speed(args: argparse.Namespace) -> int:
 
         print(breakdown_report(config, args.out))
     if args.profile:
-        from ral.bench.speed import profile_fused
+        from ral.bench.speed import profile_ral
 
         for shape in config.shapes:
-            print(profile_fused(shape, config))
+            print(profile_ral(shape, config))
     print(f"written to {args.out}")
     return 0
 
 
 def _add_bench_data_options(parser: argparse.ArgumentParser, default_budget: str) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", help="training table (any format of `ral data`); split by patient "
-                        "80/10/10 unless --val-data and --test-data are given")
+    source.add_argument(
+        "--data",
+        help="training table (any format of `ral data`); split by patient "
+        "80/10/10 unless --val-data and --test-data are given",
+    )
     source.add_argument("--simulate", action="store_true", help="use the embedded simulated dataset")
     parser.add_argument("--val-data", help="validation table (checkpoint selection, F1 thresholds)")
     parser.add_argument("--test-data", help="test table (the reported metrics)")
     _add_table_options(parser)
-    parser.add_argument("--task", choices=("multilabel", "single"),
-                        help="with --simulate: which simulated set (default multilabel); with --data: checked")
-    parser.add_argument("--budget", default=default_budget,
-                        help=f"quick, grid, default or long (default: {default_budget}; see docs/results.md)")
+    parser.add_argument(
+        "--task",
+        choices=("multilabel", "single"),
+        help="with --simulate: which simulated set (default multilabel); with --data: checked",
+    )
+    parser.add_argument(
+        "--budget",
+        default=default_budget,
+        help=f"quick, grid, default or long (default: {default_budget}; see docs/results.md)",
+    )
     parser.add_argument("--quick", action="store_true", help="same as --budget quick (a 2-minute smoke run)")
     parser.add_argument("--epochs", type=int, help="override the budget's epochs")
     parser.add_argument("--image-size", type=int, help="override the budget's image size")
@@ -322,9 +410,13 @@ def _add_bench_data_options(parser: argparse.ArgumentParser, default_budget: str
 
 
 def _add_threads_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: small models gain little from more, and on a "
-                        "shared machine extra threads can make training many times slower; 0 = torch default)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: small models gain little from more, and on a "
+        "shared machine extra threads can make training many times slower; 0 = torch default)",
+    )
 
 
 def _set_threads(threads: int) -> None:
@@ -343,12 +435,22 @@ def _bench_setup(args: argparse.Namespace, command: str):
     _set_threads(args.threads)
     budget = budget_with(
         get_budget("quick" if args.quick else args.budget),
-        epochs=args.epochs, image_size=args.image_size, batch_size=args.batch_size, backbone=args.backbone,
+        epochs=args.epochs,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        backbone=args.backbone,
     )
     task = args.task or ("multilabel" if args.simulate else "data")
     out = args.out or f"runs/bench/{command}-{task}-{budget.name}"
-    data_args = dict(data=args.data, simulate=args.simulate, task=args.task, val_data=args.val_data,
-                     test_data=args.test_data, format=args.format, root=args.root)
+    data_args = dict(
+        data=args.data,
+        simulate=args.simulate,
+        task=args.task,
+        val_data=args.val_data,
+        test_data=args.test_data,
+        format=args.format,
+        root=args.root,
+    )
     return budget, out, data_args, "ral " + " ".join(sys.argv[1:])
 
 
@@ -374,8 +476,16 @@ def _run_bench_sensitivity(args: argparse.Namespace) -> int:
     from ral.bench.sensitivity import benchmark_sensitivity
 
     budget, out, data_args, command = _bench_setup(args, "sensitivity")
-    text = benchmark_sensitivity(out, budget, losses=args.loss, grid_overrides=args.grid, seed=args.seed,
-                                 noise_seeds=args.noise_seeds, command=command, **data_args)
+    text = benchmark_sensitivity(
+        out,
+        budget,
+        losses=args.loss,
+        grid_overrides=args.grid,
+        seed=args.seed,
+        noise_seeds=args.noise_seeds,
+        command=command,
+        **data_args,
+    )
     return _print_written(text, out)
 
 
@@ -389,8 +499,12 @@ def _run_bench_step(args: argparse.Namespace) -> int:
 
     _set_threads(args.threads)
     config = StepTimeConfig(
-        losses=tuple(args.losses), model=args.backbone, batch_size=args.batch_size, image_size=args.image_size,
-        steps=args.steps, repeats=args.repeats,
+        losses=tuple(args.losses),
+        model=args.backbone,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        steps=args.steps,
+        repeats=args.repeats,
     )
     _, text = run_step_time(config, args.out)
     print(text)

@@ -22,8 +22,9 @@ import logging
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ral.engine import Config
@@ -47,8 +48,14 @@ DEMO_CONFIG: dict[str, Any] = {
     "loss": {"name": "ral", "params": {}},
     "optimizer": {"name": "adamw", "lr": 3.0e-3, "weight_decay": 1.0e-4},
     "schedule": {"name": "cosine", "warmup_epochs": 0.2, "min_lr_ratio": 0.0},
-    "train": {"epochs": 5, "batch_size": 64, "accelerator": "cpu", "devices": 1, "precision": "32",
-              "progress_bar": False},
+    "train": {
+        "epochs": 5,
+        "batch_size": 64,
+        "accelerator": "cpu",
+        "devices": 1,
+        "precision": "32",
+        "progress_bar": False,
+    },
 }
 
 
@@ -94,8 +101,10 @@ def train_or_reuse(config: Config, data_dir: Path) -> dict[str, Any]:
     info = data_dir / "dataset.json"
     data_info = info.read_text(encoding="utf-8") if info.is_file() else ""
     stored_info = out / "dataset.json"
-    if stored.is_file() and (stored.read_text(encoding="utf-8") != resolved or
-                             (stored_info.read_text(encoding="utf-8") if stored_info.is_file() else "") != data_info):
+    if stored.is_file() and (
+        stored.read_text(encoding="utf-8") != resolved
+        or (stored_info.read_text(encoding="utf-8") if stored_info.is_file() else "") != data_info
+    ):
         raise ValueError(f"{out} holds a run made with another config or dataset; delete it or pass another --out")
     write_text(data_info, stored_info)
     if (out / "result.json").is_file():
@@ -119,18 +128,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help=f"epochs per run (default {DEMO_CONFIG['train']['epochs']})")
     parser.add_argument("--losses", nargs="+", default=list(DEMO_LOSSES), help="losses to compare")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of the test metrics")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: on a busy machine, multi-threaded runs of this "
-                        "small CNN were many times slower)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: on a busy machine, multi-threaded runs of this "
+        "small CNN were many times slower)",
+    )
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
 
+    import torch
+
     from ral.engine import evaluate
     from ral.metrics import metric_names
     from ral.report import markdown_table, plot_metric_bars, write_csv, write_text
-
-    import torch
 
     torch.set_num_threads(args.threads)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no GPU/TPU banners
@@ -145,14 +158,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         for loss in args.losses:
             config = run_config(loss, data_dir, out, args.epochs)
             result = train_or_reuse(config, data_dir)
-            report = evaluate(result["best_checkpoint"], config.dataset.test, val_data=config.dataset.val,
-                              out_dir=out / loss / "eval", n_boot=args.n_boot, device="cpu",
-                              cache_dir=config.dataset.cache_dir)
-            row = {"loss": loss, **{m: report[m] for m in metrics},
-                   "mAP_ci95": "{:.3f}-{:.3f}".format(*report["ci95"]["mAP"]) if "ci95" in report else "n/a",
-                   "s/epoch": result["train_seconds_per_epoch"],
-                   "cpu s/epoch": result.get("train_cpu_seconds_per_epoch", float("nan")),
-                   "best_epoch": result["best_epoch"] + 1}
+            report = evaluate(
+                result["best_checkpoint"],
+                config.dataset.test,
+                val_data=config.dataset.val,
+                out_dir=out / loss / "eval",
+                n_boot=args.n_boot,
+                device="cpu",
+                cache_dir=config.dataset.cache_dir,
+            )
+            row = {
+                "loss": loss,
+                **{m: report[m] for m in metrics},
+                "mAP_ci95": "{:.3f}-{:.3f}".format(*report["ci95"]["mAP"]) if "ci95" in report else "n/a",
+                "s/epoch": result["train_seconds_per_epoch"],
+                "cpu s/epoch": result.get("train_cpu_seconds_per_epoch", float("nan")),
+                "best_epoch": result["best_epoch"] + 1,
+            }
             rows.append(row)
             print(f"[demo] {loss}: test mAP {row['mAP']:.4f}  ({report['out_dir']})", flush=True)
     except (ValueError, FileNotFoundError) as exc:
@@ -169,7 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     plot_metric_bars(table[list(metrics)], out / "metrics.png", title="Test metrics of the demo runs (one seed)")
     elapsed = time.perf_counter() - start
     details = (
-        f"Tiny CNN ({DEMO_CONFIG['model']['options']}), {epochs} epochs, {args.threads} CPU thread(s), seed {DEMO_CONFIG['seed']}, "
+        f"Tiny CNN ({DEMO_CONFIG['model']['options']}), {epochs} epochs, {args.threads} CPU thread(s), "
+        f"seed {DEMO_CONFIG['seed']}, "
         f"AdamW lr {DEMO_CONFIG['optimizer']['lr']}, cosine schedule, batch {DEMO_CONFIG['train']['batch_size']}; "
         f"simulated data in {data_dir}. Test metrics with F1 thresholds tuned on val; mAP_ci95 is a bootstrap "
         f"95% interval ({args.n_boot} resamples); s/epoch (wall clock) and cpu s/epoch (CPU time of the "
@@ -181,8 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_text(f"# ral demo: BCE vs ASL vs RAL\n\n{text}\n\n{details}\n", out / "summary.md")
     print("\n" + text + "\n")
     print(details)
-    print(f"\nper-run metrics, per-class tables and plots: {out}/<loss>/eval/ "
-          "(metrics.json, per_class.csv, ap_vs_frequency.png, pr_tail.png)")
+    print(
+        f"\nper-run metrics, per-class tables and plots: {out}/<loss>/eval/ "
+        "(metrics.json, per_class.csv, ap_vs_frequency.png, pr_tail.png)"
+    )
     print(f"summary: {out / 'summary.md'}, {out / 'summary.csv'}, {out / 'metrics.png'}")
     return 0
 

@@ -56,8 +56,11 @@ class TinyCNN(nn.Module):
         channels = in_channels
         for block in range(depth):
             out = width * 2**block
-            layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(out),
-                       nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(channels, out, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(inplace=True),
+            ]
             channels = out
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -92,7 +95,9 @@ def _monai_resnet(arch: str) -> Callable[..., nn.Module]:
         # default stride 1 is meant for 3-D volumes and quadruples the cost on 2-D images.
         options.setdefault("conv1_t_stride", 2)
         factory = getattr(resnet, arch)
-        return factory(pretrained=False, spatial_dims=2, n_input_channels=in_channels, num_classes=num_classes, **options)
+        return factory(
+            pretrained=False, spatial_dims=2, n_input_channels=in_channels, num_classes=num_classes, **options
+        )
 
     return build
 
@@ -137,9 +142,7 @@ def check_backbone(name: str) -> str:
             )
         return name
     if name not in BACKBONES:
-        raise ValueError(
-            f"unknown model.backbone {name!r}; choose one of {sorted(BACKBONES)} or 'timm:<name>'"
-        )
+        raise ValueError(f"unknown model.backbone {name!r}; choose one of {sorted(BACKBONES)} or 'timm:<name>'")
     return name
 
 
@@ -281,7 +284,9 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike) -> dict[str, list
             merged[key] = source.to(value.dtype)
             report["loaded"].append(key)
         else:
-            same_rest = source.ndim == value.ndim and source.shape[0] == value.shape[0] and source.shape[2:] == value.shape[2:]
+            same_rest = (
+                source.ndim == value.ndim and source.shape[0] == value.shape[0] and source.shape[2:] == value.shape[2:]
+            )
             adapted = _adapt_input_channels(source, value.shape[1]) if same_rest else None
             if adapted is not None and adapted.shape == value.shape:
                 merged[key] = adapted.to(value.dtype)

@@ -41,13 +41,24 @@ def test_given_tables_are_used_as_they_are(tmp_path):
     from ral.data.simulate import simulate_dataset
 
     folder = Path(simulate_dataset(tmp_path / "sim", size=16, n_train=200, n_val=200, n_test=200))
-    data = prepare_data(tmp_path / "bench", get_budget("quick"), data=folder / "train.csv",
-                        val_data=folder / "val.csv", test_data=folder / "test.csv")
+    data = prepare_data(
+        tmp_path / "bench",
+        get_budget("quick"),
+        data=folder / "train.csv",
+        val_data=folder / "val.csv",
+        test_data=folder / "test.csv",
+    )
     assert data.task == "multilabel" and data.test == str((folder / "test.csv").resolve())
     assert not (tmp_path / "bench" / "data").exists()  # nothing split or copied
     with pytest.raises(ValueError, match="--task 'single'"):
-        prepare_data(tmp_path / "bench", get_budget("quick"), data=folder / "train.csv",
-                     val_data=folder / "val.csv", test_data=folder / "test.csv", task="single")
+        prepare_data(
+            tmp_path / "bench",
+            get_budget("quick"),
+            data=folder / "train.csv",
+            val_data=folder / "val.csv",
+            test_data=folder / "test.csv",
+            task="single",
+        )
 
 
 def test_simulated_data_is_reused_and_names_its_simulation(tmp_path, monkeypatch):

@@ -15,8 +15,9 @@ from ral.metrics import headline_metric
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "losses"
-    code = main(["bench", "losses", "--simulate", "--quick", "--losses", "bce", "ral", "--seeds", "2",
-                 "--out", str(out)])
+    code = main(
+        ["bench", "losses", "--simulate", "--quick", "--losses", "bce", "ral", "--seeds", "2", "--out", str(out)]
+    )
     assert code == 0
     return out
 
@@ -51,8 +52,9 @@ def test_rerun_reuses_finished_runs_and_repeats_only_the_interrupted_one(quick_r
         return real(data, spec, seed, budget, folder, **kwargs)
 
     monkeypatch.setattr(bench_losses, "train_and_evaluate", counting)
-    code = main(["bench", "losses", "--simulate", "--quick", "--losses", "bce", "ral", "--seeds", "2",
-                 "--out", str(quick_run)])
+    code = main(
+        ["bench", "losses", "--simulate", "--quick", "--losses", "bce", "ral", "--seeds", "2", "--out", str(quick_run)]
+    )
     assert code == 0 and calls == [("ral", 1)]
     after = pd.read_csv(quick_run / "results.csv")
     kept = after[after["loss"] == "bce"].reset_index(drop=True)
@@ -60,8 +62,9 @@ def test_rerun_reuses_finished_runs_and_repeats_only_the_interrupted_one(quick_r
 
 
 def test_other_budget_in_the_same_folder_is_refused(quick_run, capsys):
-    code = main(["bench", "losses", "--simulate", "--quick", "--epochs", "2", "--losses", "bce",
-                 "--out", str(quick_run)])
+    code = main(
+        ["bench", "losses", "--simulate", "--quick", "--epochs", "2", "--losses", "bce", "--out", str(quick_run)]
+    )
     assert code == 2 and "other settings" in capsys.readouterr().err
 
 
@@ -71,8 +74,14 @@ def test_default_loss_lists():
     assert multilabel[:7] == ["bce", "focal", "asl", "apl", "hill", "cb_focal", "db"]
     assert "ral" in multilabel  # ral_paper is dropped only while the default equals the paper preset
     single = loss_specs("single", None, budget)
-    assert [s.label for s in single] == ["ce", "focal_ce", "ldam_drw", "logit_adjusted", "balanced_softmax",
-                                         "ral_single"]
+    assert [s.label for s in single] == [
+        "ce",
+        "focal_ce",
+        "ldam_drw",
+        "logit_adjusted",
+        "balanced_softmax",
+        "ral_single",
+    ]
     assert single[2].params["drw_epoch"] == int(0.8 * budget.epochs)
 
 
@@ -94,17 +103,24 @@ def test_losses_with_parameters_on_the_command_line():
     budget = BUDGETS["quick"]
     (spec,) = loss_specs("multilabel", ['ral_g6=ral:{"gamma_neg": 6, "eps_pos": []}'], budget)
     assert (spec.label, spec.loss, dict(spec.params)) == ("ral_g6", "ral", {"gamma_neg": 6, "eps_pos": []})
-    for bad, message in [("ral:{}", "LABEL=NAME"), ("x=ral:[1]", "JSON object"), ("x=nope:{}", "unknown loss"),
-                         ("a b=ral:{}", "label may hold")]:
+    for bad, message in [
+        ("ral:{}", "LABEL=NAME"),
+        ("x=ral:[1]", "JSON object"),
+        ("x=nope:{}", "unknown loss"),
+        ("a b=ral:{}", "label may hold"),
+    ]:
         with pytest.raises(ValueError, match=message):
             loss_specs("multilabel", [bad], budget)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task, expected", [
-    ("multilabel", ["bce", "focal", "asl", "apl", "hill", "cb_focal", "db", "ral"]),
-    ("single", ["ce", "focal_ce", "ldam_drw", "logit_adjusted", "balanced_softmax", "ral_single"]),
-])
+@pytest.mark.parametrize(
+    "task, expected",
+    [
+        ("multilabel", ["bce", "focal", "asl", "apl", "hill", "cb_focal", "db", "ral"]),
+        ("single", ["ce", "focal_ce", "ldam_drw", "logit_adjusted", "balanced_softmax", "ral_single"]),
+    ],
+)
 def test_full_quick_benchmark_of_each_task(tmp_path, task, expected):
     assert main(["bench", "losses", "--simulate", "--quick", "--task", task, "--out", str(tmp_path)]) == 0
     results = pd.read_csv(tmp_path / "results.csv")

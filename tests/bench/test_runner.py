@@ -52,9 +52,7 @@ def test_interrupted_run_is_restarted_from_a_clean_folder(tmp_path):
 def test_changed_spec_reruns_and_changed_settings_are_refused(tmp_path):
     store = RunStore(tmp_path, {"budget": "quick", "image_size": (32, 32)})
     store.run("ral__seed0", {"loss": "ral", "params": {"lam": 1.5}}, lambda f: {"mAP": 0.1})
-    result, computed = store.run(
-        "ral__seed0", {"loss": "ral", "params": {"lam": 2.0}}, lambda f: {"mAP": 0.2}
-    )
+    result, computed = store.run("ral__seed0", {"loss": "ral", "params": {"lam": 2.0}}, lambda f: {"mAP": 0.2})
     assert computed and result["mAP"] == 0.2
     # tuples and lists are the same setting once stored as JSON
     RunStore(tmp_path, {"budget": "quick", "image_size": [32, 32]})

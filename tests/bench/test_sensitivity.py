@@ -22,7 +22,10 @@ from ral.cli import main
 
 def test_grid_parsing_and_points():
     assert parse_grid_overrides(["gamma_neg=1,2.5", "alpha=0.25,null", "eps_pos=[];[-1,1.25]"]) == {
-        "gamma_neg": [1, 2.5], "alpha": [0.25, None], "eps_pos": [[], [-1, 1.25]]}
+        "gamma_neg": [1, 2.5],
+        "alpha": [0.25, None],
+        "eps_pos": [[], [-1, 1.25]],
+    }
     with pytest.raises(ValueError, match="PARAM=V1"):
         parse_grid_overrides(["gamma_neg"])
     with pytest.raises(ValueError, match="numbers"):
@@ -56,11 +59,13 @@ def test_default_grids_cover_the_issue_parameters_and_match_the_losses():
 
 
 def test_statistics_and_pair_matrix_from_a_hand_made_grid():
-    frame = pd.DataFrame({
-        "a": ["1", "1", "2", "2"],
-        "b": ["x", "y", "x", "y"],
-        "mAP": [0.30, 0.34, 0.20, 0.28],
-    })
+    frame = pd.DataFrame(
+        {
+            "a": ["1", "1", "2", "2"],
+            "b": ["x", "y", "x", "y"],
+            "mAP": [0.30, 0.34, 0.20, 0.28],
+        }
+    )
     stats = grid_statistics(frame, "mAP", ["a", "b"])
     assert stats["points"] == 4
     assert stats["mean"] == pytest.approx(0.28)
@@ -81,8 +86,25 @@ def test_tiny_grid_on_a_user_table_split_by_patient(tmp_path):
 
     source = simulate_dataset(tmp_path / "sim", size=32, n_train=400, n_val=200, n_test=200)
     out = tmp_path / "sens"
-    code = main(["bench", "sensitivity", "--data", str(source / "train.csv"), "--quick", "--loss", "asl",
-                 "--grid", "gamma_neg=2,4", "clip=0.05", "gamma_pos=0", "--noise-seeds", "2", "--out", str(out)])
+    code = main(
+        [
+            "bench",
+            "sensitivity",
+            "--data",
+            str(source / "train.csv"),
+            "--quick",
+            "--loss",
+            "asl",
+            "--grid",
+            "gamma_neg=2,4",
+            "clip=0.05",
+            "gamma_pos=0",
+            "--noise-seeds",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     for split in ("train", "val", "test"):  # the user table split by patient, in its own format
         assert (out / "data" / f"{split}.csv").is_file()

@@ -32,11 +32,13 @@ def test_median_time_is_seconds_per_call_of_a_block(monkeypatch):
 
 
 def test_paired_summary_is_the_median_of_round_by_round_ratios():
-    times = pd.DataFrame({
-        "round": [0, 0, 1, 1, 2, 2, 3],
-        "name": ["ref", "x", "ref", "x", "ref", "x", "ref"],
-        "seconds": [0.010, 0.011, 0.020, 0.020, 0.010, 0.013, 0.5],
-    })
+    times = pd.DataFrame(
+        {
+            "round": [0, 0, 1, 1, 2, 2, 3],
+            "name": ["ref", "x", "ref", "x", "ref", "x", "ref"],
+            "seconds": [0.010, 0.011, 0.020, 0.020, 0.010, 0.013, 0.5],
+        }
+    )
     summary = paired_summary(times, "ref").set_index("name")
     assert list(summary.columns) == ["median_ms", "ratio_median", "ratio_q25", "ratio_q75"]
     # ratios 1.1, 1.0, 1.3 (round 3 has no time of x) -> median 1.1, quartiles 1.05 and 1.2

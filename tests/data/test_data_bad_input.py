@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from data_helpers import write_tiny_image
+
 from ral.cli import main
 from ral.data import ImageDataset, load_table
 

@@ -8,9 +8,9 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from data_helpers import write_tiny_image
 
 import ral.data.cache as cache_module
-from data_helpers import write_tiny_image
 from ral.data import ImageDataset, cache_path, load_table
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from data_helpers import FIXTURES, write_tiny_image
+
 from ral.data import (
     APTOS_CLASSES,
     CHEXPERT_CLASSES,

@@ -74,8 +74,11 @@ def test_noise_removes_train_positives_only(small):
 
 def test_patients_have_several_images_and_never_cross_splits(small):
     subjects = {s: set(pd.read_csv(small / f"{s}.csv")["subject_id"]) for s in ("train", "val", "test")}
-    assert not (subjects["train"] & subjects["val"] or subjects["train"] & subjects["test"]
-                or subjects["val"] & subjects["test"])
+    assert not (
+        subjects["train"] & subjects["val"]
+        or subjects["train"] & subjects["test"]
+        or subjects["val"] & subjects["test"]
+    )
     per_patient = pd.read_csv(small / "train.csv")["subject_id"].value_counts()
     assert per_patient.max() > 1 and per_patient.mean() > 1.5
 
@@ -85,8 +88,9 @@ def test_label_model_counts_follow_cxrlt_and_groups_match():
     n = 24_000
     rng = np.random.default_rng(0)
     patient = label_model.sample_patients(n, rng)
-    clean = label_model.sample_labels(label_model.sample_factors(patient, rng),
-                                      label_model.quotas(n, label_model.clean_prevalence(0.15), 0), rng)
+    clean = label_model.sample_labels(
+        label_model.sample_factors(patient, rng), label_model.quotas(n, label_model.clean_prevalence(0.15), 0), rng
+    )
     noisy = label_model.drop_positives(clean, 0.15, rng)
     expected = label_model.cxrlt_prevalence() * n
     assert np.all(np.abs(noisy.sum(axis=0) - expected) <= 1.5)

@@ -17,8 +17,14 @@ def _table(n: int = 3000, task: str = "multilabel", seed: int = 0) -> LabelTable
     else:
         labels = (rng.random((n, 5)) < [0.3, 0.1, 0.05, 0.02, 0.01]).astype(np.float32)
         labels[rng.random((n, 5)) < 0.02] = np.nan
-    return LabelTable(ids=[str(i) for i in range(n)], paths=[f"{i}.png" for i in range(n)], subject_ids=subjects,
-                      class_names=list("abcde"[: labels.shape[1]]), labels=labels, task=task)
+    return LabelTable(
+        ids=[str(i) for i in range(n)],
+        paths=[f"{i}.png" for i in range(n)],
+        subject_ids=subjects,
+        class_names=list("abcde"[: labels.shape[1]]),
+        labels=labels,
+        task=task,
+    )
 
 
 @pytest.mark.parametrize("task", ["multilabel", "single"])

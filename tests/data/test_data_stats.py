@@ -12,10 +12,26 @@ from ral.cli import main
 from ral.data import CXRLT_CLASSES, CXRLT_NUM_TRAIN_IMAGES, CXRLT_TRAIN_COUNTS
 from ral.data.groups import frequency_groups
 
-HEAD = {"Support Devices", "Lung Opacity", "Cardiomegaly", "Pleural Effusion", "Atelectasis", "Pneumonia",
-        "No Finding", "Edema"}
-TAIL = {"Tortuous Aorta", "Pleural Thickening", "Lung Lesion", "Subcutaneous Emphysema", "Fibrosis",
-        "Pneumomediastinum", "Pleural Other", "Pneumoperitoneum"}
+HEAD = {
+    "Support Devices",
+    "Lung Opacity",
+    "Cardiomegaly",
+    "Pleural Effusion",
+    "Atelectasis",
+    "Pneumonia",
+    "No Finding",
+    "Edema",
+}
+TAIL = {
+    "Tortuous Aorta",
+    "Pleural Thickening",
+    "Lung Lesion",
+    "Subcutaneous Emphysema",
+    "Fibrosis",
+    "Pneumomediastinum",
+    "Pleural Other",
+    "Pneumoperitoneum",
+}
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +65,15 @@ def test_groups_thresholds_and_mapping_override():
     assert frequency_groups(counts, 100, thresholds=(0.6, 0.05)) == ["medium", "medium", "tail"]
     names = ["a", "b", "c"]
     assert frequency_groups(counts, 100, mapping={"a": "tail", "b": "head", "c": "medium"}, class_names=names) == [
-        "tail", "head", "medium"]
+        "tail",
+        "head",
+        "medium",
+    ]
     assert frequency_groups(counts, 100, mapping={"head": ["c"], "medium": ["a", "b"]}, class_names=names) == [
-        "medium", "medium", "head"]
+        "medium",
+        "medium",
+        "head",
+    ]
     with pytest.raises(ValueError, match=r"unknown class\(es\) \['z'\]"):
         frequency_groups(counts, 100, mapping={"z": "head", "a": "head", "b": "head", "c": "head"}, class_names=names)
     with pytest.raises(ValueError, match=r"without a group"):

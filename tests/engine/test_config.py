@@ -8,9 +8,9 @@ import lightning as L
 import pandas as pd
 import pytest
 import yaml
+from conftest import tiny_config
 from pydantic import BaseModel
 
-from conftest import tiny_config
 from ral.bench.experiment import budget_with, get_budget
 from ral.data.images import MIN_IMAGE_SIZE
 from ral.demo import DEMO_CONFIG

@@ -61,4 +61,6 @@ def test_learning_rate_schedule():
     assert lr_factor(55, schedule="cosine", **kwargs) == pytest.approx(0.1 + 0.9 * 0.5)
     assert lr_factor(100, schedule="cosine", **kwargs) == pytest.approx(0.1)
     assert lr_factor(70, schedule="none", **kwargs) == 1.0
-    assert all(math.isfinite(lr_factor(s, schedule="cosine", total_steps=1, warmup_steps=0, min_lr_ratio=0)) for s in range(3))
+    assert all(
+        math.isfinite(lr_factor(s, schedule="cosine", total_steps=1, warmup_steps=0, min_lr_ratio=0)) for s in range(3)
+    )

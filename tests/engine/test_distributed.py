@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
 from conftest import tiny_config, write_generic_split
+
 from ral.engine.inference import load_eval_table, load_trained_model, predict_probabilities
 from ral.engine.module import compute_metrics
 
@@ -40,8 +40,18 @@ def test_two_process_ddp_gives_the_single_process_val_metrics(tiny_data, tmp_pat
     out = tmp_path / "ddp"
     config = tiny_config(tiny_data, out, train={"devices": 2, "strategy": "ddp", "batch_size": 8})
     path = _write_config(config, tmp_path / "ddp.yaml")
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
-               "-m", "ral.cli", "train", "--config", str(path)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={_free_port()}",
+        "-m",
+        "ral.cli",
+        "train",
+        "--config",
+        str(path),
+    ]
     done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((out / "result.json").read_text())
@@ -59,8 +69,11 @@ def test_two_process_ddp_gives_the_single_process_val_metrics(tiny_data, tmp_pat
 def test_sigkill_mid_epoch_then_resume_matches_a_straight_run(tmp_path_factory, tmp_path):
     root = tmp_path_factory.mktemp("kill-data")
     data = {"train": write_generic_split(root, "train", 1500, 10), "val": write_generic_split(root, "val", 101, 11)}
-    sections = {"train": {"epochs": 3, "batch_size": 16}, "dataset": {"augment": True},
-                "model": {"options": {"width": 8, "depth": 2, "dropout": 0.2}}}
+    sections = {
+        "train": {"epochs": 3, "batch_size": 16},
+        "dataset": {"augment": True},
+        "model": {"options": {"width": 8, "depth": 2, "dropout": 0.2}},
+    }
     cli = [sys.executable, "-m", "ral.cli", "train", "--config"]
 
     straight = _write_config(tiny_config(data, tmp_path / "straight", **sections), tmp_path / "straight.yaml")

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-
 from conftest import CLASSES, tiny_config
+
 from ral import cli
 from ral.engine import evaluate, predict, train
 from ral.engine.config import config_from_checkpoint
@@ -113,8 +113,12 @@ def _weights(path):
 
 
 def test_resume_after_a_crash_matches_an_uninterrupted_run(tiny_data, tmp_path, monkeypatch):
-    sections = {"train": {"epochs": 2}, "model": {"options": {"width": 4, "depth": 2, "dropout": 0.3}},
-                "dataset": {"augment": True}, "schedule": {"warmup_epochs": 0.5}}
+    sections = {
+        "train": {"epochs": 2},
+        "model": {"options": {"width": 4, "depth": 2, "dropout": 0.3}},
+        "dataset": {"augment": True},
+        "schedule": {"warmup_epochs": 0.5},
+    }
     straight = train(tiny_config(tiny_data, tmp_path / "straight", **sections))
 
     original = ClassifierModule.training_step
@@ -138,8 +142,10 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tiny_data, tmp_path, 
     assert _same(resumed["val_metrics"], straight["val_metrics"])
     assert len(resumed["history"]) == 2
     for row_a, row_b in zip(straight["history"], resumed["history"]):
-        assert _same({k: v for k, v in row_a.items() if k.startswith("val_")},
-                     {k: v for k, v in row_b.items() if k.startswith("val_")})
+        assert _same(
+            {k: v for k, v in row_a.items() if k.startswith("val_")},
+            {k: v for k, v in row_b.items() if k.startswith("val_")},
+        )
     assert (tmp_path / "resumed" / "logs" / "metrics-part1.csv").is_file()  # log of the crashed part kept
 
 
@@ -161,9 +167,12 @@ def test_single_label_run(tiny_single_data, tmp_path):
 
 
 def test_early_stopping_and_mixed_precision(tiny_data, tmp_path):
-    config = tiny_config(tiny_data, tmp_path / "run", optimizer={"lr": 1e-12},
-                         train={"epochs": 6, "early_stopping_patience": 1, "precision": "bf16-mixed",
-                                "accumulate_grad_batches": 2})
+    config = tiny_config(
+        tiny_data,
+        tmp_path / "run",
+        optimizer={"lr": 1e-12},
+        train={"epochs": 6, "early_stopping_patience": 1, "precision": "bf16-mixed", "accumulate_grad_batches": 2},
+    )
     result = train(config)
     assert result["stopped_early"] and result["epochs_completed"] < 6
 
@@ -176,8 +185,10 @@ def test_cli_train_evaluate_predict(tiny_data, tmp_path, capsys):
     assert cli.main(["evaluate", "--checkpoint", ckpt, "--n-boot", "10", "--out", str(tmp_path / "ev")]) == 0
     assert "mAP" in capsys.readouterr().out
     assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["loss"] == "asl"
-    assert cli.main(["predict", "--checkpoint", ckpt, "--data", str(tiny_data["val"]), "--out",
-                     str(tmp_path / "p.csv")]) == 0
+    assert (
+        cli.main(["predict", "--checkpoint", ckpt, "--data", str(tiny_data["val"]), "--out", str(tmp_path / "p.csv")])
+        == 0
+    )
     assert len(pd.read_csv(tmp_path / "p.csv")) == 21
     assert cli.main(["train", "--config", str(path), "optimizer.lr=-3"]) == 2
     assert "optimizer.lr" in capsys.readouterr().err

@@ -17,9 +17,24 @@ def _sum_pow(t, coefficients, offset=0.0):
     return total
 
 
-def ral_terms(p, one_minus_p, log_p, log_one_minus_p, y, *, gamma_pos=0.0, gamma_neg=4.0, tau=0.05,
-              lam=1.5, eps_pos=(-1.0, 1.25), eps_neg=(), alpha=None, beta=None, hill=True,
-              weight_form="paper"):
+def ral_terms(
+    p,
+    one_minus_p,
+    log_p,
+    log_one_minus_p,
+    y,
+    *,
+    gamma_pos=0.0,
+    gamma_neg=4.0,
+    tau=0.05,
+    lam=1.5,
+    eps_pos=(-1.0, 1.25),
+    eps_neg=(),
+    alpha=None,
+    beta=None,
+    hill=True,
+    weight_form="paper",
+):
     """Element-wise y * L+ + (1 - y) * L- of the spec from the probability terms (float64)."""
     if alpha is None:  # log form
         l_pos = one_minus_p**gamma_pos * (-log_p + _sum_pow(one_minus_p, eps_pos))
@@ -75,8 +90,9 @@ def asl(x, y, *, gamma_pos, gamma_neg, clip):
     return -(y * (1 - p) ** gamma_pos * F.logsigmoid(x) + (1 - y) * p_m**gamma_neg * log_neg)
 
 
-def official_ralloss(x, y, *, gamma_neg=4.0, gamma_pos=0.0, clip=0.05, lamb=1.5, epsilon_neg=0.0,
-                     epsilon_pos=1.0, epsilon_pos_pow=-2.5):
+def official_ralloss(
+    x, y, *, gamma_neg=4.0, gamma_pos=0.0, clip=0.05, lamb=1.5, epsilon_neg=0.0, epsilon_pos=1.0, epsilon_pos_pow=-2.5
+):
     """kalelpark/RAL ``Ralloss.forward`` restated term by term with exact logs (summed)."""
     x_sigmoid = torch.sigmoid(x)
     xs_pos = x_sigmoid
@@ -84,7 +100,6 @@ def official_ralloss(x, y, *, gamma_neg=4.0, gamma_pos=0.0, clip=0.05, lamb=1.5,
     log_pos = F.logsigmoid(x)
     log_neg = torch.log(xs_neg)
     los_pos = y * (log_pos + epsilon_pos * (1 - xs_pos) + epsilon_pos_pow * 0.5 * (1 - xs_pos) ** 2)
-    los_neg = ((1 - y) * (log_neg + epsilon_neg * xs_neg) * (lamb - x_sigmoid) * x_sigmoid**2
-               * (lamb - xs_neg))
+    los_neg = (1 - y) * (log_neg + epsilon_neg * xs_neg) * (lamb - x_sigmoid) * x_sigmoid**2 * (lamb - xs_neg)
     one_sided_w = (1 - xs_pos * y - xs_neg * (1 - y)) ** (gamma_pos * y + gamma_neg * (1 - y))
     return -((los_pos + los_neg) * one_sided_w).sum()

@@ -76,7 +76,7 @@ def test_gradcheck_float64(case):
     for reduction in ("mean", "sum"):
         loss = build(case, reduction=reduction)
         targets = targets_for(loss, 5, soft=True)
-        assert torch.autograd.gradcheck(lambda x: loss(x, targets), (logits,))
+        assert torch.autograd.gradcheck(lambda x, loss=loss, targets=targets: loss(x, targets), (logits,))
 
 
 @pytest.mark.parametrize("soft", [False, True], ids=["hard", "soft"])

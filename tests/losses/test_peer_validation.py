@@ -169,7 +169,13 @@ def test_functional_without_class_counts(call):
         call()
 
 
-SINGLE = [CrossEntropyLoss(), FocalCrossEntropyLoss(), LDAMLoss(COUNTS), LogitAdjustedLoss(COUNTS), BalancedSoftmaxLoss(COUNTS)]
+SINGLE = [
+    CrossEntropyLoss(),
+    FocalCrossEntropyLoss(),
+    LDAMLoss(COUNTS),
+    LogitAdjustedLoss(COUNTS),
+    BalancedSoftmaxLoss(COUNTS),
+]
 SL_IDS = ["ce", "focal_ce", "ldam", "logit_adjusted", "balanced_softmax"]
 
 

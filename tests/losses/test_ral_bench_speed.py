@@ -12,15 +12,16 @@ from ral.cli import main
 
 
 def test_run_speed_writes_a_table(tmp_path):
-    config = SpeedConfig(shapes=((8, 5), (3, 2)), losses=("ral_fused", "ral_autograd", "asl_reference", "focal"),
-                         rounds=2, repeats=1, warmup=0)
+    config = SpeedConfig(
+        shapes=((8, 5), (3, 2)), losses=("ral", "ral_eager", "asl_reference", "focal"), rounds=2, repeats=1, warmup=0
+    )
     summary, text = run_speed(config, tmp_path, command="pytest")
-    assert set(summary["loss"]) == {"bce", "ral_fused", "ral_autograd", "asl_reference", "focal"}
+    assert set(summary["loss"]) == {"bce", "ral", "ral_eager", "asl_reference", "focal"}
     assert len(summary) == 10
     bce = summary[summary["loss"] == "bce"]
     assert (bce["ratio_to_bce"] == 1.0).all() and (bce["memory_ratio_to_bce"] == 1.0).all()
-    assert (summary["median_ms"] > 0).all() and (summary["peak_mib"] > 0).all()
-    assert "| 8x5 | ral_fused |" in text and "Command: `pytest`" in text
+    assert (summary["median_ms"] > 0).all() and (summary["peak_mib"] > 0).all() and (summary["first_call_s"] > 0).all()
+    assert "| 8x5 | ral |" in text and "Command: `pytest`" in text
     assert {p.name for p in tmp_path.iterdir()} == {"speed.csv", "speed_summary.csv", "speed.md"}
 
 
@@ -48,19 +49,38 @@ def test_bad_settings():
 
 
 def test_cli(tmp_path, capsys):
-    code = main(["bench", "speed", "--shapes", "4x3", "--losses", "ral_fused", "--rounds", "1", "--repeats", "1",
-                 "--warmup", "0", "--no-memory", "--threads", str(torch.get_num_threads()), "--out", str(tmp_path)])
+    code = main(
+        [
+            "bench",
+            "speed",
+            "--shapes",
+            "4x3",
+            "--losses",
+            "ral",
+            "--rounds",
+            "1",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--no-memory",
+            "--threads",
+            str(torch.get_num_threads()),
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
-    assert "| 4x3 | ral_fused |" in capsys.readouterr().out
+    assert "| 4x3 | ral |" in capsys.readouterr().out
     assert (tmp_path / "speed.md").exists()
     assert main(["bench", "speed", "--shapes", "4by3", "--out", str(tmp_path)]) == 2
 
 
 def test_breakdown_and_profile(tmp_path):
-    from ral.bench.speed import breakdown_report, profile_fused
+    from ral.bench.speed import breakdown_report, profile_ral
 
     config = SpeedConfig(shapes=((6, 4),), rounds=1, repeats=1, warmup=0)
     text = breakdown_report(config, tmp_path)
     assert "| 6x4 | input validation (prepare_multilabel) |" in text
     assert (tmp_path / "breakdown.csv").exists()
-    assert "aten::" in profile_fused((6, 4), config)
+    assert "aten::" in profile_ral((6, 4), config)

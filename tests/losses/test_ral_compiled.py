@@ -36,15 +36,24 @@ def test_single_label_settings(name, reduction):
     results = []
     for impl in ("compiled", "eager"):
         xx = x.clone().requires_grad_()
-        loss = robust_asymmetric_loss_single_label(xx, target, impl=impl, reduction=reduction, label_smoothing=0.1,
-                                                   class_weights=[1.0, 2.0, 0.5, 1.0, 3.0], **SINGLE_CONFIGS[name])
+        loss = robust_asymmetric_loss_single_label(
+            xx,
+            target,
+            impl=impl,
+            reduction=reduction,
+            label_smoothing=0.1,
+            class_weights=[1.0, 2.0, 0.5, 1.0, 3.0],
+            **SINGLE_CONFIGS[name],
+        )
         upstream = torch.linspace(0.5, 1.5, loss.numel()).reshape(loss.shape)
         (loss * upstream).sum().backward()
         results.append((loss.detach(), xx.grad))
     _close(*results)
 
 
-@pytest.mark.parametrize("config", EXTREME_CONFIGS[:5], ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "default")
+@pytest.mark.parametrize(
+    "config", EXTREME_CONFIGS[:5], ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "default"
+)
 @pytest.mark.parametrize("detach_focal", [False, True])
 def test_finite_and_equal_at_extreme_logits(config, detach_focal):
     x, y = _extreme_logits(torch.bfloat16)
@@ -94,26 +103,40 @@ def test_behaves_like_an_autograd_loss():
     with torch.no_grad():  # no gradient needed: the eager formula, same value
         torch.testing.assert_close(loss(x, y), value.detach())
     other = torch.randn(13, 4, requires_grad=True)  # a new batch size recompiles, same values
-    torch.testing.assert_close(loss(other, torch.zeros(13, 4)), RobustAsymmetricLoss(impl="eager")(other, torch.zeros(13, 4)))
+    torch.testing.assert_close(
+        loss(other, torch.zeros(13, 4)), RobustAsymmetricLoss(impl="eager")(other, torch.zeros(13, 4))
+    )
 
 
 def test_falls_back_to_eager_with_one_warning_without_a_compiler(monkeypatch):
     """The real failure: Inductor cannot find its C++ compiler."""
     import torch._inductor.config as inductor_config
 
-    monkeypatch.setattr(inductor_config.cpp, "cxx", ("no-such-c++-compiler",))
-    monkeypatch.setattr(inductor_config, "fx_graph_cache", False)
     monkeypatch.setattr(fast, "_unavailable", None)
-    torch._dynamo.reset()
     x = torch.randn(5, 3, requires_grad=True)
     y = (torch.rand(5, 3) < 0.5).float()
-    with pytest.warns(RuntimeWarning, match="compiled fast path is unavailable.*eager formula"):
+    no_compiler = inductor_config.patch({"cpp.cxx": ("no-such-c++-compiler",), "fx_graph_cache": False})
+    with no_compiler, pytest.warns(RuntimeWarning, match="compiled fast path is unavailable.*eager formula"):
         value = RobustAsymmetricLoss(gamma_neg=3.125)(x, y)
     torch.testing.assert_close(value, RobustAsymmetricLoss(gamma_neg=3.125, impl="eager")(x, y))
     assert fast._unavailable is not None and not fast.can_use_fast_path(x)
     value.backward()
     assert torch.isfinite(x.grad).all()
-    torch._dynamo.reset()
+
+
+def test_a_kernel_that_disagrees_with_the_eager_formula_is_not_used(monkeypatch):
+    """Each new kernel is checked once against the eager formula (guards against compiler bugs)."""
+
+    def wrong_kernel(self, given, present):
+        return lambda *tensors: [torch.zeros(()), torch.zeros_like(tensors[0])]
+
+    monkeypatch.setattr(fast.CompiledLoss, "_compile", wrong_kernel)
+    monkeypatch.setattr(fast, "_unavailable", None)
+    x = torch.randn(7, 3, requires_grad=True)
+    y = (torch.rand(7, 3) < 0.5).float()
+    with pytest.warns(RuntimeWarning, match="compiled value differs from the eager formula"):
+        value = RobustAsymmetricLoss(gamma_neg=2.5)(x, y)
+    torch.testing.assert_close(value, RobustAsymmetricLoss(gamma_neg=2.5, impl="eager")(x, y))
 
 
 def test_errors_that_are_not_compiler_failures_propagate(monkeypatch):

@@ -25,7 +25,13 @@ def test_bce_like_setting_is_elementwise_accurate(impl, positive):
 def test_negative_gradient_is_p_for_bce_like_setting(impl):
     logits = LOGITS.clone().requires_grad_(True)
     robust_asymmetric_loss(
-        logits, torch.zeros_like(logits), gamma_neg=0.0, tau=0.0, hill=False, eps_pos=(),
-        reduction="sum", impl=impl,
+        logits,
+        torch.zeros_like(logits),
+        gamma_neg=0.0,
+        tau=0.0,
+        hill=False,
+        eps_pos=(),
+        reduction="sum",
+        impl=impl,
     ).backward()
     torch.testing.assert_close(logits.grad.double(), torch.sigmoid(LOGITS.double()), rtol=1e-5, atol=1e-7)

@@ -27,8 +27,18 @@ def _grid(low=-4.0, high=4.0, n=41, dtype=torch.float64):
 def test_series_limit_is_bce(impl):
     """alpha_m = 1/m, beta_n = 1/n, M = N = 1000, gammas 0, tau 0, no Hill weight -> BCE."""
     x, y = _grid()
-    loss = robust_asymmetric_loss(x, y, alpha=HARMONIC, beta=HARMONIC, gamma_pos=0.0, gamma_neg=0.0,
-                                  tau=0.0, hill=False, reduction="none", impl=impl)
+    loss = robust_asymmetric_loss(
+        x,
+        y,
+        alpha=HARMONIC,
+        beta=HARMONIC,
+        gamma_pos=0.0,
+        gamma_neg=0.0,
+        tau=0.0,
+        hill=False,
+        reduction="none",
+        impl=impl,
+    )
     bce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
     assert (loss - bce).abs().max().item() < 1e-4
 
@@ -39,18 +49,31 @@ def test_series_limit_is_bce(impl):
 def test_log_form_without_hill_and_eps_is_asl(impl, gammas, tau):
     x, y = _grid(-8, 8)
     gamma_pos, gamma_neg = gammas
-    loss = robust_asymmetric_loss(x, y, gamma_pos=gamma_pos, gamma_neg=gamma_neg, tau=tau, hill=False,
-                                  eps_pos=(), eps_neg=(), reduction="none", impl=impl)
+    loss = robust_asymmetric_loss(
+        x,
+        y,
+        gamma_pos=gamma_pos,
+        gamma_neg=gamma_neg,
+        tau=tau,
+        hill=False,
+        eps_pos=(),
+        eps_neg=(),
+        reduction="none",
+        impl=impl,
+    )
     expected = R.asl(x, y, gamma_pos=gamma_pos, gamma_neg=gamma_neg, clip=tau)
     torch.testing.assert_close(loss, expected, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("params", [
-    dict(),
-    dict(gamma_pos=1.0, gamma_neg=2.0, tau=0.0),
-    dict(gamma_pos=0.5, gamma_neg=0.5, eps_neg=(0.3, -0.2), weight_form="official-code"),
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(),
+        dict(gamma_pos=1.0, gamma_neg=2.0, tau=0.0),
+        dict(gamma_pos=0.5, gamma_neg=0.5, eps_neg=(0.3, -0.2), weight_form="official-code"),
+    ],
+)
 def test_series_and_log_forms_agree(impl, params):
     """alpha_m = 1/m + eps_pos[m] (1/m beyond), same for beta: the series converges to the log form."""
     m = 400
@@ -63,8 +86,7 @@ def test_series_and_log_forms_agree(impl, params):
     for k, e in enumerate(eps_neg):
         beta[k] += e
     x, y = _grid(-3, 3)
-    log_form = robust_asymmetric_loss(x, y, eps_pos=eps_pos, eps_neg=eps_neg, reduction="none", impl=impl,
-                                      **log_kwargs)
+    log_form = robust_asymmetric_loss(x, y, eps_pos=eps_pos, eps_neg=eps_neg, reduction="none", impl=impl, **log_kwargs)
     series = robust_asymmetric_loss(x, y, alpha=alpha, beta=beta, reduction="none", impl=impl, **log_kwargs)
     q_max = torch.sigmoid(torch.tensor(3.0)).item()
     tail = q_max ** (m + 1) / ((m + 1) * (1 - q_max)) * 1.5  # sum_{k>M} q^k / k, times max |w|
@@ -144,8 +166,9 @@ def _extreme_logits(dtype):
 
 
 @pytest.mark.parametrize("impl", IMPLS_COMPILED_SLOW)
-@pytest.mark.parametrize("config", EXTREME_CONFIGS,
-                         ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "default")
+@pytest.mark.parametrize(
+    "config", EXTREME_CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "default"
+)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("detach_focal", [False, True])
 def test_finite_at_extreme_logits_and_where_p_below_tau(impl, config, dtype, detach_focal):

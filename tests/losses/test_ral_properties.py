@@ -14,19 +14,21 @@ gammas = st.floats(0.0, 5.0)
 small_coefficients = st.lists(st.floats(-2.0, 2.0), max_size=3).map(tuple)
 positive_series = st.lists(st.floats(0.0, 2.0), min_size=1, max_size=3).map(tuple)
 logit_values = st.one_of(st.floats(-1e4, 1e4), st.sampled_from([-1e4, -100.0, 0.0, 100.0, 1e4]))
-configs = st.fixed_dictionaries({
-    "gamma_pos": gammas,
-    "gamma_neg": gammas,
-    "tau": st.floats(0.0, 0.9),
-    "lam": st.floats(1.0, 3.0),
-    "eps_pos": small_coefficients,
-    "eps_neg": small_coefficients,
-    "alpha": st.one_of(st.none(), positive_series),
-    "beta": st.one_of(st.none(), positive_series),
-    "hill": st.booleans(),
-    "weight_form": st.sampled_from(["paper", "official-code"]),
-    "detach_focal": st.booleans(),
-})
+configs = st.fixed_dictionaries(
+    {
+        "gamma_pos": gammas,
+        "gamma_neg": gammas,
+        "tau": st.floats(0.0, 0.9),
+        "lam": st.floats(1.0, 3.0),
+        "eps_pos": small_coefficients,
+        "eps_neg": small_coefficients,
+        "alpha": st.one_of(st.none(), positive_series),
+        "beta": st.one_of(st.none(), positive_series),
+        "hill": st.booleans(),
+        "weight_form": st.sampled_from(["paper", "official-code"]),
+        "detach_focal": st.booleans(),
+    }
+)
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -45,8 +47,12 @@ def _loss_and_grad(x, y, impl, config):
 
 
 @SETTINGS
-@given(config=configs, values=st.lists(logit_values, min_size=1, max_size=8), seed=st.integers(0, 99),
-       dtype=st.sampled_from([torch.float32, torch.float16, torch.bfloat16]))
+@given(
+    config=configs,
+    values=st.lists(logit_values, min_size=1, max_size=8),
+    seed=st.integers(0, 99),
+    dtype=st.sampled_from([torch.float32, torch.float16, torch.bfloat16]),
+)
 def test_finite_loss_and_gradient(config, values, seed, dtype):
     x, y = _inputs(values, seed)
     _loss_and_grad(x.to(dtype), y, "eager", config)
@@ -54,8 +60,12 @@ def test_finite_loss_and_gradient(config, values, seed, dtype):
 
 @pytest.mark.slow
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(config=configs, values=st.lists(logit_values, min_size=1, max_size=8), seed=st.integers(0, 99),
-       dtype=st.sampled_from([torch.float32, torch.float16, torch.bfloat16]))
+@given(
+    config=configs,
+    values=st.lists(logit_values, min_size=1, max_size=8),
+    seed=st.integers(0, 99),
+    dtype=st.sampled_from([torch.float32, torch.float16, torch.bfloat16]),
+)
 def test_compiled_equals_eager(config, values, seed, dtype):
     """Every example compiles a new setting (about 2 s): slow suite only."""
     x, y = _inputs(values, seed)

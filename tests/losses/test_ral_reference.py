@@ -48,8 +48,9 @@ def _data(dtype, n=9, c=7, seed=0, soft=False):
 
 def _reference(x, y, config, reduction, mask=None, class_weights=None):
     x64 = x.detach().double().requires_grad_()
-    loss = R.reduce(R.ral_multilabel(x64, y.double(), **config), reduction=reduction, mask=mask,
-                    class_weights=class_weights)
+    loss = R.reduce(
+        R.ral_multilabel(x64, y.double(), **config), reduction=reduction, mask=mask, class_weights=class_weights
+    )
     _backward(loss, seed=1)
     return loss.detach(), x64.grad
 
@@ -99,10 +100,12 @@ def test_mask_ignore_and_class_weights(name, reduction, impl):
     weights = torch.rand(x.shape[1], generator=gen, dtype=torch.float64)  # float64 weights stay float64
     y_ignored = torch.where(torch.rand(x.shape, generator=gen) < 0.2, torch.nan, y)
     valid = mask & ~torch.isnan(y_ignored)
-    ref_loss, ref_grad = _reference(x, torch.nan_to_num(y_ignored), config, reduction,
-                                    mask=valid, class_weights=weights)
-    loss, grad = _run(x, y_ignored, config, reduction, impl, mask=mask, class_weights=weights,
-                      ignore_value=float("nan"))
+    ref_loss, ref_grad = _reference(
+        x, torch.nan_to_num(y_ignored), config, reduction, mask=valid, class_weights=weights
+    )
+    loss, grad = _run(
+        x, y_ignored, config, reduction, impl, mask=mask, class_weights=weights, ignore_value=float("nan")
+    )
     torch.testing.assert_close(loss, ref_loss, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(grad, ref_grad, rtol=1e-9, atol=1e-12)
 

@@ -30,8 +30,13 @@ def _data(dtype=torch.float64, n=11, c=5, seed=0):
 def _reference(x, onehot, config, reduction, class_weights=None, valid_rows=None):
     x64 = x.detach().double().requires_grad_()
     mask = None if valid_rows is None else valid_rows[:, None].expand_as(onehot)
-    loss = R.reduce(R.ral_single(x64, onehot.double(), **{**R.PAPER, **config}), reduction=reduction,
-                    class_weights=class_weights, mask=mask, per_sample=True)
+    loss = R.reduce(
+        R.ral_single(x64, onehot.double(), **{**R.PAPER, **config}),
+        reduction=reduction,
+        class_weights=class_weights,
+        mask=mask,
+        per_sample=True,
+    )
     upstream = torch.linspace(0.5, 1.5, loss.numel(), dtype=torch.float64).reshape(loss.shape)
     (loss * upstream).sum().backward()
     return loss.detach(), x64.grad
@@ -103,8 +108,9 @@ def test_finite_at_extreme_logits(impl, config, dtype):
 def test_confident_mistake_costs_its_logit_gap_with_tau_zero():
     """tau = 0, no focusing, no Hill weight: the wrong class's -log(1 - p_c) is the logit gap."""
     x = torch.tensor([[1e4, -1e4]], dtype=torch.float64)
-    loss = robust_asymmetric_loss_single_label(x, torch.tensor([1]), tau=0.0, gamma_neg=0.0, hill=False,
-                                               eps_pos=(), reduction="sum")
+    loss = robust_asymmetric_loss_single_label(
+        x, torch.tensor([1]), tau=0.0, gamma_neg=0.0, hill=False, eps_pos=(), reduction="sum"
+    )
     torch.testing.assert_close(loss, torch.tensor(4e4, dtype=torch.float64))  # 2e4 (positive) + 2e4 (negative)
 
 

@@ -19,15 +19,27 @@ from ral.losses import (
 )
 
 REQUIRED = {
-    "bce", "focal", "asl", "apl", "hill", "cb", "db", "ral",
-    "ce", "focal_ce", "ldam", "logit_adjusted", "balanced_softmax", "ral_single",
+    "bce",
+    "focal",
+    "asl",
+    "apl",
+    "hill",
+    "cb",
+    "db",
+    "ral",
+    "ce",
+    "focal_ce",
+    "ldam",
+    "logit_adjusted",
+    "balanced_softmax",
+    "ral_single",
 }
 COUNTS = [800, 120, 30, 4, 0]
 NEEDS_COUNTS = {"cb", "db", "ldam", "logit_adjusted", "balanced_softmax"}
 
 
 def test_registry_has_the_contract_names():
-    assert REQUIRED <= set(LOSSES)
+    assert set(LOSSES) >= REQUIRED
     assert LOSSES["ral"] is RobustAsymmetricLoss
     assert LOSSES["ral_single"] is RobustAsymmetricLossSingleLabel
 

@@ -31,20 +31,36 @@ CASES = {
     "ce": (cross_entropy, CrossEntropyLoss, (), {}, R.ce, True),
     "focal_ce": (focal_cross_entropy, FocalCrossEntropyLoss, (), {}, lambda x, q: R.focal_ce(x, q, 2.0), True),
     "focal_ce_fractional": (
-        focal_cross_entropy, FocalCrossEntropyLoss, (), {"gamma": 0.5},
-        lambda x, q: R.focal_ce(x, q, 0.5), True,
+        focal_cross_entropy,
+        FocalCrossEntropyLoss,
+        (),
+        {"gamma": 0.5},
+        lambda x, q: R.focal_ce(x, q, 0.5),
+        True,
     ),
     "logit_adjusted": (
-        logit_adjusted_cross_entropy, LogitAdjustedLoss, (COUNTS,), {"tau": 0.7},
-        lambda x, q: R.logit_adjusted(x, q, COUNTS, 0.7), True,
+        logit_adjusted_cross_entropy,
+        LogitAdjustedLoss,
+        (COUNTS,),
+        {"tau": 0.7},
+        lambda x, q: R.logit_adjusted(x, q, COUNTS, 0.7),
+        True,
     ),
     "balanced_softmax": (
-        balanced_softmax_loss, BalancedSoftmaxLoss, (COUNTS,), {},
-        lambda x, q: R.balanced_softmax(x, q, COUNTS), True,
+        balanced_softmax_loss,
+        BalancedSoftmaxLoss,
+        (COUNTS,),
+        {},
+        lambda x, q: R.balanced_softmax(x, q, COUNTS),
+        True,
     ),
     "ldam": (
-        ldam_loss, LDAMLoss, (COUNTS,), {"max_margin": 0.4, "scale": 5.0},
-        lambda x, q: R.ldam(x, q, COUNTS, 0.4, 5.0), False,
+        ldam_loss,
+        LDAMLoss,
+        (COUNTS,),
+        {"max_margin": 0.4, "scale": 5.0},
+        lambda x, q: R.ldam(x, q, COUNTS, 0.4, 5.0),
+        False,
     ),
 }
 SCENARIOS = ("indices", "ignore_index", "one_hot", "smoothing", "class_weights")
@@ -159,7 +175,9 @@ def test_ldam_deferred_reweighting_switches_on_at_drw_epoch():
     loss.set_epoch(3)
     assert loss.drw_active
     weights = R.cb_weights(COUNTS, 0.999)
-    expected = R.reduce_rows(R.ldam(logits.numpy(), R.one_hot(labels.numpy(), C), COUNTS, 0.5, 1.0), class_weights=weights)
+    expected = R.reduce_rows(
+        R.ldam(logits.numpy(), R.one_hot(labels.numpy(), C), COUNTS, 0.5, 1.0), class_weights=weights
+    )
     torch.testing.assert_close(loss(logits, labels), torch.tensor(expected, dtype=torch.float64), rtol=1e-10, atol=0)
 
 
@@ -167,7 +185,9 @@ def test_ldam_drw_multiplies_user_class_weights():
     logits, labels = make_inputs(seed=16, dtype=torch.float64)
     loss = LDAMLoss(COUNTS, scale=1.0, drw_epoch=0, class_weights=CLASS_WEIGHTS)
     weights = R.cb_weights(COUNTS, 0.9999) * np.array(CLASS_WEIGHTS)
-    expected = R.reduce_rows(R.ldam(logits.numpy(), R.one_hot(labels.numpy(), C), COUNTS, 0.5, 1.0), class_weights=weights)
+    expected = R.reduce_rows(
+        R.ldam(logits.numpy(), R.one_hot(labels.numpy(), C), COUNTS, 0.5, 1.0), class_weights=weights
+    )
     torch.testing.assert_close(loss(logits, labels), torch.tensor(expected, dtype=torch.float64), rtol=1e-10, atol=0)
 
 

@@ -62,16 +62,16 @@ def test_weighted_multilabel_metrics_equal_scikit_learn_on_repeated_rows():
 
 @settings(max_examples=40, deadline=None)
 @given(
-    labels=st.lists(st.lists(st.sampled_from([0.0, 1.0, np.nan]), min_size=3, max_size=3),
-                    min_size=1, max_size=12),
+    labels=st.lists(st.lists(st.sampled_from([0.0, 1.0, np.nan]), min_size=3, max_size=3), min_size=1, max_size=12),
     data=st.data(),
 )
 def test_weighted_metrics_equal_scikit_learn_for_any_small_case(labels, data):
     """Any labels (NaN columns, all-positive columns), tied scores, any draw counts."""
     y_true = np.array(labels)
     n = len(y_true)
-    y_score = np.array(data.draw(st.lists(st.sampled_from([0.1, 0.3, 0.5, 0.7]),
-                                          min_size=3 * n, max_size=3 * n))).reshape(n, 3)
+    y_score = np.array(
+        data.draw(st.lists(st.sampled_from([0.1, 0.3, 0.5, 0.7]), min_size=3 * n, max_size=3 * n))
+    ).reshape(n, 3)
     counts = np.array([data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n))], dtype=float)
     per_class = _MultilabelResampler(y_true, y_score, np.full(3, 0.5)).per_class(
         counts.astype(np.float32), {"AP", "AUC", "F1"}
@@ -131,9 +131,7 @@ def test_resamples_without_positives_are_skipped_without_warnings():
     y_score = rng.random((40, 2))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        intervals = bootstrap_ci(
-            y_true, y_score, metric_names=["mAP", "tail_mAP"], n_boot=300, groups=["head", "tail"]
-        )
+        intervals = bootstrap_ci(y_true, y_score, metric_names=["mAP", "tail_mAP"], n_boot=300, groups=["head", "tail"])
     assert np.isfinite(intervals["mAP"]).all()
     assert np.isfinite(intervals["tail_mAP"]).all()
 

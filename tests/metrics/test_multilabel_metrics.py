@@ -107,8 +107,12 @@ def test_tune_thresholds_picks_the_f1_optimal_cut():
 
 def test_per_class_table_columns_and_values():
     table = per_class_table(
-        Y_TRUE, Y_SCORE, class_names=["a", "b", "c", "d"], counts=[40, 30, 2, 1],
-        groups=GROUPS, thresholds=[0.5, 0.5, 0.5, 0.65],
+        Y_TRUE,
+        Y_SCORE,
+        class_names=["a", "b", "c", "d"],
+        counts=[40, 30, 2, 1],
+        groups=GROUPS,
+        thresholds=[0.5, 0.5, 0.5, 0.65],
     )
     assert list(table.columns) == ["class", "count", "group", "AP", "AUC", "F1", "threshold", "n_pos"]
     assert table["class"].tolist() == ["a", "b", "c", "d"]

@@ -127,10 +127,7 @@ def test_csv_round_trip_keeps_values_and_writes_nan_as_empty(tmp_path):
 def test_markdown_table_by_hand():
     df = pd.DataFrame({"loss": ["bce", "a|b"], "mAP": [0.12345, np.nan], "n": [3, 4]})
     assert markdown_table(df, ".3f") == (
-        "| loss | mAP | n |\n"
-        "| --- | ---: | ---: |\n"
-        "| bce | 0.123 | 3 |\n"
-        "| a\\|b | n/a | 4 |\n"
+        "| loss | mAP | n |\n| --- | ---: | ---: |\n| bce | 0.123 | 3 |\n| a\\|b | n/a | 4 |\n"
     )
 
 

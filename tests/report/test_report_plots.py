@@ -97,8 +97,9 @@ def test_metric_bars_accepts_multiindex_and_flat_summaries(tmp_path):
 
 def test_heatmap_with_nan_and_sorted_columns(tmp_path):
     matrix = np.array([[0.1, np.nan, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8]])
-    path = plot_heatmap(matrix, ["bce", "ral"], NAMES, tmp_path / "ap_heatmap.png",
-                        title="AP", fmt=".2f", sort_cols_by=COUNTS[::-1])
+    path = plot_heatmap(
+        matrix, ["bce", "ral"], NAMES, tmp_path / "ap_heatmap.png", title="AP", fmt=".2f", sort_cols_by=COUNTS[::-1]
+    )
     _assert_png(path)
     with pytest.raises(ValueError, match=r"matrix must have shape .* \(2, 3\), got \(2, 4\)"):
         plot_heatmap(matrix, ["bce", "ral"], NAMES[:3], tmp_path / "bad.png")

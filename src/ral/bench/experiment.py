@@ -54,14 +54,12 @@ class Budget:
 #: minute), "default" the loss comparison (27 runs, under an hour on 2 shared CPU cores with
 #: ``--threads 1``), "grid" one sensitivity grid point, "long" the demo-sized dataset.
 BUDGETS: dict[str, Budget] = {
-    "quick": Budget("quick", n_train=300, n_val=300, n_test=400, image_size=32, epochs=1,
-                    batch_size=64, seeds=1),
-    "grid": Budget("grid", n_train=4000, n_val=1000, n_test=3000, image_size=48, epochs=6,
-                   batch_size=64, seeds=1),
-    "default": Budget("default", n_train=6000, n_val=1000, n_test=3000, image_size=48, epochs=10,
-                      batch_size=64, seeds=3),
-    "long": Budget("long", n_train=24000, n_val=4000, n_test=8000, image_size=64, epochs=20,
-                   batch_size=64, seeds=3),
+    "quick": Budget("quick", n_train=300, n_val=300, n_test=400, image_size=32, epochs=1, batch_size=64, seeds=1),
+    "grid": Budget("grid", n_train=4000, n_val=1000, n_test=3000, image_size=48, epochs=6, batch_size=64, seeds=1),
+    "default": Budget(
+        "default", n_train=6000, n_val=1000, n_test=3000, image_size=48, epochs=10, batch_size=64, seeds=3
+    ),
+    "long": Budget("long", n_train=24000, n_val=4000, n_test=8000, image_size=64, epochs=20, batch_size=64, seeds=3),
 }
 
 
@@ -126,8 +124,7 @@ def _task_of(path: str | os.PathLike, *, format: str | None, root: str | None) -
     return load_table(path, format=format, root=root, check_images="none").task
 
 
-def simulated_data(out_dir: str | os.PathLike, budget: Budget, *, task: str = "multilabel",
-                   seed: int = 0) -> BenchData:
+def simulated_data(out_dir: str | os.PathLike, budget: Budget, *, task: str = "multilabel", seed: int = 0) -> BenchData:
     """Simulate the embedded dataset at the budget's sizes into ``out_dir``, or reuse it when the
     folder holds the same simulation (same settings and generator code:
     :func:`ral.data.simulate.ensure_simulated`).
@@ -142,11 +139,15 @@ def simulated_data(out_dir: str | os.PathLike, budget: Budget, *, task: str = "m
     settings = dict(seed=seed, size=size, n_train=budget.n_train, n_val=budget.n_val, n_test=budget.n_test, task=task)
     ensure_simulated(folder, **settings)
     return BenchData(
-        train=str((folder / "train.csv").resolve()), val=str((folder / "val.csv").resolve()),
-        test=str((folder / "test.csv").resolve()), task=task,
-        description=(f"simulated {task} set (ral.data.simulate, seed {seed}, key "
-                     f"{simulation_key(**settings)[:12]}): {budget.n_train} train / {budget.n_val} val / "
-                     f"{budget.n_test} test images, {size} px"),
+        train=str((folder / "train.csv").resolve()),
+        val=str((folder / "val.csv").resolve()),
+        test=str((folder / "test.csv").resolve()),
+        task=task,
+        description=(
+            f"simulated {task} set (ral.data.simulate, seed {seed}, key "
+            f"{simulation_key(**settings)[:12]}): {budget.n_train} train / {budget.n_val} val / "
+            f"{budget.n_test} test images, {size} px"
+        ),
     )
 
 
@@ -180,55 +181,85 @@ def user_data(
         if value is not None and not Path(value).exists():
             raise FileNotFoundError(f"{name}: label table not found: {value}")
     if (val_data is None) != (test_data is None):
-        raise ValueError(f"give both --val-data and --test-data or neither, got val_data={val_data!r}, "
-                         f"test_data={test_data!r}")
+        raise ValueError(
+            f"give both --val-data and --test-data or neither, got val_data={val_data!r}, test_data={test_data!r}"
+        )
     root_str = str(Path(root).resolve()) if root is not None else None
     if val_data is not None:
         paths = [str(Path(p).resolve()) for p in (data, val_data, test_data)]
-        return BenchData(*paths, task=_task_of(paths[0], format=format, root=root_str), root=root_str,
-                         format=format, description=f"user tables {data}, {val_data}, {test_data}")
+        return BenchData(
+            *paths,
+            task=_task_of(paths[0], format=format, root=root_str),
+            root=root_str,
+            format=format,
+            description=f"user tables {data}, {val_data}, {test_data}",
+        )
     if Path(data).is_dir():
-        raise ValueError(f"data: {data} is a folder table; split it yourself and pass --val-data and "
-                         "--test-data (only a CSV table is split automatically)")
+        raise ValueError(
+            f"data: {data} is a folder table; split it yourself and pass --val-data and "
+            "--test-data (only a CSV table is split automatically)"
+        )
     table = load_table(data, format=format, root=root)
     frame = read_csv(Path(data))
     if len(frame) != len(table):
-        raise ValueError(f"data: {data} has {len(frame)} rows but {len(table)} were readable; fix the "
-                         "table (or split it yourself and pass --val-data / --test-data)")
+        raise ValueError(
+            f"data: {data} has {len(frame)} rows but {len(table)} were readable; fix the "
+            "table (or split it yourself and pass --val-data / --test-data)"
+        )
     position = {identifier: row for row, identifier in enumerate(table.ids)}
     if len(position) != len(table):
-        raise ValueError(f"data: {data} has duplicate image ids; split it yourself and pass --val-data "
-                         "and --test-data")
+        raise ValueError(f"data: {data} has duplicate image ids; split it yourself and pass --val-data and --test-data")
     out = Path(out_dir)
     written = {}
     for split, part in patient_split(table, (0.8, 0.1, 0.1), seed=split_seed).items():
         rows = [position[identifier] for identifier in part.ids]
         written[split] = str(write_csv(frame.iloc[rows], out / f"{split}.csv").resolve())
     image_root = root_str or str(Path(table.root).resolve())
-    return BenchData(written["train"], written["val"], written["test"], task=table.task, root=image_root,
-                     format=format or table.format,
-                     description=f"user table {data} split by patient 80/10/10 (seed {split_seed})")
+    return BenchData(
+        written["train"],
+        written["val"],
+        written["test"],
+        task=table.task,
+        root=image_root,
+        format=format or table.format,
+        description=f"user table {data} split by patient 80/10/10 (seed {split_seed})",
+    )
 
 
-def engine_config(data: BenchData, spec: LossSpec, seed: int, budget: Budget, run_dir: Path,
-                  *, cache_dir: str | None = None) -> Config:
+def engine_config(
+    data: BenchData, spec: LossSpec, seed: int, budget: Budget, run_dir: Path, *, cache_dir: str | None = None
+) -> Config:
     """The ``ral.engine.train`` config of one run (nothing but loss and seed varies).
 
     Raises:
         ValueError: a loss name or budget value the config rejects (naming the key).
     """
-    return config_from_dict({
-        "seed": int(seed),
-        "output_dir": str(run_dir / "train"),
-        "dataset": {"train": data.train, "val": data.val, "test": data.test, "format": data.format,
-                    "root": data.root, "image_size": budget.image_size, "cache_dir": cache_dir},
-        "model": {"backbone": budget.backbone},
-        "loss": {"name": spec.loss, "params": dict(spec.params)},
-        "optimizer": {"name": "adamw", "lr": budget.lr, "weight_decay": 1e-4},
-        "schedule": {"name": "cosine", "warmup_epochs": 0},
-        "train": {"epochs": budget.epochs, "batch_size": budget.batch_size, "progress_bar": False,
-                  "deterministic": False, "log_every_n_steps": 50},
-    })
+    return config_from_dict(
+        {
+            "seed": int(seed),
+            "output_dir": str(run_dir / "train"),
+            "dataset": {
+                "train": data.train,
+                "val": data.val,
+                "test": data.test,
+                "format": data.format,
+                "root": data.root,
+                "image_size": budget.image_size,
+                "cache_dir": cache_dir,
+            },
+            "model": {"backbone": budget.backbone},
+            "loss": {"name": spec.loss, "params": dict(spec.params)},
+            "optimizer": {"name": "adamw", "lr": budget.lr, "weight_decay": 1e-4},
+            "schedule": {"name": "cosine", "warmup_epochs": 0},
+            "train": {
+                "epochs": budget.epochs,
+                "batch_size": budget.batch_size,
+                "progress_bar": False,
+                "deterministic": False,
+                "log_every_n_steps": 50,
+            },
+        }
+    )
 
 
 @contextlib.contextmanager
@@ -272,26 +303,36 @@ def train_and_evaluate(
     start = time.perf_counter()
     with _quiet_lightning():
         fit = train(engine_config(data, spec, seed, budget, run_dir, cache_dir=cache_dir))
-        report = evaluate(fit["best_checkpoint"], data.test, val_data=data.val, out_dir=run_dir / "eval",
-                          format=data.format, root=data.root, n_boot=0, device="cpu")
+        report = evaluate(
+            fit["best_checkpoint"],
+            data.test,
+            val_data=data.val,
+            out_dir=run_dir / "eval",
+            format=data.format,
+            root=data.root,
+            n_boot=0,
+            device="cpu",
+        )
     per_class = pd.read_csv(run_dir / "eval" / "per_class.csv")
     metrics = metric_names(fit["task"])
     score_column = "AP" if fit["task"] == "multilabel" else "recall"
     row: dict[str, Any] = {name: float(report[name]) for name in metrics}
-    row.update({
-        "val_score": float(fit["best_score"]),
-        "best_epoch": fit["best_epoch"],
-        "epochs": int(fit["epochs_completed"]),
-        "seconds_per_epoch": float(fit["train_seconds_per_epoch"]),
-        "epoch_seconds": float(fit["epoch_seconds"]),
-        "run_seconds": time.perf_counter() - start,
-        "per_class": {
-            "class": per_class["class"].astype(str).tolist(),
-            "count": per_class["count"].astype(int).tolist(),
-            "group": per_class["group"].astype(str).tolist(),
-            "score": [float(v) if np.isfinite(v) else None for v in per_class[score_column]],
-        },
-    })
+    row.update(
+        {
+            "val_score": float(fit["best_score"]),
+            "best_epoch": fit["best_epoch"],
+            "epochs": int(fit["epochs_completed"]),
+            "seconds_per_epoch": float(fit["train_seconds_per_epoch"]),
+            "epoch_seconds": float(fit["epoch_seconds"]),
+            "run_seconds": time.perf_counter() - start,
+            "per_class": {
+                "class": per_class["class"].astype(str).tolist(),
+                "count": per_class["count"].astype(int).tolist(),
+                "group": per_class["group"].astype(str).tolist(),
+                "score": [float(v) if np.isfinite(v) else None for v in per_class[score_column]],
+            },
+        }
+    )
     # keep best.ckpt (re-evaluation); last.ckpt only serves a resume, which a finished run never needs
     (run_dir / "train" / "checkpoints" / "last.ckpt").unlink(missing_ok=True)
     return row

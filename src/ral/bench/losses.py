@@ -37,8 +37,7 @@ from ral.losses.ral import PRESETS as RAL_PRESETS
 from ral.metrics import headline_metric, metric_names
 
 #: The paper's constants for RAL (the "paper" preset: Eq. 6 with the authors' released coefficients).
-RAL_PAPER = {key: RAL_PRESETS["paper"][key]
-             for key in ("gamma_pos", "gamma_neg", "tau", "lam", "eps_pos", "eps_neg")}
+RAL_PAPER = {key: RAL_PRESETS["paper"][key] for key in ("gamma_pos", "gamma_neg", "tau", "lam", "eps_pos", "eps_neg")}
 
 #: Multi-label losses compared by default; every peer at its published default parameters.
 MULTILABEL_LOSSES: tuple[LossSpec, ...] = (
@@ -129,7 +128,7 @@ def _custom_spec(text: str) -> LossSpec:
     except json.JSONDecodeError:
         params = None
     if not isinstance(params, dict):
-        raise ValueError(f"--losses {text!r}: the parameters must be a JSON object, e.g. {{\"gamma_neg\": 6}}")
+        raise ValueError(f'--losses {text!r}: the parameters must be a JSON object, e.g. {{"gamma_neg": 6}}')
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", label):
         raise ValueError(f"--losses {text!r}: the label may hold letters, digits and _ . + - only")
     return LossSpec(label, name, params)
@@ -162,9 +161,11 @@ def run_losses(
         for spec in specs:
             started = time.perf_counter()
             result, computed = store.run(
-                run_id(spec.label, seed), {**spec.to_dict(), "seed": int(seed)},
+                run_id(spec.label, seed),
+                {**spec.to_dict(), "seed": int(seed)},
                 lambda folder, spec=spec, seed=seed: train_and_evaluate(
-                    data, spec, seed, budget, folder, cache_dir=str(out / "cache")),
+                    data, spec, seed, budget, folder, cache_dir=str(out / "cache")
+                ),
             )
             done = len(rows) + 1
             how = f"{time.perf_counter() - started:.0f} s" if computed else "done before, reused"
@@ -178,8 +179,13 @@ def run_losses(
 
 
 def _result_row(result: dict[str, Any], spec: LossSpec, seed: int, budget: Budget) -> dict[str, Any]:
-    row = {"loss": spec.label, "loss_name": spec.loss, "params": json.dumps(dict(spec.params), sort_keys=True),
-           "seed": int(seed), "budget": budget.name}
+    row = {
+        "loss": spec.label,
+        "loss_name": spec.loss,
+        "params": json.dumps(dict(spec.params), sort_keys=True),
+        "seed": int(seed),
+        "budget": budget.name,
+    }
     row.update({k: v for k, v in result.items() if k not in ("per_class", "spec", "run_id")})
     return row
 
@@ -207,21 +213,29 @@ def write_loss_report(
     write_csv(per_class, out / "per_class.csv")
     summary = summarize(results, [*metrics, "seconds_per_epoch"])
     write_csv(summary, out / "summary.csv")
-    table = mean_std_table(summary, [*metrics, "seconds_per_epoch"], digits=[3] * len(metrics) + [1],
-                           best=metrics)
-    plot_metric_bars(summary[["loss", *[f"{m}_{s}" for m in metrics for s in ("mean", "std")]]],
-                     out / "metrics.png", metrics=list(metrics),
-                     title=f"Test metrics, mean over seeds (error bars: sample std), budget {budget.name}")
+    table = mean_std_table(summary, [*metrics, "seconds_per_epoch"], digits=[3] * len(metrics) + [1], best=metrics)
+    plot_metric_bars(
+        summary[["loss", *[f"{m}_{s}" for m in metrics for s in ("mean", "std")]]],
+        out / "metrics.png",
+        metrics=list(metrics),
+        title=f"Test metrics, mean over seeds (error bars: sample std), budget {budget.name}",
+    )
 
     score = SCORE_NAME[task]
     mean_scores = per_class.groupby(["loss", "class"], sort=False)[score].mean().unstack("class")
     counts = per_class.drop_duplicates("class").set_index("class")["count"]
     labels = list(pd.unique(results["loss"]))
     mean_scores = mean_scores.reindex(index=labels, columns=list(counts.index))
-    plot_heatmap(mean_scores.to_numpy(), labels, [f"{c} ({n})" for c, n in counts.items()],
-                 out / "per_class.png", title=f"Per-class test {score}, mean over seeds "
-                 "(columns: training count, most frequent first)", fmt=".2f",
-                 sort_cols_by=counts.to_numpy(dtype=float), colorbar_label=score)
+    plot_heatmap(
+        mean_scores.to_numpy(),
+        labels,
+        [f"{c} ({n})" for c, n in counts.items()],
+        out / "per_class.png",
+        title=f"Per-class test {score}, mean over seeds (columns: training count, most frequent first)",
+        fmt=".2f",
+        sort_cols_by=counts.to_numpy(dtype=float),
+        colorbar_label=score,
+    )
 
     text = (
         f"# Loss comparison ({task}, budget `{budget.name}`)\n\n"
@@ -233,8 +247,10 @@ def write_loss_report(
         "Cells: mean ± sample standard deviation over seeds (`seeds` = number of runs); best mean in bold. "
         "`seconds_per_epoch` is the training loop's wall time per epoch on a shared machine (noisy).\n\n"
         + markdown_table(table)
-        + "\n" + _paired_section(results, headline_metric(task), task)
-        + _loss_notes(results) + "\n"
+        + "\n"
+        + _paired_section(results, headline_metric(task), task)
+        + _loss_notes(results)
+        + "\n"
         "Figures: `metrics.png` (means with std error bars), `per_class.png` (per-class test "
         f"{score}, mean over seeds). Raw rows: `results.csv`, `per_class.csv`.\n"
     )
@@ -254,8 +270,11 @@ def _paired_section(results: pd.DataFrame, metric: str, task: str) -> str:
     for column in ("mean_diff", "min_diff", "max_diff"):
         diffs[column] = diffs[column].map(lambda v: f"{v:+.4f}")
     diffs = diffs.rename(columns={"wins": f"seeds where {reference} is higher"})
-    return (f"Paired by seed: `{reference}` {metric} minus each other loss's {metric} on the same seed.\n\n"
-            + markdown_table(diffs) + "\n")
+    return (
+        f"Paired by seed: `{reference}` {metric} minus each other loss's {metric} on the same seed.\n\n"
+        + markdown_table(diffs)
+        + "\n"
+    )
 
 
 def _loss_notes(results: pd.DataFrame) -> str:
@@ -322,5 +341,4 @@ def benchmark_losses(
     specs = loss_specs(data.task, losses, budget)
     log(f"ral bench losses: {len(specs)} losses x {n_seeds} seeds, budget {budget.name}, {data.description}")
     results, per_class = run_losses(out_dir, data, specs, list(range(n_seeds)), budget, log=log)
-    return write_loss_report(out_dir, results, per_class, task=data.task, data=data, budget=budget,
-                             command=command)
+    return write_loss_report(out_dir, results, per_class, task=data.task, data=data, budget=budget, command=command)

@@ -41,9 +41,7 @@ class RunStore:
         if marker.exists():
             stored = json.loads(marker.read_text(encoding="utf-8"))
             if stored != self.settings:
-                changed = sorted(
-                    k for k in set(stored) | set(self.settings) if stored.get(k) != self.settings.get(k)
-                )
+                changed = sorted(k for k in set(stored) | set(self.settings) if stored.get(k) != self.settings.get(k))
                 raise ValueError(
                     f"output folder {self.root} holds a benchmark with other settings "
                     f"(differs in {changed}); use another --out or delete the folder"

@@ -29,8 +29,7 @@ from ral.metrics import headline_metric
 
 #: Default grids: the parameters each loss adds; values bracket the published defaults.
 GRIDS: dict[str, dict[str, list[Any]]] = {
-    "ral": {"gamma_neg": [2.0, 4.0, 6.0], "tau": [0.0, 0.05, 0.1], "lam": [1.5, 3.0],
-            "eps_pos": [[], [-1.0, 1.25]]},
+    "ral": {"gamma_neg": [2.0, 4.0, 6.0], "tau": [0.0, 0.05, 0.1], "lam": [1.5, 3.0], "eps_pos": [[], [-1.0, 1.25]]},
     "asl": {"gamma_neg": [2.0, 4.0, 6.0], "clip": [0.0, 0.05, 0.1], "gamma_pos": [0.0, 1.0]},
     "apl": {"gamma_neg": [2.0, 4.0, 6.0], "clip": [0.0, 0.05, 0.1], "eps_pos": [[], [-1.0, 1.25]]},
     "focal": {"gamma": [1.0, 2.0, 3.0], "alpha": [0.25, 0.5, None]},
@@ -46,8 +45,9 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
 
 def quick_grid(grid: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
     """A smoke-test grid: the first two parameters, each at its first and last value."""
-    return {name: [values[0], values[-1]] if len(values) > 1 else list(values)
-            for name, values in list(grid.items())[:2]}
+    return {
+        name: [values[0], values[-1]] if len(values) > 1 else list(values) for name, values in list(grid.items())[:2]
+    }
 
 
 def parse_grid_overrides(items: Sequence[str]) -> dict[str, list[Any]]:
@@ -114,17 +114,21 @@ def run_grid(
     out = Path(out_dir)
     store = RunStore(out, {"benchmark": "sensitivity", "data": data.to_dict(), "budget": budget.__dict__})
     headline = headline_metric(data.task)
-    jobs = [(f"{index}/{len(grid_points(grid))}", params, seed, point_id(loss, params))
-            for index, params in enumerate(grid_points(grid), start=1)]
+    jobs = [
+        (f"{index}/{len(grid_points(grid))}", params, seed, point_id(loss, params))
+        for index, params in enumerate(grid_points(grid), start=1)
+    ]
     jobs += [(f"defaults, seed {s}", {}, s, f"{loss}__defaults__seed{s}") for s in range(noise_seeds)]
     grid_rows, noise_rows = [], []
     for label, params, run_seed, identifier in jobs:
         spec = LossSpec(loss, loss, params)
         started = time.perf_counter()
         result, computed = store.run(
-            identifier, {**spec.to_dict(), "seed": int(run_seed)},
+            identifier,
+            {**spec.to_dict(), "seed": int(run_seed)},
             lambda folder, spec=spec, run_seed=run_seed: train_and_evaluate(
-                data, spec, run_seed, budget, folder, cache_dir=str(out / "cache")),
+                data, spec, run_seed, budget, folder, cache_dir=str(out / "cache")
+            ),
         )
         how = f"{time.perf_counter() - started:.0f} s" if computed else "done before, reused"
         shown = ", ".join(f"{k}={value_label(v)}" for k, v in params.items())
@@ -209,21 +213,29 @@ def write_sensitivity_report(
         stats = grid_statistics(frame.reset_index(drop=True), metric, params)
         seeds = noise.get(loss) if noise else None
         seeds_n = 0 if seeds is None else len(seeds)
-        summary_rows.append({
-            "loss": loss, **{k: v for k, v in stats.items() if not k.startswith("effect_")},
-            "seed_runs": seeds_n,
-            "seed_mean": float(seeds[metric].mean()) if seeds_n else float("nan"),
-            "seed_std": float(seeds[metric].std(ddof=1)) if seeds_n > 1 else float("nan"),
-        })
+        summary_rows.append(
+            {
+                "loss": loss,
+                **{k: v for k, v in stats.items() if not k.startswith("effect_")},
+                "seed_runs": seeds_n,
+                "seed_mean": float(seeds[metric].mean()) if seeds_n else float("nan"),
+                "seed_std": float(seeds[metric].std(ddof=1)) if seeds_n > 1 else float("nan"),
+            }
+        )
         effects = ", ".join(f"{p} {stats[f'effect_{p}']:.3f}" for p in params)
         effect_lines.append(f"- `{loss}`: {effects}")
         for first, second in itertools.combinations(params, 2):
             matrix = pair_matrix(frame, metric, first, second)
             name = f"heatmap_{loss}_{first}_{second}.png"
-            plot_heatmap(matrix.to_numpy(dtype=float), [f"{first}={v}" for v in matrix.index],
-                         [f"{second}={v}" for v in matrix.columns], out / name,
-                         title=f"{loss}: test {metric}, mean over the other parameters", fmt=".3f",
-                         colorbar_label=metric)
+            plot_heatmap(
+                matrix.to_numpy(dtype=float),
+                [f"{first}={v}" for v in matrix.index],
+                [f"{second}={v}" for v in matrix.columns],
+                out / name,
+                title=f"{loss}: test {metric}, mean over the other parameters",
+                fmt=".3f",
+                colorbar_label=metric,
+            )
             figures.append(name)
     summary = pd.DataFrame(summary_rows)
     write_csv(summary, out / "summary.csv")
@@ -242,8 +254,11 @@ def write_sensitivity_report(
         "budget.\n\n"
         + markdown_table(shown)
         + "\nMain effect of each parameter (range of the metric averaged over the other parameters):\n\n"
-        + "\n".join(effect_lines) + "\n\n"
-        + "Heat maps: " + ", ".join(f"`{f}`" for f in figures) + ". Raw rows: `grid.csv`.\n"
+        + "\n".join(effect_lines)
+        + "\n\n"
+        + "Heat maps: "
+        + ", ".join(f"`{f}`" for f in figures)
+        + ". Raw rows: `grid.csv`.\n"
     )
     write_text(text, out / "summary.md")
     return text
@@ -276,8 +291,10 @@ def resolve_grids(
         if unknown:
             raise ValueError(f"--grid: loss {loss!r} has no parameter(s) {unknown}; it takes {sorted(accepted)}")
         if loss not in GRIDS and not parsed:
-            raise ValueError(f"--loss: no default grid for {loss!r}; give one with --grid PARAM=V1,V2 "
-                             f"(grids exist for {sorted(GRIDS)})")
+            raise ValueError(
+                f"--loss: no default grid for {loss!r}; give one with --grid PARAM=V1,V2 "
+                f"(grids exist for {sorted(GRIDS)})"
+            )
         default = GRIDS.get(loss, {})
         grid = quick_grid(default) if quick else dict(default)
         grid.update(parsed)
@@ -314,8 +331,10 @@ def benchmark_sensitivity(
     log(f"ral bench sensitivity: {total} runs ({', '.join(grids)}), budget {budget.name}, {data.description}")
     frames, noise = {}, {}
     for loss, grid in grids.items():
-        frames[loss], noise[loss] = run_grid(out_dir, data, loss, grid, budget, seed=seed,
-                                             noise_seeds=noise_seeds, log=log)
+        frames[loss], noise[loss] = run_grid(
+            out_dir, data, loss, grid, budget, seed=seed, noise_seeds=noise_seeds, log=log
+        )
     params = {loss: list(grid) for loss, grid in grids.items()}
-    return write_sensitivity_report(out_dir, frames, params, noise, task=data.task, data=data, budget=budget,
-                                    seed=seed, command=command)
+    return write_sensitivity_report(
+        out_dir, frames, params, noise, task=data.task, data=data, budget=budget, seed=seed, command=command
+    )

@@ -6,6 +6,10 @@ load from other processes hits all of them alike; a loss's time in a round is th
 ``repeats`` forward+backward passes after ``warmup`` untimed ones, and its reported ratio is the
 median over rounds of the paired ratio time(loss) / time(bce) of the same round.
 
+The first call of each loss at each shape is timed on its own (``first_call_s``): for the
+compiled RAL it includes building and checking its kernel (the one-time compile warm-up), which
+the timed passes exclude.
+
 Peak memory is what one forward+backward allocates on top of what existed before (inputs
 excluded, the gradient written to ``logits.grad`` included). On CUDA it is read from
 ``torch.cuda.max_memory_allocated``; on the CPU from the allocator events of
@@ -30,16 +34,18 @@ from ral.bench.timing import (
     clock_function,
     interleaved_times,
     machine_description,
+    median_time,
     paired_summary,
     ratio_text,
     write_timing,
 )
 from ral.losses import RobustAsymmetricLoss, build_loss
 
-#: The shapes of issue 6: a CXR-LT batch (26 classes) at three batch sizes and a wide head.
+#: A CXR-LT batch (26 classes) at three batch sizes and a wide head (1000 classes).
 DEFAULT_SHAPES: tuple[tuple[int, int], ...] = ((256, 26), (1024, 26), (4096, 1000), (16384, 26))
-#: Loss labels measured by default; "bce" (the reference) is always measured.
-DEFAULT_LOSSES: tuple[str, ...] = ("ral_fused", "ral_autograd", "asl_reference", "asl", "focal")
+#: Loss labels measured by default; "bce" (the reference) is always measured. "ral" is the
+#: default ``RobustAsymmetricLoss()`` (compiled), "ral_eager" the same formula through autograd.
+DEFAULT_LOSSES: tuple[str, ...] = ("ral", "ral_eager", "asl_reference", "asl", "focal")
 
 
 class OfficialStyleASL(nn.Module):
@@ -66,10 +72,8 @@ def make_loss(label: str) -> nn.Module:
     """The module behind a benchmark label (a registry name also works)."""
     if label == "bce":
         return nn.BCEWithLogitsLoss()
-    if label == "ral_fused":
-        return RobustAsymmetricLoss()
-    if label == "ral_autograd":
-        return RobustAsymmetricLoss(impl="autograd")
+    if label == "ral_eager":
+        return RobustAsymmetricLoss(impl="eager")
     if label == "asl_reference":
         return OfficialStyleASL()
     return build_loss(label)
@@ -107,7 +111,7 @@ class SpeedConfig:
 
 
 def parse_shape(text: str) -> tuple[int, int]:
-    """"4096x1000" -> (4096, 1000)."""
+    """ "4096x1000" -> (4096, 1000)."""
     try:
         n, c = (int(part) for part in text.lower().split("x"))
     except ValueError:
@@ -128,14 +132,16 @@ def _step(loss: nn.Module, logits: Tensor, targets: Tensor) -> Callable[[], None
     def step() -> None:
         logits.grad = None
         loss(logits, targets).backward()
+
     return step
 
 
 def _interleaved(steps: dict[str, Callable[[], None]], config: SpeedConfig) -> pd.DataFrame:
     """:func:`ral.bench.timing.interleaved_times` of ``steps`` with the config's rounds, passes and clock."""
     sync = torch.cuda.synchronize if config.device.startswith("cuda") else None
-    return interleaved_times(steps, rounds=config.rounds, repeats=config.repeats, round_warmup=config.warmup,
-                             clock=config.clock, sync=sync)
+    return interleaved_times(
+        steps, rounds=config.rounds, repeats=config.repeats, round_warmup=config.warmup, clock=config.clock, sync=sync
+    )
 
 
 def peak_memory_bytes(step: Callable[[], None], device: str = "cpu") -> int:
@@ -165,36 +171,48 @@ def peak_memory_bytes(step: Callable[[], None], device: str = "cpu") -> int:
 
 
 def measure_speed(config: SpeedConfig = SpeedConfig()) -> pd.DataFrame:
-    """One row per (shape, loss, round): seconds per forward+backward; plus peak bytes.
+    """One row per (shape, loss, round): seconds per forward+backward; plus peak bytes and the
+    seconds of the loss's first call at that shape (compile warm-up included).
 
-    Columns: shape, loss, round, seconds, peak_bytes (NaN unless ``config.memory``).
+    Columns: shape, loss, round, seconds, peak_bytes (NaN unless ``config.memory``), first_call_s.
     """
     frames = []
     for shape in config.shapes:
         logits, targets = _inputs(shape, config.device, config.seed)
         steps = {label: _step(make_loss(label).to(config.device), logits, targets) for label in config.labels}
-        peaks = {}
+        peaks, first = {}, {}
         for label, step in steps.items():
-            step()  # warm-up, then drop the gradient so the measured pass allocates a fresh one
-            logits.grad = None
+            first[label] = median_time(step, clock=config.clock)  # one call: builds a compiled kernel
+            logits.grad = None  # the measured pass allocates a fresh gradient
             peaks[label] = peak_memory_bytes(step, config.device) if config.memory else float("nan")
         times = _interleaved(steps, config)
-        frames.append(pd.DataFrame({"shape": f"{shape[0]}x{shape[1]}", "loss": times["name"], "round": times["round"],
-                                    "seconds": times["seconds"], "peak_bytes": times["name"].map(peaks)}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "shape": f"{shape[0]}x{shape[1]}",
+                    "loss": times["name"],
+                    "round": times["round"],
+                    "seconds": times["seconds"],
+                    "peak_bytes": times["name"].map(peaks),
+                    "first_call_s": times["name"].map(first),
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
 def summarize_speed(times: pd.DataFrame) -> pd.DataFrame:
-    """Per (shape, loss): median ms, median paired ratio to BCE (and its IQR), peak MiB and
-    peak memory ratio to BCE."""
+    """Per (shape, loss): median ms, median paired ratio to BCE (and its IQR), peak MiB, peak
+    memory ratio to BCE and the seconds of the first call."""
     frames = []
     for shape, group in times.groupby("shape", sort=False):
         summary = paired_summary(group, "bce", name="loss").rename(columns={"ratio_median": "ratio_to_bce"})
-        peaks = group.drop_duplicates("loss").set_index("loss")["peak_bytes"]
-        peak = summary["loss"].map(peaks).astype(float)
+        once = group.drop_duplicates("loss").set_index("loss")
+        peak = summary["loss"].map(once["peak_bytes"]).astype(float)
         summary.insert(0, "shape", shape)
         summary["peak_mib"] = peak / 2**20
-        summary["memory_ratio_to_bce"] = peak / peaks["bce"]
+        summary["memory_ratio_to_bce"] = peak / once["peak_bytes"]["bce"]
+        summary["first_call_s"] = summary["loss"].map(once["first_call_s"]).astype(float)
         frames.append(summary)
     return pd.concat(frames, ignore_index=True)
 
@@ -203,18 +221,26 @@ def speed_report(config: SpeedConfig, summary: pd.DataFrame, machine: str, comma
     """Markdown record: settings, machine, the table."""
     from ral.report import markdown_table
 
-    shown = pd.DataFrame({
-        "shape (N x C)": summary["shape"],
-        "loss": summary["loss"],
-        "ms fwd+bwd": summary["median_ms"].map(lambda v: f"{v:.3f}"),
-        "time / BCE (median [IQR])": list(map(ratio_text, summary["ratio_to_bce"], summary["ratio_q25"],
-                                              summary["ratio_q75"])),
-        "peak MiB": summary["peak_mib"].map(lambda v: f"{v:.2f}"),
-        "memory / BCE": summary["memory_ratio_to_bce"].map(lambda v: f"{v:.2f}"),
-    })
-    head = (f"Forward + backward of each loss on float32 logits (targets 10% positive), "
-            f"{config.rounds} interleaved rounds x median of {config.repeats} passes "
-            f"({config.warmup} warm-up), {config.clock}-clock time, device {config.device}.\n\n")
+    shown = pd.DataFrame(
+        {
+            "shape (N x C)": summary["shape"],
+            "loss": summary["loss"],
+            "ms fwd+bwd": summary["median_ms"].map(lambda v: f"{v:.3f}"),
+            "time / BCE (median [IQR])": list(
+                map(ratio_text, summary["ratio_to_bce"], summary["ratio_q25"], summary["ratio_q75"])
+            ),
+            "peak MiB": summary["peak_mib"].map(lambda v: f"{v:.2f}"),
+            "memory / BCE": summary["memory_ratio_to_bce"].map(lambda v: f"{v:.2f}"),
+            "first call s": summary["first_call_s"].map(lambda v: f"{v:.2f}"),
+        }
+    )
+    head = (
+        f"Forward + backward of each loss on float32 logits (targets 10% positive), "
+        f"{config.rounds} interleaved rounds x median of {config.repeats} passes "
+        f"({config.warmup} warm-up), {config.clock}-clock time, device {config.device}. "
+        "`first call s`: the loss's first forward+backward at that shape, which for the compiled "
+        "RAL includes building and checking its kernel (once per shape and process).\n\n"
+    )
     if command:
         head += f"Command: `{command}`\n\n"
     return head + f"Machine: {machine}\n\n" + markdown_table(shown) + "\n"
@@ -231,29 +257,28 @@ def run_speed(config: SpeedConfig, out_dir: str | Path | None = None, command: s
     return summary, text
 
 
-def fused_breakdown(shape: tuple[int, int], config: SpeedConfig = SpeedConfig()) -> pd.DataFrame:
-    """Where the time of fused RAL goes at one shape (median ms of ``config.repeats`` passes).
+def ral_breakdown(shape: tuple[int, int], config: SpeedConfig = SpeedConfig()) -> pd.DataFrame:
+    """Where the time of the default RAL goes at one shape (median ms of ``config.repeats`` passes).
 
     Parts: BCEWithLogitsLoss forward+backward (the reference), RAL forward+backward, input
-    validation (``prepare_multilabel``), the fused forward with and without the gradient (their
-    difference is the cost of the slope; "without" is also what recomputing in backward would
-    add), and the backward multiply.
+    validation (``prepare_multilabel``), the compiled kernel alone (value + gradient), the eager
+    formula's value alone, and the backward multiply (saved gradient x upstream).
     """
     from ral.losses._common import prepare_multilabel
-    from ral.losses.ral_fused import fused_forward
-    from ral.losses.ral_params import make_ral_params
 
     logits, targets = _inputs(shape, config.device, config.seed)
     x, y = logits.detach(), targets
-    prm = make_ral_params()
+    loss = RobustAsymmetricLoss()
+    kernel = loss.compiled_loss()
+    kernel(x, y, None, None)  # build it before the timing
     grad = torch.randn_like(x)
     upstream = torch.ones((), device=x.device)
     parts = {
         "BCEWithLogitsLoss forward+backward": _step(nn.BCEWithLogitsLoss(), logits, targets),
-        "fused RAL forward+backward": _step(RobustAsymmetricLoss(), logits, targets),
+        "RAL forward+backward": _step(loss, logits, targets),
         "input validation (prepare_multilabel)": lambda: prepare_multilabel(x, y),
-        "fused forward, value only": lambda: fused_forward(x, y, None, None, prm, "mean", False, False),
-        "fused forward, value + gradient": lambda: fused_forward(x, y, None, None, prm, "mean", False, True),
+        "compiled kernel (value + gradient)": lambda: kernel(x, y, None, None),
+        "eager formula (value only)": lambda: kernel.reduced(x, y, None, None),
         "backward (saved gradient x upstream)": lambda: grad * upstream,
     }
     frame = _interleaved(parts, config).rename(columns={"name": "part"})
@@ -263,20 +288,20 @@ def fused_breakdown(shape: tuple[int, int], config: SpeedConfig = SpeedConfig())
 
 
 def breakdown_report(config: SpeedConfig, out_dir: str | Path | None = None) -> str:
-    """:func:`fused_breakdown` at every shape of ``config`` as markdown (and ``breakdown.csv``)."""
+    """:func:`ral_breakdown` at every shape of ``config`` as markdown (and ``breakdown.csv``)."""
     from ral.report import markdown_table, write_csv, write_text
 
-    table = pd.concat([fused_breakdown(shape, config) for shape in config.shapes], ignore_index=True)
-    text = "Where the time of fused RAL goes (median ms):\n\n" + markdown_table(table, floatfmt=".3f") + "\n"
+    table = pd.concat([ral_breakdown(shape, config) for shape in config.shapes], ignore_index=True)
+    text = "Where the time of RAL goes (median ms):\n\n" + markdown_table(table, floatfmt=".3f") + "\n"
     if out_dir is not None:
         write_csv(table, Path(out_dir) / "breakdown.csv")
         write_text(text, Path(out_dir) / "breakdown.md")
     return text
 
 
-def profile_fused(shape: tuple[int, int], config: SpeedConfig = SpeedConfig(), rows: int = 15) -> str:
-    """torch.profiler's operator table (self CPU time) of fused RAL forward+backward at ``shape``,
-    ``config.repeats`` passes after ``config.warmup``: where the element-wise time goes."""
+def profile_ral(shape: tuple[int, int], config: SpeedConfig = SpeedConfig(), rows: int = 15) -> str:
+    """torch.profiler's operator table (self CPU time) of RAL forward+backward at ``shape``,
+    ``config.repeats`` passes after ``config.warmup``: where the time goes."""
     logits, targets = _inputs(shape, config.device, config.seed)
     step = _step(RobustAsymmetricLoss(), logits, targets)
     for _ in range(config.warmup):
@@ -285,7 +310,7 @@ def profile_fused(shape: tuple[int, int], config: SpeedConfig = SpeedConfig(), r
         for _ in range(config.repeats):
             step()
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
-    return f"torch.profiler, fused RAL forward+backward at {shape[0]}x{shape[1]}, {config.repeats} passes:\n\n{table}\n"
+    return f"torch.profiler, RAL forward+backward at {shape[0]}x{shape[1]}, {config.repeats} passes:\n\n{table}\n"
 
 
 def shapes_from_text(values: Sequence[str] | None) -> tuple[tuple[int, int], ...]:

@@ -95,14 +95,16 @@ def measure_step_time(cfg: StepTimeConfig) -> pd.DataFrame:
         single = getattr(LOSSES[name], "task", "multilabel") == "single"
         kwargs = {} if single else {"ignore_value": float("nan")}
         criterion = build_loss(name, class_counts=counts, num_samples=10_000, **kwargs)
-        steps[name] = _training_step(copy.deepcopy(base).train(), criterion, images,
-                                     targets_single if single else targets_ml)
+        steps[name] = _training_step(
+            copy.deepcopy(base).train(), criterion, images, targets_single if single else targets_ml
+        )
     times = interleaved_times(steps, rounds=cfg.repeats, calls=cfg.steps, warmup=cfg.warmup)
     return times.rename(columns={"name": "loss", "seconds": "seconds_per_step"})
 
 
-def _training_step(model: torch.nn.Module, criterion: torch.nn.Module, images: torch.Tensor,
-                   targets: torch.Tensor) -> Callable[[], None]:
+def _training_step(
+    model: torch.nn.Module, criterion: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor
+) -> Callable[[], None]:
     """One optimiser step of ``model`` (its own AdamW) on the fixed batch, as a callable."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
@@ -132,8 +134,10 @@ def step_time_report(cfg: StepTimeConfig, summary: pd.DataFrame, reference: str 
     """Markdown record of one measurement (settings, machine, table)."""
     shown = summary.assign(
         median_ms=summary["median_ms"].map(lambda v: f"{v:.2f}"),
-        ratio=[ratio_text(m, a, b, digits=3)
-               for m, a, b in zip(summary["ratio_median"], summary["ratio_q25"], summary["ratio_q75"])],
+        ratio=[
+            ratio_text(m, a, b, digits=3)
+            for m, a, b in zip(summary["ratio_median"], summary["ratio_q25"], summary["ratio_q75"])
+        ],
         overhead_pct=summary["overhead_pct"].map(lambda v: f"{v:+.1f}%"),
     )[["loss", "median_ms", "ratio", "overhead_pct"]]
     shown.columns = ["loss", "median ms / step", f"time / {reference} (median [IQR])", "overhead"]
@@ -145,9 +149,7 @@ def step_time_report(cfg: StepTimeConfig, summary: pd.DataFrame, reference: str 
     )
 
 
-def run_step_time(
-    cfg: StepTimeConfig, out_dir: str | Path | None = None
-) -> tuple[pd.DataFrame, str]:
+def run_step_time(cfg: StepTimeConfig, out_dir: str | Path | None = None) -> tuple[pd.DataFrame, str]:
     """Measure, summarise and (when ``out_dir`` is given) write ``step_time.csv`` (raw rounds),
     ``step_time_summary.csv`` and ``step_time.md``. Returns the summary and the markdown."""
     times = measure_step_time(cfg)
@@ -156,4 +158,3 @@ def run_step_time(
     if out_dir is not None:
         write_timing(out_dir, "step_time", times, summary, text)
     return summary, text
-

@@ -12,9 +12,7 @@ import numpy as np
 import pandas as pd
 
 
-def summarize(
-    results: pd.DataFrame, metrics: Sequence[str], *, by: str = "loss"
-) -> pd.DataFrame:
+def summarize(results: pd.DataFrame, metrics: Sequence[str], *, by: str = "loss") -> pd.DataFrame:
     """Mean and sample standard deviation of each metric per group, in first-appearance order.
 
     Args:
@@ -66,10 +64,7 @@ def mean_std_table(
     widths = [digits] * len(metrics) if isinstance(digits, int) else list(digits)
     table = pd.DataFrame({by: summary[by], "seeds": summary["n"]})
     for name, width in zip(metrics, widths):
-        cells = [
-            format_mean_std(m, s, width)
-            for m, s in zip(summary[f"{name}_mean"], summary[f"{name}_std"])
-        ]
+        cells = [format_mean_std(m, s, width) for m, s in zip(summary[f"{name}_mean"], summary[f"{name}_std"])]
         if name in best and summary[f"{name}_mean"].notna().any():
             top = int(summary[f"{name}_mean"].idxmax())
             cells[summary.index.get_loc(top)] = f"**{cells[summary.index.get_loc(top)]}**"
@@ -97,11 +92,14 @@ def paired_differences(
         if other == reference:
             continue
         diff = (wide[reference] - wide[other]).dropna()
-        rows.append({
-            by: other, "pairs": int(diff.size),
-            "mean_diff": float(diff.mean()) if diff.size else float("nan"),
-            "min_diff": float(diff.min()) if diff.size else float("nan"),
-            "max_diff": float(diff.max()) if diff.size else float("nan"),
-            "wins": int((diff > 0).sum()),
-        })
+        rows.append(
+            {
+                by: other,
+                "pairs": int(diff.size),
+                "mean_diff": float(diff.mean()) if diff.size else float("nan"),
+                "min_diff": float(diff.min()) if diff.size else float("nan"),
+                "max_diff": float(diff.max()) if diff.size else float("nan"),
+                "wins": int((diff > 0).sum()),
+            }
+        )
     return pd.DataFrame(rows)

@@ -94,8 +94,13 @@ def interleaved_times(
     """
     if not tasks:
         raise ValueError("tasks must name at least one callable, got none")
-    for label, value, low in (("rounds", rounds, 1), ("repeats", repeats, 1), ("calls", calls, 1),
-                              ("warmup", warmup, 0), ("round_warmup", round_warmup, 0)):
+    for label, value, low in (
+        ("rounds", rounds, 1),
+        ("repeats", repeats, 1),
+        ("calls", calls, 1),
+        ("warmup", warmup, 0),
+        ("round_warmup", round_warmup, 0),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{label} must be an integer >= {low}, got {value!r}")
     clock_function(clock)
@@ -106,8 +111,9 @@ def interleaved_times(
     rows = []
     for round_index in range(rounds):
         for name in names if round_index % 2 == 0 else names[::-1]:
-            seconds = median_time(tasks[name], repeats=repeats, calls=calls, warmup=round_warmup, clock=clock,
-                                  sync=sync)
+            seconds = median_time(
+                tasks[name], repeats=repeats, calls=calls, warmup=round_warmup, clock=clock, sync=sync
+            )
             rows.append({"round": round_index, "name": name, "seconds": seconds})
     return pd.DataFrame(rows, columns=["round", "name", "seconds"])
 
@@ -134,13 +140,15 @@ def paired_summary(times: pd.DataFrame, reference: str, *, name: str = "name", v
     rows = []
     for label in pd.unique(times[name]):
         ratios = (wide[label] / wide[reference]).dropna()
-        rows.append({
-            name: label,
-            "median_ms": 1e3 * float(wide[label].median()),
-            "ratio_median": float(ratios.median()),
-            "ratio_q25": float(ratios.quantile(0.25)),
-            "ratio_q75": float(ratios.quantile(0.75)),
-        })
+        rows.append(
+            {
+                name: label,
+                "median_ms": 1e3 * float(wide[label].median()),
+                "ratio_median": float(ratios.median()),
+                "ratio_q25": float(ratios.quantile(0.25)),
+                "ratio_q75": float(ratios.quantile(0.75)),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -160,8 +168,10 @@ def machine_description(device: str = "cpu") -> str:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    text = (f"{cpu}; {os.cpu_count()} logical cores; torch {torch.__version__} with "
-            f"{torch.get_num_threads()} threads; Python {platform.python_version()}; {platform.system()}")
+    text = (
+        f"{cpu}; {os.cpu_count()} logical cores; torch {torch.__version__} with "
+        f"{torch.get_num_threads()} threads; Python {platform.python_version()}; {platform.system()}"
+    )
     if device.startswith("cuda"):
         text += f"; GPU {torch.cuda.get_device_name()}"
     if hasattr(os, "getloadavg"):
@@ -169,8 +179,7 @@ def machine_description(device: str = "cpu") -> str:
     return text
 
 
-def write_timing(out_dir: str | os.PathLike, stem: str, times: pd.DataFrame, summary: pd.DataFrame,
-                 text: str) -> None:
+def write_timing(out_dir: str | os.PathLike, stem: str, times: pd.DataFrame, summary: pd.DataFrame, text: str) -> None:
     """Write ``<stem>.csv`` (every round), ``<stem>_summary.csv`` and ``<stem>.md`` into ``out_dir``."""
     from ral.report import write_csv, write_text
 

@@ -28,6 +28,7 @@ def __getattr__(name: str):
         return ImageDataset
     raise AttributeError(f"module 'ral.data' has no attribute {name!r}")
 
+
 __all__ = [
     "APTOS_CLASSES",
     "CHEXPERT_CLASSES",

@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
+from ral.data import images as _images
 from ral.data._bad_rows import BadRows, csv_line
 from ral.data.classes import (
     APTOS_CLASSES,
@@ -24,7 +25,6 @@ from ral.data.classes import (
     ISIC2018_CLASSES,
     NIH_CLASSES,
 )
-from ral.data import images as _images
 from ral.data.images import IMAGE_EXTENSIONS
 from ral.data.table import LabelTable
 
@@ -192,7 +192,8 @@ def _parse_numeric(
         bad.add(
             invalid[codes],
             lambda i, col=col: (
-                f"{csv_line(i)}, column {col!r}: invalid label value {frame[col].iloc[i]!r} (expected one of {expected})"
+                f"{csv_line(i)}, column {col!r}: invalid label value {frame[col].iloc[i]!r} "
+                f"(expected one of {expected})"
             ),
         )
         out[:, j] = values[codes]
@@ -267,8 +268,20 @@ def read_generic(frame, source, root, *, uncertain, skip_bad, root_given) -> Lab
     labels = _parse_numeric(frame, classes, (0.0, 1.0), bad, blank=np.nan)
     paths = _text(frame, "path")
     subjects = _text(frame, "subject_id") if "subject_id" in frame.columns else paths
-    return _finish(frame, bad, skip_bad, ids=paths, paths=paths, subject_ids=subjects, class_names=classes,
-                   labels=labels, task="multilabel", root=root, fmt="generic", source=source)
+    return _finish(
+        frame,
+        bad,
+        skip_bad,
+        ids=paths,
+        paths=paths,
+        subject_ids=subjects,
+        class_names=classes,
+        labels=labels,
+        task="multilabel",
+        root=root,
+        fmt="generic",
+        source=source,
+    )
 
 
 def read_cxrlt(frame, source, root, *, uncertain, skip_bad, root_given) -> LabelTable:
@@ -278,9 +291,20 @@ def read_cxrlt(frame, source, root, *, uncertain, skip_bad, root_given) -> Label
     bad = BadRows(source, len(frame))
     _blank_ids(frame, "fpath", bad)
     labels = _parse_numeric(frame, CXRLT_CLASSES, (0.0, 1.0), bad, blank=np.nan)
-    return _finish(frame, bad, skip_bad, ids=_text(frame, "dicom_id"), paths=_text(frame, "fpath"),
-                   subject_ids=_text(frame, "subject_id"), class_names=CXRLT_CLASSES, labels=labels,
-                   task="multilabel", root=root, fmt="cxrlt", source=source)
+    return _finish(
+        frame,
+        bad,
+        skip_bad,
+        ids=_text(frame, "dicom_id"),
+        paths=_text(frame, "fpath"),
+        subject_ids=_text(frame, "subject_id"),
+        class_names=CXRLT_CLASSES,
+        labels=labels,
+        task="multilabel",
+        root=root,
+        fmt="cxrlt",
+        source=source,
+    )
 
 
 def read_nih(frame, source, root, *, uncertain, skip_bad, root_given) -> LabelTable:
@@ -300,14 +324,29 @@ def read_nih(frame, source, root, *, uncertain, skip_bad, root_given) -> LabelTa
                 first_unknown.setdefault(i, token)
             else:
                 labels[i, j] = 1.0
-    bad.add(unknown, lambda i: (
-        f"{csv_line(i)}, column 'Finding Labels': unknown class name {first_unknown[i]!r} "
-        f"(expected '|'-separated names from {NIH_CLASSES})"))
+    bad.add(
+        unknown,
+        lambda i: (
+            f"{csv_line(i)}, column 'Finding Labels': unknown class name {first_unknown[i]!r} "
+            f"(expected '|'-separated names from {NIH_CLASSES})"
+        ),
+    )
     names = _text(frame, "Image Index")
     paths = _nih_paths(root, names)
-    return _finish(frame, bad, skip_bad, ids=names, paths=paths, subject_ids=_text(frame, "Patient ID"),
-                   class_names=NIH_CLASSES, labels=labels, task="multilabel", root=root, fmt="nih",
-                   source=source)
+    return _finish(
+        frame,
+        bad,
+        skip_bad,
+        ids=names,
+        paths=paths,
+        subject_ids=_text(frame, "Patient ID"),
+        class_names=NIH_CLASSES,
+        labels=labels,
+        task="multilabel",
+        root=root,
+        fmt="nih",
+        source=source,
+    )
 
 
 def _nih_paths(root: Path, names: Sequence[str]) -> list[str]:
@@ -339,9 +378,20 @@ def read_chexpert(frame, source, root, *, uncertain, skip_bad, root_given) -> La
     if not root_given and paths and Path(paths[0]).parts[:1] == (source.parent.name,):
         root = source.parent.parent  # paths start with "CheXpert-v1.0-small/..."
     subjects = [(m.group(1) if (m := _PATIENT_RE.search(p)) else p) for p in paths]
-    return _finish(frame, bad, skip_bad, ids=paths, paths=paths, subject_ids=subjects,
-                   class_names=CHEXPERT_CLASSES, labels=labels, task="multilabel", root=root,
-                   fmt="chexpert", source=source)
+    return _finish(
+        frame,
+        bad,
+        skip_bad,
+        ids=paths,
+        paths=paths,
+        subject_ids=subjects,
+        class_names=CHEXPERT_CLASSES,
+        labels=labels,
+        task="multilabel",
+        root=root,
+        fmt="chexpert",
+        source=source,
+    )
 
 
 ISIC_IMAGE_DIRS = ("ISIC2018_Task3_Training_Input", "ISIC2018_Task3_Validation_Input", "ISIC2018_Task3_Test_Input")
@@ -363,9 +413,20 @@ def read_isic2018(frame, source, root, *, uncertain, skip_bad, root_given) -> La
     names = [f"{n}.jpg" for n in _text(frame, "image")]
     candidates = [root / "images", *(d for name in ISIC_IMAGE_DIRS for d in (root / name, root.parent / name))]
     folder = _locate(root, names, candidates)
-    return _finish(frame, bad, skip_bad, ids=_text(frame, "image"), paths=names,
-                   subject_ids=_text(frame, "image"), class_names=ISIC2018_CLASSES, labels=labels,
-                   task="single", root=folder, fmt="isic2018", source=source)
+    return _finish(
+        frame,
+        bad,
+        skip_bad,
+        ids=_text(frame, "image"),
+        paths=names,
+        subject_ids=_text(frame, "image"),
+        class_names=ISIC2018_CLASSES,
+        labels=labels,
+        task="single",
+        root=folder,
+        fmt="isic2018",
+        source=source,
+    )
 
 
 def read_aptos(frame, source, root, *, uncertain, skip_bad, root_given) -> LabelTable:
@@ -383,9 +444,20 @@ def read_aptos(frame, source, root, *, uncertain, skip_bad, root_given) -> Label
     labels[np.flatnonzero(ok), grade[ok].astype(np.int64)] = 1.0
     names = [f"{n}.png" for n in _text(frame, "id_code")]
     folder = _locate(root, names, [root / "train_images", root / "test_images", root / "images"])
-    return _finish(frame, bad, skip_bad, ids=_text(frame, "id_code"), paths=names,
-                   subject_ids=_text(frame, "id_code"), class_names=APTOS_CLASSES, labels=labels,
-                   task="single", root=folder, fmt="aptos", source=source)
+    return _finish(
+        frame,
+        bad,
+        skip_bad,
+        ids=_text(frame, "id_code"),
+        paths=names,
+        subject_ids=_text(frame, "id_code"),
+        class_names=APTOS_CLASSES,
+        labels=labels,
+        task="single",
+        root=folder,
+        fmt="aptos",
+        source=source,
+    )
 
 
 def read_folder(folder: Path, *, skip_bad: bool = False) -> LabelTable:
@@ -412,8 +484,17 @@ def read_folder(folder: Path, *, skip_bad: bool = False) -> LabelTable:
     labels = np.zeros((len(paths), len(classes)), dtype=np.float32)
     labels[np.arange(len(paths)), targets] = 1.0
     kept = [paths[i] for i in keep]
-    return LabelTable(ids=kept, paths=kept, subject_ids=kept, class_names=classes, labels=labels[keep],
-                      task="single", root=folder, format="folder", source=folder)
+    return LabelTable(
+        ids=kept,
+        paths=kept,
+        subject_ids=kept,
+        class_names=classes,
+        labels=labels[keep],
+        task="single",
+        root=folder,
+        format="folder",
+        source=folder,
+    )
 
 
 _READERS: dict[str, Callable[..., LabelTable]] = {

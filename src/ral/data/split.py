@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
+
 from ral.data.table import LabelTable
 
 SPLIT_NAMES = ("train", "val", "test")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -37,8 +37,9 @@ def table_stats(
     if ref.class_names != table.class_names:
         raise ValueError(f"group_table classes {ref.class_names} differ from the table's {table.class_names}")
     counts = table.class_counts()
-    groups = frequency_groups(ref.class_counts(), max(len(ref), 1), thresholds=thresholds, mapping=mapping,
-                              class_names=table.class_names)
+    groups = frequency_groups(
+        ref.class_counts(), max(len(ref), 1), thresholds=thresholds, mapping=mapping, class_names=table.class_names
+    )
     n = len(table)
     per_class = pd.DataFrame(
         {
@@ -60,8 +61,10 @@ def table_stats(
         "patients": len(set(table.subject_ids)),
         "classes": table.num_classes,
         "per_class": per_class,
-        "labels_per_image": {"mean": float(positives.mean()) if n else 0.0,
-                             "histogram": {int(k): int(v) for k, v in enumerate(hist)}},
+        "labels_per_image": {
+            "mean": float(positives.mean()) if n else 0.0,
+            "histogram": {int(k): int(v) for k, v in enumerate(hist)},
+        },
         "groups": {g: groups.count(g) for g in ("head", "medium", "tail")},
         "imbalance_ratio": float(nonzero.max() / nonzero.min()) if nonzero.size else None,
     }
@@ -74,7 +77,8 @@ def format_stats(stats: dict) -> str:
         f"images: {stats['images']}  patients: {stats['patients']}  classes: {stats['classes']}",
         f"labels per image: mean {stats['labels_per_image']['mean']:.3f}  histogram "
         + ", ".join(f"{k}: {v}" for k, v in stats["labels_per_image"]["histogram"].items()),
-        "groups: " + ", ".join(f"{g} {n}" for g, n in stats["groups"].items())
+        "groups: "
+        + ", ".join(f"{g} {n}" for g, n in stats["groups"].items())
         + (f"  imbalance ratio: {stats['imbalance_ratio']:.1f}" if stats["imbalance_ratio"] else ""),
         "",
         f"{'class':32s} {'count':>8s} {'prevalence':>10s} {'uncertain':>9s}  group",
@@ -101,6 +105,11 @@ def write_stats(stats: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
     write_json(summary, paths["json"])
     write_csv(per_class, paths["csv"])
     name = Path(stats["source"]).name if stats["source"] else "table"
-    plot_long_tail(per_class["count"].to_numpy(), per_class["class"].tolist(), per_class["group"].tolist(),
-                   paths["plot"], title=f"{name}: {stats['images']} images, {stats['classes']} classes")
+    plot_long_tail(
+        per_class["count"].to_numpy(),
+        per_class["class"].tolist(),
+        per_class["group"].tolist(),
+        paths["plot"],
+        title=f"{name}: {stats['images']} images, {stats['classes']} classes",
+    )
     return paths

@@ -47,9 +47,7 @@ class LabelTable:
             )
         labels = np.asarray(self.labels, dtype=np.float32)
         if labels.ndim != 2 or labels.shape != (n, len(self.class_names)):
-            raise ValueError(
-                f"labels must have shape (N, C) = ({n}, {len(self.class_names)}), got {labels.shape}"
-            )
+            raise ValueError(f"labels must have shape (N, C) = ({n}, {len(self.class_names)}), got {labels.shape}")
         if self.task not in ("multilabel", "single"):
             raise ValueError(f"task must be 'multilabel' or 'single', got {self.task!r}")
         self.labels = labels
@@ -76,7 +74,7 @@ class LabelTable:
             raise ValueError(f"targets_single needs a single-label table, got task={self.task!r}")
         return self.labels.argmax(axis=1).astype(np.int64)
 
-    def subset(self, indices: np.ndarray | list[int]) -> "LabelTable":
+    def subset(self, indices: np.ndarray | list[int]) -> LabelTable:
         idx = np.asarray(indices, dtype=np.int64)
         return LabelTable(
             ids=[self.ids[i] for i in idx],

@@ -64,8 +64,7 @@ def build_run_loss(name: str, params: dict[str, Any], task: str, train: LabelTab
     if cls.task != task:
         fitting = sorted(n for n, c in LOSSES.items() if c.task == task)
         raise ValueError(
-            f"config key 'loss.name': {name!r} is a {cls.task} loss but the dataset is {task}; "
-            f"use one of {fitting}"
+            f"config key 'loss.name': {name!r} is a {cls.task} loss but the dataset is {task}; use one of {fitting}"
         )
     kwargs = {"check_targets": False, **params}
     if task == "multilabel":

@@ -124,28 +124,41 @@ class DatasetConfig(Section):
     """Where the label tables and images are, and how images are prepared."""
 
     train: str = Field(min_length=1, description="training label table; required")
-    val: str | None = Field(None, description="validation label table: selects the best checkpoint and tunes the "
-                                              "F1 thresholds of `ral evaluate`")
+    val: str | None = Field(
+        None,
+        description="validation label table: selects the best checkpoint and tunes the F1 thresholds of `ral evaluate`",
+    )
     test: str | None = Field(None, description="test label table: the default table of `ral evaluate`")
     format: str | None = Field(None, description=f"{_codes(FORMATS)}; null detects it from the CSV header")
     root: str | None = Field(None, description="folder image paths are relative to (default: each table's folder)")
-    image_size: Int = Field(64, ge=MIN_IMAGE_SIZE, description="images are read as grayscale, resized to this square "
-                                                               f"side (>= {MIN_IMAGE_SIZE}), scaled to [-1, 1]")
-    uncertain: str = Field("ignore", description="CheXpert-style -1 labels: `ignore` (masked in the loss and the "
-                                                 "metrics), `ones`, `zeros`")
-    classes: list[str] | None = Field(None, min_length=1, description="train on these class columns only, in this "
-                                                                      "order")
-    augment: StrictBool = Field(False, description="random shift and brightness / contrast jitter of training images "
-                                                   "(no flips)")
-    cache_dir: str | None = Field(None, description="decode every image once into a memory-mapped uint8 cache in "
-                                                    "this folder")
+    image_size: Int = Field(
+        64,
+        ge=MIN_IMAGE_SIZE,
+        description="images are read as grayscale, resized to this square "
+        f"side (>= {MIN_IMAGE_SIZE}), scaled to [-1, 1]",
+    )
+    uncertain: str = Field(
+        "ignore", description="CheXpert-style -1 labels: `ignore` (masked in the loss and the metrics), `ones`, `zeros`"
+    )
+    classes: list[str] | None = Field(
+        None, min_length=1, description="train on these class columns only, in this order"
+    )
+    augment: StrictBool = Field(
+        False, description="random shift and brightness / contrast jitter of training images (no flips)"
+    )
+    cache_dir: str | None = Field(
+        None, description="decode every image once into a memory-mapped uint8 cache in this folder"
+    )
     num_workers: Int = Field(0, ge=0, description="loader worker processes per training process")
-    skip_bad: StrictBool = Field(False, description="drop rows with invalid labels or unreadable images (with a "
-                                                    "warning) instead of failing")
+    skip_bad: StrictBool = Field(
+        False, description="drop rows with invalid labels or unreadable images (with a warning) instead of failing"
+    )
     group_thresholds: list[Float] | None = Field(
-        None, min_length=2, max_length=2,
+        None,
+        min_length=2,
+        max_length=2,
         description="`[head, tail]` training-prevalence thresholds of the head / medium / tail groups (default "
-                    "`[0.13, 0.014]`, which reproduces CXR-LT 2023's 8 / 10 / 8 split)",
+        "`[0.13, 0.014]`, which reproduces CXR-LT 2023's 8 / 10 / 8 split)",
     )
 
     @field_validator("format")
@@ -166,12 +179,20 @@ class DatasetConfig(Section):
 class ModelConfig(Section):
     """Backbone name, its options and optional local weights."""
 
-    backbone: str = Field("tiny", description="a network of [Backbones and pretrained weights]"
-                                              "(#backbones-and-pretrained-weights), or `timm:<name>`")
-    options: dict[str, Any] = Field(default_factory=dict, description="passed to the backbone, e.g. `{width: 32, "
-                                    "depth: 4, dropout: 0.1}` for `tiny`, `{dropout_prob: 0.2}` for DenseNets")
-    pretrained_path: str | None = Field(None, description="local weights file (see [Backbones and pretrained "
-                                                          "weights](#backbones-and-pretrained-weights))")
+    backbone: str = Field(
+        "tiny",
+        description="a network of [Backbones and pretrained weights]"
+        "(#backbones-and-pretrained-weights), or `timm:<name>`",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="passed to the backbone, e.g. `{width: 32, "
+        "depth: 4, dropout: 0.1}` for `tiny`, `{dropout_prob: 0.2}` for DenseNets",
+    )
+    pretrained_path: str | None = Field(
+        None,
+        description="local weights file (see [Backbones and pretrained weights](#backbones-and-pretrained-weights))",
+    )
 
     @field_validator("backbone")
     @classmethod
@@ -184,10 +205,14 @@ class ModelConfig(Section):
 class LossConfig(Section):
     """Loss name (a key of ``ral.losses.LOSSES``) and its constructor parameters."""
 
-    name: str = Field("ral", description=f"any key of `ral.losses.LOSSES`: {_losses('multilabel')} for multi-label "
-                                         f"tables; {_losses('single')} for single-label ones")
-    params: dict[str, Any] = Field(default_factory=dict, description="the loss's constructor arguments, e.g. "
-                                                                     "`{gamma_neg: 4, tau: 0.05, lam: 1.5}`")
+    name: str = Field(
+        "ral",
+        description=f"any key of `ral.losses.LOSSES`: {_losses('multilabel')} for multi-label "
+        f"tables; {_losses('single')} for single-label ones",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="the loss's constructor arguments, e.g. `{gamma_neg: 4, tau: 0.05, lam: 1.5}`"
+    )
 
     @field_validator("name")
     @classmethod
@@ -210,8 +235,9 @@ class ScheduleConfig(Section):
     """Per-step learning-rate schedule: linear warm-up, then cosine decay (or constant)."""
 
     name: Schedule = Field("cosine", description="`cosine` decay after the warm-up, or `none` (constant)")
-    warmup_epochs: Float = Field(0.0, ge=0, description="linear warm-up, in epochs (may be fractional; less than "
-                                                        "`train.epochs`)")
+    warmup_epochs: Float = Field(
+        0.0, ge=0, description="linear warm-up, in epochs (may be fractional; less than `train.epochs`)"
+    )
     min_lr_ratio: Float = Field(0.0, ge=0, le=1, description="the cosine decays to `lr * min_lr_ratio`")
 
 
@@ -223,8 +249,9 @@ class TrainerConfig(Section):
     """Lightning trainer settings."""
 
     epochs: Int = Field(10, ge=1, description="maximum epochs")
-    batch_size: Int = Field(64, ge=1, description="per process; the effective batch is `batch_size x processes x "
-                                                  "accumulate_grad_batches`")
+    batch_size: Int = Field(
+        64, ge=1, description="per process; the effective batch is `batch_size x processes x accumulate_grad_batches`"
+    )
     eval_batch_size: Int | None = Field(None, ge=1, description="validation batch size (default: `batch_size`)")
     precision: Annotated[Precision, BeforeValidator(_number_as_text)] = Field(
         "32", description=f"{_codes(get_args(Precision))} (16-mixed: GPU; on CPU Lightning uses bf16)"
@@ -237,12 +264,14 @@ class TrainerConfig(Section):
     num_nodes: Int = Field(1, ge=1, description="machines of a multi-node run")
     accumulate_grad_batches: Int = Field(1, ge=1, description="gradient accumulation")
     gradient_clip_val: Float | None = Field(None, gt=0, description="clip the gradient norm to this value")
-    early_stopping_patience: Int | None = Field(None, ge=1, description="stop after this many epochs without a "
-                                                "better validation metric (needs `dataset.val`)")
+    early_stopping_patience: Int | None = Field(
+        None, ge=1, description="stop after this many epochs without a better validation metric (needs `dataset.val`)"
+    )
     sync_batchnorm: StrictBool = Field(False, description="synchronise BatchNorm statistics across processes")
     deterministic: StrictBool = Field(False, description="Lightning's `deterministic=True` (deterministic GPU kernels)")
-    progress_bar: StrictBool = Field(True, description="Lightning's progress bar; when false, one line per epoch is "
-                                                       "printed")
+    progress_bar: StrictBool = Field(
+        True, description="Lightning's progress bar; when false, one line per epoch is printed"
+    )
     log_every_n_steps: Int = Field(10, ge=1, description="logging interval of the step metrics")
 
     @field_validator("devices", mode="wrap")
@@ -260,20 +289,34 @@ class TrainerConfig(Section):
 class Config(Section):
     """A whole training run. Build with :func:`load_config` or :func:`config_from_dict`."""
 
-    seed: Int = Field(0, ge=0, description="seeds Python, numpy, torch and the loader workers; shuffling depends "
-                                           "only on the seed and the epoch")
-    output_dir: str = Field("runs/train", min_length=1, description="the run folder; it must not hold checkpoints "
-                                                                    "unless `--resume` is given")
-    dataset: DatasetConfig = Field(description="the label tables and how their images are read. Multi-label tables "
-                                   "mark uncertain or missing labels as NaN; losses are built with "
-                                   "`ignore_value=nan`, so those entries count neither in the loss nor in its mean.")
+    seed: Int = Field(
+        0,
+        ge=0,
+        description="seeds Python, numpy, torch and the loader workers; shuffling depends "
+        "only on the seed and the epoch",
+    )
+    output_dir: str = Field(
+        "runs/train",
+        min_length=1,
+        description="the run folder; it must not hold checkpoints unless `--resume` is given",
+    )
+    dataset: DatasetConfig = Field(
+        description="the label tables and how their images are read. Multi-label tables "
+        "mark uncertain or missing labels as NaN; losses are built with "
+        "`ignore_value=nan`, so those entries count neither in the loss nor in its mean."
+    )
     model: ModelConfig = Field(default_factory=ModelConfig, description="the network")
-    loss: LossConfig = Field(default_factory=LossConfig, description="the training loss. The training set's "
-                             "per-class positive counts (and its size) are passed to the losses that take them "
-                             f"({_losses_taking_counts()}).")
+    loss: LossConfig = Field(
+        default_factory=LossConfig,
+        description="the training loss. The training set's "
+        "per-class positive counts (and its size) are passed to the losses that take them "
+        f"({_losses_taking_counts()}).",
+    )
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig, description="the optimiser")
-    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig, description="the per-step learning rate: "
-                                     "linear warm-up, then cosine decay or a constant")
+    schedule: ScheduleConfig = Field(
+        default_factory=ScheduleConfig,
+        description="the per-step learning rate: linear warm-up, then cosine decay or a constant",
+    )
     train: TrainerConfig = Field(default_factory=TrainerConfig, description="the Lightning trainer")
 
     @model_validator(mode="before")
@@ -288,11 +331,15 @@ class Config(Section):
     def _rules_between_sections(self) -> Config:
         schedule, train = self.schedule, self.train
         if schedule.warmup_epochs >= train.epochs:
-            raise _broken_rule("schedule.warmup_epochs", schedule.warmup_epochs,
-                               f"smaller than train.epochs ({train.epochs})")
+            raise _broken_rule(
+                "schedule.warmup_epochs", schedule.warmup_epochs, f"smaller than train.epochs ({train.epochs})"
+            )
         if train.early_stopping_patience is not None and self.dataset.val is None:
-            raise _broken_rule("train.early_stopping_patience", train.early_stopping_patience,
-                               "null when dataset.val is not given (early stopping watches a validation metric)")
+            raise _broken_rule(
+                "train.early_stopping_patience",
+                train.early_stopping_patience,
+                "null when dataset.val is not given (early stopping watches a validation metric)",
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -110,7 +110,9 @@ class TableDataModule(L.LightningDataModule):
         super().__init__()
         from ral.data import ImageDataset
 
-        self.train_set = IndexedDataset(ImageDataset(train, image_size=image_size, augment=augment, cache_dir=cache_dir))
+        self.train_set = IndexedDataset(
+            ImageDataset(train, image_size=image_size, augment=augment, cache_dir=cache_dir)
+        )
         self.val_set = (
             IndexedDataset(ImageDataset(val, image_size=image_size, augment=False, cache_dir=cache_dir))
             if val is not None

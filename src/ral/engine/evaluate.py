@@ -39,17 +39,21 @@ def _single_label_per_class(y: np.ndarray, probs: np.ndarray, meta: dict[str, An
     ovr = per_class_metrics(onehot, probs)
     predicted = probs.argmax(axis=1)
     labels = np.arange(num_classes)
-    return pd.DataFrame({
-        "class": meta["class_names"],
-        "count": meta["train_counts"],
-        "group": meta["groups"],
-        "AP": ovr["AP"],
-        "AUC": ovr["AUC"],
-        "F1": f1_score(y, predicted, labels=labels, average=None, zero_division=0),
-        "recall": np.where(ovr["n_pos"] > 0, recall_score(y, predicted, labels=labels, average=None, zero_division=0), np.nan),
-        "threshold": np.nan,
-        "n_pos": ovr["n_pos"],
-    })
+    return pd.DataFrame(
+        {
+            "class": meta["class_names"],
+            "count": meta["train_counts"],
+            "group": meta["groups"],
+            "AP": ovr["AP"],
+            "AUC": ovr["AUC"],
+            "F1": f1_score(y, predicted, labels=labels, average=None, zero_division=0),
+            "recall": np.where(
+                ovr["n_pos"] > 0, recall_score(y, predicted, labels=labels, average=None, zero_division=0), np.nan
+            ),
+            "threshold": np.nan,
+            "n_pos": ovr["n_pos"],
+        }
+    )
 
 
 def _tail_classes(meta: dict[str, Any], limit: int = 8) -> list[str]:
@@ -121,8 +125,9 @@ def evaluate(
     task, size = meta["task"], meta["image_size"]
 
     table = load_eval_table(data, meta, format=format, root=root, key="data")
-    probs = predict_probabilities(model, table, task=task, image_size=size, batch_size=batch_size, num_workers=num_workers,
-                                  cache_dir=cache_dir)
+    probs = predict_probabilities(
+        model, table, task=task, image_size=size, batch_size=batch_size, num_workers=num_workers, cache_dir=cache_dir
+    )
     groups, names = meta["groups"], meta["class_names"]
     report: dict[str, Any] = {}
     thresholds: np.ndarray | None = None
@@ -131,12 +136,20 @@ def evaluate(
         thresholds, source = np.full(len(names), 0.5), "default 0.5 (no validation table)"
         if val_data is not None:
             val = load_eval_table(val_data, meta, format=format, root=root, key="val_data")
-            val_probs = predict_probabilities(model, val, task=task, image_size=size, batch_size=batch_size,
-                                              num_workers=num_workers, cache_dir=cache_dir)
+            val_probs = predict_probabilities(
+                model,
+                val,
+                task=task,
+                image_size=size,
+                batch_size=batch_size,
+                num_workers=num_workers,
+                cache_dir=cache_dir,
+            )
             thresholds, source = tune_thresholds(val.labels.astype(np.float64), val_probs), f"tuned on {val_data}"
         metrics = multilabel_metrics(y_true, probs, groups=groups, thresholds=thresholds)
-        per_class = per_class_table(y_true, probs, class_names=names, counts=meta["train_counts"], groups=groups,
-                                    thresholds=thresholds)
+        per_class = per_class_table(
+            y_true, probs, class_names=names, counts=meta["train_counts"], groups=groups, thresholds=thresholds
+        )
         report["thresholds"] = source
     else:
         y_true = table.targets_single()
@@ -146,15 +159,23 @@ def evaluate(
     reported = metric_names(task)
     report = {name: float(metrics[name]) for name in reported} | report
     if n_boot > 0 and len(table) > 0:
-        ci = bootstrap_ci(y_true, probs, metric_names=list(reported), n_boot=n_boot, seed=seed, groups=groups,
-                          thresholds=thresholds)
+        ci = bootstrap_ci(
+            y_true, probs, metric_names=list(reported), n_boot=n_boot, seed=seed, groups=groups, thresholds=thresholds
+        )
         report["ci95"] = {name: [float(low), float(high)] for name, (low, high) in ci.items()}
-    report.update({
-        "task": task, "n_images": len(table), "n_boot": n_boot, "checkpoint": str(Path(checkpoint).resolve()),
-        "data": str(Path(data).resolve()), "val_data": str(Path(val_data).resolve()) if val_data else None,
-        "loss": run_config.loss.name, "backbone": meta["backbone"],
-        "groups": {g: [n for n, gg in zip(names, groups) if gg == g] for g in ("head", "medium", "tail")},
-    })
+    report.update(
+        {
+            "task": task,
+            "n_images": len(table),
+            "n_boot": n_boot,
+            "checkpoint": str(Path(checkpoint).resolve()),
+            "data": str(Path(data).resolve()),
+            "val_data": str(Path(val_data).resolve()) if val_data else None,
+            "loss": run_config.loss.name,
+            "backbone": meta["backbone"],
+            "groups": {g: [n for n, gg in zip(names, groups) if gg == g] for g in ("head", "medium", "tail")},
+        }
+    )
 
     out.mkdir(parents=True, exist_ok=True)
     id_column = "dicom_id" if table.format == "cxrlt" else "id"

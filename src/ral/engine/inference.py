@@ -51,7 +51,11 @@ def load_trained_model(path: str | os.PathLike, device: str | None = "cpu") -> t
 
 
 def load_eval_table(
-    path: str | os.PathLike, meta: dict[str, Any], *, format: str | None = None, root: str | os.PathLike | None = None,
+    path: str | os.PathLike,
+    meta: dict[str, Any],
+    *,
+    format: str | None = None,
+    root: str | os.PathLike | None = None,
     key: str = "data",
 ) -> LabelTable:
     """Read a table with the checkpoint's classes (in the checkpoint's order) and label policy.
@@ -62,8 +66,9 @@ def load_eval_table(
     from ral.data import load_table
 
     try:
-        table = load_table(path, format=format, root=root, uncertain=meta.get("uncertain", "ignore"),
-                           classes=meta["class_names"])
+        table = load_table(
+            path, format=format, root=root, uncertain=meta.get("uncertain", "ignore"), classes=meta["class_names"]
+        )
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"{key}: {exc}") from None
     except ValueError as exc:
@@ -93,8 +98,12 @@ def predict_probabilities(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     device = next(model.parameters()).device
-    loader = DataLoader(ImageDataset(table, image_size=image_size, augment=False, cache_dir=cache_dir), batch_size=batch_size,
-                        shuffle=False, num_workers=num_workers)
+    loader = DataLoader(
+        ImageDataset(table, image_size=image_size, augment=False, cache_dir=cache_dir),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+    )
     parts = []
     was_training = model.training
     model.eval()
@@ -109,9 +118,7 @@ def predict_probabilities(
     return np.concatenate(parts)
 
 
-def unlabeled_table(
-    images: list[str | os.PathLike], meta: dict[str, Any], ids: list[str] | None = None
-) -> LabelTable:
+def unlabeled_table(images: list[str | os.PathLike], meta: dict[str, Any], ids: list[str] | None = None) -> LabelTable:
     """A table of image files without labels, for prediction (ids default to the file stems)."""
     paths = [Path(p) for p in images]
     missing = [str(p) for p in paths if not p.is_file()]
@@ -125,12 +132,20 @@ def unlabeled_table(
         labels[:, 0] = 1.0  # placeholder one-hot rows; never used as targets
     ids = list(ids) if ids is not None else [p.stem for p in paths]
     return LabelTable(
-        ids=ids, paths=[str(p.resolve()) for p in paths], subject_ids=ids, class_names=list(meta["class_names"]),
-        labels=labels, task=meta["task"], root=Path("."), format="images",
+        ids=ids,
+        paths=[str(p.resolve()) for p in paths],
+        subject_ids=ids,
+        class_names=list(meta["class_names"]),
+        labels=labels,
+        task=meta["task"],
+        root=Path("."),
+        format="images",
     )
 
 
-def unlabeled_csv(path: str | os.PathLike, meta: dict[str, Any], root: str | os.PathLike | None = None) -> LabelTable | None:
+def unlabeled_csv(
+    path: str | os.PathLike, meta: dict[str, Any], root: str | os.PathLike | None = None
+) -> LabelTable | None:
     """A CSV with a ``path`` column and none of the checkpoint's class columns, as an unlabeled
     table (ids: the ``path`` values, relative to ``root`` or the CSV's folder); None otherwise."""
     import pandas as pd

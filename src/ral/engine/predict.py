@@ -63,8 +63,9 @@ def predict(
             table = load_eval_table(data, meta, format=format, root=root, key="data")
     else:
         table = unlabeled_table(list(images or []), meta)
-    probs = predict_probabilities(model, table, task=meta["task"], image_size=meta["image_size"],
-                                  batch_size=batch_size, num_workers=num_workers)
+    probs = predict_probabilities(
+        model, table, task=meta["task"], image_size=meta["image_size"], batch_size=batch_size, num_workers=num_workers
+    )
     if id_column is None:
         id_column = "dicom_id" if meta.get("dataset_format") == "cxrlt" else "id"
     if id_column in meta["class_names"]:

@@ -57,8 +57,11 @@ def _resume_path(config: Config, resume: bool) -> str | None:
         if stored.is_file():
             changed = _changed_keys(yaml.safe_load(stored.read_text(encoding="utf-8")) or {}, config.to_dict())
             if changed:
-                warnings.warn(f"resuming {config.output_dir} with a config that differs from the stored one in "
-                              f"{changed}; the new values are used from here on", stacklevel=3)
+                warnings.warn(
+                    f"resuming {config.output_dir} with a config that differs from the stored one in "
+                    f"{changed}; the new values are used from here on",
+                    stacklevel=3,
+                )
         if last.is_file():
             return str(last)
         print(f"ral train: no checkpoint in {folder} yet; starting from the first epoch")
@@ -148,8 +151,14 @@ def train(config: Config | Mapping[str, Any], *, resume: bool = False) -> dict[s
         RNGState(),
         history,
         ModelCheckpoint(
-            dirpath=str(checkpoint_dir(config)), filename="best", monitor=monitor, mode="max",
-            save_top_k=1, save_last=True, auto_insert_metric_name=False, enable_version_counter=False,
+            dirpath=str(checkpoint_dir(config)),
+            filename="best",
+            monitor=monitor,
+            mode="max",
+            save_top_k=1,
+            save_last=True,
+            auto_insert_metric_name=False,
+            enable_version_counter=False,
         ),
     ]
     if t.early_stopping_patience is not None and monitor is not None:
@@ -182,10 +191,15 @@ def train(config: Config | Mapping[str, Any], *, resume: bool = False) -> dict[s
 
     module = ClassifierModule(run.model, run.loss, task=run.meta["task"], config=config, meta=run.meta)
     data = TableDataModule(
-        run.train, run.val,
-        image_size=config.dataset.image_size, augment=config.dataset.augment,
-        batch_size=t.batch_size, eval_batch_size=t.eval_batch_size or t.batch_size,
-        num_workers=config.dataset.num_workers, seed=config.seed, cache_dir=config.dataset.cache_dir,
+        run.train,
+        run.val,
+        image_size=config.dataset.image_size,
+        augment=config.dataset.augment,
+        batch_size=t.batch_size,
+        eval_batch_size=t.eval_batch_size or t.batch_size,
+        num_workers=config.dataset.num_workers,
+        seed=config.seed,
+        cache_dir=config.dataset.cache_dir,
     )
     if trainer.is_global_zero:  # before fit: the CSV logger opens its file lazily
         if ckpt_path is not None:

@@ -45,6 +45,8 @@ class Loss(ABC, nn.Module):
         class_weights: optional (C,) non-negative weights multiplying each class's loss.
         check_targets: check the target values on every call (a host-device synchronisation on
             a GPU; switch it off when the labels were validated when they were read).
+        class_counts: (C,) positive training samples per class, for the losses that list
+            "class_counts" in ``statistics`` (required there, refused elsewhere).
 
     Per-class vectors (``class_weights``, ``class_counts``) are non-persistent buffers:
     ``.to(device)`` moves them and they are not part of ``state_dict``.
@@ -53,11 +55,22 @@ class Loss(ABC, nn.Module):
     task: ClassVar[str] = ""
     statistics: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, *, reduction: str = "mean", class_weights: ClassVector = None, check_targets: bool = True):
+    def __init__(
+        self,
+        *,
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        check_targets: bool = True,
+        class_counts: ClassVector = None,
+    ):
         super().__init__()
         self.reduction = check_reduction(reduction)
         self.check_targets = check_bool("check_targets", check_targets)
         self.register_class_vector("class_weights", class_weights)
+        if "class_counts" in self.statistics:
+            self.register_class_vector("class_counts", class_counts, required=True)
+        elif class_counts is not None:
+            raise ValueError(f"{type(self).__name__} takes no class_counts, got {class_counts!r}")
 
     def register_class_vector(self, name: str, value: ClassVector, *, required: bool = False) -> None:
         """Validate a per-class vector (1-D, finite, >= 0) and store it as a buffer (or None).
@@ -107,20 +120,13 @@ class MultiLabelLoss(Loss):
         ignore_value: target value marking an element to ignore (e.g. -1 for CheXpert's
             uncertain labels, or ``float("nan")``); such elements count neither in the loss
             nor in the mean's denominator.
-        reduction, class_weights, check_targets: see :class:`Loss`.
+        reduction, class_weights, check_targets, class_counts: see :class:`Loss`.
     """
 
     task: ClassVar[str] = "multilabel"
 
-    def __init__(
-        self,
-        *,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        ignore_value: float | None = None,
-        check_targets: bool = True,
-    ) -> None:
-        super().__init__(reduction=reduction, class_weights=class_weights, check_targets=check_targets)
+    def __init__(self, *, ignore_value: float | None = None, **options: Any) -> None:
+        super().__init__(**options)
         if ignore_value is not None and (isinstance(ignore_value, bool) or not isinstance(ignore_value, (int, float))):
             raise ValueError(f"ignore_value must be a number (e.g. -1 or float('nan')) or None, got {ignore_value!r}")
         self.ignore_value = None if ignore_value is None else float(ignore_value)
@@ -148,23 +154,15 @@ class SingleLabelLoss(Loss):
     Args:
         ignore_index: class index marking a sample to ignore.
         label_smoothing: eps in [0, 1): targets become (1 - eps) * onehot + eps / C.
-        reduction, class_weights, check_targets: see :class:`Loss`. With one-hot targets, class
+        reduction, class_weights, check_targets, class_counts: see :class:`Loss`. With one-hot targets, class
             weights weight sample i by ``class_weights[target_i]``; "mean" divides by the number
             of samples (torch's ``CrossEntropyLoss(weight=...)`` divides by the sum of weights).
     """
 
     task: ClassVar[str] = "single"
 
-    def __init__(
-        self,
-        *,
-        label_smoothing: float = 0.0,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        ignore_index: int = -100,
-        check_targets: bool = True,
-    ) -> None:
-        super().__init__(reduction=reduction, class_weights=class_weights, check_targets=check_targets)
+    def __init__(self, *, label_smoothing: float = 0.0, ignore_index: int = -100, **options: Any) -> None:
+        super().__init__(**options)
         self.label_smoothing = check_in_range("label_smoothing", label_smoothing, 0.0, 1.0)
         if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
             raise ValueError(f"ignore_index must be an integer, got {ignore_index!r}")
@@ -173,7 +171,10 @@ class SingleLabelLoss(Loss):
     def prepare(self, logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         """Validated compute-dtype logits, one-hot (smoothed) targets (N, C) and the valid mask."""
         x, q, valid = prepare_single_label(
-            logits, targets, ignore_index=self.ignore_index, label_smoothing=self.label_smoothing,
+            logits,
+            targets,
+            ignore_index=self.ignore_index,
+            label_smoothing=self.label_smoothing,
             check_targets=self.check_targets,
         )
         self.check_classes(x)

@@ -52,9 +52,7 @@ def check_nonnegative(name: str, value: float) -> float:
     return number
 
 
-def check_in_range(
-    name: str, value: float, low: float, high: float, *, high_inclusive: bool = False
-) -> float:
+def check_in_range(name: str, value: float, low: float, high: float, *, high_inclusive: bool = False) -> float:
     """Return ``value`` as float if ``low <= value < high`` (``<= high`` with ``high_inclusive``).
 
     The value must be finite in any case, so ``high=math.inf`` means "at least ``low``".
@@ -292,11 +290,15 @@ def reduce_per_sample(
     Class weights multiply column c before the class sum (with one-hot targets this is
     ``weight[target] * loss``, as in ``torch.nn.CrossEntropyLoss``). "mean" divides by the
     number of valid samples (torch divides by the sum of the targets' weights instead);
-    "none" returns (N,) with ignored samples set to 0.
+    "none" returns (N,) with ignored samples set to 0. ``valid`` marks whole rows (it is
+    constant along each row), so masking the elements already zeroes an ignored sample.
     """
     check_reduction(reduction)
-    weighted = reduce_loss(loss, valid=valid, class_weights=class_weights, reduction="none")
-    per_sample = weighted.sum(dim=1, keepdim=True)
-    rows = None if valid is None else valid[:, :1]
-    reduced = reduce_loss(per_sample, valid=rows, reduction=reduction)
-    return reduced.squeeze(1) if reduction == "none" else reduced
+    per_sample = reduce_loss(loss, valid=valid, class_weights=class_weights, reduction="none").sum(dim=1)
+    if reduction == "none":
+        return per_sample
+    total = per_sample.sum()
+    if reduction == "sum":
+        return total
+    # a second where() on the rows here made TorchInductor (torch 2.13, CPU) miscompile the gradient
+    return total / (max(per_sample.numel(), 1) if valid is None else valid[:, 0].sum().clamp_min(1.0))

@@ -98,8 +98,8 @@ def positive_part(
 ) -> Tensor:
     """Loss of a positive label, element-wise (N, C)::
 
-        (1 - p)^gamma * (-log p + sum_m eps[m] (1 - p)^m)      log form: BCE, focal, ASL, APL
-        (1 - p)^gamma * sum_m series[m] (1 - p)^m              series form (Eq. 6 of RAL)
+    (1 - p)^gamma * (-log p + sum_m eps[m] (1 - p)^m)      log form: BCE, focal, ASL, APL
+    (1 - p)^gamma * sum_m series[m] (1 - p)^m              series form (Eq. 6 of RAL)
     """
     focal = maybe_detach(power_from_log(t.log_q, gamma), detach_focal)
     if series is not None:

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from torch import Tensor
 
 from ._base import MultiLabelLoss
-from ._common import ClassVector, check_bool, check_float_tuple, check_in_range, check_nonnegative
+from ._common import check_bool, check_float_tuple, check_in_range, check_nonnegative
 from ._terms import negative_part, positive_part, sigmoid_probabilities
 
 
@@ -54,14 +55,9 @@ class AsymmetricPolynomialLoss(MultiLabelLoss):
         eps_neg: Sequence[float] = (),
         *,
         detach_focal: bool = False,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        ignore_value: float | None = None,
-        check_targets: bool = True,
+        **common: Any,
     ) -> None:
-        super().__init__(
-            reduction=reduction, class_weights=class_weights, ignore_value=ignore_value, check_targets=check_targets
-        )
+        super().__init__(**common)
         self.gamma_pos = check_nonnegative("gamma_pos", gamma_pos)
         self.gamma_neg = check_nonnegative("gamma_neg", gamma_neg)
         self.clip = check_in_range("clip", clip, 0.0, 1.0)
@@ -105,14 +101,16 @@ class AsymmetricLoss(AsymmetricPolynomialLoss):
         clip: float = 0.05,
         *,
         detach_focal: bool = False,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        ignore_value: float | None = None,
-        check_targets: bool = True,
+        **common: Any,
     ) -> None:
         super().__init__(
-            gamma_pos, gamma_neg, clip, (), (), detach_focal=detach_focal, reduction=reduction,
-            class_weights=class_weights, ignore_value=ignore_value, check_targets=check_targets,
+            gamma_pos,
+            gamma_neg,
+            clip,
+            (),
+            (),
+            detach_focal=detach_focal,
+            **common,
         )
 
 

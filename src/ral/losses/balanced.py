@@ -6,7 +6,7 @@ Both take ``class_counts``: the number of positive TRAINING images per class, sh
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -55,16 +55,9 @@ class ClassBalancedLoss(MultiLabelLoss):
         beta: float = 0.9999,
         base: str = "focal",
         gamma: float = 2.0,
-        *,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        ignore_value: float | None = None,
-        check_targets: bool = True,
+        **common: Any,
     ) -> None:
-        super().__init__(
-            reduction=reduction, class_weights=class_weights, ignore_value=ignore_value, check_targets=check_targets
-        )
-        self.register_class_vector("class_counts", class_counts, required=True)
+        super().__init__(class_counts=class_counts, **common)
         self.beta = check_in_range("beta", beta, 0.0, 1.0)
         if base not in CB_BASES:
             raise ValueError(f"base must be one of {CB_BASES}, got {base!r}")
@@ -142,15 +135,9 @@ class DistributionBalancedLoss(MultiLabelLoss):
         init_bias: float = 0.05,
         neg_scale: float = 2.0,
         gamma: float = 0.0,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        ignore_value: float | None = None,
-        check_targets: bool = True,
+        **common: Any,
     ) -> None:
-        super().__init__(
-            reduction=reduction, class_weights=class_weights, ignore_value=ignore_value, check_targets=check_targets
-        )
-        self.register_class_vector("class_counts", class_counts, required=True)
+        super().__init__(class_counts=class_counts, **common)
         self.map_alpha = check_nonnegative("map_alpha", map_alpha)
         self.map_beta = check_nonnegative("map_beta", map_beta)
         self.map_mu = check_nonnegative("map_mu", map_mu)
@@ -190,8 +177,13 @@ def class_balanced_loss(
 
 
 def distribution_balanced_loss(
-    logits: Tensor, targets: Tensor, class_counts: ClassVector, num_samples: int, *,
-    mask: Tensor | None = None, **options,
+    logits: Tensor,
+    targets: Tensor,
+    class_counts: ClassVector,
+    num_samples: int,
+    *,
+    mask: Tensor | None = None,
+    **options,
 ) -> Tensor:
     """Functional form of :class:`DistributionBalancedLoss` (same keyword options).
 

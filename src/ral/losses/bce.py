@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -37,17 +39,13 @@ class BinaryCrossEntropyLoss(MultiLabelLoss):
     def __init__(
         self,
         pos_weight: float | ClassVector = None,
-        *,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        ignore_value: float | None = None,
-        check_targets: bool = True,
+        **common: Any,
     ) -> None:
-        super().__init__(
-            reduction=reduction, class_weights=class_weights, ignore_value=ignore_value, check_targets=check_targets
-        )
-        if pos_weight is None or isinstance(pos_weight, (int, float)) or (
-            isinstance(pos_weight, Tensor) and pos_weight.ndim == 0
+        super().__init__(**common)
+        if (
+            pos_weight is None
+            or isinstance(pos_weight, (int, float))
+            or (isinstance(pos_weight, Tensor) and pos_weight.ndim == 0)
         ):
             self.pos_weight = 1.0 if pos_weight is None else check_nonnegative("pos_weight", float(pos_weight))
         else:

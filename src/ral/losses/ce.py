@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 
 from ._base import SingleLabelLoss
-from ._common import ClassVector, check_nonnegative
+from ._common import check_nonnegative
 from ._terms import softmax_focal_terms
 
 
@@ -38,20 +40,8 @@ class FocalCrossEntropyLoss(SingleLabelLoss):
         >>> loss = FocalCrossEntropyLoss(gamma=2.0)(torch.randn(4, 3), torch.tensor([0, 2, 1, 0]))
     """
 
-    def __init__(
-        self,
-        gamma: float = 2.0,
-        label_smoothing: float = 0.0,
-        *,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        ignore_index: int = -100,
-        check_targets: bool = True,
-    ) -> None:
-        super().__init__(
-            label_smoothing=label_smoothing, reduction=reduction, class_weights=class_weights,
-            ignore_index=ignore_index, check_targets=check_targets,
-        )
+    def __init__(self, gamma: float = 2.0, **common: Any) -> None:
+        super().__init__(**common)
         self.gamma = check_nonnegative("gamma", gamma)
 
     def elementwise(self, x: Tensor, q: Tensor) -> Tensor:
@@ -70,19 +60,8 @@ class CrossEntropyLoss(FocalCrossEntropyLoss):
         >>> loss = CrossEntropyLoss(label_smoothing=0.1)(torch.randn(4, 3), torch.tensor([0, 2, 1, 0]))
     """
 
-    def __init__(
-        self,
-        label_smoothing: float = 0.0,
-        *,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        ignore_index: int = -100,
-        check_targets: bool = True,
-    ) -> None:
-        super().__init__(
-            0.0, label_smoothing, reduction=reduction, class_weights=class_weights, ignore_index=ignore_index,
-            check_targets=check_targets,
-        )
+    def __init__(self, **common: Any) -> None:
+        super().__init__(gamma=0.0, **common)
 
 
 def focal_cross_entropy(logits: Tensor, targets: Tensor, **options) -> Tensor:

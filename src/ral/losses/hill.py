@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from torch import Tensor
 
 from ._base import MultiLabelLoss
-from ._common import ClassVector, check_in_range, check_nonnegative
+from ._common import check_in_range, check_nonnegative
 from ._terms import positive_part, sigmoid_probabilities
 
 
@@ -50,15 +51,9 @@ class HillLoss(MultiLabelLoss):
         lam: float = 1.5,
         margin: float = 1.0,
         gamma: float = 2.0,
-        *,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        ignore_value: float | None = None,
-        check_targets: bool = True,
+        **common: Any,
     ) -> None:
-        super().__init__(
-            reduction=reduction, class_weights=class_weights, ignore_value=ignore_value, check_targets=check_targets
-        )
+        super().__init__(**common)
         self.lam = check_in_range("lam", lam, 1.0, math.inf)  # keeps the Hill weight lam - p >= 0
         self.margin = check_nonnegative("margin", margin)
         self.gamma = check_nonnegative("gamma", gamma)

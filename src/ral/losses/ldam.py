@@ -3,7 +3,7 @@ NeurIPS 2019)."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from torch import Tensor
 
@@ -69,15 +69,9 @@ class LDAMLoss(SingleLabelLoss):
         *,
         drw_epoch: int | None = None,
         drw_beta: float = 0.9999,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        ignore_index: int = -100,
-        check_targets: bool = True,
+        **common: Any,
     ) -> None:
-        super().__init__(
-            reduction=reduction, class_weights=class_weights, ignore_index=ignore_index, check_targets=check_targets
-        )
-        self.register_class_vector("class_counts", class_counts, required=True)
+        super().__init__(class_counts=class_counts, **common)
         self.max_margin = check_nonnegative("max_margin", max_margin)
         self.scale = check_nonnegative("scale", scale)
         if self.scale == 0:

@@ -4,7 +4,7 @@ number of TRAINING samples per class."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from torch import Tensor
 
@@ -40,22 +40,8 @@ class LogitAdjustedLoss(SingleLabelLoss):
 
     statistics: ClassVar[tuple[str, ...]] = ("class_counts",)
 
-    def __init__(
-        self,
-        class_counts: ClassVector,
-        tau: float = 1.0,
-        label_smoothing: float = 0.0,
-        *,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        ignore_index: int = -100,
-        check_targets: bool = True,
-    ) -> None:
-        super().__init__(
-            label_smoothing=label_smoothing, reduction=reduction, class_weights=class_weights,
-            ignore_index=ignore_index, check_targets=check_targets,
-        )
-        self.register_class_vector("class_counts", class_counts, required=True)
+    def __init__(self, class_counts: ClassVector, tau: float = 1.0, **common: Any) -> None:
+        super().__init__(class_counts=class_counts, **common)
         self.tau = check_nonnegative("tau", tau)
 
     def elementwise(self, x: Tensor, q: Tensor) -> Tensor:
@@ -77,20 +63,8 @@ class BalancedSoftmaxLoss(LogitAdjustedLoss):
         >>> loss = BalancedSoftmaxLoss([900, 90, 9])(torch.randn(2, 3), torch.tensor([0, 2]))
     """
 
-    def __init__(
-        self,
-        class_counts: ClassVector,
-        label_smoothing: float = 0.0,
-        *,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        ignore_index: int = -100,
-        check_targets: bool = True,
-    ) -> None:
-        super().__init__(
-            class_counts, 1.0, label_smoothing, reduction=reduction, class_weights=class_weights,
-            ignore_index=ignore_index, check_targets=check_targets,
-        )
+    def __init__(self, class_counts: ClassVector, **common: Any) -> None:
+        super().__init__(class_counts, tau=1.0, **common)
 
 
 def logit_adjusted_cross_entropy(logits: Tensor, targets: Tensor, class_counts: ClassVector, **options) -> Tensor:

@@ -29,7 +29,6 @@ from torch import Tensor
 
 from ._base import MultiLabelLoss, SingleLabelLoss
 from ._common import (
-    ClassVector,
     check_bool,
     check_finite,
     check_float_tuple,
@@ -38,7 +37,7 @@ from ._common import (
     reduce_loss,
     reduce_per_sample,
 )
-from ._fast import can_use_fast_path, compile_value_and_grad, fast_loss
+from ._fast import CompiledLoss, can_use_fast_path, fast_loss
 from ._terms import (
     Probabilities,
     negative_part,
@@ -57,15 +56,21 @@ IMPLS = ("compiled", "eager")
 PRESETS: dict[str, dict[str, Any]] = {
     # Eq. 6 of the paper with the authors' released constants, project conventions (mean).
     "paper": dict(
-        gamma_pos=0.0, gamma_neg=4.0, tau=0.05, lam=1.5, eps_pos=(-1.0, 1.25), eps_neg=(),
-        alpha=None, beta=None, hill=True, weight_form="paper", reduction="mean",
-    ),
-    # kalelpark/RAL `Ralloss`: w_neg(p) = (lam - p) * p^2 * (lam - 1 + p_tau), summed.
-    "official-code": dict(
-        gamma_pos=0.0, gamma_neg=4.0, tau=0.05, lam=1.5, eps_pos=(-1.0, 1.25), eps_neg=(),
-        alpha=None, beta=None, hill=True, weight_form="official-code", reduction="sum",
+        gamma_pos=0.0,
+        gamma_neg=4.0,
+        tau=0.05,
+        lam=1.5,
+        eps_pos=(-1.0, 1.25),
+        eps_neg=(),
+        alpha=None,
+        beta=None,
+        hill=True,
+        weight_form="paper",
+        reduction="mean",
     ),
 }
+# kalelpark/RAL `Ralloss`: the same constants, w_neg(p) = (lam - p) * p^2 * (lam - 1 + p_tau), summed.
+PRESETS["official-code"] = {**PRESETS["paper"], "weight_form": "official-code", "reduction": "sum"}
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,10 @@ class RALParams:
         return self
 
 
+#: The hyper-parameters of RAL, by name (constructor options of both RAL modules).
+RAL_OPTIONS = tuple(field.name for field in dataclasses.fields(RALParams))
+
+
 def ral_elementwise(t: Probabilities, y: Tensor, params: RALParams) -> Tensor:
     """Element-wise RAL ``y * L+ + (1 - y) * L-`` (N, C) from the probability terms of the logits."""
     prm = params
@@ -124,45 +133,37 @@ def _series(name: str, values: Sequence[float] | None) -> tuple[float, ...] | No
     return coefficients
 
 
-def ral_params(
-    *,
-    gamma_pos: float = 0.0,
-    gamma_neg: float = 4.0,
-    tau: float = 0.05,
-    lam: float = 1.5,
-    eps_pos: Sequence[float] = (-1.0, 1.25),
-    eps_neg: Sequence[float] = (),
-    alpha: Sequence[float] | None = None,
-    beta: Sequence[float] | None = None,
-    hill: bool = True,
-    weight_form: str = "paper",
-    detach_focal: bool = False,
-) -> RALParams:
-    """Validate RAL hyper-parameters and freeze them.
+def ral_params(**options: Any) -> RALParams:
+    """Validate RAL hyper-parameters (any fields of :class:`RALParams`; the rest keep its
+    defaults) and freeze them.
 
     Raises:
-        ValueError: negative or non-finite gammas, ``tau`` outside [0, 1), ``lam`` < 1 with
-            ``hill`` on (or not finite), non-numeric ``eps_pos`` / ``eps_neg``, empty or
-            non-numeric ``alpha`` / ``beta``, unknown ``weight_form``, non-bool flags.
+        ValueError: an unknown option, negative or non-finite gammas, ``tau`` outside [0, 1),
+            ``lam`` < 1 with ``hill`` on (or not finite), non-numeric ``eps_pos`` / ``eps_neg``,
+            empty or non-numeric ``alpha`` / ``beta``, unknown ``weight_form``, non-bool flags.
     """
-    hill = check_bool("hill", hill)
-    if weight_form not in WEIGHT_FORMS:
-        raise ValueError(f"weight_form must be one of {WEIGHT_FORMS}, got {weight_form!r}")
-    lam_value = check_finite("lam", lam)
-    if hill and lam_value < 1.0:
-        raise ValueError(f"lam must be >= 1 when hill=True (keeps lam - p > 0), got {lam!r}")
+    unknown = sorted(set(options) - set(RAL_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown RAL option(s) {unknown}; the options are {list(RAL_OPTIONS)}")
+    o = {**dataclasses.asdict(RALParams()), **options}
+    hill = check_bool("hill", o["hill"])
+    if o["weight_form"] not in WEIGHT_FORMS:
+        raise ValueError(f"weight_form must be one of {WEIGHT_FORMS}, got {o['weight_form']!r}")
+    lam = check_finite("lam", o["lam"])
+    if hill and lam < 1.0:
+        raise ValueError(f"lam must be >= 1 when hill=True (keeps lam - p > 0), got {o['lam']!r}")
     return RALParams(
-        gamma_pos=check_nonnegative("gamma_pos", gamma_pos),
-        gamma_neg=check_nonnegative("gamma_neg", gamma_neg),
-        tau=check_in_range("tau", tau, 0.0, 1.0),
-        lam=lam_value,
-        eps_pos=check_float_tuple("eps_pos", eps_pos),
-        eps_neg=check_float_tuple("eps_neg", eps_neg),
-        alpha=_series("alpha", alpha),
-        beta=_series("beta", beta),
+        gamma_pos=check_nonnegative("gamma_pos", o["gamma_pos"]),
+        gamma_neg=check_nonnegative("gamma_neg", o["gamma_neg"]),
+        tau=check_in_range("tau", o["tau"], 0.0, 1.0),
+        lam=lam,
+        eps_pos=check_float_tuple("eps_pos", o["eps_pos"]),
+        eps_neg=check_float_tuple("eps_neg", o["eps_neg"]),
+        alpha=_series("alpha", o["alpha"]),
+        beta=_series("beta", o["beta"]),
         hill=hill,
-        weight_form=weight_form,
-        detach_focal=check_bool("detach_focal", detach_focal),
+        weight_form=o["weight_form"],
+        detach_focal=check_bool("detach_focal", o["detach_focal"]),
     )
 
 
@@ -188,29 +189,32 @@ def _reduced(params: RALParams, single: bool, reduction: str):
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(params: RALParams, single: bool, reduction: str):
-    """One compiled function per distinct setting (losses with equal settings share it)."""
-    return compile_value_and_grad(_reduced(params, single, reduction))
+def _compiled(params: RALParams, single: bool, reduction: str) -> CompiledLoss:
+    """One compiled loss per distinct setting (losses with equal settings share its kernels)."""
+    return CompiledLoss(_reduced(params, single, reduction))
 
 
 class _RALMixin:
-    """What both RAL modules share: the parameters, ``impl``, presets, the fast-path call."""
+    """What both RAL modules share: the constructor, ``impl``, presets, the fast-path call."""
 
-    params: RALParams
-    impl: str
     single: bool = False
 
-    def _set_ral(self, impl: str, **kwargs: Any) -> None:
-        self.params = ral_params(**kwargs)
+    def __init__(self, *, impl: str = "compiled", **options: Any) -> None:
+        common = {name: value for name, value in options.items() if name not in RAL_OPTIONS}
+        super().__init__(**common)  # the base class checks and stores reduction, weights, ...
+        self.params = ral_params(**{name: value for name, value in options.items() if name in RAL_OPTIONS})
         self.impl = _check_impl(impl)
 
+    def compiled_loss(self) -> CompiledLoss:
+        """This setting's compiled ``(x, y, valid, weights) -> (value, gradient)`` (shared cache)."""
+        return _compiled(self.params, self.single, self.reduction)
+
     def _loss(self, x: Tensor, y: Tensor, valid: Tensor | None) -> Tensor:
-        eager = _reduced(self.params, self.single, self.reduction)
+        compiled = self.compiled_loss()
         if self.impl == "compiled" and can_use_fast_path(x):
-            build = functools.partial(_compiled, self.params, self.single, self.reduction)
             per_row = self.single and self.reduction == "none"
-            return fast_loss(build, eager, x, y, valid, self.weights(), per_row=per_row)
-        return eager(x, y, valid, self.weights())
+            return fast_loss(compiled, x, y, valid, self.weights(), per_row=per_row)
+        return compiled.reduced(x, y, valid, self.weights())
 
     def elementwise(self, x: Tensor, y: Tensor) -> Tensor:
         return _elementwise(self.params, self.single, x, y)
@@ -236,7 +240,8 @@ class RobustAsymmetricLoss(_RALMixin, MultiLabelLoss):
     """Multi-label Robust Asymmetric Loss (sigmoid per label); the formula is in the module docstring.
 
     The default is the paper's configuration (preset "paper") with a mean reduction; the
-    official code sums (preset "official-code", see :meth:`from_preset`).
+    official code sums (preset "official-code", see :meth:`from_preset`). All options are
+    keyword arguments.
 
     Args:
         gamma_pos, gamma_neg: focusing exponents (>= 0, fractional allowed).
@@ -273,34 +278,6 @@ class RobustAsymmetricLoss(_RALMixin, MultiLabelLoss):
         >>> loss = criterion(torch.randn(8, 26), torch.randint(0, 2, (8, 26)).float())
     """
 
-    def __init__(
-        self,
-        gamma_pos: float = 0.0,
-        gamma_neg: float = 4.0,
-        tau: float = 0.05,
-        lam: float = 1.5,
-        eps_pos: Sequence[float] = (-1.0, 1.25),
-        eps_neg: Sequence[float] = (),
-        alpha: Sequence[float] | None = None,
-        beta: Sequence[float] | None = None,
-        hill: bool = True,
-        detach_focal: bool = False,
-        weight_form: str = "paper",
-        *,
-        impl: str = "compiled",
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        ignore_value: float | None = None,
-        check_targets: bool = True,
-    ) -> None:
-        super().__init__(
-            reduction=reduction, class_weights=class_weights, ignore_value=ignore_value, check_targets=check_targets
-        )
-        self._set_ral(
-            impl, gamma_pos=gamma_pos, gamma_neg=gamma_neg, tau=tau, lam=lam, eps_pos=eps_pos, eps_neg=eps_neg,
-            alpha=alpha, beta=beta, hill=hill, weight_form=weight_form, detach_focal=detach_focal,
-        )
-
     def forward(self, logits: Tensor, targets: Tensor, mask: Tensor | None = None) -> Tensor:
         """Loss of ``logits`` (N, C) against ``targets`` (N, C); ``mask`` (N, C) optional."""
         return self._loss(*self.prepare(logits, targets, mask))
@@ -324,36 +301,6 @@ class RobustAsymmetricLossSingleLabel(_RALMixin, SingleLabelLoss):
     """
 
     single = True
-
-    def __init__(
-        self,
-        gamma_pos: float = 0.0,
-        gamma_neg: float = 4.0,
-        tau: float = 0.05,
-        lam: float = 1.5,
-        eps_pos: Sequence[float] = (-1.0, 1.25),
-        eps_neg: Sequence[float] = (),
-        alpha: Sequence[float] | None = None,
-        beta: Sequence[float] | None = None,
-        hill: bool = True,
-        detach_focal: bool = False,
-        weight_form: str = "paper",
-        *,
-        impl: str = "compiled",
-        label_smoothing: float = 0.0,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        ignore_index: int = -100,
-        check_targets: bool = True,
-    ) -> None:
-        super().__init__(
-            label_smoothing=label_smoothing, reduction=reduction, class_weights=class_weights,
-            ignore_index=ignore_index, check_targets=check_targets,
-        )
-        self._set_ral(
-            impl, gamma_pos=gamma_pos, gamma_neg=gamma_neg, tau=tau, lam=lam, eps_pos=eps_pos, eps_neg=eps_neg,
-            alpha=alpha, beta=beta, hill=hill, weight_form=weight_form, detach_focal=detach_focal,
-        )
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss of ``logits`` (N, C) against class indices (N,) or one-hot rows (N, C)."""

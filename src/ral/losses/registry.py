@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._base import STATISTICS, Loss
+from ._base import Loss
 from ._common import ClassVector
 from .asl import AsymmetricLoss, AsymmetricPolynomialLoss
 from .balanced import ClassBalancedLoss, DistributionBalancedLoss
@@ -35,6 +35,7 @@ LOSSES: dict[str, type[Loss]] = {
     "balanced_softmax": BalancedSoftmaxLoss,
     "ral_single": RobustAsymmetricLossSingleLabel,
 }
+
 
 def build_loss(
     name: str,

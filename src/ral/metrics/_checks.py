@@ -20,13 +20,9 @@ def check_multilabel(y_true: object, y_score: object) -> tuple[np.ndarray, np.nd
     if truth.ndim != 2:
         raise ValueError(f"y_true must be a 2-D array (N, C), got shape {truth.shape}")
     if score.shape != truth.shape:
-        raise ValueError(
-            f"y_score must have the shape of y_true {truth.shape}, got shape {score.shape}"
-        )
+        raise ValueError(f"y_score must have the shape of y_true {truth.shape}, got shape {score.shape}")
     if truth.shape[0] == 0 or truth.shape[1] == 0:
-        raise ValueError(
-            f"y_true must have at least one row and one column, got shape {truth.shape}"
-        )
+        raise ValueError(f"y_true must have at least one row and one column, got shape {truth.shape}")
     known = truth[~np.isnan(truth)]
     bad = known[(known != 0) & (known != 1)]
     if bad.size:
@@ -51,14 +47,10 @@ def check_single_label(y_true: object, probs: object) -> tuple[np.ndarray, np.nd
     truth = np.asarray(y_true)
     if truth.ndim == 2:
         if truth.shape != score.shape:
-            raise ValueError(
-                f"one-hot y_true must have the shape of probs {score.shape}, got {truth.shape}"
-            )
+            raise ValueError(f"one-hot y_true must have the shape of probs {score.shape}, got {truth.shape}")
         truth = np.argmax(truth, axis=1)
     if truth.ndim != 1 or truth.shape[0] != score.shape[0]:
-        raise ValueError(
-            f"y_true must be class indices of shape ({score.shape[0]},), got shape {truth.shape}"
-        )
+        raise ValueError(f"y_true must be class indices of shape ({score.shape[0]},), got shape {truth.shape}")
     if truth.dtype.kind == "f":
         if not np.all(np.isfinite(truth)) or np.any(truth != np.round(truth)):
             raise ValueError("y_true must hold integer class indices, got non-integer values")
@@ -67,9 +59,7 @@ def check_single_label(y_true: object, probs: object) -> tuple[np.ndarray, np.nd
     labels = truth.astype(np.int64)
     out = labels[(labels < 0) | (labels >= score.shape[1])]
     if out.size:
-        raise ValueError(
-            f"y_true class indices must be in [0, {score.shape[1] - 1}], got {int(out[0])}"
-        )
+        raise ValueError(f"y_true class indices must be in [0, {score.shape[1] - 1}], got {int(out[0])}")
     return labels, score
 
 

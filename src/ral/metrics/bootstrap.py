@@ -147,8 +147,7 @@ class _MultilabelResampler:
         self.negative = (known & ~positive).astype(np.float32)
         self.hit = (positive & predicted).astype(np.float32)
         self.flagged = (known & predicted).astype(np.float32)
-        self.runs = [self._positive_runs(score[:, c], known[:, c], positive[:, c])
-                     for c in range(truth.shape[1])]
+        self.runs = [self._positive_runs(score[:, c], known[:, c], positive[:, c]) for c in range(truth.shape[1])]
 
     @staticmethod
     def _positive_runs(score: np.ndarray, known: np.ndarray, positive: np.ndarray) -> tuple:
@@ -199,9 +198,7 @@ class _MultilabelResampler:
             out["AUC"][(n_pos == 0) | (n_neg == 0)] = np.nan
         return out
 
-    def __call__(
-        self, weights: np.ndarray, names: list[str], group_names: np.ndarray | None
-    ) -> dict[str, np.ndarray]:
+    def __call__(self, weights: np.ndarray, names: list[str], group_names: np.ndarray | None) -> dict[str, np.ndarray]:
         need = {"AUC"} if "mAUC" in names else set()
         need |= {"F1"} if "mF1" in names else set()
         need |= {"AP"} if any(n.endswith("mAP") for n in names) else set()
@@ -225,9 +222,7 @@ class _SingleLabelResampler:
         self.pred_onehot = np.eye(num_classes)[predicted]
         self.correct = (predicted == labels).astype(np.float64)
 
-    def __call__(
-        self, weights: np.ndarray, names: list[str], group_names: np.ndarray | None
-    ) -> dict[str, np.ndarray]:
+    def __call__(self, weights: np.ndarray, names: list[str], group_names: np.ndarray | None) -> dict[str, np.ndarray]:
         support = weights @ self.true_onehot
         hits = weights @ (self.true_onehot * self.correct[:, None])
         flagged = weights @ self.pred_onehot

@@ -126,9 +126,7 @@ def multilabel_metrics(
     }
 
 
-def tune_thresholds(
-    y_true: np.ndarray, y_score: np.ndarray, *, default: float = 0.5
-) -> np.ndarray:
+def tune_thresholds(y_true: np.ndarray, y_score: np.ndarray, *, default: float = 0.5) -> np.ndarray:
     """Per-class F1-optimal decision thresholds, to be tuned on val and applied to test.
 
     For each class, every distinct score of a known row is a candidate cut (predict positive

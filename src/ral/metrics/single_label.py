@@ -18,9 +18,7 @@ from ral.metrics._checks import check_single_label
 from ral.metrics.multilabel import group_means
 
 
-def single_label_metrics(
-    y_true: np.ndarray, probs: np.ndarray, *, groups: Sequence[str] | None = None
-) -> dict:
+def single_label_metrics(y_true: np.ndarray, probs: np.ndarray, *, groups: Sequence[str] | None = None) -> dict:
     """Accuracy, balanced accuracy, macro-F1 and group accuracies of argmax predictions.
 
     Args:
@@ -51,9 +49,7 @@ def single_label_metrics(
     return {
         "accuracy": float(accuracy_score(labels, predicted)),
         "balanced_accuracy": float(balanced_accuracy_score(labels, predicted)),
-        "macro_f1": float(
-            f1_score(labels, predicted, labels=present, average="macro", zero_division=0)
-        ),
+        "macro_f1": float(f1_score(labels, predicted, labels=present, average="macro", zero_division=0)),
         "head_acc": by_group["head"],
         "medium_acc": by_group["medium"],
         "tail_acc": by_group["tail"],

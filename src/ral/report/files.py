@@ -183,8 +183,7 @@ def markdown_table(df: pd.DataFrame, floatfmt: str = ".4f", *, index: bool | Non
         index = not df.index.equals(pd.RangeIndex(len(df)))
     table = df.reset_index() if index else df
     header = [
-        " ".join(str(part) for part in column if str(part)) if isinstance(column, tuple)
-        else _cell(column, floatfmt)
+        " ".join(str(part) for part in column if str(part)) if isinstance(column, tuple) else _cell(column, floatfmt)
         for column in table.columns
     ]
     if index and df.index.name is None and df.index.nlevels == 1:

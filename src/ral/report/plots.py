@@ -56,9 +56,7 @@ def plot_ap_vs_frequency(
     """
     missing = {"count", "AP"} - set(per_class_df.columns)
     if missing:
-        raise ValueError(
-            f"per_class_df lacks columns {sorted(missing)}; has {list(per_class_df.columns)}"
-        )
+        raise ValueError(f"per_class_df lacks columns {sorted(missing)}; has {list(per_class_df.columns)}")
     rows = per_class_df[np.isfinite(per_class_df["AP"].astype(float))]
     rows = rows[rows["count"].astype(float) > 0]
     groups = rows["group"] if "group" in rows else pd.Series([""] * len(rows), index=rows.index)
@@ -66,20 +64,20 @@ def plot_ap_vs_frequency(
     axes = figure.add_subplot()
     for group in dict.fromkeys(groups):
         part = rows[groups == group]
-        axes.scatter(part["count"], part["AP"], color=_group_colour(group),
-                     label=str(group) or "classes")
+        axes.scatter(part["count"], part["AP"], color=_group_colour(group), label=str(group) or "classes")
     if "class" in rows and len(rows) <= 40:
         for _, row in rows.iterrows():
-            axes.annotate(str(row["class"]), (row["count"], row["AP"]), fontsize=6,
-                          xytext=(3, 3), textcoords="offset points")
+            axes.annotate(
+                str(row["class"]), (row["count"], row["AP"]), fontsize=6, xytext=(3, 3), textcoords="offset points"
+            )
     if len(rows):
-        axes.axhline(rows["AP"].mean(), color="black", linestyle="--", linewidth=0.8,
-                     label=f"mAP {rows['AP'].mean():.3f}")
+        axes.axhline(
+            rows["AP"].mean(), color="black", linestyle="--", linewidth=0.8, label=f"mAP {rows['AP'].mean():.3f}"
+        )
         axes.set_xscale("log")
         axes.legend(fontsize=8)
     else:
-        axes.text(0.5, 0.5, "no class with positives and a training count", ha="center",
-                  transform=axes.transAxes)
+        axes.text(0.5, 0.5, "no class with positives and a training count", ha="center", transform=axes.transAxes)
     axes.set_xlabel("training images with the finding (log)")
     axes.set_ylabel("average precision")
     axes.set_ylim(0, 1.02)
@@ -111,8 +109,7 @@ def plot_pr_curves(
     names = [str(name) for name in class_names]
     if truth.ndim != 2 or truth.shape != score.shape or truth.shape[1] != len(names):
         raise ValueError(
-            f"y_true and y_score must both have shape (N, {len(names)}), got {truth.shape} "
-            f"and {score.shape}"
+            f"y_true and y_score must both have shape (N, {len(names)}), got {truth.shape} and {score.shape}"
         )
     figure = _new_figure(6, 5)
     axes = figure.add_subplot()
@@ -132,8 +129,7 @@ def plot_pr_curves(
             continue
         precision, recall, _ = precision_recall_curve(labels, scores)
         ap = average_precision_score(labels, scores)
-        axes.step(recall, precision, where="post",
-                  label=f"{names[column]} (AP {ap:.3f}, n={int(labels.sum())})")
+        axes.step(recall, precision, where="post", label=f"{names[column]} (AP {ap:.3f}, n={int(labels.sum())})")
     if len(classes):
         axes.legend(fontsize=7, loc="upper right")
     else:
@@ -163,9 +159,7 @@ def plot_long_tail(
     values = np.asarray(counts, dtype=np.float64)
     names = [str(name) for name in class_names]
     if values.ndim != 1 or values.shape[0] != len(names):
-        raise ValueError(
-            f"counts must have one value per class ({len(names)}), got shape {values.shape}"
-        )
+        raise ValueError(f"counts must have one value per class ({len(names)}), got shape {values.shape}")
     labels = [""] * len(names) if groups is None else [str(g) for g in groups]
     if len(labels) != len(names):
         raise ValueError(f"groups must have one entry per class ({len(names)}), got {len(labels)}")
@@ -237,24 +231,18 @@ def plot_metric_bars(
     available = metric_columns(summary_df)
     if metrics is None:
         chosen = [
-            name for name, (mean, _) in available.items()
-            if summary_df[mean].notna().any()
-            and summary_df[mean].dropna().between(0.0, 1.0).all()
+            name
+            for name, (mean, _) in available.items()
+            if summary_df[mean].notna().any() and summary_df[mean].dropna().between(0.0, 1.0).all()
         ]
     else:
         chosen = [str(name) for name in metrics]
         unknown = [name for name in chosen if name not in available]
         if unknown:
-            raise ValueError(
-                f"metrics {unknown} are not in summary_df; available: {list(available)}"
-            )
+            raise ValueError(f"metrics {unknown} are not in summary_df; available: {list(available)}")
     if not chosen:
-        raise ValueError(
-            f"summary_df has no metric columns to plot; columns: {list(summary_df.columns)}"
-        )
-    text_columns = [
-        c for c in summary_df.columns if not pd.api.types.is_numeric_dtype(summary_df[c])
-    ]
+        raise ValueError(f"summary_df has no metric columns to plot; columns: {list(summary_df.columns)}")
+    text_columns = [c for c in summary_df.columns if not pd.api.types.is_numeric_dtype(summary_df[c])]
     label_source = summary_df[text_columns[0]] if text_columns else summary_df.index
     labels = label_source.astype(str).tolist()
     num_rows = len(labels)
@@ -264,13 +252,9 @@ def plot_metric_bars(
     positions = np.arange(len(chosen))
     for row, label in enumerate(labels):
         means = [float(summary_df[available[m][0]].iloc[row]) for m in chosen]
-        stds = [
-            float(summary_df[available[m][1]].iloc[row]) if available[m][1] is not None else 0.0
-            for m in chosen
-        ]
+        stds = [float(summary_df[available[m][1]].iloc[row]) if available[m][1] is not None else 0.0 for m in chosen]
         stds = [0.0 if np.isnan(s) else s for s in stds]
-        axes.bar(positions - 0.4 + width * (row + 0.5), means, width, yerr=stds, capsize=2,
-                 label=label)
+        axes.bar(positions - 0.4 + width * (row + 0.5), means, width, yerr=stds, capsize=2, label=label)
     axes.set_xticks(positions, chosen)
     axes.set_ylabel("score")
     axes.legend(fontsize=7, ncols=2 if num_rows > 6 else 1)
@@ -321,16 +305,24 @@ def plot_heatmap(
     axes = figure.add_subplot()
     finite = values[np.isfinite(values)]
     low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
-    image = axes.imshow(np.ma.masked_invalid(values), cmap=colours, aspect="auto",
-                        vmin=low, vmax=high if high > low else low + 1e-12)
+    image = axes.imshow(
+        np.ma.masked_invalid(values), cmap=colours, aspect="auto", vmin=low, vmax=high if high > low else low + 1e-12
+    )
     axes.set_xticks(np.arange(len(cols)), cols, rotation=90, fontsize=7)
     axes.set_yticks(np.arange(len(rows)), rows, fontsize=7)
     if values.size <= 600:
         middle = (low + high) / 2
         for (i, j), value in np.ndenumerate(values):
             text = "n/a" if np.isnan(value) else format(value, fmt)
-            axes.text(j, i, text, ha="center", va="center", fontsize=6,
-                      color="white" if np.isfinite(value) and value < middle else "black")
+            axes.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if np.isfinite(value) and value < middle else "black",
+            )
     figure.colorbar(image, ax=axes, label=colorbar_label)
     axes.set_title(title)
     return _save(figure, path)

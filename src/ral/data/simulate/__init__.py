@@ -36,8 +36,15 @@ GENERATOR = "ral.data.simulate"
 #: Files a simulation writes into its folder besides ``images/`` (``dataset.json`` last).
 OUTPUT_FILES = ("train.csv", "val.csv", "test.csv", "train_clean.csv", "dataset.json")
 
-__all__ = ["simulate_dataset", "ensure_simulated", "simulation_key", "code_hash", "preview_grid",
-           "DEFAULT_SIZES", "TASKS"]
+__all__ = [
+    "simulate_dataset",
+    "ensure_simulated",
+    "simulation_key",
+    "code_hash",
+    "preview_grid",
+    "DEFAULT_SIZES",
+    "TASKS",
+]
 
 
 def code_hash() -> str:
@@ -49,8 +56,9 @@ def code_hash() -> str:
     return digest.hexdigest()
 
 
-def _checked_settings(task: str, seed: int, size: int, n_train: int | None, n_val: int | None, n_test: int | None,
-                      missing_rate: float) -> dict:
+def _checked_settings(
+    task: str, seed: int, size: int, n_train: int | None, n_val: int | None, n_test: int | None, missing_rate: float
+) -> dict:
     """The checked settings that decide the output (split sizes with the task's defaults filled in).
 
     Raises:
@@ -117,8 +125,7 @@ def _written_by_simulator(info: dict | None) -> bool:
     return info is not None and str(info.get("generator", "")).startswith(GENERATOR)
 
 
-def ensure_simulated(out_dir: str | os.PathLike, *, log: Callable[[str], None] | None = None,
-                     **settings: Any) -> Path:
+def ensure_simulated(out_dir: str | os.PathLike, *, log: Callable[[str], None] | None = None, **settings: Any) -> Path:
     """The simulated dataset of these settings in ``out_dir``: reused when there, else (re)generated.
 
     The folder is reused only when its ``dataset.json`` records the same :func:`simulation_key`
@@ -145,8 +152,10 @@ def ensure_simulated(out_dir: str | os.PathLike, *, log: Callable[[str], None] |
     key = _key(checked, code_hash())
     info = _read_info(out)
     if (out / "dataset.json").exists() and not _written_by_simulator(info):
-        raise ValueError(f"out_dir: {out / 'dataset.json'} was not written by {GENERATOR}; "
-                         "choose another folder for the simulated dataset")
+        raise ValueError(
+            f"out_dir: {out / 'dataset.json'} was not written by {GENERATOR}; "
+            "choose another folder for the simulated dataset"
+        )
     say = log or (lambda line: None)
     if info is not None and info.get("key") == key and all((out / f"{s}.csv").is_file() for s in SPLITS):
         say(f"simulated dataset in {out} has the same settings and generator code: reused")
@@ -226,8 +235,9 @@ def _simulate_cxr(out: Path, seed: int, size: int, sizes: dict[str, int], missin
     info["min_positives"] = {k: v for k, v in MIN_POSITIVES.items() if v}
     first = FIRST_SUBJECT_ID
     for split in SPLITS:
-        result = simulate_split(split, sizes[split], out, seed=seed, size=size, missing_rate=missing_rate,
-                                first_subject=first)
+        result = simulate_split(
+            split, sizes[split], out, seed=seed, size=size, missing_rate=missing_rate, first_subject=first
+        )
         first += result["num_patients"]
         frame = result["frame"]
         write_csv(frame, out / f"{split}.csv")

@@ -55,9 +55,15 @@ def preview_grid(
             ax.set_xticks([])
             ax.set_yticks([])
         axes[j, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
-    fig.suptitle("simulated " + ("chest radiographs" if task == "multilabel" else "skin lesions")
-                 + ": one class per row, visibility 0.1 -> 1.0", fontsize=9, y=1 - 0.12 / height)
+    fig.suptitle(
+        "simulated "
+        + ("chest radiographs" if task == "multilabel" else "skin lesions")
+        + ": one class per row, visibility 0.1 -> 1.0",
+        fontsize=9,
+        y=1 - 0.12 / height,
+    )
     width = per_row * 0.9 + label_width
-    fig.subplots_adjust(left=label_width / width, right=0.99, top=1 - 0.45 / height,
-                        bottom=0.01, wspace=0.04, hspace=0.06)
+    fig.subplots_adjust(
+        left=label_width / width, right=0.99, top=1 - 0.45 / height, bottom=0.01, wspace=0.04, hspace=0.06
+    )
     return atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=80))

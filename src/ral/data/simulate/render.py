@@ -7,9 +7,9 @@ quantised to uint8 at the end. Every array is (B, S, S) float32 for a batch of B
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Callable
 
 import numpy as np
 
@@ -54,8 +54,7 @@ def image_parameters(
 ) -> dict[str, np.ndarray]:
     """(B,) arrays: the patient's anatomy with image jitter (a quarter of the population sd)
     plus per-image acquisition parameters."""
-    params = {k: anatomy[k][patient] + rng.normal(0.0, 0.25 * ANATOMY[k][1], patient.size).astype(F32)
-              for k in ANATOMY}
+    params = {k: anatomy[k][patient] + rng.normal(0.0, 0.25 * ANATOMY[k][1], patient.size).astype(F32) for k in ANATOMY}
     for k, (lo, hi) in ACQUISITION.items():
         params[k] = rng.uniform(lo, hi, patient.size).astype(F32)
     return params
@@ -118,7 +117,6 @@ def lung_field(x, y, cx, cy, rx, ry) -> np.ndarray:
 def draw_anatomy(params: dict[str, np.ndarray], size: int) -> Canvas:
     """Normal chest: body, lung fields with vessel markings and ribs, heart, mediastinum,
     spine, clavicles and diaphragm. Findings that change anatomy edit ``params`` first."""
-    b = next(iter(params.values())).size
     p = {k: _col(v) for k, v in params.items()}
     lin = np.linspace(-1.0, 1.0, size, dtype=F32)
     gy, gx = np.meshgrid(lin, lin, indexing="ij")
@@ -158,8 +156,7 @@ def draw_anatomy(params: dict[str, np.ndarray], size: int) -> Canvas:
     # normal gastric bubble under the left hemidiaphragm (a distractor for pneumoperitoneum)
     bubble = gauss(x, y, p["lung_cx"] + 0.02, p["lung_cy"] + p["lung_ry"] + 0.12, 0.07, 0.045)
     img = img - 0.22 * bubble * (p["gastric"] > 0.3)
-    return Canvas(x=x, y=y, p=p, lung_r=lung_r, lung_l=lung_l, heart=heart, markings=markings,
-                  img=img.astype(F32))
+    return Canvas(x=x, y=y, p=p, lung_r=lung_r, lung_l=lung_l, heart=heart, markings=markings, img=img.astype(F32))
 
 
 def finish(canvas: Canvas, rng: np.random.Generator) -> np.ndarray:
@@ -258,8 +255,7 @@ def _atelectasis(c, i, v, rng):
     c.img[i] += (0.04 + 0.16 * v[:, None, None]) * band * _lung_of(c, i, side)
 
 
-def _blob_opacity(c, i, v, rng, *, r_lo, r_hi, amp, sharp, ylo=-0.6, yhi=0.6, n_blobs=1, spread=0.0,
-                  both_lungs=False):
+def _blob_opacity(c, i, v, rng, *, r_lo, r_hi, amp, sharp, ylo=-0.6, yhi=0.6, n_blobs=1, spread=0.0, both_lungs=False):
     """``n_blobs`` round opacities: one lung, clustered within ``spread``, or spread over both lungs."""
     x, y, p = _sub(c, i)
     k = i.size
@@ -280,8 +276,7 @@ def _consolidation(c, i, v, rng):
 
 
 def _pneumonia(c, i, v, rng):
-    _blob_opacity(c, i, v, rng, r_lo=0.05, r_hi=0.09, amp=0.2, sharp=3.0, ylo=0.0, yhi=0.6, n_blobs=5,
-                  spread=0.13)
+    _blob_opacity(c, i, v, rng, r_lo=0.05, r_hi=0.09, amp=0.2, sharp=3.0, ylo=0.0, yhi=0.6, n_blobs=5, spread=0.13)
 
 
 def _infiltration(c, i, v, rng):
@@ -412,8 +407,16 @@ def _pneumothorax(c, i, v, rng):
     side = _side(rng, k)
     lung = _lung_of(c, i, side)
     shrink = 1.0 - (0.12 + 0.3 * v[:, None, None])
-    collapsed = ellipse(x, y, side * p["lung_cx"] - side * 0.2 * (1 - shrink), p["lung_cy"] + 0.3 * (1 - shrink),
-                        p["lung_rx"] * shrink, p["lung_ry"] * shrink, sharp=9.0, power=2.4)
+    collapsed = ellipse(
+        x,
+        y,
+        side * p["lung_cx"] - side * 0.2 * (1 - shrink),
+        p["lung_cy"] + 0.3 * (1 - shrink),
+        p["lung_rx"] * shrink,
+        p["lung_ry"] * shrink,
+        sharp=9.0,
+        power=2.4,
+    )
     gas = lung * (1.0 - collapsed)
     amp = 0.35 + 0.65 * v[:, None, None]
     c.img[i] -= gas * (c.markings[i] + 0.04) * amp

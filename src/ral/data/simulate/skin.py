@@ -81,7 +81,9 @@ def render_lesions(targets: np.ndarray, visibility: np.ndarray, size: int, rng: 
         bend = _col(rng.uniform(-2.0, 2.0, b))
         along = (x - cx) * np.cos(a) + (y - cy) * np.sin(a)
         across = -(x - cx) * np.sin(a) + (y - cy) * np.cos(a) - bend * along**2
-        vessels = np.maximum(vessels, np.exp(-0.5 * (across / 0.02) ** 2) * _soft(along, 20.0) * _soft(0.3 - along, 20.0))
+        vessels = np.maximum(
+            vessels, np.exp(-0.5 * (across / 0.02) ** 2) * _soft(along, 20.0) * _soft(0.3 - along, 20.0)
+        )
     texture += bcc * v * 0.35 * vessels
 
     akiec = _col(name == "AKIEC")
@@ -125,8 +127,11 @@ def simulate_split(split: str, n_images: int, out_dir: Path, *, seed: int, size:
     counts, oversampled = class_quotas(n_images, MIN_POSITIVES[split])
     nv_floor = max(MIN_POSITIVES[split], 1)
     if counts[ISIC2018_CLASSES.index("NV")] < nv_floor:
-        needed = next(n for n in range(n_images, 100 * len(counts) * nv_floor + 1)
-                      if class_quotas(n, MIN_POSITIVES[split])[0][ISIC2018_CLASSES.index("NV")] >= nv_floor)
+        needed = next(
+            n
+            for n in range(n_images, 100 * len(counts) * nv_floor + 1)
+            if class_quotas(n, MIN_POSITIVES[split])[0][ISIC2018_CLASSES.index("NV")] >= nv_floor
+        )
         raise ValueError(
             f"n_{split} must be at least {needed} for the single-label task (every class needs "
             f"{MIN_POSITIVES[split]} images in {split}), got {n_images}"
