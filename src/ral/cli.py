@@ -38,6 +38,23 @@ def _print_written(text: str, out: str) -> int:
     return 0
 
 
+def _add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--overwrite", action="store_true", help=f"replace {what} (refused without it)")
+
+
+def _add_outside_root(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-outside-root", action="store_true", help="accept image paths that lead out of the image root (../)"
+    )
+
+
+def _os_error(exc: OSError) -> str:
+    """One line for an OS error: the path and the reason (``exc`` may carry only a message)."""
+    if exc.filename is None or not exc.strerror:
+        return str(exc)
+    return f"{exc.filename}: {exc.strerror}"
+
+
 # --- ral data ... (owned by the data layer) -------------------------------------------------
 def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     data_sub = _add_group(sub, "data", "simulate datasets and inspect label tables")
@@ -62,6 +79,7 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
         help="share of positives removed from the TRAINING labels (multilabel; default 0.15)",
     )
     sim.add_argument("--preview", metavar="PNG", help="also write a sample grid (one row per class) to PNG")
+    _add_overwrite(sim, "an earlier simulation in --out (its images and tables) and an existing --preview file")
 
     stats = _add_command(data_sub, "stats", _run_stats)
     stats.add_argument("table", help="label table (CSV) or folder-per-class tree")
@@ -78,6 +96,8 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     stats.add_argument("--groups", metavar="JSON", help='explicit groups: {"class": "head", ...} or {"head": [...]}')
     stats.add_argument("--groups-from", metavar="TABLE", help="training table whose prevalence defines the groups")
     stats.add_argument("--skip-bad", action="store_true", help="drop bad rows with a warning instead of failing")
+    _add_outside_root(stats)
+    _add_overwrite(stats, "the files in a non-empty --out")
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
@@ -87,9 +107,12 @@ def _run_simulate(args: argparse.Namespace) -> int:
     images.
     """
     from ral.data.simulate import preview_grid, simulate_dataset
+    from ral.report.files import check_output
 
     if args.out is None and args.preview is None:
         raise ValueError("give --out DIR (the dataset) and/or --preview PNG (the sample grid)")
+    if args.preview is not None:  # checked before the simulation (which checks --out first) is written
+        check_output(args.preview, overwrite=args.overwrite)
     if args.out is not None:
         out = simulate_dataset(
             args.out,
@@ -100,6 +123,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
             n_test=args.n_test,
             task=args.task,
             missing_rate=args.missing_rate,
+            overwrite=args.overwrite,
         )
         print(f"wrote {out}/train.csv, val.csv, test.csv, dataset.json and images/")
     if args.preview is not None:
@@ -118,10 +142,20 @@ def _run_stats(args: argparse.Namespace) -> int:
     from ral.data import load_table
     from ral.data.groups import DEFAULT_HEAD_THRESHOLD, DEFAULT_TAIL_THRESHOLD
     from ral.data.stats import format_stats, table_stats, write_stats
+    from ral.report.files import check_output
+
+    if args.out is not None:
+        check_output(args.out, folder=True, overwrite=args.overwrite)
 
     def read(path: str):
         return load_table(
-            path, format=args.format, uncertain=args.uncertain, skip_bad=args.skip_bad, check_images="none"
+            path,
+            format=args.format,
+            uncertain=args.uncertain,
+            skip_bad=args.skip_bad,
+            check_images="none",
+            allow_outside_root=args.allow_outside_root,
+            hints={"skip_bad": "--skip-bad", "allow_outside_root": "--allow-outside-root"},
         )
 
     thresholds = None
@@ -141,7 +175,7 @@ def _run_stats(args: argparse.Namespace) -> int:
     result = table_stats(read(args.table), thresholds=thresholds, mapping=mapping, group_table=group_table)
     print(format_stats(result))
     if args.out is not None:
-        paths = write_stats(result, args.out)
+        paths = write_stats(result, args.out, overwrite=args.overwrite)
         print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 
@@ -151,7 +185,15 @@ def _add_engine_commands(sub: argparse._SubParsersAction) -> None:
     train = _add_command(sub, "train", _run_train)
     train.add_argument("--config", required=True, help="YAML config file (see docs/usage.md)")
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
-    train.add_argument("--resume", action="store_true", help="continue from <output_dir>/checkpoints/last.ckpt")
+    run = train.add_mutually_exclusive_group()
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in output_dir from its newest checkpoint (last.ckpt or mid-epoch.ckpt)",
+    )
+    run.add_argument(
+        "--overwrite", action="store_true", help="start the run in output_dir anew, replacing its checkpoints and logs"
+    )
 
     evaluate = _add_command(sub, "evaluate", _run_evaluate)
     evaluate.add_argument("--checkpoint", required=True, help="checkpoint written by `ral train`")
@@ -160,14 +202,18 @@ def _add_engine_commands(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--out", help="output folder (default: <run>/eval/<table name>)")
     evaluate.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (0: no intervals)")
     _add_inference_options(evaluate)
+    _add_overwrite(evaluate, "the files in a non-empty --out")
 
     predict = _add_command(sub, "predict", _run_predict)
     predict.add_argument("--checkpoint", required=True, help="checkpoint written by `ral train`")
-    predict.add_argument("images", nargs="*", help="image files (or use --data)")
-    predict.add_argument("--data", help="a label table whose images to predict")
+    predict.add_argument("images", nargs="*", help="image files or folders of images (searched recursively)")
+    predict.add_argument(
+        "--data", help="a table (any format; label columns are not needed) or a folder of images, instead of IMAGES"
+    )
     predict.add_argument("--out", required=True, help="CSV file to write")
     predict.add_argument("--id-column", help="name of the id column (default: dicom_id for CXR-LT, else id)")
     _add_inference_options(predict)
+    _add_overwrite(predict, "an existing --out file")
 
 
 def _add_table_options(parser: argparse.ArgumentParser) -> None:
@@ -177,6 +223,7 @@ def _add_table_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_inference_options(parser: argparse.ArgumentParser) -> None:
     _add_table_options(parser)
+    _add_outside_root(parser)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
@@ -185,7 +232,13 @@ def _add_inference_options(parser: argparse.ArgumentParser) -> None:
 def _inference_arguments(args: argparse.Namespace) -> dict:
     """The keyword arguments of the options of :func:`_add_inference_options`."""
     return dict(
-        format=args.format, root=args.root, batch_size=args.batch_size, num_workers=args.num_workers, device=args.device
+        format=args.format,
+        root=args.root,
+        allow_outside_root=args.allow_outside_root,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        device=args.device,
+        overwrite=args.overwrite,
     )
 
 
@@ -197,7 +250,7 @@ def _run_train(args: argparse.Namespace) -> int:
     """
     from ral.engine import load_config, train
 
-    result = train(load_config(args.config, args.overrides), resume=args.resume)
+    result = train(load_config(args.config, args.overrides), resume=args.resume, overwrite=args.overwrite)
     if not result["is_global_zero"]:
         return 0
     metrics = "  ".join(f"{k} {v:.4f}" for k, v in result["val_metrics"].items() if isinstance(v, float))
@@ -297,6 +350,7 @@ def _add_bench_commands(sub: argparse._SubParsersAction) -> None:
     step.add_argument("--steps", type=int, default=10, help="steps per timed block")
     step.add_argument("--repeats", type=int, default=15, help="interleaved rounds")
     step.add_argument("--out", help="folder for step_time.csv / step_time.md")
+    _add_overwrite(step, "the files in a non-empty --out")
     _add_threads_option(step)
     _add_bench_speed_command(bench_sub)
 
@@ -335,6 +389,7 @@ def _add_bench_speed_command(bench_sub: argparse._SubParsersAction) -> None:
         "--profile", action="store_true", help="also print torch.profiler's operator table of fused RAL at each shape"
     )
     speed.add_argument("--out", default="runs/bench/speed", help="output folder (default runs/bench/speed)")
+    _add_overwrite(speed, "the files in a non-empty --out")
     speed.add_argument(
         "--threads",
         type=int,
@@ -364,7 +419,7 @@ def _run_bench_speed(args: argparse.Namespace) -> int:
         device=args.device,
     )
     command = "ral " + " ".join(sys.argv[1:])
-    _, text = run_speed(config, args.out, command=command)
+    _, text = run_speed(config, args.out, command=command, overwrite=args.overwrite)
     print(text)
     if args.breakdown:
         from ral.bench.speed import breakdown_report
@@ -406,6 +461,12 @@ def _add_bench_data_options(parser: argparse.ArgumentParser, default_budget: str
     parser.add_argument("--batch-size", type=int, help="override the budget's batch size")
     parser.add_argument("--backbone", help="override the budget's backbone (default: tiny)")
     parser.add_argument("--out", help="output folder (default: runs/bench/<command>-<task>-<budget>)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="discard the benchmark in --out and start again (without it, the same settings resume it and "
+        "other settings are refused)",
+    )
     _add_threads_option(parser)
 
 
@@ -463,7 +524,9 @@ def _run_bench_losses(args: argparse.Namespace) -> int:
     from ral.bench.losses import benchmark_losses
 
     budget, out, data_args, command = _bench_setup(args, "losses")
-    text = benchmark_losses(out, budget, seeds=args.seeds, losses=args.losses, command=command, **data_args)
+    text = benchmark_losses(
+        out, budget, seeds=args.seeds, losses=args.losses, command=command, overwrite=args.overwrite, **data_args
+    )
     return _print_written(text, out)
 
 
@@ -484,6 +547,7 @@ def _run_bench_sensitivity(args: argparse.Namespace) -> int:
         seed=args.seed,
         noise_seeds=args.noise_seeds,
         command=command,
+        overwrite=args.overwrite,
         **data_args,
     )
     return _print_written(text, out)
@@ -506,7 +570,7 @@ def _run_bench_step(args: argparse.Namespace) -> int:
         steps=args.steps,
         repeats=args.repeats,
     )
-    _, text = run_step_time(config, args.out)
+    _, text = run_step_time(config, args.out, overwrite=args.overwrite)
     print(text)
     return 0
 
@@ -531,9 +595,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
-        # Bad input: one clear line, no traceback.
+    except ValueError as exc:  # bad input: one clear line, no traceback
         print(f"ral {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a missing file, an unwritable output, a full disk: the path and the reason
+        print(f"ral {args.command}: error: {_os_error(exc)}", file=sys.stderr)
         return 2
     return int(result or 0)
 

@@ -163,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 config.dataset.test,
                 val_data=config.dataset.val,
                 out_dir=out / loss / "eval",
+                overwrite=True,  # re-running the demo re-evaluates
                 n_boot=args.n_boot,
                 device="cpu",
                 cache_dir=config.dataset.cache_dir,

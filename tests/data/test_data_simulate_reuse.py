@@ -85,7 +85,7 @@ def test_an_interrupted_simulation_is_cleaned_up(tmp_path, monkeypatch):
     stray.write_bytes(b"left by an earlier, killed run")
     monkeypatch.setattr(simulate, "_simulate_cxr", dies)
     with pytest.raises(KeyboardInterrupt):
-        simulate_dataset(out, **SMALL)
+        simulate_dataset(out, overwrite=True, **SMALL)  # a non-empty folder: only with overwrite
     assert _info(out) == {"generator": "ral.data.simulate", "key": None, "complete": False}
     monkeypatch.undo()
     ensure_simulated(out, **SMALL)

@@ -42,18 +42,64 @@ def test_stale_temporaries_from_a_kill_are_removed(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
 
 
-def test_load_refuses_pickled_objects_and_garbage(tmp_path):
+def _read_error(path) -> str:
+    with pytest.raises(ValueError) as caught:
+        ckpt.load_checkpoint(path)
+    message = str(caught.value)
+    assert "\n" not in message and "weights_only" not in message and str(path) in message
+    return message
+
+
+def test_read_errors_are_one_line_and_never_suggest_unsafe_loading(tmp_path):
     torch.save({"state_dict": {}, "evil": Payload()}, tmp_path / "evil.ckpt")
-    with pytest.raises(ValueError, match="weights-only"):
-        ckpt.load_checkpoint(tmp_path / "evil.ckpt")
+    message = _read_error(tmp_path / "evil.ckpt")
+    assert "holds pickled objects that are not weights; refused (it could run code)" in message
+    assert "Payload" in message
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    assert "empty or truncated checkpoint" in _read_error(tmp_path / "empty.ckpt")
+    ckpt.save_atomic({"w": torch.ones(1000)}, tmp_path / "full.ckpt")
+    data = (tmp_path / "full.ckpt").read_bytes()
+    (tmp_path / "truncated.ckpt").write_bytes(data[: len(data) // 2])
+    assert "empty or truncated checkpoint" in _read_error(tmp_path / "truncated.ckpt")
     (tmp_path / "garbage.ckpt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="cannot read checkpoint"):
-        ckpt.load_checkpoint(tmp_path / "garbage.ckpt")
+    assert "not a PyTorch checkpoint file" in _read_error(tmp_path / "garbage.ckpt")
     with pytest.raises(FileNotFoundError):
         ckpt.load_checkpoint(tmp_path / "missing.ckpt")
     torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
     with pytest.raises(ValueError, match="not a checkpoint written by `ral train`"):
         ckpt.checkpoint_metadata(ckpt.load_checkpoint(tmp_path / "foreign.ckpt"))
+
+
+def test_cli_reports_a_truncated_checkpoint_in_one_line(tmp_path, capsys):
+    from ral.cli import main
+
+    (tmp_path / "best.ckpt").write_bytes(b"")
+    assert (
+        main(["predict", "--checkpoint", str(tmp_path / "best.ckpt"), "x.png", "--out", str(tmp_path / "p.csv")]) == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "empty or truncated checkpoint" in err
+
+
+def test_disk_full_during_a_checkpoint_save_is_an_os_error_naming_the_file(tmp_path, monkeypatch):
+    import errno
+
+    class FullDisk:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+    real_save = torch.save
+    monkeypatch.setattr(ckpt.torch, "save", lambda obj, handle: real_save(obj, FullDisk(handle)))
+    with pytest.raises(OSError) as caught:
+        ckpt.save_atomic({"w": torch.ones(1000)}, tmp_path / "last.ckpt")
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(tmp_path / "last.ckpt")
+    assert list(tmp_path.iterdir()) == []  # no temporary file left
 
 
 def test_rng_state_round_trips_through_a_weights_only_file(tmp_path):

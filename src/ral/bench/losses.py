@@ -31,7 +31,7 @@ from ral.bench.experiment import (
     train_and_evaluate,
     user_data,
 )
-from ral.bench.runner import RunStore
+from ral.bench.runner import RunStore, open_bench_folder
 from ral.bench.summary import mean_std_table, paired_differences, summarize
 from ral.losses.ral import PRESETS as RAL_PRESETS
 from ral.metrics import headline_metric, metric_names
@@ -320,6 +320,15 @@ def prepare_data(
     return tables
 
 
+def known_settings(benchmark: str, budget: Budget, data_args: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a benchmark known before its data is prepared (see
+    :func:`ral.bench.runner.open_bench_folder`): its name, the budget, the simulated task."""
+    settings: dict[str, Any] = {"benchmark": benchmark, "budget": budget.__dict__}
+    if data_args.get("simulate"):
+        settings["data"] = {"task": data_args.get("task") or "multilabel"}
+    return settings
+
+
 def benchmark_losses(
     out_dir: str | os.PathLike,
     budget: Budget,
@@ -327,16 +336,20 @@ def benchmark_losses(
     seeds: int | None = None,
     losses: Sequence[str] | None = None,
     command: str = "",
+    overwrite: bool = False,
     log: Callable[[str], None] = print,
     **data_args: Any,
 ) -> str:
     """Prepare the data, run every (loss, seed) (resuming finished ones) and write the report.
 
-    ``data_args`` go to :func:`prepare_data`. Returns the markdown summary.
+    ``data_args`` go to :func:`prepare_data`. ``out_dir`` is checked first
+    (:func:`ral.bench.runner.open_bench_folder`; ``overwrite`` discards an earlier benchmark).
+    Returns the markdown summary.
     """
     n_seeds = budget.seeds if seeds is None else seeds
     if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
         raise ValueError(f"--seeds must be an integer >= 1, got {seeds!r}")
+    open_bench_folder(out_dir, overwrite=overwrite, settings=known_settings("losses", budget, data_args))
     data = prepare_data(out_dir, budget, **data_args)
     specs = loss_specs(data.task, losses, budget)
     log(f"ral bench losses: {len(specs)} losses x {n_seeds} seeds, budget {budget.name}, {data.description}")

@@ -5,6 +5,8 @@ result is written atomically to ``<root>/runs/<run_id>/result.json`` only after 
 so re-running the command after an interruption skips every finished run and repeats only the
 one that was cut off. The store also pins the settings of the whole benchmark (``bench.json``):
 resuming into a folder that was made with other settings is refused instead of mixing results.
+:func:`open_bench_folder` checks the folder before a benchmark starts (and ``--overwrite``
+discards it).
 """
 
 from __future__ import annotations
@@ -17,8 +19,60 @@ from pathlib import Path
 from typing import Any
 
 from ral.report import to_jsonable, write_text
+from ral.report.files import check_writable, is_empty_folder
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
+
+
+MARKER = "bench.json"
+#: What a benchmark writes before its marker (an interrupted first start leaves only these).
+_BEFORE_MARKER = {"data", "cache", "runs"}
+
+
+def _other_settings(root: Path, changed: list[str]) -> str:
+    return (
+        f"output folder {root} holds a benchmark with other settings (differs in {changed}); "
+        "use another --out, or --overwrite to discard it"
+    )
+
+
+def _differing(stored: Any, wanted: Any, prefix: str = "") -> list[str]:
+    """Keys of ``wanted`` (nested: only its own sub-keys) whose values ``stored`` does not hold."""
+    if isinstance(wanted, Mapping) and isinstance(stored, Mapping):
+        return [
+            key for name, value in wanted.items() for key in _differing(stored.get(name), value, f"{prefix}{name}.")
+        ]
+    return [] if stored == wanted else [prefix.rstrip(".")]
+
+
+def open_bench_folder(root: str | Path, *, overwrite: bool = False, settings: Mapping[str, Any]) -> Path:
+    """Check, before a benchmark does anything, that it may use the folder ``root``.
+
+    A missing or empty folder is fine. A folder holding a benchmark (its ``bench.json``, or only
+    what a benchmark writes before it) is resumed, unless its stored settings differ in one of
+    the keys of ``settings`` (those known before the data is prepared, e.g. the budget; nested
+    mappings compare only their own keys): then it is refused. With ``overwrite`` a benchmark
+    folder is deleted first. A folder holding anything else is refused, also with
+    ``overwrite``: nothing but a benchmark is ever deleted.
+
+    Raises:
+        FileExistsError: a folder that is not a benchmark. ValueError: other settings.
+        OSError: ``root`` cannot be written.
+    """
+    root = check_writable(root, folder=True)
+    if is_empty_folder(root):
+        return root
+    marker = root / MARKER
+    if not marker.is_file() and not {entry.name for entry in root.iterdir()} <= _BEFORE_MARKER:
+        raise FileExistsError(f"{root}: the folder holds files that are not a ral benchmark; choose another --out")
+    if overwrite:
+        shutil.rmtree(root)
+        return root
+    if marker.is_file():
+        changed = _differing(json.loads(marker.read_text(encoding="utf-8")), to_jsonable(dict(settings)))
+        if changed:
+            raise ValueError(_other_settings(root, changed))
+    return root
 
 
 class RunStore:
@@ -37,15 +91,12 @@ class RunStore:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.settings = to_jsonable(dict(settings))
-        marker = self.root / "bench.json"
+        marker = self.root / MARKER
         if marker.exists():
             stored = json.loads(marker.read_text(encoding="utf-8"))
             if stored != self.settings:
                 changed = sorted(k for k in set(stored) | set(self.settings) if stored.get(k) != self.settings.get(k))
-                raise ValueError(
-                    f"output folder {self.root} holds a benchmark with other settings "
-                    f"(differs in {changed}); use another --out or delete the folder"
-                )
+                raise ValueError(_other_settings(self.root, changed))
         else:
             write_text(json.dumps(self.settings, indent=2, sort_keys=True) + "\n", marker)
 

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from ral.bench.experiment import BenchData, Budget, LossSpec, train_and_evaluate
-from ral.bench.losses import prepare_data
-from ral.bench.runner import RunStore
+from ral.bench.losses import known_settings, prepare_data
+from ral.bench.runner import RunStore, open_bench_folder
 from ral.metrics import headline_metric
 
 #: Default grids: the parameters each loss adds; values bracket the published defaults.
@@ -311,12 +311,15 @@ def benchmark_sensitivity(
     seed: int = 0,
     noise_seeds: int | None = None,
     command: str = "",
+    overwrite: bool = False,
     log: Callable[[str], None] = print,
     **data_args: Any,
 ) -> str:
     """Prepare the data, run every grid point of every loss (resuming) and write the report.
 
-    ``data_args`` go to :func:`ral.bench.losses.prepare_data`. With the "quick" budget each
+    ``data_args`` go to :func:`ral.bench.losses.prepare_data`. ``out_dir`` is checked first
+    (:func:`ral.bench.runner.open_bench_folder`; ``overwrite`` discards an earlier benchmark).
+    With the "quick" budget each
     default grid is cut down by :func:`quick_grid` (``--grid`` values are kept as given) and
     ``noise_seeds`` defaults to 0 (else 3). Returns the markdown summary.
     """
@@ -325,6 +328,7 @@ def benchmark_sensitivity(
     for name, value in (("--seed", seed), ("--noise-seeds", noise_seeds)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    open_bench_folder(out_dir, overwrite=overwrite, settings=known_settings("sensitivity", budget, data_args))
     data = prepare_data(out_dir, budget, **data_args)
     grids = resolve_grids(losses, grid_overrides, data.task, quick=quick)
     total = sum(len(grid_points(g)) + noise_seeds for g in grids.values())

@@ -246,9 +246,18 @@ def speed_report(config: SpeedConfig, summary: pd.DataFrame, machine: str, comma
     return head + f"Machine: {machine}\n\n" + markdown_table(shown) + "\n"
 
 
-def run_speed(config: SpeedConfig, out_dir: str | Path | None = None, command: str = "") -> tuple[pd.DataFrame, str]:
+def run_speed(
+    config: SpeedConfig, out_dir: str | Path | None = None, command: str = "", *, overwrite: bool = False
+) -> tuple[pd.DataFrame, str]:
     """Measure, summarise and (with ``out_dir``) write ``speed.csv`` (every round),
-    ``speed_summary.csv`` and ``speed.md``. Returns the summary and the markdown."""
+    ``speed_summary.csv`` and ``speed.md``. Returns the summary and the markdown.
+
+    ``out_dir`` is checked before measuring: missing or empty, or ``overwrite`` (see
+    :func:`ral.report.files.check_output`)."""
+    from ral.report.files import check_output
+
+    if out_dir is not None:
+        check_output(out_dir, folder=True, overwrite=overwrite)
     times = measure_speed(config)
     summary = summarize_speed(times)
     text = speed_report(config, summary, machine_description(config.device), command)

@@ -149,9 +149,18 @@ def step_time_report(cfg: StepTimeConfig, summary: pd.DataFrame, reference: str 
     )
 
 
-def run_step_time(cfg: StepTimeConfig, out_dir: str | Path | None = None) -> tuple[pd.DataFrame, str]:
+def run_step_time(
+    cfg: StepTimeConfig, out_dir: str | Path | None = None, *, overwrite: bool = False
+) -> tuple[pd.DataFrame, str]:
     """Measure, summarise and (when ``out_dir`` is given) write ``step_time.csv`` (raw rounds),
-    ``step_time_summary.csv`` and ``step_time.md``. Returns the summary and the markdown."""
+    ``step_time_summary.csv`` and ``step_time.md``. Returns the summary and the markdown.
+
+    ``out_dir`` is checked before measuring: missing or empty, or ``overwrite`` (see
+    :func:`ral.report.files.check_output`)."""
+    from ral.report.files import check_output
+
+    if out_dir is not None:
+        check_output(out_dir, folder=True, overwrite=overwrite)
     times = measure_step_time(cfg)
     summary = summarize_step_time(times, reference=cfg.losses[0])
     text = step_time_report(cfg, summary, reference=cfg.losses[0])

@@ -3,6 +3,11 @@
 Every reader returns a :class:`~ral.data.table.LabelTable`. Labels are validated against
 the format's value set; a bad row raises ``ValueError`` naming the file, line, column and
 value, or is dropped with a warning and a count when ``skip_bad=True``.
+
+Each CSV format has one image locator in ``IMAGE_COLUMNS`` (its id / path columns and where its
+images are): the label readers use it, and :func:`load_image_list` reads a table of any format
+without label columns (for prediction). :func:`load_table` also checks the image paths
+(:func:`ral.data.checks.check_paths`: duplicates, paths escaping the root).
 """
 
 from __future__ import annotations
@@ -10,14 +15,15 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ral.data import images as _images
-from ral.data._bad_rows import BadRows, csv_line
+from ral.data._bad_rows import BAD_ROW_ERRORS, BadRows, csv_line
+from ral.data.checks import check_paths
 from ral.data.classes import (
     APTOS_CLASSES,
     CHEXPERT_CLASSES,
@@ -62,6 +68,11 @@ def detect_format(columns: Sequence[str]) -> str:
     )
 
 
+#: How the options of :func:`load_table` are named in its hints; callers with other names
+#: (``--skip-bad``, ``dataset.skip_bad: true``) pass their own, or None for an option they lack.
+DEFAULT_HINTS = {"skip_bad": "skip_bad=True", "allow_outside_root": "allow_outside_root=True"}
+
+
 def load_table(
     path: str | os.PathLike,
     *,
@@ -71,6 +82,8 @@ def load_table(
     skip_bad: bool = False,
     classes: Sequence[str] | None = None,
     check_images: str = "exists",
+    allow_outside_root: bool = False,
+    hints: Mapping[str, str | None] | None = None,
 ) -> LabelTable:
     """Read a label table (CSV file, or a folder-per-class tree) into a LabelTable.
 
@@ -85,14 +98,19 @@ def load_table(
         classes: keep only these classes, in this order (default: all of the format's classes).
         check_images: "exists" (default: every image file must exist), "decode" (must also
             decode) or "none" (labels only, e.g. for ``ral data stats``).
+        allow_outside_root: accept relative image paths that lead out of the root (``../``).
+        hints: how the caller names ``skip_bad`` / ``allow_outside_root`` in error hints
+            (see ``DEFAULT_HINTS``; None for an option the caller does not offer).
 
     Returns:
         LabelTable with N rows and C classes; ``labels`` float32 (N, C), NaN = uncertain.
 
     Raises:
         FileNotFoundError: the table or an image file is missing.
-        ValueError: unknown format / policy / class, missing column, or an invalid label value.
+        ValueError: unknown format / policy / class, missing column, an invalid label value, or
+            an image path outside the root.
     """
+    hints = {**DEFAULT_HINTS, **(hints or {})}
     path = Path(path)
     if format is not None and format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
@@ -100,21 +118,99 @@ def load_table(
         raise ValueError(f"uncertain must be one of {UNCERTAIN_POLICIES}, got {uncertain!r}")
     if not path.exists():
         raise FileNotFoundError(f"label table not found: {path}")
-    if path.is_dir() or format == "folder":
-        if not path.is_dir():
-            raise ValueError(f"format 'folder' needs a directory, got file {path}")
-        if format not in (None, "folder"):
-            raise ValueError(f"format {format!r} needs a CSV file, got directory {path}")
-        table = read_folder(path, skip_bad=skip_bad)
-    else:
-        frame = read_csv(path)
-        fmt = format or detect_format(list(frame.columns))
-        base = Path(root) if root is not None else path.parent
-        reader = _READERS[fmt]
-        table = reader(frame, path, base, uncertain=uncertain, skip_bad=skip_bad, root_given=root is not None)
-    if classes is not None:
-        table = select_classes(table, classes)
-    return _images.check_images(table, check_images, skip_bad=skip_bad)
+    try:
+        if path.is_dir() or format == "folder":
+            if not path.is_dir():
+                raise ValueError(f"format 'folder' needs a directory, got file {path}")
+            if format not in (None, "folder"):
+                raise ValueError(f"format {format!r} needs a CSV file, got directory {path}")
+            table = read_folder(path, skip_bad=skip_bad)
+        else:
+            frame = read_csv(path)
+            fmt = format or detect_format(list(frame.columns))
+            base = Path(root) if root is not None else path.parent
+            reader = _READERS[fmt]
+            table = reader(frame, path, base, uncertain=uncertain, skip_bad=skip_bad, root_given=root is not None)
+        if classes is not None:
+            table = select_classes(table, classes)
+        check_paths(table, allow_outside_root=allow_outside_root, hint=hints["allow_outside_root"])
+        return _images.check_images(table, check_images, skip_bad=skip_bad)
+    except BAD_ROW_ERRORS as exc:
+        raise type(exc)(exc.summary, hints["skip_bad"]) from None
+
+
+def load_image_list(
+    path: str | os.PathLike,
+    *,
+    format: str | None = None,
+    root: str | os.PathLike | None = None,
+    allow_outside_root: bool = False,
+    hints: Mapping[str, str | None] | None = None,
+) -> LabelTable:
+    """The images of a table of any CSV format, without labels (label columns are not needed).
+
+    The format is ``format`` or the first of ``IMAGE_COLUMNS`` whose columns the header has; ids
+    and image paths are those :func:`load_table` would read (e.g. ``dicom_id`` and ``fpath`` for
+    CXR-LT, the ``path`` column for the generic layout).
+
+    Returns:
+        LabelTable with no classes (labels of shape (N, 0)); every image file exists.
+
+    Raises:
+        FileNotFoundError: the table or an image is missing. ValueError: no id / path columns,
+            an empty id or path, or a path outside the root.
+    """
+    hints = {**DEFAULT_HINTS, **(hints or {})}
+    path = Path(path)
+    if format is not None and format not in IMAGE_COLUMNS:
+        raise ValueError(f"format must be one of {tuple(IMAGE_COLUMNS)} for a CSV of images, got {format!r}")
+    if not path.is_file():
+        raise FileNotFoundError(f"table not found: {path}")
+    frame = read_csv(path)
+    fmt = format or next((f for f, (columns, _) in IMAGE_COLUMNS.items() if set(columns) <= set(frame.columns)), None)
+    if fmt is None:
+        expected = "; ".join(f"{f}: {', '.join(columns)}" for f, (columns, _) in IMAGE_COLUMNS.items())
+        raise ValueError(
+            f"{path}: no image columns among {list(frame.columns)}; expected those of a format ({expected})"
+        )
+    columns, locate = IMAGE_COLUMNS[fmt]
+    _require(frame, columns, path, fmt)
+    try:
+        bad = BadRows(path, len(frame))
+        for column in columns:
+            _blank_ids(frame, column, bad)
+        keep = bad.resolve(False)
+        ids, paths, subjects, base = locate(
+            frame, path, Path(root) if root is not None else path.parent, root is not None
+        )
+        table = LabelTable(
+            ids=[ids[i] for i in keep],
+            paths=[paths[i] for i in keep],
+            subject_ids=[subjects[i] for i in keep],
+            class_names=[],
+            labels=np.zeros((len(keep), 0), dtype=np.float32),
+            root=base,
+            format=fmt,
+            source=path,
+        )
+        check_paths(table, allow_outside_root=allow_outside_root, hint=hints["allow_outside_root"])
+        return _images.check_images(table, "exists")
+    except BAD_ROW_ERRORS as exc:
+        raise type(exc)(exc.summary, None) from None
+
+
+def list_images(folder: str | os.PathLike) -> tuple[list[Path], list[Path]]:
+    """The image files under ``folder`` (recursively, sorted) and the other files found there.
+
+    Hidden files and folders (starting with ".") are left out of both lists.
+    """
+    folder = Path(folder)
+    images, others = [], []
+    for file in sorted(folder.rglob("*")):
+        rel = file.relative_to(folder)
+        if file.is_file() and not any(part.startswith(".") for part in rel.parts):
+            (images if file.suffix.lower() in IMAGE_EXTENSIONS else others).append(file)
+    return images, others
 
 
 def read_csv(path: Path) -> pd.DataFrame:
@@ -254,7 +350,106 @@ def _warn_ignored(frame: pd.DataFrame, used: Sequence[str], source: Path, fmt: s
         warnings.warn(f"{source}: columns {extra} are not part of format {fmt!r} and were ignored", stacklevel=4)
 
 
+# --- where each format's images are --------------------------------------------------------
+# A locator maps (frame, source, root, root_given) to (ids, image paths, subject ids, image root).
+ImageList = tuple[list[str], list[str], list[str], Path]
+
+
+def _optional(frame: pd.DataFrame, column: str, default: list[str]) -> list[str]:
+    return _text(frame, column) if column in frame.columns else default
+
+
+def _generic_images(frame, source, root, root_given) -> ImageList:
+    paths = _text(frame, "path")
+    return paths, paths, _optional(frame, "subject_id", paths), root
+
+
+def _cxrlt_images(frame, source, root, root_given) -> ImageList:
+    ids = _text(frame, "dicom_id")
+    return ids, _text(frame, "fpath"), _optional(frame, "subject_id", ids), root
+
+
+def _nih_images(frame, source, root, root_given) -> ImageList:
+    names = _text(frame, "Image Index")
+    return names, _nih_paths(root, names), _optional(frame, "Patient ID", names), root
+
+
+def _nih_paths(root: Path, names: Sequence[str]) -> list[str]:
+    """Image paths relative to ``root``: flat, ``images/``, or the download's ``images_NNN/images/``."""
+    if not names or (root / names[0]).is_file():
+        return list(names)
+    if (root / "images" / names[0]).is_file():
+        return [f"images/{n}" for n in names]
+    found: dict[str, str] = {}
+    for part in sorted(root.glob("images_*/images")):
+        rel = part.relative_to(root).as_posix()
+        for entry in os.scandir(part):
+            found.setdefault(entry.name, f"{rel}/{entry.name}")
+    return [found.get(n, n) for n in names]
+
+
+_PATIENT_RE = re.compile(r"(patient\d+)")
+
+
+def _chexpert_images(frame, source, root, root_given) -> ImageList:
+    paths = _text(frame, "Path")
+    if not root_given and paths and Path(paths[0]).parts[:1] == (source.parent.name,):
+        root = source.parent.parent  # paths start with "CheXpert-v1.0-small/..."
+    subjects = [(m.group(1) if (m := _PATIENT_RE.search(p)) else p) for p in paths]
+    return paths, paths, subjects, root
+
+
+ISIC_IMAGE_DIRS = ("ISIC2018_Task3_Training_Input", "ISIC2018_Task3_Validation_Input", "ISIC2018_Task3_Test_Input")
+
+
+def _isic2018_images(frame, source, root, root_given) -> ImageList:
+    """``<image>.jpg`` in the root, ``images/``, or the official ``ISIC2018_Task3_*_Input`` folders
+    inside or beside the root (the first image decides)."""
+    ids = _text(frame, "image")
+    names = [f"{n}.jpg" for n in ids]
+    candidates = [root / "images", *(d for name in ISIC_IMAGE_DIRS for d in (root / name, root.parent / name))]
+    return ids, names, ids, _locate(root, names, candidates)
+
+
+def _aptos_images(frame, source, root, root_given) -> ImageList:
+    """``<id_code>.png`` in the root, ``train_images/``, ``test_images/`` or ``images/`` (the first image decides)."""
+    ids = _text(frame, "id_code")
+    names = [f"{n}.png" for n in ids]
+    return ids, names, ids, _locate(root, names, [root / "train_images", root / "test_images", root / "images"])
+
+
+#: Per CSV format: the columns that name its images, and its image locator. The order is the
+#: detection order of :func:`load_image_list` (a header holding several picks the first).
+IMAGE_COLUMNS: dict[str, tuple[tuple[str, ...], Callable[..., ImageList]]] = {
+    "cxrlt": (("dicom_id", "fpath"), _cxrlt_images),
+    "nih": (("Image Index",), _nih_images),
+    "chexpert": (("Path",), _chexpert_images),
+    "isic2018": (("image",), _isic2018_images),
+    "aptos": (("id_code",), _aptos_images),
+    "generic": (("path",), _generic_images),
+}
+
+
 # --- one reader per format --------------------------------------------------------------------
+
+
+def _read(frame, source, root, root_given, bad, skip_bad, fmt, *, class_names, labels, task) -> LabelTable:
+    """The table of a format's labels, with the images its locator finds."""
+    ids, paths, subjects, root = IMAGE_COLUMNS[fmt][1](frame, source, root, root_given)
+    return _finish(
+        frame,
+        bad,
+        skip_bad,
+        ids=ids,
+        paths=paths,
+        subject_ids=subjects,
+        class_names=class_names,
+        labels=labels,
+        task=task,
+        root=root,
+        fmt=fmt,
+        source=source,
+    )
 
 
 def read_generic(frame, source, root, *, uncertain, skip_bad, root_given) -> LabelTable:
@@ -266,21 +461,8 @@ def read_generic(frame, source, root, *, uncertain, skip_bad, root_given) -> Lab
     bad = BadRows(source, len(frame))
     _blank_ids(frame, "path", bad)
     labels = _parse_numeric(frame, classes, (0.0, 1.0), bad, blank=np.nan)
-    paths = _text(frame, "path")
-    subjects = _text(frame, "subject_id") if "subject_id" in frame.columns else paths
-    return _finish(
-        frame,
-        bad,
-        skip_bad,
-        ids=paths,
-        paths=paths,
-        subject_ids=subjects,
-        class_names=classes,
-        labels=labels,
-        task="multilabel",
-        root=root,
-        fmt="generic",
-        source=source,
+    return _read(
+        frame, source, root, root_given, bad, skip_bad, "generic", class_names=classes, labels=labels, task="multilabel"
     )
 
 
@@ -291,19 +473,17 @@ def read_cxrlt(frame, source, root, *, uncertain, skip_bad, root_given) -> Label
     bad = BadRows(source, len(frame))
     _blank_ids(frame, "fpath", bad)
     labels = _parse_numeric(frame, CXRLT_CLASSES, (0.0, 1.0), bad, blank=np.nan)
-    return _finish(
+    return _read(
         frame,
+        source,
+        root,
+        root_given,
         bad,
         skip_bad,
-        ids=_text(frame, "dicom_id"),
-        paths=_text(frame, "fpath"),
-        subject_ids=_text(frame, "subject_id"),
+        "cxrlt",
         class_names=CXRLT_CLASSES,
         labels=labels,
         task="multilabel",
-        root=root,
-        fmt="cxrlt",
-        source=source,
     )
 
 
@@ -331,39 +511,18 @@ def read_nih(frame, source, root, *, uncertain, skip_bad, root_given) -> LabelTa
             f"(expected '|'-separated names from {NIH_CLASSES})"
         ),
     )
-    names = _text(frame, "Image Index")
-    paths = _nih_paths(root, names)
-    return _finish(
+    return _read(
         frame,
+        source,
+        root,
+        root_given,
         bad,
         skip_bad,
-        ids=names,
-        paths=paths,
-        subject_ids=_text(frame, "Patient ID"),
+        "nih",
         class_names=NIH_CLASSES,
         labels=labels,
         task="multilabel",
-        root=root,
-        fmt="nih",
-        source=source,
     )
-
-
-def _nih_paths(root: Path, names: Sequence[str]) -> list[str]:
-    """Image paths relative to ``root``: flat, ``images/``, or the download's ``images_NNN/images/``."""
-    if not names or (root / names[0]).is_file():
-        return list(names)
-    if (root / "images" / names[0]).is_file():
-        return [f"images/{n}" for n in names]
-    found: dict[str, str] = {}
-    for part in sorted(root.glob("images_*/images")):
-        rel = part.relative_to(root).as_posix()
-        for entry in os.scandir(part):
-            found.setdefault(entry.name, f"{rel}/{entry.name}")
-    return [found.get(n, n) for n in names]
-
-
-_PATIENT_RE = re.compile(r"(patient\d+)")
 
 
 def read_chexpert(frame, source, root, *, uncertain, skip_bad, root_given) -> LabelTable:
@@ -374,35 +533,22 @@ def read_chexpert(frame, source, root, *, uncertain, skip_bad, root_given) -> La
     _blank_ids(frame, "Path", bad)
     policy = {"ignore": np.nan, "ones": 1.0, "zeros": 0.0}[uncertain]
     labels = _parse_numeric(frame, CHEXPERT_CLASSES, (1.0, 0.0, -1.0), bad, blank=0.0, remap={-1.0: policy})
-    paths = _text(frame, "Path")
-    if not root_given and paths and Path(paths[0]).parts[:1] == (source.parent.name,):
-        root = source.parent.parent  # paths start with "CheXpert-v1.0-small/..."
-    subjects = [(m.group(1) if (m := _PATIENT_RE.search(p)) else p) for p in paths]
-    return _finish(
+    return _read(
         frame,
+        source,
+        root,
+        root_given,
         bad,
         skip_bad,
-        ids=paths,
-        paths=paths,
-        subject_ids=subjects,
+        "chexpert",
         class_names=CHEXPERT_CLASSES,
         labels=labels,
         task="multilabel",
-        root=root,
-        fmt="chexpert",
-        source=source,
     )
 
 
-ISIC_IMAGE_DIRS = ("ISIC2018_Task3_Training_Input", "ISIC2018_Task3_Validation_Input", "ISIC2018_Task3_Test_Input")
-
-
 def read_isic2018(frame, source, root, *, uncertain, skip_bad, root_given) -> LabelTable:
-    """ISIC 2018 task 3 ground truth: ``image, MEL, NV, BCC, AKIEC, BKL, DF, VASC`` one-hot.
-
-    Images ``<image>.jpg`` are looked for in the root, ``images/``, and the official
-    ``ISIC2018_Task3_*_Input`` folders inside or beside the root (first image decides).
-    """
+    """ISIC 2018 task 3 ground truth: ``image, MEL, NV, BCC, AKIEC, BKL, DF, VASC`` one-hot."""
     _require(frame, ["image", *ISIC2018_CLASSES], source, "isic2018")
     bad = BadRows(source, len(frame))
     _blank_ids(frame, "image", bad)
@@ -410,31 +556,22 @@ def read_isic2018(frame, source, root, *, uncertain, skip_bad, root_given) -> La
     not_one_hot = np.nansum(labels, axis=1) != 1
     row_text = frame[ISIC2018_CLASSES].agg(",".join, axis=1)
     bad.add(not_one_hot, lambda i: f"{csv_line(i)}: label row {row_text.iloc[i]!r} is not one-hot")
-    names = [f"{n}.jpg" for n in _text(frame, "image")]
-    candidates = [root / "images", *(d for name in ISIC_IMAGE_DIRS for d in (root / name, root.parent / name))]
-    folder = _locate(root, names, candidates)
-    return _finish(
+    return _read(
         frame,
+        source,
+        root,
+        root_given,
         bad,
         skip_bad,
-        ids=_text(frame, "image"),
-        paths=names,
-        subject_ids=_text(frame, "image"),
+        "isic2018",
         class_names=ISIC2018_CLASSES,
         labels=labels,
         task="single",
-        root=folder,
-        fmt="isic2018",
-        source=source,
     )
 
 
 def read_aptos(frame, source, root, *, uncertain, skip_bad, root_given) -> LabelTable:
-    """APTOS 2019 ``train.csv``: ``id_code, diagnosis`` (grade 0-4).
-
-    Images ``<id_code>.png`` are looked for in the root, ``train_images/``, ``test_images/``
-    and ``images/`` (the first image decides).
-    """
+    """APTOS 2019 ``train.csv``: ``id_code, diagnosis`` (grade 0-4)."""
     _require(frame, ["id_code", "diagnosis"], source, "aptos")
     bad = BadRows(source, len(frame))
     _blank_ids(frame, "id_code", bad)
@@ -442,21 +579,17 @@ def read_aptos(frame, source, root, *, uncertain, skip_bad, root_given) -> Label
     labels = np.zeros((len(frame), len(APTOS_CLASSES)), dtype=np.float32)
     ok = np.isfinite(grade)
     labels[np.flatnonzero(ok), grade[ok].astype(np.int64)] = 1.0
-    names = [f"{n}.png" for n in _text(frame, "id_code")]
-    folder = _locate(root, names, [root / "train_images", root / "test_images", root / "images"])
-    return _finish(
+    return _read(
         frame,
+        source,
+        root,
+        root_given,
         bad,
         skip_bad,
-        ids=_text(frame, "id_code"),
-        paths=names,
-        subject_ids=_text(frame, "id_code"),
+        "aptos",
         class_names=APTOS_CLASSES,
         labels=labels,
         task="single",
-        root=folder,
-        fmt="aptos",
-        source=source,
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ral.data._bad_rows import BadRows
+from ral.data._bad_rows import BadRows, MissingImagesError
 from ral.data.table import LabelTable
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -74,7 +74,7 @@ def check_images(table: LabelTable, mode: str = "exists", *, skip_bad: bool = Fa
     bad.add(
         missing,
         lambda i: f"row {i} (id {table.ids[i]!r}): image file not found: {paths[i]}",
-        FileNotFoundError,
+        MissingImagesError,
     )
     if mode == "decode":
         corrupt = np.zeros(len(table), dtype=bool)

@@ -89,15 +89,19 @@ def format_stats(stats: dict) -> str:
     return "\n".join(lines)
 
 
-def write_stats(stats: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
+def write_stats(stats: dict, out_dir: str | os.PathLike, *, overwrite: bool = False) -> dict[str, Path]:
     """Write ``stats.json``, ``per_class.csv`` and the bar chart ``long_tail.png`` into ``out_dir``.
 
+    ``out_dir`` must be missing or empty unless ``overwrite`` (then the three files are replaced).
     Uses the atomic writers and ``plot_long_tail`` of :mod:`ral.report`.
+
+    Raises:
+        FileExistsError / OSError: see :func:`ral.report.files.check_output`.
     """
     from ral.report import plot_long_tail, write_csv, write_json
+    from ral.report.files import check_output
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output(out_dir, folder=True, overwrite=overwrite)
     per_class = stats["per_class"]
     summary = {k: v for k, v in stats.items() if k != "per_class"}
     summary["per_class"] = per_class.to_dict(orient="records")

@@ -1,25 +1,35 @@
-"""Everything a run needs before training starts: tables, groups, loss and model, all validated.
+"""Everything a run needs before training starts: tables, images, groups, loss and model, all validated.
 
-:func:`prepare_run` reads the tables and builds the loss and the model, so a bad file, column,
-format, loss parameter or backbone option fails here, before any training step.
+:func:`prepare_run` reads the tables, checks them (and, when resuming, the checkpoint against
+them), prepares the images and builds the loss and the model, so a bad file, column, format,
+loss parameter, backbone option or mismatched checkpoint fails here, before any training step.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from ral.data.dataset import ImageDataset
 from ral.data.table import LabelTable
 from ral.engine.config import Config, DatasetConfig, validate_config
+
+#: How the data layer's hints name the dataset options in a config.
+CONFIG_HINTS = {"skip_bad": "dataset.skip_bad: true", "allow_outside_root": "dataset.allow_outside_root: true"}
 
 
 @dataclass
 class PreparedRun:
-    """Validated inputs of one training run."""
+    """Validated inputs of one training run.
+
+    ``train`` / ``val`` are the rows kept (undecodable images dropped with ``skip_bad``);
+    ``skipped`` lists the dropped images (``{"table", "row", "id", "path", "reason"}``).
+    """
 
     config: Config
     train: LabelTable
@@ -27,6 +37,9 @@ class PreparedRun:
     model: nn.Module
     loss: nn.Module
     meta: dict[str, Any]
+    train_images: ImageDataset
+    val_images: ImageDataset | None = None
+    skipped: list[dict[str, Any]] = field(default_factory=list)
 
 
 def load_split(path: str | os.PathLike, key: str, dataset: DatasetConfig, classes: list[str] | None) -> LabelTable:
@@ -41,6 +54,8 @@ def load_split(path: str | os.PathLike, key: str, dataset: DatasetConfig, classe
             uncertain=dataset.uncertain,
             skip_bad=dataset.skip_bad,
             classes=classes,
+            allow_outside_root=dataset.allow_outside_root,
+            hints=CONFIG_HINTS,
         )
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"{key}: {exc}") from None
@@ -77,12 +92,75 @@ def build_run_loss(name: str, params: dict[str, Any], task: str, train: LabelTab
         raise ValueError(f"config key 'loss.params' {params!r} rejected by loss {name!r}: {exc}") from None
 
 
-def prepare_run(config: Config) -> PreparedRun:
-    """Validate ``config`` completely and build the run's tables, loss and model.
+def _differences(stored: list[str], current: list[str]) -> str:
+    if set(stored) == set(current):
+        return "the same classes in another order"
+    only_stored = [c for c in stored if c not in current]
+    only_current = [c for c in current if c not in stored]
+    return f"classes only in the checkpoint {only_stored}, only in the tables {only_current}"
+
+
+def check_resume(checkpoint: Mapping[str, Any], path: str | os.PathLike, config: Config, train: LabelTable) -> None:
+    """Check that the run stored in ``checkpoint`` (read from ``path``) is the one ``config`` and its
+    training table describe: task, classes, backbone and its options, loss.
+
+    Raises:
+        ValueError: one line naming the first difference.
+    """
+    from ral.engine.checkpoint import checkpoint_metadata
+    from ral.engine.config import config_from_checkpoint
+
+    meta = checkpoint_metadata(dict(checkpoint), path)
+    stored = config_from_checkpoint(meta, path)
+    checks = [
+        ("task", meta.get("task"), train.task),
+        ("classes", list(meta.get("class_names", [])), list(train.class_names)),
+        ("model.backbone", meta.get("backbone"), config.model.backbone),
+        ("model.options", dict(meta.get("model_options", {})), dict(config.model.options)),
+        ("loss.name", stored.loss.name, config.loss.name),
+    ]
+    for what, before, now in checks:
+        if before != now:
+            detail = _differences(before, now) if what == "classes" else f"{before!r} in the checkpoint, {now!r} now"
+            raise ValueError(
+                f"--resume: {path} does not match the config: {what} differs ({detail}); resume with the run's "
+                "settings, or start a new run (--overwrite, or another output_dir)"
+            )
+
+
+def check_weights_fit(checkpoint: Mapping[str, Any], path: str | os.PathLike, model: nn.Module) -> None:
+    """Check that the model weights of ``checkpoint`` have the names and shapes of ``model``'s.
+
+    Raises:
+        ValueError: one line naming the first weight that differs.
+    """
+    prefix = "model."
+    stored = {k[len(prefix) :]: v for k, v in checkpoint.get("state_dict", {}).items() if k.startswith(prefix)}
+    current = model.state_dict()
+    for name in sorted(set(stored) | set(current)):
+        before, now = stored.get(name), current.get(name)
+        if before is None or now is None or tuple(before.shape) != tuple(now.shape):
+            shape = lambda t: "missing" if t is None else tuple(t.shape)  # noqa: E731
+            raise ValueError(
+                f"--resume: {path} does not fit the model: weight {name!r} is {shape(before)} in the checkpoint "
+                f"and {shape(now)} in the model; resume with the run's settings, or start a new run"
+            )
+
+
+def prepare_run(
+    config: Config, checkpoint: Mapping[str, Any] | None = None, checkpoint_path: str | os.PathLike = "checkpoint"
+) -> PreparedRun:
+    """Validate ``config`` completely and build the run's tables, images, loss and model.
+
+    Order: the tables are read and checked (classes without positives, a validation set without
+    any: see :mod:`ral.data.checks`); with a ``checkpoint`` to resume from, it is compared with
+    them (:func:`check_resume`) before any image is decoded; then the images are prepared (the
+    cache built, undecodable images dropped with ``skip_bad``) and the loss and model built.
 
     Raises:
         ValueError / FileNotFoundError: naming the config key and the bad value or file.
     """
+    from ral.data.checks import check_validation_classes, warn_training_classes
     from ral.data.groups import frequency_groups
     from ral.models import build_model
 
@@ -94,6 +172,22 @@ def prepare_run(config: Config) -> PreparedRun:
         raise ValueError(f"dataset.val is a {val.task} table but dataset.train is {train.task}")
     if len(train) == 0:
         raise ValueError(f"dataset.train {d.train} has no rows")
+    warn_training_classes(train, f"dataset.train {d.train}")
+    if val is not None:
+        check_validation_classes(val, f"dataset.val {d.val}")
+    if checkpoint is not None:
+        check_resume(checkpoint, checkpoint_path, config, train)
+
+    images = {"image_size": d.image_size, "cache_dir": d.cache_dir, "skip_bad": d.skip_bad, "seed": config.seed}
+    train_images = ImageDataset(train, augment=d.augment, **images)
+    val_images = ImageDataset(val, augment=False, **images) if val is not None else None
+    skipped = [{"table": "train", **row} for row in train_images.skipped]
+    if val_images is not None:
+        skipped += [{"table": "val", **row} for row in val_images.skipped]
+    train, val = train_images.table, val_images.table if val_images is not None else None
+    if len(train) == 0:
+        raise ValueError(f"dataset.train {d.train}: no image could be read")
+
     counts = train.class_counts()
     try:
         groups = frequency_groups(
@@ -111,6 +205,8 @@ def prepare_run(config: Config) -> PreparedRun:
         raise FileNotFoundError(f"model.pretrained_path: {exc}") from None
     except ValueError as exc:
         raise ValueError(f"config section 'model': {exc}") from None
+    if checkpoint is not None:
+        check_weights_fit(checkpoint, checkpoint_path, model)
     meta = {
         "task": train.task,
         "class_names": list(train.class_names),
@@ -125,7 +221,17 @@ def prepare_run(config: Config) -> PreparedRun:
         "dataset_format": train.format,
         "uncertain": d.uncertain,
     }
-    return PreparedRun(config=config, train=train, val=val, model=model, loss=loss, meta=meta)
+    return PreparedRun(
+        config=config,
+        train=train,
+        val=val,
+        model=model,
+        loss=loss,
+        meta=meta,
+        train_images=train_images,
+        val_images=val_images,
+        skipped=skipped,
+    )
 
 
 def absolute_paths(config: Config) -> Config:

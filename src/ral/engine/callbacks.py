@@ -1,15 +1,23 @@
-"""Lightning callbacks of ``ral train``: restorable RNG state and a per-epoch history with timings."""
+"""Lightning callbacks of ``ral train``: restorable RNG state, a per-epoch history with timings, and
+the run's end-of-epoch and mid-epoch checkpoints."""
 
 from __future__ import annotations
 
 import random
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import Checkpoint
+
+#: File names in ``<output_dir>/checkpoints/``.
+LAST = "last.ckpt"
+MID_EPOCH = "mid-epoch.ckpt"
+BEST = "best.ckpt"
 
 
 def collect_rng_state() -> dict[str, Any]:
@@ -47,8 +55,8 @@ class RNGState(L.Callback):
     """Store the global RNG state in every checkpoint and restore it on resume.
 
     Lightning restores model, optimiser, scheduler and loop counters but not the RNG; with the
-    RNG restored, a run resumed from an end-of-epoch checkpoint draws the same dropout masks,
-    augmentations and loader seeds as the uninterrupted run.
+    RNG restored, a resumed run draws the same dropout masks as the uninterrupted run (the
+    augmentations and the shuffling do not use the global RNG, see :mod:`ral.engine.datamodule`).
     """
 
     def state_dict(self) -> dict[str, Any]:
@@ -73,6 +81,13 @@ class EpochHistory(L.Callback):
         self.verbose = verbose
         self._start = self._val_start = self._cpu_start = self._cpu_val_start = 0.0
         self._recorded = False
+        self._elapsed = (0.0, 0.0)  # seconds of the current epoch before a mid-epoch resume
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # a run resumed inside an epoch gets no on_train_epoch_start: count from here, plus the time before
+        wall, cpu = self._elapsed
+        self._start, self._cpu_start = time.perf_counter() - wall, time.process_time() - cpu
+        self._val_start = self._cpu_val_start = 0.0
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start, self._val_start, self._recorded = time.perf_counter(), 0.0, False
@@ -112,7 +127,47 @@ class EpochHistory(L.Callback):
             print(f"epoch {row['epoch'] + 1}/{trainer.max_epochs}  {text}", file=sys.stdout, flush=True)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rows": [dict(r) for r in self.rows]}
+        elapsed = [time.perf_counter() - self._start, time.process_time() - self._cpu_start]
+        return {"rows": [dict(r) for r in self.rows], "epoch_elapsed": elapsed}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.rows = [dict(r) for r in state_dict.get("rows", [])]
+        wall, cpu = state_dict.get("epoch_elapsed", (0.0, 0.0))
+        self._elapsed = (float(wall), float(cpu))
+
+
+class RunCheckpoints(Checkpoint):
+    """``last.ckpt`` at the end of every finished epoch (after validation), and ``mid-epoch.ckpt``
+    every ``every_n_steps`` optimiser steps inside an epoch (0: never).
+
+    Both are full training states (Lightning's ``trainer.save_checkpoint``, written atomically
+    by the run's checkpoint I/O), so ``--resume`` can continue from either; the mid-epoch file is
+    removed once its epoch's ``last.ckpt`` is written. A mid-epoch checkpoint is never written
+    on an epoch's last batch (``last.ckpt`` follows at once) nor between the batches of one
+    accumulated gradient (their partial gradient would be lost). The best epoch is Lightning's
+    ``ModelCheckpoint`` (``best.ckpt``).
+
+    Args:
+        folder: ``<output_dir>/checkpoints``. every_n_steps: mid-epoch interval in optimiser steps.
+    """
+
+    def __init__(self, folder: str | Path, every_n_steps: int) -> None:
+        self.folder = Path(folder)
+        self.every_n_steps = every_n_steps
+        self._last_saved_step = -1
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        step, n = trainer.global_step, self.every_n_steps
+        if not n or step == 0 or step % n or step == self._last_saved_step:
+            return
+        if (batch_idx + 1) % trainer.accumulate_grad_batches or batch_idx + 1 >= trainer.num_training_batches:
+            return
+        trainer.save_checkpoint(self.folder / MID_EPOCH)
+        self._last_saved_step = step
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        trainer.save_checkpoint(self.folder / LAST)
+        if trainer.is_global_zero:
+            (self.folder / MID_EPOCH).unlink(missing_ok=True)

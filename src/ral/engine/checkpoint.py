@@ -9,6 +9,8 @@ primitive container, so it loads with ``torch.load(weights_only=True)``; nothing
 from __future__ import annotations
 
 import os
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +25,19 @@ CHECKPOINT_FORMAT = 1
 def save_atomic(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` through :func:`ral.report.atomic_write` (temporary file, fsync, ``os.replace``).
 
-    A crash or SIGKILL at any point leaves either the previous file or the complete new one.
+    A crash or SIGKILL at any point leaves either the previous file or the complete new one. An
+    OS error of the write (disk full, ...) is raised as that ``OSError``, naming ``path``.
     """
-    atomic_write(path, lambda handle: torch.save(obj, handle))
+
+    def write(handle: Any) -> None:
+        try:
+            torch.save(obj, handle)
+        except RuntimeError as exc:  # torch's writer turns an OSError of write() into a RuntimeError
+            if isinstance(exc.__context__, OSError):
+                raise exc.__context__ from None
+            raise
+
+    atomic_write(path, write)
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> None:
@@ -34,20 +46,45 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> None:
         temp.unlink(missing_ok=True)
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with ``torch.load(weights_only=True)``.
+_TRUNCATED = ("failed finding central directory", "failed reading zip archive", "unexpected EOF", "Ran out of input")
+_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
+def _read_error(path: Path, exc: BaseException) -> str:
+    """One line saying why a weights-only read of ``path`` failed (never: "try weights_only=False")."""
+    text = str(exc)
+    if isinstance(exc, EOFError) or any(marker in text for marker in _TRUNCATED):
+        return f"cannot read checkpoint {path}: empty or truncated checkpoint (was its writing interrupted?)"
+    weights_only = isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in text
+    if weights_only and "Unsupported operand" not in text:  # an operand it cannot read: not a pickle at all
+        found = _GLOBAL.search(text)
+        which = f"; the first is a {found.group(1)}" if found else ""
+        refused = "holds pickled objects that are not weights; refused (it could run code)"
+        return f"cannot read checkpoint {path}: {refused}{which}"
+    return f"cannot read checkpoint {path}: not a PyTorch checkpoint file ({type(exc).__name__})"
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", *, mmap: bool = False) -> dict[str, Any]:
+    """Read a checkpoint with ``torch.load(weights_only=True)``; nothing is unpickled.
+
+    Args:
+        path: the ``.ckpt`` file. map_location: as in ``torch.load``.
+        mmap: memory-map the tensors instead of reading them (cheap when only metadata is needed).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: the file is not a weights-only checkpoint (corrupt, or holds pickled objects).
+        ValueError: one line: an empty or truncated file, pickled objects that are not weights,
+            or not a checkpoint at all.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"cannot read checkpoint {path}: empty or truncated checkpoint (the file has 0 bytes)")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # never retry with weights_only=False
-        raise ValueError(f"cannot read checkpoint {path} (weights-only load): {exc}") from None
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except Exception as exc:  # never retried with weights_only=False
+        raise ValueError(_read_error(path, exc)) from None
     if not isinstance(checkpoint, dict):
         raise ValueError(f"checkpoint {path} holds a {type(checkpoint).__name__}, expected a dict")
     return checkpoint

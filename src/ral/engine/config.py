@@ -151,7 +151,13 @@ class DatasetConfig(Section):
     )
     num_workers: Int = Field(0, ge=0, description="loader worker processes per training process")
     skip_bad: StrictBool = Field(
-        False, description="drop rows with invalid labels or unreadable images (with a warning) instead of failing"
+        False,
+        description="drop rows with invalid labels, missing or undecodable images (with a warning) instead of "
+        "failing; the images that do not decode are listed in `<output_dir>/skipped_images.csv` (checked while "
+        "`cache_dir` is built, else by decoding each image once before training)",
+    )
+    allow_outside_root: StrictBool = Field(
+        False, description="accept relative image paths that lead out of the image root (`../`); refused by default"
     )
     group_thresholds: list[Float] | None = Field(
         None,
@@ -273,6 +279,15 @@ class TrainerConfig(Section):
         True, description="Lightning's progress bar; when false, one line per epoch is printed"
     )
     log_every_n_steps: Int = Field(10, ge=1, description="logging interval of the step metrics")
+    checkpoint_every_n_steps: Int = Field(
+        1000,
+        ge=0,
+        description="write `checkpoints/mid-epoch.ckpt` every this many optimiser steps inside an epoch, so a "
+        "killed run resumes from there instead of the epoch's start; 0 = only end-of-epoch checkpoints. The "
+        "default bounds the work a kill loses to 1000 steps (on long epochs, e.g. CXR-LT at 1024 px, a small "
+        "part of an epoch) for one save per 1000 steps, little next to the steps themselves; epochs shorter "
+        "than that are only saved at their end",
+    )
 
     @field_validator("devices", mode="wrap")
     @classmethod
@@ -298,7 +313,8 @@ class Config(Section):
     output_dir: str = Field(
         "runs/train",
         min_length=1,
-        description="the run folder; it must not hold checkpoints unless `--resume` is given",
+        description="the run folder; if it holds a run, `--resume` continues it and `--overwrite` starts it anew "
+        "(without either, `ral train` refuses)",
     )
     dataset: DatasetConfig = Field(
         description="the label tables and how their images are read. Multi-label tables "

@@ -1,12 +1,23 @@
-"""Data loading for training: label tables -> indexed image datasets -> (distributed) loaders.
+"""Data loading for training: image datasets -> (distributed) loaders that can resume mid-epoch.
 
-Samplers are built here rather than by Lightning so that shuffling depends only on
-``(seed, epoch)`` (a resumed run sees exactly the batches the uninterrupted run saw) and so that
-validation batches carry each image's index: predictions gathered from several processes are
+Samplers are built here rather than by Lightning so that a run can be resumed bit for bit:
+
+- the order of an epoch depends only on ``(seed, epoch)`` (:class:`ResumableSampler`);
+- each item is fetched with the key ``(epoch, index)``, and :class:`~ral.data.ImageDataset`
+  derives its augmentation from ``(seed, epoch, index)``, so neither the number of loader
+  workers nor the point a run was resumed from changes an image;
+- the training loader (:class:`ResumableLoader`) counts the samples it handed out in the
+  current epoch; Lightning stores that count in every checkpoint (the loader is "stateful") and
+  gives it back on resume, and the loader then skips the samples already trained on.
+
+Validation batches carry each image's index: predictions gathered from several processes are
 de-duplicated with :func:`gather_unique`, removing the padding ``DistributedSampler`` adds.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -14,11 +25,15 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from ral.data.table import LabelTable
+from ral.data.dataset import ImageDataset
 
 
 class IndexedDataset(Dataset):
-    """Wrap a dataset of ``(image, target)`` items into ``(index, image, target)`` items."""
+    """Wrap a dataset of ``(image, target)`` items (any tuples) into ``(index, image, target)`` items.
+
+    Keys are ``index`` or ``(epoch, index)``; an :class:`~ral.data.ImageDataset` gets the whole
+    key (its augmentation depends on the epoch), any other dataset only the index.
+    """
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
@@ -26,9 +41,10 @@ class IndexedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
-    def __getitem__(self, index: int) -> tuple[int, Tensor, Tensor]:
-        image, target = self.dataset[index]
-        return index, image, target
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[Any, ...]:
+        index = key[1] if isinstance(key, tuple) else key
+        item = self.dataset[key] if isinstance(self.dataset, ImageDataset) else self.dataset[index]
+        return (index, *item)
 
 
 def gather_unique(index: Tensor, *values: Tensor) -> tuple[np.ndarray, ...]:
@@ -51,6 +67,65 @@ def gather_unique(index: Tensor, *values: Tensor) -> tuple[np.ndarray, ...]:
     return tuple(out)
 
 
+class ResumableSampler(DistributedSampler):
+    """``DistributedSampler`` (order from ``seed + epoch``) yielding ``(epoch, index)`` keys, that
+    can start an epoch part-way (:meth:`resume`)."""
+
+    def __init__(self, dataset: Dataset, **kwargs: Any) -> None:
+        super().__init__(dataset, **kwargs)
+        self.start = 0  # samples of this process's share to skip in the next iteration
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.start = 0
+        super().set_epoch(epoch)
+
+    def resume(self, epoch: int, start: int) -> None:
+        """Make the next iteration epoch ``epoch`` from its ``start``-th sample (of this process)."""
+        super().set_epoch(epoch)
+        self.start = start
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        start, self.start = self.start, 0
+        indices = list(super().__iter__())[start:]
+        return iter([(self.epoch, index) for index in indices])
+
+
+def _batch_length(batch: Any, default: int) -> int:
+    first = batch[0] if isinstance(batch, (tuple, list)) and batch else batch
+    return len(first) if isinstance(first, Tensor) and first.ndim > 0 else default
+
+
+class ResumableLoader(DataLoader):
+    """A ``DataLoader`` over a :class:`ResumableSampler` with ``state_dict`` / ``load_state_dict``.
+
+    The state is ``{"epoch", "samples"}``: the epoch being iterated and the samples handed out
+    in it so far. Lightning saves it in checkpoints and, on resuming inside an epoch, loads it
+    before the epoch's iterator is made, which then skips those samples. ``len()`` stays the
+    whole epoch's (Lightning counts the resumed batches itself). The worker processes start at
+    the first batch, after Lightning has set the epoch.
+    """
+
+    sampler: ResumableSampler
+
+    def __init__(self, dataset: Dataset, *, sampler: ResumableSampler, **kwargs: Any) -> None:
+        super().__init__(dataset, sampler=sampler, **kwargs)
+        self._epoch, self._samples = sampler.epoch, 0
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        self._epoch, self._samples = self.sampler.epoch, self.sampler.start
+        for batch in super().__iter__():
+            self._samples += _batch_length(batch, self.batch_size or 1)
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": int(self._epoch), "samples": int(self._samples)}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self._epoch, self._samples = int(state_dict["epoch"]), int(state_dict["samples"])
+        self.sampler.resume(self._epoch, self._samples)
+
+
 def make_loader(
     dataset: Dataset,
     *,
@@ -61,63 +136,52 @@ def make_loader(
     world_size: int = 1,
     rank: int = 0,
     pin_memory: bool = False,
-) -> DataLoader:
-    """A loader whose sampler is a ``DistributedSampler`` (also for one process).
+) -> ResumableLoader:
+    """A :class:`ResumableLoader` over ``dataset`` (items fetched with ``(epoch, index)`` keys, see
+    :class:`IndexedDataset`), also for one process.
 
     Training loaders shuffle with ``seed + epoch`` (Lightning calls ``set_epoch``) and drop a
     last incomplete batch when there is more than one batch (a batch of one breaks BatchNorm).
-    Evaluation loaders keep the order and pad to equal length across processes.
+    Evaluation loaders keep the order and pad to equal length across processes. The loader's
+    own generator (seeded with ``seed``) seeds the workers, so making an iterator never draws
+    from the global torch RNG (whose state checkpoints restore for dropout).
     """
-    sampler = DistributedSampler(
-        dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=False
-    )
+    sampler = ResumableSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=False)
     drop_last = shuffle and len(sampler) > batch_size
-    return DataLoader(
+    return ResumableLoader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
         num_workers=num_workers,
         drop_last=drop_last,
         pin_memory=pin_memory,
-        persistent_workers=False,  # fresh workers per epoch, seeded from the (restorable) RNG
+        persistent_workers=False,
+        generator=torch.Generator().manual_seed(seed),
     )
 
 
 class TableDataModule(L.LightningDataModule):
-    """Train / validation loaders of :class:`~ral.data.ImageDataset` over label tables.
+    """Train / validation loaders of :class:`~ral.data.ImageDataset` s.
 
     Args:
-        train: training table. val: validation table or None.
-        image_size: side of the square images fed to the model.
-        augment: random augmentation of training images (validation never augments).
+        train: training images (augmented as it was built). val: validation images or None.
         batch_size: per-process training batch size. eval_batch_size: per-process validation batch size.
-        num_workers: loader worker processes. seed: shuffling seed. cache_dir: image cache folder or None.
+        num_workers: loader worker processes. seed: shuffling seed.
     """
 
     def __init__(
         self,
-        train: LabelTable,
-        val: LabelTable | None,
+        train: ImageDataset,
+        val: ImageDataset | None,
         *,
-        image_size: int,
-        augment: bool,
         batch_size: int,
         eval_batch_size: int,
         num_workers: int,
         seed: int,
-        cache_dir: str | None = None,
     ) -> None:
         super().__init__()
-        from ral.data import ImageDataset
-
-        self.train_set = IndexedDataset(
-            ImageDataset(train, image_size=image_size, augment=augment, cache_dir=cache_dir)
-        )
-        self.val_set = (
-            IndexedDataset(ImageDataset(val, image_size=image_size, augment=False, cache_dir=cache_dir))
-            if val is not None
-            else None
-        )
+        self.train_set = IndexedDataset(train)
+        self.val_set = IndexedDataset(val) if val is not None else None
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.seed = num_workers, seed
 

@@ -71,12 +71,14 @@ def evaluate(
     out_dir: str | os.PathLike | None = None,
     format: str | None = None,
     root: str | os.PathLike | None = None,
+    allow_outside_root: bool = False,
     batch_size: int = 128,
     num_workers: int = 0,
     n_boot: int = 1000,
     seed: int = 0,
     device: str | None = "auto",
     cache_dir: str | os.PathLike | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a ``ral train`` checkpoint on the table ``data`` and write the outputs to ``out_dir``.
 
@@ -89,8 +91,10 @@ def evaluate(
         checkpoint: ``.ckpt`` written by ``ral train``.
         data: table to evaluate (default: the run's ``dataset.test``).
         val_data: table for threshold tuning (multi-label only).
-        out_dir: output folder (default :func:`default_eval_dir`).
+        out_dir: output folder (default :func:`default_eval_dir`); it must be missing or empty
+            unless ``overwrite`` (then its files are replaced). Checked before any prediction.
         format, root: table format / image root (default: auto-detect / the table's folder).
+        allow_outside_root: accept image paths that lead out of the image root.
         n_boot: bootstrap resamples for the 95% intervals (0 skips them). seed: their seed.
         device: "auto", "cpu", "cuda", ...
         cache_dir: decoded-image cache folder (see :class:`ral.data.ImageDataset`), or None.
@@ -100,6 +104,7 @@ def evaluate(
 
     Raises:
         FileNotFoundError / ValueError: missing files, tables without the checkpoint's classes.
+        FileExistsError / OSError: ``out_dir`` is not empty (without ``overwrite``) or cannot be written.
     """
     from ral.metrics import (
         bootstrap_ci,
@@ -110,6 +115,7 @@ def evaluate(
         tune_thresholds,
     )
     from ral.report import plot_ap_vs_frequency, plot_pr_curves, write_csv, write_json
+    from ral.report.files import check_output
 
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 0:
         raise ValueError(f"n_boot must be an integer >= 0, got {n_boot!r}")
@@ -121,10 +127,13 @@ def evaluate(
             raise ValueError(f"data: no table given and the run of {checkpoint} has no dataset.test")
     if val_data is None and run_config.dataset.val and Path(run_config.dataset.val).is_file():
         val_data = run_config.dataset.val
-    out = Path(out_dir) if out_dir is not None else default_eval_dir(checkpoint, data)
+    out = check_output(
+        out_dir if out_dir is not None else default_eval_dir(checkpoint, data), folder=True, overwrite=overwrite
+    )
     task, size = meta["task"], meta["image_size"]
+    tables = {"format": format, "root": root, "allow_outside_root": allow_outside_root}
 
-    table = load_eval_table(data, meta, format=format, root=root, key="data")
+    table = load_eval_table(data, meta, key="data", **tables)
     probs = predict_probabilities(
         model, table, task=task, image_size=size, batch_size=batch_size, num_workers=num_workers, cache_dir=cache_dir
     )
@@ -135,7 +144,7 @@ def evaluate(
         y_true = table.labels.astype(np.float64)
         thresholds, source = np.full(len(names), 0.5), "default 0.5 (no validation table)"
         if val_data is not None:
-            val = load_eval_table(val_data, meta, format=format, root=root, key="val_data")
+            val = load_eval_table(val_data, meta, key="val_data", **tables)
             val_probs = predict_probabilities(
                 model,
                 val,
@@ -177,7 +186,6 @@ def evaluate(
         }
     )
 
-    out.mkdir(parents=True, exist_ok=True)
     id_column = "dicom_id" if table.format == "cxrlt" else "id"
     predictions = pd.DataFrame(probs, columns=names)
     predictions.insert(0, id_column, table.ids)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,9 @@ from torch.utils.data import DataLoader
 
 from ral.data.table import LabelTable
 from ral.engine.checkpoint import checkpoint_metadata, load_checkpoint
+
+#: Hints of data-layer errors in ``ral evaluate`` / ``ral predict`` (which have no --skip-bad).
+INFERENCE_HINTS = {"skip_bad": None, "allow_outside_root": "--allow-outside-root"}
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -57,6 +62,7 @@ def load_eval_table(
     format: str | None = None,
     root: str | os.PathLike | None = None,
     key: str = "data",
+    allow_outside_root: bool = False,
 ) -> LabelTable:
     """Read a table with the checkpoint's classes (in the checkpoint's order) and label policy.
 
@@ -67,7 +73,13 @@ def load_eval_table(
 
     try:
         table = load_table(
-            path, format=format, root=root, uncertain=meta.get("uncertain", "ignore"), classes=meta["class_names"]
+            path,
+            format=format,
+            root=root,
+            uncertain=meta.get("uncertain", "ignore"),
+            classes=meta["class_names"],
+            allow_outside_root=allow_outside_root,
+            hints=INFERENCE_HINTS,
         )
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"{key}: {exc}") from None
@@ -118,44 +130,44 @@ def predict_probabilities(
     return np.concatenate(parts)
 
 
-def unlabeled_table(images: list[str | os.PathLike], meta: dict[str, Any], ids: list[str] | None = None) -> LabelTable:
-    """A table of image files without labels, for prediction (ids default to the file stems)."""
-    paths = [Path(p) for p in images]
-    missing = [str(p) for p in paths if not p.is_file()]
+def image_table(images: Sequence[str | os.PathLike]) -> LabelTable:
+    """A table without labels of image files and folders of images (searched recursively, sorted).
+
+    Ids: a file's name without its extension; for a file found in a folder, its path inside
+    that folder without the extension (``sub/scan1``), so equal names in sub-folders stay apart.
+    Other files in the folders are left out with one warning.
+
+    Returns:
+        LabelTable with no classes (labels of shape (N, 0)), paths absolute.
+
+    Raises:
+        FileNotFoundError: a file or folder does not exist. ValueError: a folder holds no image.
+    """
+    from ral.data.formats import list_images
+
+    missing = [str(p) for p in images if not Path(p).exists()]
     if missing:
         raise FileNotFoundError(f"image file(s) not found: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
-    num_classes = meta["num_classes"]
-    labels = np.zeros((len(paths), num_classes), dtype=np.float32)
-    if meta["task"] == "multilabel":
-        labels[:] = np.nan
-    else:
-        labels[:, 0] = 1.0  # placeholder one-hot rows; never used as targets
-    ids = list(ids) if ids is not None else [p.stem for p in paths]
+    ids, paths, others = [], [], []
+    for item in map(Path, images):
+        if item.is_dir():
+            found, skipped = list_images(item)
+            if not found:
+                raise ValueError(f"{item}: no image files in this folder or below it")
+            ids += [file.relative_to(item).with_suffix("").as_posix() for file in found]
+            paths += found
+            others += skipped
+        else:
+            ids.append(item.stem)
+            paths.append(item)
+    if others:
+        warnings.warn(f"left out {len(others)} file(s) that are not images (first: {others[0]})", stacklevel=2)
     return LabelTable(
         ids=ids,
         paths=[str(p.resolve()) for p in paths],
         subject_ids=ids,
-        class_names=list(meta["class_names"]),
-        labels=labels,
-        task=meta["task"],
+        class_names=[],
+        labels=np.zeros((len(paths), 0), dtype=np.float32),
         root=Path("."),
         format="images",
     )
-
-
-def unlabeled_csv(
-    path: str | os.PathLike, meta: dict[str, Any], root: str | os.PathLike | None = None
-) -> LabelTable | None:
-    """A CSV with a ``path`` column and none of the checkpoint's class columns, as an unlabeled
-    table (ids: the ``path`` values, relative to ``root`` or the CSV's folder); None otherwise."""
-    import pandas as pd
-
-    path = Path(path)
-    if path.suffix.lower() != ".csv" or not path.is_file():
-        return None
-    header = pd.read_csv(path, nrows=0).columns.tolist()
-    if "path" not in header or set(header) & set(meta["class_names"]):
-        return None
-    names = pd.read_csv(path, usecols=["path"], dtype=str, keep_default_na=False)["path"].str.strip().tolist()
-    base = Path(root) if root is not None else path.parent
-    return unlabeled_table([Path(n) if Path(n).is_absolute() else base / n for n in names], meta, ids=names)

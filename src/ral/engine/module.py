@@ -71,6 +71,8 @@ class ClassifierModule(L.LightningModule):
         self.config = config
         self.meta = meta
         self._val_batches: list[tuple[Tensor, Tensor, Tensor]] = []
+        # sum of loss x batch size and number of samples of this epoch (checkpointed: exact after a resume)
+        self._epoch_loss = torch.zeros(2)
 
     def forward(self, images: Tensor) -> Tensor:
         """(N, 1, H, W) -> (N, C) logits."""
@@ -81,19 +83,33 @@ class ClassifierModule(L.LightningModule):
         logits = logits.float()
         return torch.sigmoid(logits) if self.task == "multilabel" else torch.softmax(logits, dim=1)
 
-    def on_train_epoch_start(self) -> None:
+    def _follow_epoch(self) -> None:
         # Losses with an epoch schedule (LDAM's deferred re-weighting) follow the trainer's epoch.
         set_epoch = getattr(self.loss_fn, "set_epoch", None)
         if callable(set_epoch):
             set_epoch(self.current_epoch)
 
+    def on_train_start(self) -> None:
+        self._follow_epoch()  # a run resumed inside an epoch gets no on_train_epoch_start
+        self._epoch_loss = self._epoch_loss.to(self.device)
+
+    def on_train_epoch_start(self) -> None:
+        self._follow_epoch()
+        self._epoch_loss.zero_()
+
     def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
         _, images, targets = batch
         loss = self.loss_fn(self.model(images).float(), targets)
         self.log(
-            "train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=images.shape[0], sync_dist=True
+            "train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=images.shape[0], sync_dist=True
         )
+        size = images.shape[0]
+        self._epoch_loss += torch.stack([loss.detach().float() * size, loss.new_tensor(float(size))])
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        total, count = self._epoch_loss
+        self.log("train_loss_epoch", total / count.clamp(min=1), sync_dist=True)
 
     def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> None:
         index, images, targets = batch
@@ -145,3 +161,8 @@ class ClassifierModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # plain data only: the checkpoint must load with torch.load(weights_only=True)
         checkpoint["ral"] = {"format": CHECKPOINT_FORMAT, "config": self.config.model_dump(mode="json"), **self.meta}
+        checkpoint["ral_epoch_loss"] = self._epoch_loss.detach().cpu().clone()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "ral_epoch_loss" in checkpoint:
+            self._epoch_loss = checkpoint["ral_epoch_loss"].float().clone()

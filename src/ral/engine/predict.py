@@ -13,11 +13,10 @@ from pathlib import Path
 import pandas as pd
 
 from ral.engine.inference import (
-    load_eval_table,
+    INFERENCE_HINTS,
+    image_table,
     load_trained_model,
     predict_probabilities,
-    unlabeled_csv,
-    unlabeled_table,
 )
 
 
@@ -29,20 +28,25 @@ def predict(
     out: str | os.PathLike,
     format: str | None = None,
     root: str | os.PathLike | None = None,
+    allow_outside_root: bool = False,
     id_column: str | None = None,
     batch_size: int = 128,
     num_workers: int = 0,
     device: str | None = "auto",
+    overwrite: bool = False,
 ) -> pd.DataFrame:
-    """Write the probabilities of ``images`` (files) or of the rows of table ``data`` to ``out``.
+    """Write the probabilities of ``images`` or of the images of ``data`` to ``out``; labels are never needed.
 
     Args:
         checkpoint: ``.ckpt`` written by ``ral train``.
-        images: image files (ids: file names without extension). data: a label table (ids: its
-            id column, e.g. ``dicom_id`` for CXR-LT; its labels are not used), or a CSV with just
-            a ``path`` column (ids: the paths). Exactly one of both.
-        out: CSV file to write (atomically).
-        format, root: for ``data``, as in ``ral.data.load_table``.
+        images: image files and folders of images (searched recursively, sorted; ids: see
+            :func:`ral.engine.inference.image_table`).
+        data: a table of any CSV format, with or without its label columns (ids and paths from
+            its id / path columns, e.g. ``dicom_id`` / ``fpath`` for CXR-LT, ``path`` for the generic
+            layout; see :func:`ral.data.formats.load_image_list`), or a folder of images.
+            Exactly one of ``images`` / ``data``.
+        out: CSV file to write (atomically); an existing file is replaced only with ``overwrite``.
+        format, root, allow_outside_root: for a ``data`` table, as in ``ral.data.load_image_list``.
         id_column: name of the id column (default "dicom_id" for CXR-LT checkpoints, else "id").
         device: "auto", "cpu", "cuda", ...
 
@@ -50,19 +54,31 @@ def predict(
         The written table: N rows, ``1 + C`` columns.
 
     Raises:
-        ValueError: both or neither of ``images`` / ``data``; FileNotFoundError: missing files.
+        ValueError: both or neither of ``images`` / ``data``; FileNotFoundError: missing files;
+        FileExistsError / OSError: ``out`` exists (without ``overwrite``) or cannot be written,
+        checked before anything is computed.
     """
+    from ral.data.formats import load_image_list
     from ral.report import write_csv
+    from ral.report.files import check_output
 
+    out = check_output(out, overwrite=overwrite)
     if (images is None or len(images) == 0) == (data is None):
-        raise ValueError("give either image files or --data TABLE (exactly one of them)")
+        raise ValueError("give either image files / folders or --data (exactly one of them)")
     model, meta = load_trained_model(checkpoint, device)
-    if data is not None:
-        table = unlabeled_csv(data, meta, root) if format in (None, "generic") else None
-        if table is None:
-            table = load_eval_table(data, meta, format=format, root=root, key="data")
+    if data is not None and not Path(data).is_dir():
+        try:
+            table = load_image_list(
+                data, format=format, root=root, allow_outside_root=allow_outside_root, hints=INFERENCE_HINTS
+            )
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"data: {exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"data: {exc}") from None
     else:
-        table = unlabeled_table(list(images or []), meta)
+        table = image_table([data] if data is not None else list(images or []))
+    if len(table) == 0:
+        raise ValueError(f"data: {data} lists no images")
     probs = predict_probabilities(
         model, table, task=meta["task"], image_size=meta["image_size"], batch_size=batch_size, num_workers=num_workers
     )
@@ -72,5 +88,5 @@ def predict(
         raise ValueError(f"id_column {id_column!r} clashes with a class name")
     frame = pd.DataFrame(probs, columns=list(meta["class_names"]))
     frame.insert(0, id_column, table.ids)
-    write_csv(frame, Path(out))
+    write_csv(frame, out)
     return frame

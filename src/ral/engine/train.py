@@ -3,29 +3,42 @@
 Lightning provides mixed precision, gradient accumulation, DDP (``torchrun`` or ``devices: N``;
 gloo on CPU), progress bars, CSV / TensorBoard logs, best-checkpoint selection and early
 stopping. This module only wires them together and adds what Lightning lacks: atomic
-weights-only checkpoints, restorable RNG state and a per-epoch timing history.
+weights-only checkpoints, end-of-epoch and mid-epoch checkpoints that resume bit for bit,
+restorable RNG state and a per-epoch timing history.
 
 Output folder layout::
 
-    <output_dir>/config.yaml            the resolved config (absolute data paths)
-    <output_dir>/checkpoints/best.ckpt  best epoch on val mAP (balanced accuracy if single-label)
-    <output_dir>/checkpoints/last.ckpt  end of the last finished epoch (what --resume continues)
-    <output_dir>/logs/metrics.csv       per-step / per-epoch metrics (CSVLogger; after a resume the
-                                        earlier part is kept as logs/metrics-part1.csv, ...)
-    <output_dir>/result.json            written when training ends (see :func:`train`)
+    <output_dir>/config.yaml                 the resolved config (absolute data paths)
+    <output_dir>/checkpoints/best.ckpt       best epoch on val mAP (balanced accuracy if single-label)
+    <output_dir>/checkpoints/last.ckpt       end of the last finished epoch
+    <output_dir>/checkpoints/mid-epoch.ckpt  every train.checkpoint_every_n_steps steps inside an epoch
+                                             (removed when the epoch's last.ckpt is written)
+    <output_dir>/logs/metrics.csv            per-step / per-epoch metrics (CSVLogger; after a resume the
+                                             earlier part is kept as logs/metrics-part1.csv, ...)
+    <output_dir>/skipped_images.csv          images dropped by dataset.skip_bad (only when there are some)
+    <output_dir>/result.json                 written when training ends (see :func:`train`)
+
+``--resume`` continues from the newer of ``last.ckpt`` and ``mid-epoch.ckpt``.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import math
+import shutil
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ral.engine.build import absolute_paths, prepare_run
+from ral.engine.callbacks import BEST, LAST, MID_EPOCH
 from ral.engine.config import Config, config_from_dict, dump_yaml, validate_config
+
+SKIPPED_IMAGES = "skipped_images.csv"
+#: What ``ral train`` writes into its output folder (and ``--overwrite`` removes); ``eval/`` is
+#: the default folder of ``ral evaluate``.
+RUN_ENTRIES = ("checkpoints", "logs", "tensorboard", "eval", "config.yaml", "result.json", SKIPPED_IMAGES)
 
 
 def checkpoint_dir(config: Config) -> Path:
@@ -44,15 +57,29 @@ def _changed_keys(before: Mapping[str, Any], after: Mapping[str, Any], prefix: s
     return keys
 
 
-def _resume_path(config: Config, resume: bool) -> str | None:
+def holds_run(output_dir: str | Path) -> bool:
+    """Whether ``output_dir`` holds (part of) a ``ral train`` run: a checkpoint or a result."""
+    out = Path(output_dir)
+    return (out / "result.json").is_file() or any((out / "checkpoints").glob("*.ckpt"))
+
+
+def newest_checkpoint(folder: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """The checkpoint ``--resume`` continues from: the one of ``last.ckpt`` / ``mid-epoch.ckpt``
+    with the larger global step (memory-mapped, not read), or None when there is none."""
+    from ral.engine.checkpoint import load_checkpoint
+
+    paths = [path for path in (Path(folder) / LAST, Path(folder) / MID_EPOCH) if path.is_file()]
+    found = [(path, load_checkpoint(path, mmap=True)) for path in paths]
+    return max(found, key=lambda item: int(item[1].get("global_step", 0)), default=None)
+
+
+def _resume_from(config: Config, resume: bool, overwrite: bool) -> tuple[Path | None, dict[str, Any] | None]:
+    """The checkpoint to continue from (path and memory-mapped content); refuses an existing run
+    unless ``resume`` or ``overwrite``. Writes nothing."""
     import yaml
 
-    from ral.engine.checkpoint import remove_stale_temporaries
-
     folder = checkpoint_dir(config)
-    last = folder / "last.ckpt"
     if resume:
-        remove_stale_temporaries(folder)
         stored = Path(config.output_dir) / "config.yaml"
         if stored.is_file():
             changed = _changed_keys(yaml.safe_load(stored.read_text(encoding="utf-8")) or {}, config.to_dict())
@@ -62,16 +89,27 @@ def _resume_path(config: Config, resume: bool) -> str | None:
                     f"{changed}; the new values are used from here on",
                     stacklevel=3,
                 )
-        if last.is_file():
-            return str(last)
-        print(f"ral train: no checkpoint in {folder} yet; starting from the first epoch")
-        return None
-    if folder.is_dir() and any(folder.glob("*.ckpt")):
+        newest = newest_checkpoint(folder)
+        if newest is None:
+            print(f"ral train: no checkpoint in {folder} yet; starting from the first epoch")
+            return None, None
+        return newest
+    if not overwrite and holds_run(config.output_dir):
         raise ValueError(
-            f"output_dir {config.output_dir!r} already holds a run ({folder}); pass --resume to continue it "
-            "or set another output_dir"
+            f"output_dir {config.output_dir!r} already holds a run ({folder}); pass --resume to continue it, "
+            "--overwrite to start it anew, or set another output_dir"
         )
-    return None
+    return None, None
+
+
+def _remove_run(out: Path) -> None:
+    """Delete what an earlier run wrote into ``out`` (only the entries of ``RUN_ENTRIES``)."""
+    for name in RUN_ENTRIES:
+        entry = out / name
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def _keep_previous_log(out: Path) -> None:
@@ -108,11 +146,18 @@ def _mean(rows: list[dict[str, float]], key: str) -> float:
     return float(sum(values) / len(values)) if values else math.nan
 
 
-def train(config: Config | Mapping[str, Any], *, resume: bool = False) -> dict[str, Any]:
-    """Train a model as described by ``config``; with ``resume``, continue from ``last.ckpt``.
+def train(config: Config | Mapping[str, Any], *, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    """Train a model as described by ``config``.
 
-    The whole config is validated and the tables, loss and model are built before the first
-    training step (bad values raise ``ValueError`` / ``FileNotFoundError`` naming the key).
+    ``resume`` continues the run in ``output_dir`` from its newest checkpoint (``last.ckpt``, or
+    ``mid-epoch.ckpt`` when that is newer), reproducing the uninterrupted run; ``overwrite``
+    starts it anew (the earlier run's checkpoints, logs and results are removed, nothing else).
+    Without either, an ``output_dir`` holding a run is refused.
+
+    Before anything is written: the output folder is checked to accept files, the whole config
+    is validated, the tables are read and checked, a checkpoint to resume from is compared with
+    the config (task, classes, backbone and options, loss), the images are prepared and the loss
+    and model are built (bad values raise ``ValueError`` / ``FileNotFoundError`` naming the key).
 
     Returns:
         ``{"output_dir", "best_checkpoint", "last_checkpoint", "monitor", "best_epoch",
@@ -120,46 +165,55 @@ def train(config: Config | Mapping[str, Any], *, resume: bool = False) -> dict[s
         "epochs_completed", "stopped_early", "train_seconds_per_epoch" (wall clock, training loop
         only), "train_cpu_seconds_per_epoch" (CPU time of this process, training loop only),
         "epoch_seconds" (wall clock, training + validation), "history" (one row per epoch), "task", "loss",
-        "backbone", "num_classes", "num_train_images"}``, also written to ``result.json``, plus
-        ``"is_global_zero"`` (False in the other processes of a distributed run).
+        "backbone", "num_classes", "num_train_images", "skipped_images"}``, also written to
+        ``result.json``, plus ``"is_global_zero"`` (False in the other processes of a distributed run).
 
     Raises:
-        ValueError: bad config, or ``output_dir`` holds a run and ``resume`` is False.
+        ValueError: bad config, ``output_dir`` holds a run and neither ``resume`` nor
+            ``overwrite`` is given (or both are), or the checkpoint does not match the config.
+        OSError: ``output_dir`` cannot be written (the error names it).
     """
     import lightning as L
+    import pandas as pd
     from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    from ral.engine.callbacks import EpochHistory, RNGState
-    from ral.engine.checkpoint import AtomicCheckpointIO
+    from ral.engine.callbacks import EpochHistory, RNGState, RunCheckpoints
+    from ral.engine.checkpoint import AtomicCheckpointIO, remove_stale_temporaries
     from ral.engine.datamodule import TableDataModule
     from ral.engine.module import ClassifierModule, monitor_metric
-    from ral.report import write_json, write_text
+    from ral.report import write_csv, write_json, write_text
+    from ral.report.files import check_writable
 
+    if resume and overwrite:
+        raise ValueError("give --resume (continue the run) or --overwrite (start it anew), not both")
     if not isinstance(config, Config):
         config = config_from_dict(dict(config))
     config = absolute_paths(validate_config(config))
-    ckpt_path = _resume_path(config, resume)
+    out = check_writable(config.output_dir, folder=True)
+    ckpt_path, checkpoint = _resume_from(config, resume, overwrite)
     L.seed_everything(config.seed, workers=True, verbose=False)
-    run = prepare_run(config)
+    run = prepare_run(config, checkpoint, ckpt_path or "checkpoint")
+    del checkpoint  # Lightning reads it again (memory-mapped here, so little was read)
 
     t = config.train
-    out = Path(config.output_dir)
+    folder = checkpoint_dir(config)
     monitor = monitor_metric(run.meta["task"]) if run.val is not None else None
     history = EpochHistory(verbose=not t.progress_bar)
     callbacks: list[Any] = [
         RNGState(),
         history,
         ModelCheckpoint(
-            dirpath=str(checkpoint_dir(config)),
-            filename="best",
+            dirpath=str(folder),
+            filename=Path(BEST).stem,
             monitor=monitor,
             mode="max",
             save_top_k=1,
-            save_last=True,
+            save_last=False,  # last.ckpt is RunCheckpoints': every epoch, not only a better one
             auto_insert_metric_name=False,
             enable_version_counter=False,
         ),
+        RunCheckpoints(folder, t.checkpoint_every_n_steps),
     ]
     if t.early_stopping_patience is not None and monitor is not None:
         callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=t.early_stopping_patience))
@@ -191,29 +245,34 @@ def train(config: Config | Mapping[str, Any], *, resume: bool = False) -> dict[s
 
     module = ClassifierModule(run.model, run.loss, task=run.meta["task"], config=config, meta=run.meta)
     data = TableDataModule(
-        run.train,
-        run.val,
-        image_size=config.dataset.image_size,
-        augment=config.dataset.augment,
+        run.train_images,
+        run.val_images,
         batch_size=t.batch_size,
         eval_batch_size=t.eval_batch_size or t.batch_size,
         num_workers=config.dataset.num_workers,
         seed=config.seed,
-        cache_dir=config.dataset.cache_dir,
     )
+    skipped = out / SKIPPED_IMAGES
     if trainer.is_global_zero:  # before fit: the CSV logger opens its file lazily
+        if overwrite:
+            _remove_run(out)
+        remove_stale_temporaries(folder)
         if ckpt_path is not None:
             _keep_previous_log(out)
         write_text(dump_yaml(config), out / "config.yaml")
+        if run.skipped:
+            write_csv(pd.DataFrame(run.skipped), skipped)
+            print(f"ral train: {len(run.skipped)} image(s) that cannot be read were skipped; listed in {skipped}")
+        else:
+            skipped.unlink(missing_ok=True)
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
 
     rows = history.rows
     best, score = _summary(rows, monitor)
-    folder = checkpoint_dir(config)
     result = {
         "output_dir": str(out),
-        "best_checkpoint": str(folder / "best.ckpt"),
-        "last_checkpoint": str(folder / "last.ckpt"),
+        "best_checkpoint": str(folder / BEST),
+        "last_checkpoint": str(folder / LAST),
         "monitor": monitor,
         "best_epoch": int(best["epoch"]) if best else None,
         "best_score": score,
@@ -229,6 +288,7 @@ def train(config: Config | Mapping[str, Any], *, resume: bool = False) -> dict[s
         "backbone": config.model.backbone,
         "num_classes": run.meta["num_classes"],
         "num_train_images": run.meta["num_train_images"],
+        "skipped_images": len(run.skipped),
     }
     if trainer.is_global_zero:
         write_json(result, out / "result.json")

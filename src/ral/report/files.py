@@ -6,12 +6,19 @@ fsync of the file; the folder is fsynced afterwards so the rename survives a cra
 file is never left half-written, also when rendering or writing fails. :func:`atomic_write`,
 the text / JSON / CSV writers, the plots, checkpoints and the image cache all go through it.
 Temporary files are named ``.<destination name>.<random>.tmp`` (:func:`stale_temporaries`
-finds the ones a killed process left behind).
+finds the ones a killed process left behind). An OS error while writing (disk full, ...) names
+the destination.
+
+:func:`check_writable` / :func:`check_output` are the one "may I write here" check every command
+makes before it starts working: the output is not of the wrong kind (a folder where a file is
+expected or the other way round), its nearest existing folder accepts a new file, and (for
+:func:`check_output`) an existing output is only replaced when the caller says so.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -52,6 +59,17 @@ def _fsync_directory(folder: Path) -> None:
         os.close(fd)
 
 
+def _naming(exc: OSError, path: Path) -> OSError | None:
+    """A copy of ``exc`` naming ``path`` (a failed ``write()`` names no file, a failed rename the
+    temporary one), or None to re-raise ``exc`` as it is."""
+    if exc.errno is None:
+        return None
+    try:
+        return type(exc)(exc.errno, exc.strerror or str(exc), str(path))
+    except TypeError:  # an OSError subclass with another constructor
+        return None
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on a clean exit it replaces ``path``.
@@ -72,7 +90,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o644
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=_temp_prefix(target.name), suffix=_TEMP_SUFFIX)
+    try:
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=_temp_prefix(target.name), suffix=_TEMP_SUFFIX)
+    except OSError as exc:
+        if (named := _naming(exc, target)) is None:
+            raise
+        raise named from exc
     os.close(fd)
     temp = Path(name)
     try:
@@ -84,6 +107,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.close(fd)
         os.chmod(temp, mode)
         os.replace(temp, target)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        if (named := _naming(exc, target)) is None:
+            raise
+        raise named from exc
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
@@ -101,6 +129,70 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) 
     target = Path(path)
     with atomic_path(target) as temp, open(temp, "wb") as handle:
         write(handle)
+    return target
+
+
+def _nearest_folder(path: Path) -> Path:
+    """``path`` or its nearest existing ancestor."""
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_writable(path: str | os.PathLike, *, folder: bool = False) -> Path:
+    """Check that ``path`` (a file, or with ``folder`` a folder) can be created or replaced; nothing is kept.
+
+    The path must not be of the other kind, and its nearest existing folder must accept a new
+    file: a temporary file is created there and removed (this also catches read-only file
+    systems, where permission bits say nothing).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        IsADirectoryError: a file is expected and ``path`` is a folder.
+        NotADirectoryError: ``path`` (``folder``) or one of its parents is a file.
+        PermissionError / OSError: the folder does not accept new files (the error names it).
+    """
+    target = Path(path)
+    if folder and target.exists() and not target.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "exists and is not a folder", str(target))
+    if not folder and target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, expected a file name", str(target))
+    base = _nearest_folder(target if folder else target.parent)
+    if not base.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "is a file, so no folder can be made in it", str(base))
+    try:
+        fd, name = tempfile.mkstemp(dir=base, prefix=".ral-write-check.", suffix=_TEMP_SUFFIX)
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"cannot create files here ({exc.strerror})", str(base)) from None
+    os.close(fd)
+    os.unlink(name)
+    return target
+
+
+def is_empty_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is missing or an empty folder."""
+    path = Path(path)
+    return not path.exists() or (path.is_dir() and not any(path.iterdir()))
+
+
+def check_output(path: str | os.PathLike, *, folder: bool = False, overwrite: bool = False) -> Path:
+    """:func:`check_writable`, and refuse an existing output unless ``overwrite``.
+
+    An output exists when the file exists, or (``folder``) when the folder holds anything.
+
+    Raises:
+        FileExistsError: the output exists and ``overwrite`` is False (the message names it and
+            ``--overwrite``).
+        OSError: as :func:`check_writable`.
+    """
+    target = check_writable(path, folder=folder)
+    exists = not is_empty_folder(target) if folder else target.exists()
+    if exists and not overwrite:
+        kind = "folder is not empty" if folder else "file exists"
+        raise FileExistsError(f"{target}: the {kind}; pass --overwrite to replace it, or choose another output")
     return target
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from ral.data.classes import CXRLT_CLASSES, ISIC2018_CLASSES
 from ral.data.images import MIN_IMAGE_SIZE
 from ral.data.simulate.preview import preview_grid
-from ral.report.files import write_csv, write_json
+from ral.report.files import check_writable, is_empty_folder, write_csv, write_json
 
 TASKS = ("multilabel", "single")
 SPLITS = ("train", "val", "test")
@@ -89,7 +89,8 @@ def _settings(settings: Mapping[str, Any]) -> dict:
     except TypeError as exc:
         raise ValueError(f"settings: {exc}") from None
     bound.apply_defaults()
-    arguments = {name: value for name, value in bound.arguments.items() if name != "out_dir"}
+    # where and whether to replace do not decide the output
+    arguments = {name: value for name, value in bound.arguments.items() if name not in ("out_dir", "overwrite")}
     return _checked_settings(**arguments)
 
 
@@ -125,6 +126,17 @@ def _written_by_simulator(info: dict | None) -> bool:
     return info is not None and str(info.get("generator", "")).startswith(GENERATOR)
 
 
+def _refuse_foreign(folder: Path) -> dict | None:
+    """``folder``'s simulator ``dataset.json`` (None if there is none); raise if someone else wrote it."""
+    info = _read_info(folder)
+    if (folder / "dataset.json").exists() and not _written_by_simulator(info):
+        raise ValueError(
+            f"out_dir: {folder / 'dataset.json'} was not written by {GENERATOR}; "
+            "choose another folder for the simulated dataset"
+        )
+    return info
+
+
 def ensure_simulated(out_dir: str | os.PathLike, *, log: Callable[[str], None] | None = None, **settings: Any) -> Path:
     """The simulated dataset of these settings in ``out_dir``: reused when there, else (re)generated.
 
@@ -150,21 +162,40 @@ def ensure_simulated(out_dir: str | os.PathLike, *, log: Callable[[str], None] |
     out = Path(out_dir)
     checked = _settings(settings)
     key = _key(checked, code_hash())
-    info = _read_info(out)
-    if (out / "dataset.json").exists() and not _written_by_simulator(info):
-        raise ValueError(
-            f"out_dir: {out / 'dataset.json'} was not written by {GENERATOR}; "
-            "choose another folder for the simulated dataset"
-        )
+    info = _refuse_foreign(out)
     say = log or (lambda line: None)
     if info is not None and info.get("key") == key and all((out / f"{s}.csv").is_file() for s in SPLITS):
         say(f"simulated dataset in {out} has the same settings and generator code: reused")
         return out
     if info is not None:
         say(f"removing the earlier simulation in {out} (other settings or generator code)")
-        _remove_simulation(out)
     say(f"simulating the {checked['task']} dataset into {out} ...")
-    return simulate_dataset(out, **settings)
+    return simulate_dataset(out, overwrite=True, **settings)
+
+
+def check_simulation_folder(out_dir: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Check that a simulation may write ``out_dir``, before it writes anything.
+
+    A missing or empty folder is fine; any other needs ``overwrite``. Then an earlier simulation
+    there (a ``dataset.json`` of the simulator, also of an interrupted one) is removed first (its
+    images and tables), so no stale image remains; from a folder the simulator did not write
+    nothing is deleted (files with the simulator's names are replaced).
+
+    Raises:
+        FileExistsError: ``out_dir`` holds files and ``overwrite`` is False.
+        ValueError: ``out_dir/dataset.json`` exists but was not written by the simulator.
+        OSError: ``out_dir`` cannot be written (see :func:`ral.report.files.check_writable`).
+    """
+    out = check_writable(out_dir, folder=True)
+    if is_empty_folder(out):
+        return out
+    info = _refuse_foreign(out)
+    if not overwrite:
+        what = "a simulation" if info is not None else "files"
+        raise FileExistsError(f"{out}: the folder holds {what}; pass --overwrite to replace it, or choose another")
+    if info is not None:
+        _remove_simulation(out)
+    return out
 
 
 def _remove_simulation(folder: Path) -> None:
@@ -186,12 +217,15 @@ def simulate_dataset(
     n_test: int | None = None,
     task: str = "multilabel",
     missing_rate: float = 0.15,
+    overwrite: bool = False,
 ) -> Path:
     """Generate a simulated long-tailed dataset into ``out_dir`` (deterministic in ``seed``).
 
     Args:
         out_dir: output folder (created); gets train.csv, val.csv, test.csv, dataset.json and
-            the images under ``images/``.
+            the images under ``images/``. It must be missing or empty, or with ``overwrite`` hold
+            an earlier simulation (removed first, so no stale image remains; see
+            :func:`check_simulation_folder`).
         seed: random seed; the same seed and arguments give byte-identical CSVs and images.
         size: image side in pixels (square, grayscale).
         n_train, n_val, n_test: images per split (default 24,000 / 4,000 / 8,000 for
@@ -206,10 +240,11 @@ def simulate_dataset(
 
     Raises:
         ValueError: unknown task, size < ``MIN_IMAGE_SIZE`` (16), split sizes too small, missing_rate outside [0, 0.9].
+        FileExistsError / OSError: ``out_dir`` may not be written (see :func:`check_simulation_folder`).
     """
     settings = _checked_settings(task, seed, size, n_train, n_val, n_test, missing_rate)
     code = code_hash()
-    out = Path(out_dir)
+    out = check_simulation_folder(out_dir, overwrite=overwrite)
     # marks the folder as the simulator's while it is written (an interrupted run is cleaned next time)
     write_json({"generator": GENERATOR, "key": None, "complete": False}, out / "dataset.json")
     seed, sizes = settings["seed"], settings["sizes"]
