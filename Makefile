@@ -41,7 +41,7 @@ bench-quick: $(STAMP)
 	$(BIN)/ral bench losses --simulate --quick
 
 bench-speed: $(STAMP)
-	$(BIN)/ral bench speed --threads 2 --out runs/bench/speed
+	$(BIN)/ral bench speed --threads 2 --out runs/bench/speed --overwrite
 
 clean:
 	rm -rf runs .pytest_cache

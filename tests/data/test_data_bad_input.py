@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from data_helpers import write_tiny_image
 
 from ral.cli import main
@@ -123,3 +124,97 @@ def test_cli_reports_bad_rows_and_skip_bad(tmp_path, capsys):
     with pytest.warns(UserWarning, match="skipped 1 bad row"):
         assert main(["data", "stats", str(path), "--skip-bad"]) == 0
     assert "images: 1" in capsys.readouterr().out
+
+
+def test_error_hints_name_the_callers_option_or_none(tmp_path):
+    path = _generic(tmp_path, "a.png,p,1,0\nb.png,p,3,0\n")
+    with pytest.raises(ValueError, match=r"\(skip_bad=True drops such rows\)"):
+        load_table(path, check_images="none")
+    with pytest.raises(ValueError, match=r"\(--skip-bad drops such rows\)$"):
+        load_table(path, check_images="none", hints={"skip_bad": "--skip-bad"})
+    with pytest.raises(ValueError) as caught:
+        load_table(path, check_images="none", hints={"skip_bad": None})
+    assert "skip" not in str(caught.value) and str(caught.value).endswith("(expected one of 0, 1, blank)")
+    with pytest.raises(FileNotFoundError) as missing:
+        load_table(_generic(tmp_path, "x.png,p,1,0\n"), hints={"skip_bad": None})
+    assert "skip" not in str(missing.value) and "image file not found" in str(missing.value)
+
+
+def test_duplicate_image_paths_are_one_warning_naming_the_rows(tmp_path):
+    path = _generic(tmp_path, "a.png,p,1,0\nb.png,p,0,1\n./a.png,q,1,1\nb.png,q,0,0\n", images=False)
+    with pytest.warns(
+        UserWarning, match=r"t\.csv: 2 row\(s\) repeat the image of an earlier row \(row 2 './a.png', row 3"
+    ) as caught:
+        load_table(path, check_images="none")
+    assert len([w for w in caught if "repeat the image" in str(w.message)]) == 1
+    assert "row 2 repeats row 0" in str(caught[0].message)
+
+
+def test_paths_leading_out_of_the_root_are_refused_unless_allowed(tmp_path):
+    (tmp_path / "tables").mkdir()
+    write_tiny_image(tmp_path / "outside.png")
+    write_tiny_image(tmp_path / "tables" / "in.png")
+    path = tmp_path / "tables" / "t.csv"
+    path.write_text("path,subject_id,A\nin.png,p,1\n../outside.png,q,0\nsub/../in.png,r,1\n")
+    escaping = r"1 image path\(s\) lead out of the image root .*tables \(row 1 '../outside.png'\)"
+    with pytest.raises(ValueError, match=escaping + "; allow_outside_root=True allows them"):
+        load_table(path)
+    with pytest.raises(ValueError, match=r"; dataset.allow_outside_root: true allows them"):
+        load_table(path, hints={"allow_outside_root": "dataset.allow_outside_root: true"})
+    with pytest.warns(UserWarning, match="repeat the image"):  # sub/../in.png is in.png
+        assert len(load_table(path, allow_outside_root=True, check_images="none")) == 3
+    path.write_text(f"path,subject_id,A\nin.png,p,1\n{tmp_path / 'outside.png'},q,0\n")
+    assert len(load_table(path)) == 2  # an absolute path is taken as written
+
+
+def test_skip_bad_drops_undecodable_images_when_the_cache_is_built(tmp_path, monkeypatch):
+    import ral.data.cache as cache_module
+
+    path = _generic(tmp_path, "a.png,p,1,0\nb.png,p,0,1\nc.png,q,1,1\n", images=True)
+    (tmp_path / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    table = load_table(path)
+    with pytest.raises(ValueError, match=r"cannot decode image file .*b\.png"):
+        ImageDataset(table, image_size=16, cache_dir=tmp_path / "cache")
+    with pytest.warns(
+        UserWarning, match=r"skipped 1 of 3 image\(s\) that cannot be read; first: cannot decode .*b\.png"
+    ):
+        cached = ImageDataset(table, image_size=16, cache_dir=tmp_path / "cache", skip_bad=True)
+    assert cached.table.ids == ["a.png", "c.png"] and len(cached) == 2
+    assert [row["row"] for row in cached.skipped] == [1] and cached.skipped[0]["id"] == "b.png"
+    reference = [cached[i][0] for i in range(2)]
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(cache_module, "read_image", no_decoding)
+    with pytest.warns(UserWarning, match="skipped 1 of 3"):  # the reused cache knows its bad rows
+        again = ImageDataset(table, image_size=16, cache_dir=tmp_path / "cache", skip_bad=True)
+    assert all(torch.equal(again[i][0], reference[i]) for i in range(2))
+    with pytest.raises(ValueError, match=r"cannot decode image file .*b\.png"):
+        ImageDataset(table, image_size=16, cache_dir=tmp_path / "cache")  # without skip_bad: still an error
+    monkeypatch.undo()
+    with pytest.warns(UserWarning, match="skipped 1 of 3"):  # no cache: each image decoded once here
+        plain = ImageDataset(table, image_size=16, skip_bad=True)
+    assert all(torch.equal(plain[i][0], reference[i]) for i in range(2))
+
+
+def test_classes_without_positives(tmp_path):
+    from ral.data.checks import check_validation_classes, warn_training_classes
+
+    table = load_table(_generic(tmp_path, "a.png,p,1,0\nb.png,p,1,\n"), check_images="none")
+    with pytest.warns(UserWarning, match=r"dataset.train: 1 class\(es\) have no positive label in 2 rows: \['B'\]"):
+        warn_training_classes(table, "dataset.train")
+    with pytest.warns(UserWarning, match=r"dataset.val: 1 class\(es\) have no positive label: \['B'\]"):
+        check_validation_classes(table, "dataset.val")
+    none = load_table(_generic(tmp_path, "a.png,p,0,0\nb.png,p,0,\n"), check_images="none")
+    with pytest.raises(ValueError, match=r"dataset.val: no class has a positive label in its 2 rows"):
+        check_validation_classes(none, "dataset.val")
+
+
+def test_cli_stats_names_its_own_options_in_hints(tmp_path, capsys):
+    (tmp_path / "tables").mkdir()
+    path = tmp_path / "tables" / "t.csv"
+    path.write_text("path,subject_id,A\n../x.png,p,1\n")
+    assert main(["data", "stats", str(path)]) == 2
+    assert "--allow-outside-root allows them" in capsys.readouterr().err
+    assert main(["data", "stats", str(path), "--allow-outside-root"]) == 0

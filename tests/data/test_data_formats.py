@@ -177,3 +177,47 @@ def test_classes_selects_and_orders(fixture_copy):
 def test_missing_table_file(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="nope.csv"):
         load_table(tmp_path / "nope.csv")
+
+
+@pytest.mark.parametrize(
+    "fixture,columns,fmt",
+    [
+        ("cxrlt_train.csv", ["dicom_id", "fpath"], "cxrlt"),
+        ("Data_Entry_2017.csv", ["Image Index"], "nih"),
+        ("chexpert_train.csv", ["Path"], "chexpert"),
+        ("ISIC2018_Task3_Training_GroundTruth.csv", ["image"], "isic2018"),
+        ("aptos_train.csv", ["id_code"], "aptos"),
+    ],
+)
+def test_image_lists_of_every_format_need_no_label_columns(fixture_copy, fixture, columns, fmt):
+    import pandas as pd
+
+    from ral.data.formats import load_image_list
+
+    labelled = fixture_copy(fixture)
+    reference = load_table(labelled, check_images="none")
+    for i in range(len(reference)):
+        write_tiny_image(reference.image_path(i), seed=i)
+    bare = labelled.with_name("bare.csv")
+    pd.read_csv(labelled, dtype=str)[columns].to_csv(bare, index=False)  # the id / path columns only
+    for path in (bare, labelled):  # label columns, when there, are not read
+        images = load_image_list(path)
+        assert images.format == fmt and images.class_names == [] and images.labels.shape == (len(reference), 0)
+        assert images.ids == reference.ids
+        assert [images.image_path(i) for i in range(len(images))] == [
+            reference.image_path(i) for i in range(len(reference))
+        ]
+
+
+def test_image_lists_refuse_tables_without_image_columns_and_missing_images(tmp_path):
+    from ral.data.formats import load_image_list
+
+    other = tmp_path / "o.csv"
+    other.write_text("file,label\n1.png,2\n")
+    with pytest.raises(ValueError, match=r"no image columns among \['file', 'label'\]; expected those of a format"):
+        load_image_list(other)
+    listed = tmp_path / "l.csv"
+    listed.write_text("path\nmissing.png\n")
+    with pytest.raises(FileNotFoundError, match="image file not found") as caught:
+        load_image_list(listed)
+    assert "skip" not in str(caught.value)  # no option to point to

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -65,37 +64,63 @@ def test_two_process_ddp_gives_the_single_process_val_metrics(tiny_data, tmp_pat
         assert (np.isnan(value) and reported is None) or reported == pytest.approx(value, abs=1e-6), name
 
 
+#: Runs ``ral train`` in a process that SIGKILLs itself at the start of global step ``kill_at``.
+KILLED_AT_STEP = """
+import os, signal, sys
+from ral.engine.module import ClassifierModule
+original = ClassifierModule.training_step
+def training_step(self, batch, batch_idx):
+    if self.global_step == int(os.environ["RAL_TEST_KILL_AT"]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(self, batch, batch_idx)
+ClassifierModule.training_step = training_step
+from ral.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_a_straight_run(tmp_path_factory, tmp_path):
+    """A real SIGKILL inside the second epoch, after its mid-epoch checkpoint; the resumed run (with
+    loader workers, unlike the straight one) ends with the straight run's weights and metrics."""
     root = tmp_path_factory.mktemp("kill-data")
-    data = {"train": write_generic_split(root, "train", 1500, 10), "val": write_generic_split(root, "val", 101, 11)}
+    data = {"train": write_generic_split(root, "train", 200, 10), "val": write_generic_split(root, "val", 51, 11)}
+    steps_per_epoch, every, kill_at = 12, 5, 17  # 200 images / batch 16; checkpoints at steps 5, 10, 15
     sections = {
-        "train": {"epochs": 3, "batch_size": 16},
+        "train": {"epochs": 2, "batch_size": 16, "checkpoint_every_n_steps": every},
         "dataset": {"augment": True},
         "model": {"options": {"width": 8, "depth": 2, "dropout": 0.2}},
     }
     cli = [sys.executable, "-m", "ral.cli", "train", "--config"]
-
     straight = _write_config(tiny_config(data, tmp_path / "straight", **sections), tmp_path / "straight.yaml")
     subprocess.run([*cli, str(straight)], env=ENV, check=True, capture_output=True, timeout=600)
 
+    sections["dataset"]["num_workers"] = 2  # must not change a single batch
     killed = _write_config(tiny_config(data, tmp_path / "killed", **sections), tmp_path / "killed.yaml")
-    process = subprocess.Popen([*cli, str(killed)], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 300
-    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)  # into the second epoch
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not (tmp_path / "killed" / "result.json").exists(), "the run finished before it could be killed"
+    env = {**ENV, "RAL_TEST_KILL_AT": str(kill_at)}
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_AT_STEP, "train", "--config", str(killed)],
+        env=env,
+        capture_output=True,
+        timeout=600,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
+    assert not (tmp_path / "killed" / "result.json").exists()
+    folder = tmp_path / "killed" / "checkpoints"
+    newest = max(
+        (torch.load(p, weights_only=True, mmap=True)["global_step"], p.name)
+        for p in folder.glob("*.ckpt")
+        if p.name != "best.ckpt"
+    )
+    assert newest == (15, "mid-epoch.ckpt") and newest[0] % steps_per_epoch != 0  # written inside the epoch
     subprocess.run([*cli, str(killed), "--resume"], env=ENV, check=True, capture_output=True, timeout=600)
 
     a = torch.load(tmp_path / "straight" / "checkpoints" / "last.ckpt", weights_only=True)
-    b = torch.load(last, weights_only=True)
-    assert a["epoch"] == b["epoch"] == 2
+    b = torch.load(folder / "last.ckpt", weights_only=True)
+    assert a["epoch"] == b["epoch"] == 1 and a["global_step"] == b["global_step"] == 2 * steps_per_epoch
     for key, value in a["state_dict"].items():
         assert torch.equal(value, b["state_dict"][key]), key
     ra = json.loads((tmp_path / "straight" / "result.json").read_text())
     rb = json.loads((tmp_path / "killed" / "result.json").read_text())
     assert ra["val_metrics"] == rb["val_metrics"]
+    assert [r["val_mAP"] for r in ra["history"]] == [r["val_mAP"] for r in rb["history"]]

@@ -11,7 +11,7 @@ from ral.data.classes import (
     ISIC2018_TRAIN_COUNTS,
     NIH_CLASSES,
 )
-from ral.data.formats import FORMATS, detect_format, load_table
+from ral.data.formats import FORMATS, detect_format, list_images, load_image_list, load_table
 from ral.data.groups import frequency_groups
 from ral.data.images import check_images, read_image
 from ral.data.simulate import preview_grid, simulate_dataset
@@ -47,6 +47,8 @@ __all__ = [
     "detect_format",
     "format_stats",
     "frequency_groups",
+    "list_images",
+    "load_image_list",
     "load_table",
     "patient_split",
     "preview_grid",

@@ -164,10 +164,10 @@ class RunCheckpoints(Checkpoint):
             return
         if (batch_idx + 1) % trainer.accumulate_grad_batches or batch_idx + 1 >= trainer.num_training_batches:
             return
-        trainer.save_checkpoint(self.folder / MID_EPOCH)
+        trainer.save_checkpoint(self.folder / MID_EPOCH, weights_only=False)  # the whole training state
         self._last_saved_step = step
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        trainer.save_checkpoint(self.folder / LAST)
+        trainer.save_checkpoint(self.folder / LAST, weights_only=False)
         if trainer.is_global_zero:
             (self.folder / MID_EPOCH).unlink(missing_ok=True)

@@ -203,5 +203,9 @@ class TableDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, train=True)
 
+    def train_batches(self) -> int:
+        """Training batches per epoch of this process (a loader is made, not iterated)."""
+        return len(self.train_dataloader())
+
     def val_dataloader(self) -> DataLoader | list:
         return self._loader(self.val_set, train=False) if self.val_set is not None else []

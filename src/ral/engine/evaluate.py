@@ -119,6 +119,8 @@ def evaluate(
 
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 0:
         raise ValueError(f"n_boot must be an integer >= 0, got {n_boot!r}")
+    if out_dir is not None:  # before anything is read (the default folder needs the run's config)
+        check_output(out_dir, folder=True, overwrite=overwrite)
     model, meta = load_trained_model(checkpoint, device)
     run_config = config_from_checkpoint(meta, checkpoint)
     if data is None:

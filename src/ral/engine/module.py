@@ -149,8 +149,15 @@ class ClassifierModule(L.LightningModule):
             optimizer = torch.optim.Adam(groups, lr=lr)
         else:
             optimizer = torch.optim.SGD(groups, lr=lr, momentum=opt_cfg.momentum, nesterov=opt_cfg.momentum > 0)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
         epochs = max(1, int(self.trainer.max_epochs or 1))
+        batches = getattr(self.trainer.datamodule, "train_batches", None)
+        if callable(batches):
+            # Lightning's estimated_stepping_batches would set up the training loader before a
+            # checkpoint's loader position is restored, so a mid-epoch resume would restart the epoch
+            total = math.ceil(batches() / self.trainer.accumulate_grad_batches) * epochs
+        else:
+            total = int(self.trainer.estimated_stepping_batches)
+        total = max(1, total)
         warmup = int(round(sched_cfg.warmup_epochs * total / epochs))
         factor: Callable[[int], float] = lambda step: lr_factor(  # noqa: E731
             step, total_steps=total, warmup_steps=warmup, schedule=sched_cfg.name, min_lr_ratio=sched_cfg.min_lr_ratio

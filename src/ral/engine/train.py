@@ -76,19 +76,8 @@ def newest_checkpoint(folder: str | Path) -> tuple[Path, dict[str, Any]] | None:
 def _resume_from(config: Config, resume: bool, overwrite: bool) -> tuple[Path | None, dict[str, Any] | None]:
     """The checkpoint to continue from (path and memory-mapped content); refuses an existing run
     unless ``resume`` or ``overwrite``. Writes nothing."""
-    import yaml
-
     folder = checkpoint_dir(config)
     if resume:
-        stored = Path(config.output_dir) / "config.yaml"
-        if stored.is_file():
-            changed = _changed_keys(yaml.safe_load(stored.read_text(encoding="utf-8")) or {}, config.to_dict())
-            if changed:
-                warnings.warn(
-                    f"resuming {config.output_dir} with a config that differs from the stored one in "
-                    f"{changed}; the new values are used from here on",
-                    stacklevel=3,
-                )
         newest = newest_checkpoint(folder)
         if newest is None:
             print(f"ral train: no checkpoint in {folder} yet; starting from the first epoch")
@@ -100,6 +89,21 @@ def _resume_from(config: Config, resume: bool, overwrite: bool) -> tuple[Path | 
             "--overwrite to start it anew, or set another output_dir"
         )
     return None, None
+
+
+def _warn_changed_config(config: Config) -> None:
+    """Warn when a resumed run's config differs from its stored ``config.yaml`` (the new values are used)."""
+    import yaml
+
+    stored = Path(config.output_dir) / "config.yaml"
+    if stored.is_file():
+        changed = _changed_keys(yaml.safe_load(stored.read_text(encoding="utf-8")) or {}, config.to_dict())
+        if changed:
+            warnings.warn(
+                f"resuming {config.output_dir} with a config that differs from the stored one in "
+                f"{changed}; the new values are used from here on",
+                stacklevel=3,
+            )
 
 
 def _remove_run(out: Path) -> None:
@@ -195,6 +199,8 @@ def train(config: Config | Mapping[str, Any], *, resume: bool = False, overwrite
     L.seed_everything(config.seed, workers=True, verbose=False)
     run = prepare_run(config, checkpoint, ckpt_path or "checkpoint")
     del checkpoint  # Lightning reads it again (memory-mapped here, so little was read)
+    if resume:
+        _warn_changed_config(config)
 
     t = config.train
     folder = checkpoint_dir(config)
