@@ -67,3 +67,13 @@ def test_statistics_are_declared_once_and_passed_by_build_loss():
         assert ("class_counts" in dict(loss.named_buffers())) == ("class_counts" in loss.statistics)
     with pytest.raises(ValueError, match="loss 'db' needs num_samples"):
         build_loss("db", class_counts=[5, 3, 1])
+
+
+def test_option_names_cover_own_base_and_ral_options():
+    from ral.losses import AsymmetricLoss, RobustAsymmetricLoss
+
+    assert {"gamma_neg", "clip", "detach_focal", "reduction", "class_weights", "ignore_value"} <= set(
+        AsymmetricLoss.option_names()
+    )
+    ral = set(RobustAsymmetricLoss.option_names())
+    assert {"gamma_neg", "tau", "lam", "eps_pos", "impl", "reduction", "ignore_value", "check_targets"} <= ral

@@ -14,6 +14,7 @@ class attribute ``statistics`` ("class_counts": positive training samples per cl
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -71,6 +72,23 @@ class Loss(ABC, nn.Module):
             self.register_class_vector("class_counts", class_counts, required=True)
         elif class_counts is not None:
             raise ValueError(f"{type(self).__name__} takes no class_counts, got {class_counts!r}")
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        """Every keyword option the constructor accepts (training statistics excluded): its own
+        and, while an ``__init__`` forwards ``**options``, those of the classes above it (plus
+        the ``hyper_parameters`` a class takes through ``**options``)."""
+        names: list[str] = list(getattr(cls, "hyper_parameters", ()))
+        for klass in cls.__mro__:
+            if "__init__" not in vars(klass) or klass in (nn.Module, object):
+                continue
+            parameters = inspect.signature(klass.__init__).parameters.values()
+            names += [
+                p.name for p in parameters if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+            ]
+            if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+                break
+        return tuple(name for name in dict.fromkeys(names) if name not in STATISTICS)
 
     def register_class_vector(self, name: str, value: ClassVector, *, required: bool = False) -> None:
         """Validate a per-class vector (1-D, finite, >= 0) and store it as a buffer (or None).

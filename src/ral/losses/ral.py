@@ -198,6 +198,7 @@ class _RALMixin:
     """What both RAL modules share: the constructor, ``impl``, presets, the fast-path call."""
 
     single: bool = False
+    hyper_parameters = RAL_OPTIONS
 
     def __init__(self, *, impl: str = "compiled", **options: Any) -> None:
         common = {name: value for name, value in options.items() if name not in RAL_OPTIONS}
