@@ -46,14 +46,15 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--out", help="output folder (required unless only --preview is asked for)")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
-    sim.add_argument("--n-train", type=int, help="training images (default 24000; 8000 for --task single)")
-    sim.add_argument("--n-val", type=int, help="validation images (default 4000; 1500 for --task single)")
-    sim.add_argument("--n-test", type=int, help="test images (default 8000; 3000 for --task single)")
+    sim.add_argument("--n-train", type=int, help="training images (default 24000; single 8000; fundus 3000)")
+    sim.add_argument("--n-val", type=int, help="validation images (default 4000; single 1500; fundus 800)")
+    sim.add_argument("--n-test", type=int, help="test images (default 8000; single 3000; fundus 1200)")
     sim.add_argument(
         "--task",
-        choices=["multilabel", "single"],
+        choices=["multilabel", "single", "fundus"],
         default="multilabel",
-        help="multilabel: 26 CXR-LT chest findings; single: 7 ISIC-2018-like classes",
+        help="multilabel: 26 CXR-LT chest findings (CXR-LT 2023 layout); single: 7 ISIC-2018-like classes; "
+        "fundus: 5 APTOS-2019-like diabetic-retinopathy grades",
     )
     sim.add_argument(
         "--missing-rate",
