@@ -211,11 +211,10 @@ class _RALMixin:
         return _compiled(self.params, self.single, self.reduction)
 
     def _loss(self, x: Tensor, y: Tensor, valid: Tensor | None) -> Tensor:
-        compiled = self.compiled_loss()
         if self.impl == "compiled" and can_use_fast_path(x):
             per_row = self.single and self.reduction == "none"
-            return fast_loss(compiled, x, y, valid, self.weights(), per_row=per_row)
-        return compiled.reduced(x, y, valid, self.weights())
+            return fast_loss(self.compiled_loss(), x, y, valid, self.weights(), per_row=per_row)
+        return _reduced(self.params, self.single, self.reduction)(x, y, valid, self.weights())
 
     def elementwise(self, x: Tensor, y: Tensor) -> Tensor:
         return _elementwise(self.params, self.single, x, y)
