@@ -207,7 +207,7 @@ def test_vindr_any_radiologist():
     assert table.paths[0] == f"{A}.png" and table.subject_ids == table.ids and table.study_ids is None
 
 
-def test_vindr_majority_of_radiologists(tmp_path):
+def test_vindr_majority_of_radiologists():
     table = load_table(FIXTURES / "vindr_train.csv", vindr_agreement="majority", check_images="none")
     assert _positives(table, A) == {"Cardiomegaly"}  # 2 of 3 radiologists
     assert _positives(table, B) == {"No finding"}
@@ -247,3 +247,11 @@ def test_gzip_tables_read_like_plain_ones(fixture_copy, tmp_path, name):
     packed = gzipped(plain, plain.with_name(plain.name + ".gz"))
     a, b = (load_table(p, check_images="none") for p in (plain, packed))
     assert a.format == b.format and a.ids == b.ids and np.array_equal(a.labels, b.labels, equal_nan=True)
+
+
+def test_vindr_without_class_id_takes_the_names_that_occur(tmp_path):
+    frame = read_csv(FIXTURES / "vindr_train.csv").drop(columns=["class_id"])
+    path = tmp_path / "annotations_train.csv"
+    frame.to_csv(path, index=False)
+    table = load_table(path, check_images="none")
+    assert table.class_names == sorted(set(frame["class_name"])) and _positives(table, B) == {"No finding"}

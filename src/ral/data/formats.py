@@ -184,7 +184,8 @@ TABLE_FORMATS: tuple[TableFormat, ...] = (
         reader=read_vindr,
         labels="one multi-label row per image: a class is positive if any radiologist marked it "
         "(`vindr_agreement: any`, default) or more than half of the image's radiologists (`majority`); "
-        "the 15 classes of `class_id` 0-14 (`No finding` included)",
+        "the 15 classes of `class_id` 0-14 (`No finding` included; without a `class_id` column, every "
+        "`class_name` that occurs, sorted)",
         images="`<image_id>.png` (or `.jpg`, converted from the DICOMs) in `root`, `root/train/`, `root/test/` or "
         "`root/images/`",
         patients="not recorded (one per image)",
