@@ -65,14 +65,38 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--preview", metavar="PNG", help="also write a sample grid (one row per class) to PNG")
 
     stats = _add_command(data_sub, "stats", _run_stats)
-    stats.add_argument("table", help="label table (CSV) or folder-per-class tree")
-    stats.add_argument("--format", help="generic, cxrlt, nih, chexpert, isic2018, aptos, folder (default: detect)")
+    stats.add_argument("table", help="label table (CSV or .csv.gz) or folder-per-class tree")
+    stats.add_argument(
+        "--format", help="a format of docs/dataset.md: cxrlt, mimic, padchest, vindr, ... (default: detect)"
+    )
     stats.add_argument(
         "--uncertain",
         choices=["ignore", "ones", "zeros"],
         default="ignore",
-        help="CheXpert -1 labels: ignore (NaN, default), ones or zeros",
+        help="CheXpert / MIMIC-CXR-JPG -1 labels: ignore (NaN, default), ones or zeros",
     )
+    stats.add_argument(
+        "--task",
+        choices=["auto", "multilabel", "single"],
+        default="auto",
+        help="single: read a generic one-hot table as single-label (default auto: the table decides)",
+    )
+    stats.add_argument(
+        "--view",
+        action="append",
+        metavar="VIEW",
+        help="keep only this view (PA, LATERAL, frontal, lateral...); repeatable",
+    )
+    stats.add_argument(
+        "--split", choices=["train", "validate", "test"], help="MIMIC-CXR-JPG: this part of the official split file"
+    )
+    stats.add_argument(
+        "--vindr-agreement",
+        choices=["any", "majority"],
+        default="any",
+        help="VinDr-CXR: positive if any radiologist (default) or the majority marked it",
+    )
+    stats.add_argument("--max-classes", type=int, metavar="N", help="keep the N most frequent classes")
     stats.add_argument("--out", help="folder for stats.json, per_class.csv and long_tail.png")
     stats.add_argument("--head-threshold", type=float, help="head if training prevalence >= this (default 0.13)")
     stats.add_argument("--tail-threshold", type=float, help="tail if training prevalence < this (default 0.014)")
@@ -109,7 +133,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
 
 
 def _run_stats(args: argparse.Namespace) -> int:
-    """label statistics of a table: counts, prevalence, patients, head/medium/tail groups
+    """label statistics of a table: counts, prevalence, patients, studies, views, head/medium/tail groups
 
     Reads only the label table (no images). Groups come from the prevalence of the table itself, or of
     --groups-from (the training table).
@@ -120,9 +144,19 @@ def _run_stats(args: argparse.Namespace) -> int:
     from ral.data.groups import DEFAULT_HEAD_THRESHOLD, DEFAULT_TAIL_THRESHOLD
     from ral.data.stats import format_stats, table_stats, write_stats
 
-    def read(path: str):
+    def read(path: str, classes: list[str] | None = None, split: str | None = args.split):
         return load_table(
-            path, format=args.format, uncertain=args.uncertain, skip_bad=args.skip_bad, check_images="none"
+            path,
+            classes=classes,
+            format=args.format,
+            uncertain=args.uncertain,
+            skip_bad=args.skip_bad,
+            check_images="none",
+            task=args.task,
+            views=args.view,
+            split=split,
+            vindr_agreement=args.vindr_agreement,
+            max_classes=args.max_classes if classes is None else None,
         )
 
     thresholds = None
@@ -138,8 +172,10 @@ def _run_stats(args: argparse.Namespace) -> int:
                 mapping = json.load(fh)
         except json.JSONDecodeError as exc:
             raise ValueError(f"--groups {args.groups}: not valid JSON ({exc})") from exc
-    group_table = read(args.groups_from) if args.groups_from else None
-    result = table_stats(read(args.table), thresholds=thresholds, mapping=mapping, group_table=group_table)
+    table = read(args.table)
+    train_part = "train" if args.split else None  # --groups-from is a training table
+    group_table = read(args.groups_from, table.class_names, train_part) if args.groups_from else None
+    result = table_stats(table, thresholds=thresholds, mapping=mapping, group_table=group_table)
     print(format_stats(result))
     if args.out is not None:
         paths = write_stats(result, args.out)
