@@ -65,11 +65,11 @@ def test_cxrlt_column_that_is_no_label_column(tmp_path):
         FIXTURES / "cxrlt2024" / "train_labeled.csv",
         tmp_path / "t.csv",
         lambda t: (
-            "\n".join(line + (",ViewPosition" if k == 0 else ",PA") for k, line in enumerate(t.strip().splitlines()))
+            "\n".join(line + (",Projection" if k == 0 else ",PA") for k, line in enumerate(t.strip().splitlines()))
             + "\n"
         ),
     )
-    assert_bad(path, r"t\.csv: column 'ViewPosition' is neither a metadata column.*holds 'PA'")
+    assert_bad(path, r"t\.csv: column 'Projection' is neither a metadata column.*holds 'PA'")
 
 
 def test_cxrlt_path_without_ids_and_bad_label(tmp_path):

@@ -106,13 +106,15 @@ TABLE_FORMATS: tuple[TableFormat, ...] = (
         title="CXR-LT 2023 / 2024 CSVs (`train.csv`, `train_labeled.csv`, `development*.csv`, `test*.csv`)",
         signature=("dicom_id", "fpath"),
         reader=read_cxrlt,
-        labels="every column but `dicom_id`, `subject_id`, `study_id`, `fpath` is a class, 0 / 1 (blank = "
+        labels="every column but `dicom_id`, `subject_id`, `study_id`, `fpath`, `ViewPosition` is a class, "
+        "0 / 1 (blank = "
         "uncertain, NaN): 26 in 2023, 40 in 2024 task 1 (`classes: cxrlt2024-task2` keeps task 2's 26); "
         "with only those columns the table is unlabeled (for `ral predict`)",
         images="`fpath` (`files/p10/p10000032/s50414267/<dicom_id>.jpg`), relative to `root` = the MIMIC-CXR-JPG "
         "folder",
-        patients="`subject_id` and `study_id`; without them, from `fpath`",
+        patients="`subject_id` and `study_id`; without them, from `fpath`; view: an optional `ViewPosition` column",
         example="ral data stats cxr-lt-2024/train_labeled.csv",
+        view_groups={_FRONTAL: ("PA", "AP"), _LATERAL: ("LATERAL", "LL")},
     ),
     TableFormat(
         name="nih",
@@ -209,7 +211,7 @@ TABLE_FORMATS: tuple[TableFormat, ...] = (
     ),
     TableFormat(
         name="generic",
-        title="generic CSV (the simulated set's layout)",
+        title="generic CSV",
         signature=("path",),
         reader=read_generic,
         task=None,
@@ -218,7 +220,7 @@ TABLE_FORMATS: tuple[TableFormat, ...] = (
         "(single-label)",
         images="`path`, relative to `root`",
         patients="`subject_id` (else the path) and `study_id`; view `view`",
-        example="ral data stats data/simulated/train.csv",
+        example="ral data stats my-dataset/labels.csv",
         view_groups={_FRONTAL: ("PA", "AP"), _LATERAL: ("LATERAL", "LL", "L")},
     ),
     TableFormat(

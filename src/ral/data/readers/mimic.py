@@ -26,7 +26,8 @@ from ral.data.readers._common import (
 )
 from ral.data.table import LabelTable
 
-CXRLT_META = ("dicom_id", "subject_id", "study_id", "fpath")
+# ViewPosition: MIMIC-CXR's metadata column, where a user joined it in (the simulated set has it)
+CXRLT_META = ("dicom_id", "subject_id", "study_id", "fpath", "ViewPosition")
 MIMIC_LABEL_META = ("subject_id", "study_id")
 MIMIC_SPLITS = ("train", "validate", "test")
 _MIMIC_PATH = re.compile(r"(?:^|/)p(\d+)/s(\d+)/[^/]+$")  # files/p10/p10000032/s50414267/<dicom_id>.jpg
@@ -36,8 +37,10 @@ def read_cxrlt(frame: pd.DataFrame, source: Path, opts: ReadOptions) -> LabelTab
     """CXR-LT 2023 / 2024: ``dicom_id, [subject_id,] [study_id,] <class columns>, fpath`` (0 / 1, blank = NaN).
 
     The class columns are the table's own (26 in 2023, 40 in 2024 task 1); a table with only
-    the id / path columns is unlabeled (for prediction). Without ``subject_id`` / ``study_id``
-    the patient / study come from the MIMIC path ``files/pXX/p<subject>/s<study>/<dicom_id>.jpg``.
+    the id / path columns is unlabeled (for prediction). An optional ``ViewPosition`` column
+    (MIMIC-CXR's metadata, joined in; the embedded simulated set has it) gives the views.
+    Without ``subject_id`` / ``study_id`` the patient / study come from the MIMIC path
+    ``files/pXX/p<subject>/s<study>/<dicom_id>.jpg``.
     """
     bad = BadRows(source, len(frame))
     for column in ("dicom_id", "fpath"):
@@ -62,7 +65,8 @@ def read_cxrlt(frame: pd.DataFrame, source: Path, opts: ReadOptions) -> LabelTab
         )
         subjects = subjects or [m.group(1) if m else "" for m in found]
         studies = studies or [m.group(2) if m else "" for m in found]
-    rows = Rows(ids, paths, labels, classes, subject_ids=subjects, study_ids=studies)
+    views = optional_text(frame, "ViewPosition")
+    rows = Rows(ids, paths, labels, classes, subject_ids=subjects, study_ids=studies, views=views)
     return finish(rows, bad, opts, task="multilabel", fmt="cxrlt", source=source, root=opts.root)
 
 
