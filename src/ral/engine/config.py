@@ -98,7 +98,7 @@ def _losses(task: str) -> str:
 
 
 def _losses_taking_counts() -> str:
-    return _codes([name for name, cls in LOSSES.items() if cls.statistics])
+    return _codes([name for name, cls in LOSSES.items() if cls.statistics or cls.optional_statistics])
 
 
 def _class_set(value: Any) -> Any:
