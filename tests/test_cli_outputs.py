@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import ral.report.files as files
@@ -142,12 +143,19 @@ def test_stats_overwrite_replaces_its_files(tmp_path, table, capsys):
 
 def test_simulate_overwrite_replaces_an_earlier_simulation_without_stale_images(tmp_path, capsys):
     out = tmp_path / "sim"
-    assert main(["data", "simulate", "--out", str(out), *SIM, "--n-train", "300"]) == 0
-    assert len(list((out / "images" / "train").iterdir())) == 300
+
+    def images() -> int:
+        return len(list(out.rglob("*.png")))
+
+    def rows() -> int:
+        return sum(len(pd.read_csv(out / f"{split}.csv")) for split in ("train", "val", "test"))
+
+    assert main(["data", "simulate", "--out", str(out), *SIM, "--n-train", "400"]) == 0
+    before = images()
     assert main(["data", "simulate", "--out", str(out), *SIM]) == 2
     assert "holds a simulation; pass --overwrite" in _one_line_error(capsys)
     assert main(["data", "simulate", "--out", str(out), *SIM, "--overwrite"]) == 0
-    assert len(list((out / "images" / "train").iterdir())) == 200  # the 100 stale images are gone
+    assert images() == rows() < before  # no stale image of the larger simulation is left
 
     foreign = tmp_path / "mine"
     foreign.mkdir()

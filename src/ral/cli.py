@@ -63,14 +63,15 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--out", help="output folder (required unless only --preview is asked for)")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
-    sim.add_argument("--n-train", type=int, help="training images (default 24000; 8000 for --task single)")
-    sim.add_argument("--n-val", type=int, help="validation images (default 4000; 1500 for --task single)")
-    sim.add_argument("--n-test", type=int, help="test images (default 8000; 3000 for --task single)")
+    sim.add_argument("--n-train", type=int, help="training images (default 24000; single 8000; fundus 3000)")
+    sim.add_argument("--n-val", type=int, help="validation images (default 4000; single 1500; fundus 800)")
+    sim.add_argument("--n-test", type=int, help="test images (default 8000; single 3000; fundus 1200)")
     sim.add_argument(
         "--task",
-        choices=["multilabel", "single"],
+        choices=["multilabel", "single", "fundus"],
         default="multilabel",
-        help="multilabel: 26 CXR-LT chest findings; single: 7 ISIC-2018-like classes",
+        help="multilabel: 26 CXR-LT chest findings (CXR-LT 2023 layout); single: 7 ISIC-2018-like classes; "
+        "fundus: 5 APTOS-2019-like diabetic-retinopathy grades",
     )
     sim.add_argument(
         "--missing-rate",
@@ -82,14 +83,38 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     _add_overwrite(sim, "an earlier simulation in --out (its images and tables) and an existing --preview file")
 
     stats = _add_command(data_sub, "stats", _run_stats)
-    stats.add_argument("table", help="label table (CSV) or folder-per-class tree")
-    stats.add_argument("--format", help="generic, cxrlt, nih, chexpert, isic2018, aptos, folder (default: detect)")
+    stats.add_argument("table", help="label table (CSV or .csv.gz) or folder-per-class tree")
+    stats.add_argument(
+        "--format", help="a format of docs/dataset.md: cxrlt, mimic, padchest, vindr, ... (default: detect)"
+    )
     stats.add_argument(
         "--uncertain",
         choices=["ignore", "ones", "zeros"],
         default="ignore",
-        help="CheXpert -1 labels: ignore (NaN, default), ones or zeros",
+        help="CheXpert / MIMIC-CXR-JPG -1 labels: ignore (NaN, default), ones or zeros",
     )
+    stats.add_argument(
+        "--task",
+        choices=["auto", "multilabel", "single"],
+        default="auto",
+        help="single: read a generic one-hot table as single-label (default auto: the table decides)",
+    )
+    stats.add_argument(
+        "--view",
+        action="append",
+        metavar="VIEW",
+        help="keep only this view (PA, LATERAL, frontal, lateral...); repeatable",
+    )
+    stats.add_argument(
+        "--split", choices=["train", "validate", "test"], help="MIMIC-CXR-JPG: this part of the official split file"
+    )
+    stats.add_argument(
+        "--vindr-agreement",
+        choices=["any", "majority"],
+        default="any",
+        help="VinDr-CXR: positive if any radiologist (default) or the majority marked it",
+    )
+    stats.add_argument("--max-classes", type=int, metavar="N", help="keep the N most frequent classes")
     stats.add_argument("--out", help="folder for stats.json, per_class.csv and long_tail.png")
     stats.add_argument("--head-threshold", type=float, help="head if training prevalence >= this (default 0.13)")
     stats.add_argument("--tail-threshold", type=float, help="tail if training prevalence < this (default 0.014)")
@@ -132,7 +157,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
 
 
 def _run_stats(args: argparse.Namespace) -> int:
-    """label statistics of a table: counts, prevalence, patients, head/medium/tail groups
+    """label statistics of a table: counts, prevalence, patients, studies, views, head/medium/tail groups
 
     Reads only the label table (no images). Groups come from the prevalence of the table itself, or of
     --groups-from (the training table).
@@ -147,13 +172,19 @@ def _run_stats(args: argparse.Namespace) -> int:
     if args.out is not None:
         check_output(args.out, folder=True, overwrite=args.overwrite)
 
-    def read(path: str):
+    def read(path: str, classes: list[str] | None = None, split: str | None = args.split):
         return load_table(
             path,
+            classes=classes,
             format=args.format,
             uncertain=args.uncertain,
             skip_bad=args.skip_bad,
             check_images="none",
+            task=args.task,
+            views=args.view,
+            split=split,
+            vindr_agreement=args.vindr_agreement,
+            max_classes=args.max_classes if classes is None else None,
             allow_outside_root=args.allow_outside_root,
             hints={"skip_bad": "--skip-bad", "allow_outside_root": "--allow-outside-root"},
         )
@@ -171,8 +202,10 @@ def _run_stats(args: argparse.Namespace) -> int:
                 mapping = json.load(fh)
         except json.JSONDecodeError as exc:
             raise ValueError(f"--groups {args.groups}: not valid JSON ({exc})") from exc
-    group_table = read(args.groups_from) if args.groups_from else None
-    result = table_stats(read(args.table), thresholds=thresholds, mapping=mapping, group_table=group_table)
+    table = read(args.table)
+    train_part = "train" if args.split else None  # --groups-from is a training table
+    group_table = read(args.groups_from, table.class_names, train_part) if args.groups_from else None
+    result = table_stats(table, thresholds=thresholds, mapping=mapping, group_table=group_table)
     print(format_stats(result))
     if args.out is not None:
         paths = write_stats(result, args.out, overwrite=args.overwrite)

@@ -73,6 +73,7 @@ def test_default_loss_lists():
     multilabel = [spec.label for spec in loss_specs("multilabel", None, budget)]
     assert multilabel[:7] == ["bce", "focal", "asl", "apl", "hill", "cb_focal", "db"]
     assert "ral" in multilabel  # ral_paper is dropped only while the default equals the paper preset
+    assert {"zlpr", "twoway", "splc", "ral_cb"} <= set(multilabel)
     single = loss_specs("single", None, budget)
     assert [s.label for s in single] == [
         "ce",
@@ -80,7 +81,9 @@ def test_default_loss_lists():
         "ldam_drw",
         "logit_adjusted",
         "balanced_softmax",
+        "poly_ce",
         "ral_single",
+        "ral_la",
     ]
     assert single[2].params["drw_epoch"] == int(0.8 * budget.epochs)
 
@@ -117,8 +120,14 @@ def test_losses_with_parameters_on_the_command_line():
 @pytest.mark.parametrize(
     "task, expected",
     [
-        ("multilabel", ["bce", "focal", "asl", "apl", "hill", "cb_focal", "db", "ral"]),
-        ("single", ["ce", "focal_ce", "ldam_drw", "logit_adjusted", "balanced_softmax", "ral_single"]),
+        (
+            "multilabel",
+            ["bce", "focal", "asl", "apl", "hill", "cb_focal", "db", "zlpr", "twoway", "splc", "ral", "ral_cb"],
+        ),
+        (
+            "single",
+            ["ce", "focal_ce", "ldam_drw", "logit_adjusted", "balanced_softmax", "poly_ce", "ral_single", "ral_la"],
+        ),
     ],
 )
 def test_full_quick_benchmark_of_each_task(tmp_path, task, expected):

@@ -22,10 +22,9 @@ def _generic(tmp_path: Path, body: str, images: bool = False) -> Path:
 
 
 def test_missing_column_names_file_and_column(fixture_copy):
-    path = fixture_copy("cxrlt_train.csv")
-    text = path.read_text().replace(",Edema,", ",Oedema,", 1)
-    path.write_text(text)
-    with pytest.raises(ValueError, match=r"cxrlt_train\.csv: missing column\(s\) \['Edema'\]"):
+    path = fixture_copy("Data_Entry_2017.csv")
+    path.write_text(path.read_text().replace(",Patient ID,", ",Patient,", 1))
+    with pytest.raises(ValueError, match=r"Data_Entry_2017\.csv: missing column\(s\) \['Patient ID'\]"):
         load_table(path, check_images="none")
 
 

@@ -187,6 +187,8 @@ def test_missing_table_file(tmp_path: Path):
         ("chexpert_train.csv", ["Path"], "chexpert"),
         ("ISIC2018_Task3_Training_GroundTruth.csv", ["image"], "isic2018"),
         ("aptos_train.csv", ["id_code"], "aptos"),
+        ("vindr_train.csv", ["image_id"], "vindr"),
+        ("padchest/PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv", ["ImageID", "ImageDir"], "padchest"),
     ],
 )
 def test_image_lists_of_every_format_need_no_label_columns(fixture_copy, fixture, columns, fmt):

@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from ral.cli import main
-from ral.data import CXRLT_CLASSES, ISIC2018_CLASSES, ImageDataset, load_table
+from ral.data import APTOS_CLASSES, CXRLT_CLASSES, ISIC2018_CLASSES, ImageDataset, load_table
 from ral.data.groups import frequency_groups
 from ral.data.simulate import labels as label_model
 from ral.data.simulate import preview_grid, simulate_dataset
@@ -28,17 +29,24 @@ def test_same_seed_gives_byte_identical_files(small, tmp_path):
     again = simulate_dataset(tmp_path / "b", seed=7, **SMALL)
     for name in ("train.csv", "val.csv", "test.csv", "train_clean.csv", "dataset.json"):
         assert (small / name).read_bytes() == (again / name).read_bytes(), name
-    for rel in ("images/train/000000.png", "images/test/000199.png"):
+    for split, row in (("train", 0), ("test", 199)):
+        rel = pd.read_csv(small / f"{split}.csv")["fpath"][row]
         assert (small / rel).read_bytes() == (again / rel).read_bytes()
     other = simulate_dataset(tmp_path / "c", seed=8, **SMALL)
     assert (other / "train.csv").read_bytes() != (small / "train.csv").read_bytes()
 
 
-def test_layout_loads_as_generic_table_with_images(small):
+def test_layout_is_cxrlt_2023_with_mimic_paths_and_views(small):
     header = (small / "train.csv").read_text().splitlines()[0].split(",")
-    assert header == ["path", "subject_id", *CXRLT_CLASSES]
+    assert header == ["dicom_id", "subject_id", "study_id", *CXRLT_CLASSES, "fpath", "ViewPosition"]
+    frame = pd.read_csv(small / "train.csv", dtype=str)
+    row = frame.iloc[0]
+    assert (
+        row["fpath"] == f"files/p{row['subject_id'][:2]}/p{row['subject_id']}/s{row['study_id']}/{row['dicom_id']}.png"
+    )
+    assert set(frame["ViewPosition"]) == {"PA", "LATERAL", "AP"} and frame["dicom_id"].is_unique
     table = load_table(small / "val.csv")  # checks every image exists
-    assert table.format == "generic" and len(table) == 200 and table.class_names == CXRLT_CLASSES
+    assert table.format == "cxrlt" and len(table) == 200 and table.class_names == CXRLT_CLASSES
     image, target = ImageDataset(table, image_size=32)[0]
     assert image.shape == (1, 32, 32) and target.shape == (26,)
     info = json.loads((small / "dataset.json").read_text())
@@ -61,15 +69,30 @@ def test_no_finding_excludes_every_pathology_but_support_devices(small):
 
 
 def test_noise_removes_train_positives_only(small):
-    clean = pd.read_csv(small / "train_clean.csv")[CXRLT_CLASSES]
-    noisy = pd.read_csv(small / "train.csv")[CXRLT_CLASSES]
-    assert not np.any(noisy.to_numpy() > clean.to_numpy())  # only 1 -> 0
+    clean_images = pd.read_csv(small / "train_clean.csv")
+    noisy_images = pd.read_csv(small / "train.csv")
+    assert not np.any(noisy_images[CXRLT_CLASSES].to_numpy() > clean_images[CXRLT_CLASSES].to_numpy())  # 1 -> 0
+    # labels are per study: the noise removes a positive from every view of a study
+    clean = clean_images.groupby("study_id")[CXRLT_CLASSES].first()
+    noisy = noisy_images.groupby("study_id")[CXRLT_CLASSES].first()
     for name in CXRLT_CLASSES:
         expected = clean[name].sum() if name == "No Finding" else clean[name].sum() - round(0.15 * clean[name].sum())
         assert noisy[name].sum() == expected
     info = json.loads((small / "dataset.json").read_text())
     for split in ("val", "test"):
         assert info["splits"][split]["counts"] == info["splits"][split]["clean_counts"]
+
+
+def test_studies_have_several_views_sharing_their_labels(small):
+    for split in ("train", "val"):
+        frame = pd.read_csv(small / f"{split}.csv")
+        sizes = frame.groupby("study_id").size()
+        assert sizes.max() <= 3 and (sizes >= 2).mean() > 0.4, split
+        assert (frame.groupby("study_id")[CXRLT_CLASSES].nunique() == 1).all().all(), split  # labels per study
+        first_views = frame.groupby("study_id")["ViewPosition"].first()
+        assert set(first_views) == {"PA"}  # a study starts with a frontal view
+    studies = [set(pd.read_csv(small / f"{s}.csv")["study_id"]) for s in ("train", "val", "test")]
+    assert not (studies[0] & studies[1] or studies[0] & studies[2] or studies[1] & studies[2])
 
 
 def test_patients_have_several_images_and_never_cross_splits(small):
@@ -120,6 +143,20 @@ def test_single_label_task_uses_isic_layout(tmp_path):
     assert train_counts["NV"] > train_counts["MEL"] > train_counts["DF"]
     image, target = ImageDataset(table, image_size=32)[0]
     assert image.shape == (1, 32, 32) and target.dtype.is_floating_point is False
+
+
+def test_fundus_task_uses_aptos_layout(tmp_path):
+    out = simulate_dataset(tmp_path / "fundus", task="fundus", seed=1, n_train=400, n_val=300, n_test=300, size=32)
+    assert (out / "train.csv").read_text().splitlines()[0] == "id_code,diagnosis"
+    table = load_table(out / "val.csv")
+    assert table.format == "aptos" and table.task == "single" and table.class_names == APTOS_CLASSES
+    assert np.bincount(table.targets_single(), minlength=5).min() >= 20
+    counts = load_table(out / "train.csv").class_counts()
+    assert counts[0] > counts[2] > counts[1] > counts[3]  # APTOS: No DR, Moderate, Mild, ... Severe rarest
+    image, _ = ImageDataset(table, image_size=32)[0]
+    assert image.shape == (1, 32, 32)
+    with Image.open(table.image_path(0)) as rgb:
+        assert rgb.mode == "RGB" and rgb.size == (32, 32)
 
 
 def test_preview_grid_and_cli(tmp_path, capsys):

@@ -57,13 +57,14 @@ def test_same_settings_and_code_are_reused(tmp_path, count_simulations):
 
 def test_other_settings_replace_the_earlier_simulation_without_stale_images(tmp_path, count_simulations):
     out = ensure_simulated(tmp_path / "d", seed=1, **{**SMALL, "n_test": 260})
-    assert (out / "images" / "test" / "000259.png").is_file()
+    old_images = set((out / "files").rglob("*.png"))
+    assert len(old_images) == SMALL["n_train"] + SMALL["n_val"] + 260
     (out / "cache").mkdir()
     (out / "cache" / "keep.npy").write_bytes(b"not the simulator's")
     ensure_simulated(out, seed=1, **SMALL)
     assert len(count_simulations) == 2
-    assert not (out / "images" / "test" / "000259.png").exists()
-    assert len(list((out / "images" / "test").iterdir())) == 200
+    images = set((out / "files").rglob("*.png"))
+    assert len(images) == SMALL["n_train"] + SMALL["n_val"] + SMALL["n_test"]  # no stale image left
     assert _info(out)["key"] == simulation_key(seed=1, **SMALL)
     assert (out / "cache" / "keep.npy").read_bytes() == b"not the simulator's"
 

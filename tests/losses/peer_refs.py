@@ -87,6 +87,42 @@ def db(x, y, counts, num_samples, map_alpha=0.1, map_beta=10.0, map_mu=0.2, init
     return weights * (y * positive + (1 - y) * negative)
 
 
+def splc(x, y, correcting, threshold=0.6, margin=1.0, gamma=2.0):
+    """SPLC with the focal margin loss (Zhang et al. 2021): element-wise, one phase."""
+    p = sigmoid(x)
+    p_margin = sigmoid(x - margin)
+    positive = (1 - p_margin) ** gamma * neg_log_p(x - margin)
+    negative = p**gamma * neg_log_1mp(x)
+    if correcting:  # a confident negative is trained as a positive (no margin)
+        negative = np.where(p > threshold, (1 - p) ** gamma * neg_log_p(x), negative)
+    return y * positive + (1 - y) * negative
+
+
+def zlpr(x, y, valid):
+    """ZLPR per sample (N,): log(1 + sum_neg e^x) + log(1 + sum_pos e^-x), soft targets as weights."""
+    w_pos, w_neg = np.where(valid, y, 0.0), np.where(valid, 1 - y, 0.0)
+    return np.log(1 + (w_neg * np.exp(x)).sum(axis=1)) + np.log(1 + (w_pos * np.exp(-x)).sum(axis=1))
+
+
+def _two_way_term(logits, w_pos, w_neg, t_pos, t_neg):
+    """softplus(T_n log sum_n w e^(x/T_n) + T_p log sum_p w e^(-x/T_p)) of one set; 0 without negatives."""
+    negatives = (w_neg * np.exp(logits / t_neg)).sum()
+    if negatives == 0:
+        return 0.0
+    inner = t_neg * np.log(negatives) + t_pos * np.log((w_pos * np.exp(-logits / t_pos)).sum())
+    return softplus(inner)
+
+
+def two_way(x, y, valid, t_pos=4.0, t_neg=1.0, reduction="mean"):
+    """Two-way loss (Kobayashi 2023): rows (samples) and columns (classes) that hold a positive."""
+    w_pos, w_neg = np.where(valid, y, 0.0), np.where(valid, 1 - y, 0.0)
+    total = 0.0
+    for logits, pos, neg in ((x, w_pos, w_neg), (x.T, w_pos.T, w_neg.T)):
+        terms = [_two_way_term(lg, wp, wn, t_pos, t_neg) for lg, wp, wn in zip(logits, pos, neg) if (wp > 0).any()]
+        total += sum(terms) if reduction == "sum" else sum(terms) / max(len(terms), 1)
+    return total
+
+
 # ----------------------------------------------------------------------------- single-label
 def log_softmax(z):
     shifted = z - z.max(axis=1, keepdims=True)
@@ -105,6 +141,12 @@ def focal_ce(x, q, gamma=2.0):
 
 def ce(x, q):
     return -q * log_softmax(x)
+
+
+def poly1(x, q, epsilon=1.0):
+    """Poly-1 (Leng et al. 2022) per class: q_c (-log p_c + epsilon (1 - p_c))."""
+    log_p = log_softmax(x)
+    return q * (-log_p + epsilon * (1 - np.exp(log_p)))
 
 
 def logit_adjusted(x, q, counts, tau=1.0):

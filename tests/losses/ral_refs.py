@@ -1,5 +1,6 @@
-"""Independent float64 reference formulas for the RAL tests, written from docs/ral-spec.md
-(never by calling ral.losses). Torch float64 so that autograd gives reference gradients."""
+"""Independent float64 reference formulas for the RAL tests, written from docs/ral-spec.md,
+and the released code of RAL and of some peers restated (never by calling ral.losses). Torch
+float64 so that autograd gives reference gradients."""
 
 from __future__ import annotations
 
@@ -103,3 +104,27 @@ def official_ralloss(
     los_neg = (1 - y) * (log_neg + epsilon_neg * xs_neg) * (lamb - x_sigmoid) * x_sigmoid**2 * (lamb - xs_neg)
     one_sided_w = (1 - xs_pos * y - xs_neg * (1 - y)) ** (gamma_pos * y + gamma_neg * (1 - y))
     return -((los_pos + los_neg) * one_sided_w).sum()
+
+
+def official_two_way_loss(x, y, t_pos=4.0, t_neg=1.0):
+    """tk1980/TwowayMultiLabelLoss ``TwoWayLoss.forward`` restated (its -100 offset for non-members)."""
+    class_mask = (y > 0).any(dim=0)
+    sample_mask = (y > 0).any(dim=1)
+    pmask = torch.where(y > 0, 0.0, -100.0)
+    nmask = torch.where(y == 0, 0.0, -100.0)
+    p_class = torch.logsumexp(-x / t_pos + pmask, dim=0).mul(t_pos)[class_mask]
+    p_sample = torch.logsumexp(-x / t_pos + pmask, dim=1).mul(t_pos)[sample_mask]
+    n_class = torch.logsumexp(x / t_neg + nmask, dim=0).mul(t_neg)[class_mask]
+    n_sample = torch.logsumexp(x / t_neg + nmask, dim=1).mul(t_neg)[sample_mask]
+    return F.softplus(n_class + p_class).mean() + F.softplus(n_sample + p_sample).mean()
+
+
+def official_splc(x, y, epoch, tau=0.6, change_epoch=1, margin=1.0, gamma=2.0):
+    """The Hill paper's released ``SPLC.forward`` restated (0/1 targets, summed)."""
+    logits = torch.where(y == 1, x - margin, x)
+    if epoch >= change_epoch:
+        y = torch.where(torch.sigmoid(logits) > tau, torch.ones_like(y), y)
+    pred = torch.sigmoid(logits)
+    pt = (1 - pred) * y + pred * (1 - y)
+    loss = -(y * F.logsigmoid(logits) + (1 - y) * F.logsigmoid(-logits)) * pt**gamma
+    return loss.sum()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ral.losses import LOSSES, Loss, MultiLabelLoss, SingleLabelLoss, build_loss
+from ral.losses import LOSSES, EpochSchedule, Loss, MultiLabelLoss, SingleLabelLoss, build_loss
 
 
 class _Recorder(MultiLabelLoss):
@@ -64,6 +64,64 @@ def test_statistics_are_declared_once_and_passed_by_build_loss():
     assert needs["db"] == ("class_counts", "num_samples") and needs["cb"] == ("class_counts",)
     for name in LOSSES:  # a caller may always pass both statistics
         loss = build_loss(name, class_counts=[5, 3, 1], num_samples=10)
-        assert ("class_counts" in dict(loss.named_buffers())) == ("class_counts" in loss.statistics)
+        taken = loss.statistics + loss.optional_statistics
+        assert ("class_counts" in dict(loss.named_buffers())) == ("class_counts" in taken)
+        assert (getattr(loss, "num_samples", None) == 10.0) == ("num_samples" in taken)
     with pytest.raises(ValueError, match="loss 'db' needs num_samples"):
         build_loss("db", class_counts=[5, 3, 1])
+
+
+def test_option_names_cover_own_base_and_ral_options():
+    from ral.losses import AsymmetricLoss, RobustAsymmetricLoss
+
+    assert {"gamma_neg", "clip", "detach_focal", "reduction", "class_weights", "ignore_value"} <= set(
+        AsymmetricLoss.option_names()
+    )
+    ral = set(RobustAsymmetricLoss.option_names())
+    assert {"gamma_neg", "tau", "lam", "eps_pos", "impl", "reduction", "ignore_value", "check_targets"} <= ral
+
+
+class _OptionalCounts(_Recorder):
+    optional_statistics = ("class_counts", "num_samples")
+
+
+def test_optional_statistics_may_be_missing_and_are_validated_when_given():
+    loss = _OptionalCounts()
+    assert loss.class_counts is None and loss.num_samples is None
+    loss = _OptionalCounts(class_counts=[4, 2], num_samples=9)
+    assert loss.class_counts.tolist() == [4.0, 2.0] and loss.num_samples == 9.0
+    with pytest.raises(ValueError, match=r"num_samples must be >= every class count, got 3 < 4"):
+        _OptionalCounts(class_counts=[4, 2], num_samples=3)
+    with pytest.raises(ValueError, match=r"_Recorder takes no num_samples, got 9"):
+        _Recorder(num_samples=9)
+    with pytest.raises(ValueError, match=r"_Recorder takes no class_counts"):
+        _Recorder(class_counts=[1, 2])
+
+
+class _PerSample(MultiLabelLoss):
+    """A loss without an element-wise form: one value per sample."""
+
+    def reduced_loss(self, x, y, valid):
+        return (x * y).sum(dim=1).sum()
+
+
+def test_a_loss_without_elementwise_form_overrides_reduced_loss():
+    loss = _PerSample(ignore_value=-1)
+    value = loss(torch.ones(2, 3), torch.tensor([[1.0, -1.0, 1.0], [0.0, 1.0, 0.0]]))
+    assert value.item() == 3.0  # the ignored element reaches reduced_loss as target 0
+    with pytest.raises(NotImplementedError, match="_PerSample has no element-wise form"):
+        loss.elementwise(torch.ones(1, 3), torch.ones(1, 3))
+
+
+class _Scheduled(EpochSchedule, _Recorder):
+    pass
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "3", None])
+def test_epoch_schedule_takes_non_negative_int_epochs(bad):
+    loss = _Scheduled()
+    assert loss.epoch == 0
+    loss.set_epoch(4)
+    assert loss.epoch == 4
+    with pytest.raises(ValueError, match=f"epoch must be an int >= 0, got {bad!r}"):
+        loss.set_epoch(bad)

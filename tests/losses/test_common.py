@@ -162,3 +162,31 @@ def test_reduce_per_sample():
     assert reduce_per_sample(loss, valid=valid, class_weights=weights, reduction="sum").item() == 10.0
     assert reduce_per_sample(loss, valid=valid, class_weights=weights, reduction="mean").item() == 5.0
     assert reduce_per_sample(loss).item() == 7.0
+
+
+def test_reduce_samples_counts_valid_rows_and_handles_empty_batches():
+    from ral.losses._common import reduce_samples
+
+    per_sample = torch.tensor([1.0, 0.0, 3.0], requires_grad=True)
+    rows = torch.tensor([True, False, True])
+    assert reduce_samples(per_sample, valid_rows=rows).item() == 2.0
+    assert reduce_samples(per_sample).item() == pytest.approx(4.0 / 3)
+    assert reduce_samples(per_sample, reduction="sum").item() == 4.0
+    assert reduce_samples(per_sample, reduction="none") is per_sample
+    empty = reduce_samples(torch.zeros(0, requires_grad=True), valid_rows=torch.zeros(0, dtype=torch.bool))
+    assert empty.item() == 0.0 and empty.requires_grad
+
+
+def test_epoch_and_num_samples_checks():
+    from ral.losses._common import check_epoch, check_num_samples
+
+    assert check_epoch("e", 0) == 0 and check_epoch("e", None, optional=True) is None
+    with pytest.raises(ValueError, match=r"e must be None or an int >= 0, got -1"):
+        check_epoch("e", -1, optional=True)
+    with pytest.raises(ValueError, match=r"e must be an int >= 0, got None"):
+        check_epoch("e", None)
+    assert check_num_samples(10, torch.tensor([3.0, 10.0])) == 10.0
+    with pytest.raises(ValueError, match=r"num_samples must be the number of training images \(>= 2\), got 1"):
+        check_num_samples(1, None)
+    with pytest.raises(ValueError, match=r"num_samples must be >= every class count, got 5 < 9"):
+        check_num_samples(5, torch.tensor([9.0]))

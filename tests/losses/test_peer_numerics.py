@@ -1,6 +1,7 @@
-"""Numerics of every peer loss: gradcheck in float64, finite loss and gradient at |logit| = 1e4
-in float32 / float16 / bfloat16 and under CPU autocast, empty and fully masked batches, no
-in-place edits of inputs, no global grad toggles."""
+"""Numerics of every peer loss (and of RAL's long-tail variants, eager; their compiled path is
+checked in test_ral_long_tail.py): gradcheck in float64, finite loss and gradient at
+|logit| = 1e4 in float32 / float16 / bfloat16 and under CPU autocast, empty and fully masked
+batches, no in-place edits of inputs, no global grad toggles."""
 
 from __future__ import annotations
 
@@ -29,6 +30,14 @@ MULTILABEL = {
     "cb_bce": ("cb", {"base": "bce"}),
     "db": ("db", {}),
     "db_focal": ("db", {"gamma": 0.5}),
+    "zlpr": ("zlpr", {}),
+    "twoway": ("twoway", {}),
+    "twoway_cold": ("twoway", {"temperature_pos": 0.5, "temperature_neg": 0.25}),
+    "splc": ("splc", {}),
+    "splc_correcting": ("splc", {"epoch": 1, "gamma": 0.5}),
+    "ral_cb": ("ral_cb", {"impl": "eager"}),
+    "ral_cb_positive_prior": ("ral_cb", {"impl": "eager", "balance": "positive", "prior_tau": 1.0}),
+    "ral_prior": ("ral", {"impl": "eager", "prior_tau": 1.0}),
 }
 SINGLE = {
     "ce": ("ce", {"label_smoothing": 0.1}),
@@ -38,13 +47,27 @@ SINGLE = {
     "ldam_drw": ("ldam", {"drw_epoch": 0}),
     "logit_adjusted": ("logit_adjusted", {}),
     "balanced_softmax": ("balanced_softmax", {}),
+    "poly_ce": ("poly_ce", {"label_smoothing": 0.1}),
+    "poly_ce_negative": ("poly_ce", {"epsilon": -1.0}),
+    "ral_la": ("ral_la", {"impl": "eager", "label_smoothing": 0.1}),
 }
 ALL = {**MULTILABEL, **SINGLE}
+#: Losses whose terms compare classes with each other: no class weights; "none" only for ZLPR.
+NO_CLASS_WEIGHTS = {"zlpr", "twoway"}
 
 
 def build(case: str, **extra):
     name, kwargs = ALL[case]
-    return build_loss(name, class_counts=COUNTS, num_samples=1000, **kwargs, **extra)
+    kwargs = dict(kwargs)
+    epoch = kwargs.pop("epoch", None)
+    loss = build_loss(name, class_counts=COUNTS, num_samples=1000, **kwargs, **extra)
+    if epoch is not None:
+        loss.set_epoch(epoch)
+    return loss
+
+
+def reductions(case: str) -> tuple[str, ...]:
+    return ("mean", "sum") if ALL[case][0] == "twoway" else ("mean", "sum", "none")
 
 
 def targets_for(loss, n: int, *, soft: bool = False) -> torch.Tensor:
@@ -83,7 +106,7 @@ def test_gradcheck_float64(case):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=["f32", "f16", "bf16"])
 @pytest.mark.parametrize("case", sorted(ALL))
 def test_finite_at_extreme_logits(case, dtype, soft):
-    for reduction in ("mean", "sum", "none"):
+    for reduction in reductions(case):
         loss = build(case, reduction=reduction)
         logits = EXTREME.to(dtype, copy=True).requires_grad_()
         value = loss(logits, targets_for(loss, len(EXTREME), soft=soft))
@@ -146,19 +169,20 @@ def test_nan_ignore_value_with_extreme_logits_keeps_gradient_finite(case):
 
 @pytest.mark.parametrize("case", sorted(ALL))
 def test_inputs_are_not_modified(case):
-    loss = build(case, class_weights=[1.0, 2.0, 3.0, 4.0])
+    weights = {} if ALL[case][0] in NO_CLASS_WEIGHTS else {"class_weights": [1.0, 2.0, 3.0, 4.0]}
+    loss = build(case, **weights)
     logits = torch.randn(4, C, dtype=torch.float16)
     targets = targets_for(loss, 4, soft=True)
     if loss.task == "multilabel":
         targets[0, 0] = float("nan")
-        loss = build(case, class_weights=[1.0, 2.0, 3.0, 4.0], ignore_value=float("nan"))
+        loss = build(case, **weights, ignore_value=float("nan"))
     before = (logits.clone(), targets.clone())
     loss(logits, targets)
     torch.testing.assert_close(logits, before[0], rtol=0, atol=0)
     torch.testing.assert_close(targets, before[1], rtol=0, atol=0, equal_nan=True)
 
 
-@pytest.mark.parametrize("case", ["asl_detach", "apl", "focal", "ldam_drw"])
+@pytest.mark.parametrize("case", ["asl_detach", "apl", "focal", "ldam_drw", "splc_correcting", "zlpr", "ral_la"])
 def test_grad_mode_is_left_alone(case):
     loss = build(case)
     logits = torch.randn(3, C)

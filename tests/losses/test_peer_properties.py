@@ -14,8 +14,10 @@ from ral.losses import build_loss
 
 C = 3
 COUNTS = [300, 20, 1]
-MULTILABEL = ["bce", "focal", "asl", "apl", "hill", "cb", "db"]
-SINGLE = ["ce", "focal_ce", "ldam", "logit_adjusted", "balanced_softmax"]
+MULTILABEL = ["bce", "focal", "asl", "apl", "hill", "cb", "db", "splc"]
+SINGLE = ["ce", "focal_ce", "ldam", "logit_adjusted", "balanced_softmax", "poly_ce"]
+#: Losses whose terms compare labels with each other (no per-element loss).
+PAIRWISE = ["zlpr", "twoway"]
 # Rounding may leave a loss a few ulps below 0 where it is mathematically ~0.
 ROUNDING = 1e-6
 
@@ -39,7 +41,10 @@ single_batch = st.integers(1, 5).flatmap(
 
 
 def _build(name: str, **kwargs):
-    return build_loss(name, class_counts=COUNTS, num_samples=400, **kwargs)
+    loss = build_loss(name, class_counts=COUNTS, num_samples=400, **kwargs)
+    if name == "splc":
+        loss.set_epoch(1)  # the label correction on
+    return loss
 
 
 @settings(max_examples=40, deadline=None)
@@ -70,3 +75,15 @@ def test_single_label_finite_and_nonnegative(name, batch, smoothing):
     assert (per_sample >= -ROUNDING).all(), per_sample
     per_sample.sum().backward()
     assert torch.isfinite(logits.grad).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(name=st.sampled_from(PAIRWISE), batch=multilabel_batch, reduction=st.sampled_from(["mean", "sum"]))
+def test_pairwise_finite_and_nonnegative(name, batch, reduction):
+    logits_np, targets_np, mask_np = batch
+    logits = torch.from_numpy(logits_np).requires_grad_()
+    value = _build(name, reduction=reduction)(logits, torch.from_numpy(targets_np), torch.from_numpy(mask_np))
+    assert torch.isfinite(value) and value >= -ROUNDING
+    value.backward()
+    assert torch.isfinite(logits.grad).all()
+    assert torch.equal(logits.grad[~torch.from_numpy(mask_np)], torch.zeros(int((~mask_np).sum())))

@@ -19,7 +19,11 @@ from ral.losses import (
     HillLoss,
     LDAMLoss,
     LogitAdjustedLoss,
+    PolyCrossEntropyLoss,
     SigmoidFocalLoss,
+    SPLCLoss,
+    TwoWayLoss,
+    ZLPRLoss,
     asymmetric_loss,
     asymmetric_polynomial_loss,
     binary_cross_entropy,
@@ -30,6 +34,9 @@ from ral.losses import (
     ldam_loss,
     logit_adjusted_cross_entropy,
     sigmoid_focal_loss,
+    splc_loss,
+    two_way_loss,
+    zlpr_loss,
 )
 
 COUNTS = [100, 10, 1]
@@ -78,6 +85,12 @@ COUNTS = [100, 10, 1]
         (lambda: LDAMLoss(COUNTS, reduction="max"), r"reduction.*'max'"),
         (lambda: BinaryCrossEntropyLoss(class_weights=[1.0, -1.0]), r"class_weights.*-1\.0"),
         (lambda: BinaryCrossEntropyLoss(class_weights="abc"), r"class_weights.*'abc'"),
+        (lambda: PolyCrossEntropyLoss(epsilon=-1.5), r"epsilon.*-1\.5"),
+        (lambda: PolyCrossEntropyLoss(epsilon=math.nan), r"epsilon.*nan"),
+        (lambda: SPLCLoss(threshold=-0.1), r"threshold.*-0\.1"),
+        (lambda: TwoWayLoss(temperature_pos=math.inf), r"temperature_pos.*inf"),
+        (lambda: ZLPRLoss(reduction="avg"), r"reduction.*'avg'"),
+        (lambda: ZLPRLoss(class_weights=[1.0, 2.0]), r"ZLPRLoss takes no class_weights"),
     ],
 )
 def test_bad_options_are_rejected_at_construction(make, pattern):
@@ -94,8 +107,13 @@ MULTILABEL = [
     asymmetric_loss,
     asymmetric_polynomial_loss,
     hill_loss,
+    splc_loss,
+    zlpr_loss,
+    two_way_loss,
 ]
-ML_IDS = ["bce", "focal", "cb", "db", "asl", "apl", "hill"]
+ML_IDS = ["bce", "focal", "cb", "db", "asl", "apl", "hill", "splc", "zlpr", "twoway"]
+#: The losses that take per-class weights (ZLPR and the two-way loss refuse them).
+WEIGHTED = [(loss, name) for loss, name in zip(MULTILABEL, ML_IDS) if name not in ("zlpr", "twoway")]
 
 
 @pytest.mark.parametrize("loss", MULTILABEL, ids=ML_IDS)
@@ -126,7 +144,7 @@ def test_multilabel_other_values_than_ignore_value_still_checked(loss):
         loss(torch.zeros(1, 3), targets, ignore_value=-1)
 
 
-@pytest.mark.parametrize("loss", MULTILABEL, ids=ML_IDS)
+@pytest.mark.parametrize("loss", [loss for loss, _ in WEIGHTED], ids=[name for _, name in WEIGHTED])
 def test_multilabel_wrong_class_weights_length(loss):
     with pytest.raises(ValueError, match=r"class_weights.*3.*got 2"):
         loss(torch.zeros(2, 3), torch.zeros(2, 3), class_weights=[1.0, 2.0])
@@ -175,8 +193,9 @@ SINGLE = [
     LDAMLoss(COUNTS),
     LogitAdjustedLoss(COUNTS),
     BalancedSoftmaxLoss(COUNTS),
+    PolyCrossEntropyLoss(),
 ]
-SL_IDS = ["ce", "focal_ce", "ldam", "logit_adjusted", "balanced_softmax"]
+SL_IDS = ["ce", "focal_ce", "ldam", "logit_adjusted", "balanced_softmax", "poly_ce"]
 
 
 @pytest.mark.parametrize("loss", SINGLE, ids=SL_IDS)

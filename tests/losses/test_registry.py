@@ -33,9 +33,15 @@ REQUIRED = {
     "logit_adjusted",
     "balanced_softmax",
     "ral_single",
+    "zlpr",
+    "twoway",
+    "splc",
+    "poly_ce",
+    "ral_cb",
+    "ral_la",
 }
 COUNTS = [800, 120, 30, 4, 0]
-NEEDS_COUNTS = {"cb", "db", "ldam", "logit_adjusted", "balanced_softmax"}
+NEEDS_COUNTS = {"cb", "db", "ldam", "logit_adjusted", "balanced_softmax", "ral_cb", "ral_la"}
 
 
 def test_registry_has_the_contract_names():
@@ -78,6 +84,10 @@ def test_statistics_are_passed_only_to_losses_that_take_them():
     assert not hasattr(loss, "class_counts") and loss.pos_weight == 2.0
     cb = build_loss("cb", class_counts=COUNTS)
     torch.testing.assert_close(cb.class_counts, torch.tensor(COUNTS, dtype=torch.float32))
+    # optional statistics: passed when given, not needed otherwise
+    ral = build_loss("ral", class_counts=COUNTS, num_samples=1000)
+    assert ral.num_samples == 1000 and ral.class_counts is not None
+    assert build_loss("ral").class_counts is None and build_loss("ral_single").class_counts is None
 
 
 def test_kwargs_reach_the_constructor():

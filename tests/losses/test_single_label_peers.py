@@ -15,11 +15,13 @@ from ral.losses import (
     FocalCrossEntropyLoss,
     LDAMLoss,
     LogitAdjustedLoss,
+    PolyCrossEntropyLoss,
     balanced_softmax_loss,
     cross_entropy,
     focal_cross_entropy,
     ldam_loss,
     logit_adjusted_cross_entropy,
+    poly_cross_entropy,
 )
 
 N, C = 8, 4
@@ -36,6 +38,15 @@ CASES = {
         (),
         {"gamma": 0.5},
         lambda x, q: R.focal_ce(x, q, 0.5),
+        True,
+    ),
+    "poly_ce": (poly_cross_entropy, PolyCrossEntropyLoss, (), {}, lambda x, q: R.poly1(x, q, 1.0), True),
+    "poly_ce_custom": (
+        poly_cross_entropy,
+        PolyCrossEntropyLoss,
+        (),
+        {"epsilon": -0.5},
+        lambda x, q: R.poly1(x, q, -0.5),
         True,
     ),
     "logit_adjusted": (
@@ -141,6 +152,20 @@ def test_class_weighted_sum_equals_torch_weighted_sum():
 def test_focal_ce_with_gamma_zero_is_cross_entropy():
     logits, labels = make_inputs(seed=13, dtype=torch.float64)
     torch.testing.assert_close(focal_cross_entropy(logits, labels, gamma=0.0), cross_entropy(logits, labels))
+
+
+def test_poly1_adds_epsilon_times_one_minus_pt_to_cross_entropy():
+    logits, labels = make_inputs(seed=17, dtype=torch.float64)
+    torch.testing.assert_close(poly_cross_entropy(logits, labels, epsilon=0.0), cross_entropy(logits, labels))
+    p_t = torch.softmax(logits, dim=1).gather(1, labels[:, None])[:, 0]
+    for smoothing in (0.0, 0.2):
+        expected = cross_entropy(logits, labels, label_smoothing=smoothing, reduction="none")
+        q = F.one_hot(labels, C).double() * (1 - smoothing) + smoothing / C
+        one_minus_pt = (q * (1 - torch.softmax(logits, dim=1))).sum(dim=1)  # the paper's label-smoothing form
+        if smoothing == 0.0:
+            torch.testing.assert_close(one_minus_pt, 1 - p_t)
+        got = poly_cross_entropy(logits, labels, epsilon=2.0, label_smoothing=smoothing, reduction="none")
+        torch.testing.assert_close(got, expected + 2.0 * one_minus_pt, rtol=1e-12, atol=1e-14)
 
 
 def test_balanced_softmax_is_logit_adjustment_with_tau_one_and_tau_zero_is_ce():

@@ -48,8 +48,12 @@ MULTILABEL_LOSSES: tuple[LossSpec, ...] = (
     LossSpec("hill", "hill"),
     LossSpec("cb_focal", "cb", {"base": "focal"}),
     LossSpec("db", "db"),
+    LossSpec("zlpr", "zlpr"),
+    LossSpec("twoway", "twoway"),
+    LossSpec("splc", "splc"),
     LossSpec("ral_paper", "ral", RAL_PAPER),
     LossSpec("ral", "ral"),  # the project's default parameters (RobustAsymmetricLoss())
+    LossSpec("ral_cb", "ral_cb"),
 )
 
 #: Single-label losses compared by default (LDAM gets deferred re-weighting in :func:`loss_specs`).
@@ -59,7 +63,9 @@ SINGLE_LABEL_LOSSES: tuple[LossSpec, ...] = (
     LossSpec("ldam_drw", "ldam"),
     LossSpec("logit_adjusted", "logit_adjusted"),
     LossSpec("balanced_softmax", "balanced_softmax"),
+    LossSpec("poly_ce", "poly_ce"),
     LossSpec("ral_single", "ral_single"),
+    LossSpec("ral_la", "ral_la"),
 )
 
 SCORE_NAME = {"multilabel": "AP", "single": "accuracy"}

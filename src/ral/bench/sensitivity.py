@@ -273,8 +273,6 @@ def resolve_grids(
         ValueError: unknown loss, loss of the other task, overrides with several losses, or an
             override naming a parameter the loss does not take.
     """
-    import inspect
-
     from ral.losses import LOSSES
 
     if overrides and len(losses) != 1:
@@ -286,7 +284,7 @@ def resolve_grids(
             raise ValueError(f"--loss: unknown loss {loss!r}; known: {sorted(LOSSES)}")
         if LOSSES[loss].task != task:
             raise ValueError(f"--loss: {loss!r} is a {LOSSES[loss].task} loss but the data is {task}")
-        accepted = inspect.signature(LOSSES[loss]).parameters
+        accepted = LOSSES[loss].option_names()
         unknown = [name for name in parsed if name not in accepted]
         if unknown:
             raise ValueError(f"--grid: loss {loss!r} has no parameter(s) {unknown}; it takes {sorted(accepted)}")

@@ -4,14 +4,19 @@ from ral.data.cache import build_cache, cache_path
 from ral.data.classes import (
     APTOS_CLASSES,
     CHEXPERT_CLASSES,
+    CLASS_SETS,
+    CXRLT2024_TASK1_CLASSES,
+    CXRLT2024_TASK2_CLASSES,
     CXRLT_CLASSES,
     CXRLT_NUM_TRAIN_IMAGES,
     CXRLT_TRAIN_COUNTS,
     ISIC2018_CLASSES,
     ISIC2018_TRAIN_COUNTS,
+    MIMIC_CLASSES,
     NIH_CLASSES,
+    VINDR_CLASSES,
 )
-from ral.data.formats import FORMATS, detect_format, list_images, load_image_list, load_table
+from ral.data.formats import FORMATS, TABLE_FORMATS, detect_format, list_images, load_image_list, load_table
 from ral.data.groups import frequency_groups
 from ral.data.images import check_images, read_image
 from ral.data.simulate import preview_grid, simulate_dataset
@@ -32,13 +37,19 @@ def __getattr__(name: str):
 __all__ = [
     "APTOS_CLASSES",
     "CHEXPERT_CLASSES",
+    "CLASS_SETS",
+    "CXRLT2024_TASK1_CLASSES",
+    "CXRLT2024_TASK2_CLASSES",
     "CXRLT_CLASSES",
     "CXRLT_NUM_TRAIN_IMAGES",
     "CXRLT_TRAIN_COUNTS",
     "FORMATS",
     "ISIC2018_CLASSES",
     "ISIC2018_TRAIN_COUNTS",
+    "MIMIC_CLASSES",
     "NIH_CLASSES",
+    "TABLE_FORMATS",
+    "VINDR_CLASSES",
     "ImageDataset",
     "LabelTable",
     "build_cache",

@@ -22,7 +22,7 @@ from ral.data.images import read_image
 from ral.data.table import LabelTable
 from ral.report.files import atomic_path, write_json
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: 16-bit images are scaled by their bit depth, no longer by their maximum
 
 
 def cache_key(table: LabelTable, size: int) -> str:

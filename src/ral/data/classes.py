@@ -92,3 +92,99 @@ APTOS_TRAIN_COUNTS: dict[str, int] = {
     "Severe": 193,
     "Proliferative DR": 295,
 }
+
+# CXR-LT 2024 (MIMIC-CXR-JPG), task 1: the 40 findings of `train_labeled.csv`.
+CXRLT2024_TASK1_CLASSES: list[str] = [
+    "Adenopathy",
+    "Atelectasis",
+    "Azygos Lobe",
+    "Calcification of the Aorta",
+    "Cardiomegaly",
+    "Clavicle Fracture",
+    "Consolidation",
+    "Edema",
+    "Emphysema",
+    "Enlarged Cardiomediastinum",
+    "Fibrosis",
+    "Fissure",
+    "Fracture",
+    "Granuloma",
+    "Hernia",
+    "Hydropneumothorax",
+    "Infarction",
+    "Infiltration",
+    "Kyphosis",
+    "Lobar Atelectasis",
+    "Lung Lesion",
+    "Lung Opacity",
+    "Mass",
+    "Nodule",
+    "Normal",
+    "Pleural Effusion",
+    "Pleural Other",
+    "Pleural Thickening",
+    "Pneumomediastinum",
+    "Pneumonia",
+    "Pneumoperitoneum",
+    "Pneumothorax",
+    "Pulmonary Embolism",
+    "Pulmonary Hypertension",
+    "Rib Fracture",
+    "Round(ed) Atelectasis",
+    "Subcutaneous Emphysema",
+    "Support Devices",
+    "Tortuous Aorta",
+    "Tuberculosis",
+]
+# CXR-LT 2024, task 2: the 26 CXR-LT 2023 findings with "Normal" in place of "No Finding" (sorted).
+CXRLT2024_TASK2_CLASSES: list[str] = sorted("Normal" if c == "No Finding" else c for c in CXRLT_CLASSES)
+
+# MIMIC-CXR-JPG 2.x `mimic-cxr-2.0.0-chexpert.csv(.gz)` / `-negbio`: the 14 label columns, in file order.
+MIMIC_CLASSES: list[str] = sorted(CHEXPERT_CLASSES)
+
+# VinDr-CXR (the Kaggle VinBigData `train.csv`): `class_name` by `class_id` 0-14.
+VINDR_CLASSES: list[str] = [
+    "Aortic enlargement",
+    "Atelectasis",
+    "Calcification",
+    "Cardiomegaly",
+    "Consolidation",
+    "ILD",
+    "Infiltration",
+    "Lung Opacity",
+    "Nodule/Mass",
+    "Other lesion",
+    "Pleural effusion",
+    "Pleural thickening",
+    "Pneumothorax",
+    "Pulmonary fibrosis",
+    "No finding",
+]
+
+#: Named class lists: ``classes="cxrlt2024-task2"`` (config ``dataset.classes: cxrlt2024-task2``).
+CLASS_SETS: dict[str, list[str]] = {
+    "cxrlt2023": CXRLT_CLASSES,
+    "cxrlt2024-task1": CXRLT2024_TASK1_CLASSES,
+    "cxrlt2024-task2": CXRLT2024_TASK2_CLASSES,
+    "chexpert": CHEXPERT_CLASSES,
+    "mimic": MIMIC_CLASSES,
+    "nih": NIH_CLASSES,
+    "vindr": VINDR_CLASSES,
+}
+
+
+def resolve_classes(classes: str | list[str] | tuple[str, ...] | None) -> list[str] | None:
+    """``classes`` as a list: a name of :data:`CLASS_SETS` is replaced by its list.
+
+    Raises:
+        ValueError: an unknown class-set name, or an empty list.
+    """
+    if classes is None:
+        return None
+    if isinstance(classes, str):
+        if classes not in CLASS_SETS:
+            raise ValueError(f"classes {classes!r} is not a class list name; known names: {sorted(CLASS_SETS)}")
+        return list(CLASS_SETS[classes])
+    if len(classes) == 0:
+        raise ValueError("classes must name at least one class, got an empty list")
+    return [str(c) for c in classes]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,10 @@ MIN_IMAGE_SIZE = 16
 def read_image(path: str | os.PathLike, size: int) -> np.ndarray:
     """Decode one image file to a grayscale uint8 array of shape (size, size).
 
-    Colour images are converted to luminance; 16-bit and float images are scaled by their
-    maximum. The image is resized to a square (no crop), with box/bilinear filtering.
+    Colour images are converted to luminance. 16-bit (and 32-bit integer) images are scaled by
+    their bit depth (:func:`bit_depth`): values / (2**bits - 1), never clipped and never stretched
+    to the image's own maximum; float images are scaled by their maximum. The image is resized to
+    a square (no crop), with box/bilinear filtering.
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -33,7 +36,7 @@ def read_image(path: str | os.PathLike, size: int) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.draft("L", (size, size))  # JPEG: decode at reduced scale, much faster
-            img = _to_gray(img)
+            img = _to_gray(img, path)
             if img.size != (size, size):
                 img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
             return np.asarray(img, dtype=np.uint8)
@@ -41,12 +44,46 @@ def read_image(path: str | os.PathLike, size: int) -> np.ndarray:
         raise ValueError(f"cannot decode image file {path}: {exc}") from exc
 
 
-def _to_gray(img: Image.Image) -> Image.Image:
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+def _to_gray(img: Image.Image, path: Path) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        values = np.clip(np.asarray(img, dtype=np.int64), 0, None)  # signed 32-bit images: negatives read as 0
+        bits = bit_depth(values, png_significant_bits(path))
+        return Image.fromarray(np.round(values * (255.0 / (2**bits - 1))).astype(np.uint8), mode="L")
+    if img.mode == "F":
         arr = np.asarray(img, dtype=np.float32)
         top = float(arr.max()) or 1.0
         return Image.fromarray(np.clip(arr * (255.0 / top), 0, 255).astype(np.uint8), mode="L")
     return img if img.mode == "L" else img.convert("L")
+
+
+def bit_depth(values: np.ndarray, significant_bits: int | None = None) -> int:
+    """Bit depth to scale a high-bit-depth image by: ``significant_bits`` (the PNG's sBIT) when the values
+    fit in it, else the smallest depth >= 8 bits that holds the largest value (4095 -> 12, 4096 -> 13).
+
+    Args:
+        values: the image's non-negative integer pixels, any shape.
+        significant_bits: the stored bit depth recorded in the file, if any.
+    """
+    top = int(values.max()) if values.size else 0
+    if significant_bits and top < 2**significant_bits:
+        return int(significant_bits)
+    return max(8, top.bit_length())
+
+
+def png_significant_bits(path: str | os.PathLike) -> int | None:
+    """The gray significant bits of a PNG's ``sBIT`` chunk (its stored bit depth); None for other files or no sBIT."""
+    with open(path, "rb") as fh:
+        if fh.read(8) != b"\x89PNG\r\n\x1a\n":
+            return None
+        while len(head := fh.read(8)) == 8:
+            length, kind = struct.unpack(">I4s", head)
+            if kind in (b"IDAT", b"IEND"):  # sBIT comes before the image data
+                return None
+            if kind == b"sBIT":
+                data = fh.read(length)
+                return (data[0] or None) if data else None
+            fh.seek(length + 4, os.SEEK_CUR)  # data and CRC
+    return None
 
 
 def check_images(table: LabelTable, mode: str = "exists", *, skip_bad: bool = False) -> LabelTable:

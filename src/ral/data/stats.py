@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -28,7 +29,8 @@ def table_stats(
         group_table: the TRAINING table whose prevalence defines the groups (default: ``table``).
 
     Returns:
-        dict with ``images``, ``patients``, ``classes``, ``task``, ``format``, ``per_class``
+        dict with ``images``, ``patients`` and ``studies`` (None where the table records none),
+        ``views`` ({view: images}, None without views), ``classes``, ``task``, ``format``, ``per_class``
         (DataFrame: class, count, prevalence, uncertain, group; sorted as in the table),
         ``labels_per_image`` (mean, histogram {k: images with k positives}), ``groups``
         ({group: number of classes}) and ``imbalance_ratio`` (largest / smallest non-zero count).
@@ -37,8 +39,12 @@ def table_stats(
     if ref.class_names != table.class_names:
         raise ValueError(f"group_table classes {ref.class_names} differ from the table's {table.class_names}")
     counts = table.class_counts()
-    groups = frequency_groups(
-        ref.class_counts(), max(len(ref), 1), thresholds=thresholds, mapping=mapping, class_names=table.class_names
+    groups = (
+        frequency_groups(
+            ref.class_counts(), max(len(ref), 1), thresholds=thresholds, mapping=mapping, class_names=table.class_names
+        )
+        if table.num_classes
+        else []
     )
     n = len(table)
     per_class = pd.DataFrame(
@@ -58,7 +64,9 @@ def table_stats(
         "format": table.format,
         "task": table.task,
         "images": n,
-        "patients": len(set(table.subject_ids)),
+        "patients": len(set(table.subject_ids)) if table.subject_ids != table.ids else None,
+        "studies": len(set(table.study_ids)) if table.study_ids is not None else None,
+        "views": dict(Counter(table.views).most_common()) if table.views is not None else None,
         "classes": table.num_classes,
         "per_class": per_class,
         "labels_per_image": {
@@ -72,9 +80,18 @@ def table_stats(
 
 def format_stats(stats: dict) -> str:
     """Plain-text report of :func:`table_stats` for the terminal."""
+    patients = stats["patients"] if stats["patients"] is not None else "not recorded"
     lines = [
         f"table: {stats['source']}  (format {stats['format']}, task {stats['task']})",
-        f"images: {stats['images']}  patients: {stats['patients']}  classes: {stats['classes']}",
+        f"images: {stats['images']}  patients: {patients}  classes: {stats['classes']}",
+    ]
+    if stats["studies"] is not None:
+        lines.append(f"studies: {stats['studies']}  images per study: {stats['images'] / max(stats['studies'], 1):.2f}")
+    if stats["views"] is not None:
+        lines.append("views: " + ", ".join(f"{view or '(blank)'} {n}" for view, n in stats["views"].items()))
+    if not stats["classes"]:
+        return "\n".join([*lines, "no label columns (a table to predict)"])
+    lines += [
         f"labels per image: mean {stats['labels_per_image']['mean']:.3f}  histogram "
         + ", ".join(f"{k}: {v}" for k, v in stats["labels_per_image"]["histogram"].items()),
         "groups: "
@@ -92,8 +109,8 @@ def format_stats(stats: dict) -> str:
 def write_stats(stats: dict, out_dir: str | os.PathLike, *, overwrite: bool = False) -> dict[str, Path]:
     """Write ``stats.json``, ``per_class.csv`` and the bar chart ``long_tail.png`` into ``out_dir``.
 
-    ``out_dir`` must be missing or empty unless ``overwrite`` (then the three files are replaced).
-    Uses the atomic writers and ``plot_long_tail`` of :mod:`ral.report`.
+    ``out_dir`` must be missing or empty unless ``overwrite`` (then the files are replaced). Uses
+    the atomic writers and ``plot_long_tail`` of :mod:`ral.report` (no chart for a table without classes).
 
     Raises:
         FileExistsError / OSError: see :func:`ral.report.files.check_output`.
@@ -108,6 +125,9 @@ def write_stats(stats: dict, out_dir: str | os.PathLike, *, overwrite: bool = Fa
     paths = {"json": out / "stats.json", "csv": out / "per_class.csv", "plot": out / "long_tail.png"}
     write_json(summary, paths["json"])
     write_csv(per_class, paths["csv"])
+    if per_class.empty:
+        del paths["plot"]
+        return paths
     name = Path(stats["source"]).name if stats["source"] else "table"
     plot_long_tail(
         per_class["count"].to_numpy(),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +26,10 @@ class LabelTable:
         root: folder that relative image paths are relative to.
         format: name of the format the table was read from (e.g. "generic", "cxrlt").
         source: the file the table was read from, if any.
+        study_ids: study (examination) of each image, length N, or None when the format has no
+            studies (CXR-LT, MIMIC-CXR-JPG, PadChest, CheXpert and generic tables with ``study_id``).
+        views: view position of each image as the format writes it (``PA``, ``LATERAL``, ``L``...),
+            length N, or None when the format records none.
     """
 
     ids: list[str]
@@ -37,14 +41,14 @@ class LabelTable:
     root: Path = field(default_factory=Path)
     format: str = "generic"
     source: Path | None = None
+    study_ids: list[str] | None = None
+    views: list[str] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.ids)
-        if len(self.paths) != n or len(self.subject_ids) != n:
-            raise ValueError(
-                f"ids, paths and subject_ids must have the same length, got "
-                f"{n}, {len(self.paths)}, {len(self.subject_ids)}"
-            )
+        lengths = {name: len(values) for name, values in self._per_image().items() if values is not None}
+        if set(lengths.values()) != {n}:
+            raise ValueError(f"every per-image list must have the N = {n} entries of ids, got lengths {lengths}")
         labels = np.asarray(self.labels, dtype=np.float32)
         if labels.ndim != 2 or labels.shape != (n, len(self.class_names)):
             raise ValueError(f"labels must have shape (N, C) = ({n}, {len(self.class_names)}), got {labels.shape}")
@@ -74,16 +78,17 @@ class LabelTable:
             raise ValueError(f"targets_single needs a single-label table, got task={self.task!r}")
         return self.labels.argmax(axis=1).astype(np.int64)
 
+    def _per_image(self) -> dict[str, list[str] | None]:
+        return {
+            "ids": self.ids,
+            "paths": self.paths,
+            "subject_ids": self.subject_ids,
+            "study_ids": self.study_ids,
+            "views": self.views,
+        }
+
     def subset(self, indices: np.ndarray | list[int]) -> LabelTable:
+        """The rows ``indices`` (in that order), every per-image field included."""
         idx = np.asarray(indices, dtype=np.int64)
-        return LabelTable(
-            ids=[self.ids[i] for i in idx],
-            paths=[self.paths[i] for i in idx],
-            subject_ids=[self.subject_ids[i] for i in idx],
-            class_names=list(self.class_names),
-            labels=self.labels[idx],
-            task=self.task,
-            root=self.root,
-            format=self.format,
-            source=self.source,
-        )
+        rows = {k: None if v is None else [v[i] for i in idx] for k, v in self._per_image().items()}
+        return replace(self, labels=self.labels[idx], **rows)

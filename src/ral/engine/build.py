@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 from ral.data.dataset import ImageDataset
@@ -42,18 +43,31 @@ class PreparedRun:
     skipped: list[dict[str, Any]] = field(default_factory=list)
 
 
+#: The part of an official split file (MIMIC-CXR-JPG's) each table key reads.
+OFFICIAL_SPLIT = {"dataset.train": "train", "dataset.val": "validate", "dataset.test": "test"}
+
+
 def load_split(path: str | os.PathLike, key: str, dataset: DatasetConfig, classes: list[str] | None) -> LabelTable:
-    """Read one table of the config (``key`` names it in errors), keeping ``classes`` in order."""
+    """Read one table of the config (``key`` names it in errors), keeping ``classes`` in order.
+
+    ``dataset.max_classes`` applies when ``classes`` is None (the training table); a table
+    without labels (one to predict) is refused.
+    """
     from ral.data import load_table
 
     try:
-        return load_table(
+        table = load_table(
             path,
             format=dataset.format,
             root=dataset.root,
             uncertain=dataset.uncertain,
             skip_bad=dataset.skip_bad,
             classes=classes,
+            task=dataset.task,
+            views=dataset.views,
+            split=OFFICIAL_SPLIT.get(key),
+            vindr_agreement=dataset.vindr_agreement,
+            max_classes=dataset.max_classes if classes is None else None,
             allow_outside_root=dataset.allow_outside_root,
             hints=CONFIG_HINTS,
         )
@@ -61,6 +75,9 @@ def load_split(path: str | os.PathLike, key: str, dataset: DatasetConfig, classe
         raise FileNotFoundError(f"{key}: {exc}") from None
     except ValueError as exc:
         raise ValueError(f"{key}: {exc}") from None
+    if table.num_classes == 0 or (len(table) and np.isnan(table.labels).all()):
+        raise ValueError(f"{key}: {path} has no labels (a table without label columns can only be predicted)")
+    return table
 
 
 def build_run_loss(name: str, params: dict[str, Any], task: str, train: LabelTable) -> nn.Module:

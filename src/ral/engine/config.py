@@ -44,7 +44,8 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
-from ral.data.formats import FORMATS, UNCERTAIN_POLICIES
+from ral.data.classes import CLASS_SETS
+from ral.data.formats import FORMATS, TASKS, UNCERTAIN_POLICIES, VINDR_AGREEMENTS
 from ral.data.images import MIN_IMAGE_SIZE
 from ral.losses import LOSSES
 
@@ -97,7 +98,18 @@ def _losses(task: str) -> str:
 
 
 def _losses_taking_counts() -> str:
-    return _codes([name for name, cls in LOSSES.items() if cls.statistics])
+    return _codes([name for name, cls in LOSSES.items() if cls.statistics or cls.optional_statistics])
+
+
+def _class_set(value: Any) -> Any:
+    """``classes: cxrlt2024-task2``: a name of ``ral.data.classes.CLASS_SETS`` stands for its list."""
+    if isinstance(value, str):
+        if value not in CLASS_SETS:
+            raise PydanticCustomError(
+                "class_set", "a list of class names or one of {names}", {"names": tuple(CLASS_SETS)}
+            )
+        return list(CLASS_SETS[value])
+    return value
 
 
 def _one_of(choices: Sequence[str], *, nullable: bool = False) -> PydanticCustomError:
@@ -120,6 +132,10 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, allow_inf_nan=False)
 
 
+# Dataset keys whose values are one of the data layer's names.
+_DATASET_CHOICES = {"uncertain": UNCERTAIN_POLICIES, "task": TASKS, "vindr_agreement": VINDR_AGREEMENTS}
+
+
 class DatasetConfig(Section):
     """Where the label tables and images are, and how images are prepared."""
 
@@ -138,10 +154,37 @@ class DatasetConfig(Section):
         f"side (>= {MIN_IMAGE_SIZE}), scaled to [-1, 1]",
     )
     uncertain: str = Field(
-        "ignore", description="CheXpert-style -1 labels: `ignore` (masked in the loss and the metrics), `ones`, `zeros`"
+        "ignore",
+        description="-1 labels (CheXpert, MIMIC-CXR-JPG): `ignore` (masked in the loss and the metrics), `ones`, "
+        "`zeros`",
     )
-    classes: list[str] | None = Field(
-        None, min_length=1, description="train on these class columns only, in this order"
+    task: str = Field(
+        "auto",
+        description=f"{_codes(TASKS)}: `auto` lets the table decide (a generic table with one 0/1 column per class "
+        "is multi-label); `single` reads such a table as single-label (exactly one 1 per row)",
+    )
+    classes: Annotated[list[str] | None, BeforeValidator(_class_set)] = Field(
+        None,
+        min_length=1,
+        description="train on these class columns only, in this order; or the name of a list: "
+        f"{_codes(list(CLASS_SETS))} (`cxrlt2024-task2`: CXR-LT 2024 task 2's 26 findings)",
+    )
+    max_classes: Int | None = Field(
+        None,
+        ge=1,
+        description="train on the N most frequent classes of the training table only (e.g. for PadChest's "
+        "open label list); not with `classes`",
+    )
+    views: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        None,
+        min_length=1,
+        description="keep only images of these views: the table's names (`PA`, `AP`, `LATERAL`, PadChest's `L`...) "
+        "or `frontal` / `lateral` (MIMIC-CXR-JPG, PadChest, CheXpert, NIH, generic tables with a `view` column)",
+    )
+    vindr_agreement: str = Field(
+        "any",
+        description="VinDr-CXR: a class is positive if `any` radiologist marked it, or the `majority` of the "
+        "image's radiologists",
     )
     augment: StrictBool = Field(
         False, description="random shift and brightness / contrast jitter of training images (no flips)"
@@ -174,12 +217,19 @@ class DatasetConfig(Section):
             raise _one_of(FORMATS, nullable=True)
         return value
 
-    @field_validator("uncertain")
+    @field_validator(*_DATASET_CHOICES)
     @classmethod
-    def _known_policy(cls, value: str) -> str:
-        if value not in UNCERTAIN_POLICIES:
-            raise _one_of(UNCERTAIN_POLICIES)
+    def _known_choice(cls, value: str, info: ValidationInfo) -> str:
+        choices = _DATASET_CHOICES[info.field_name]
+        if value not in choices:
+            raise _one_of(choices)
         return value
+
+    @model_validator(mode="after")
+    def _classes_or_max_classes(self) -> DatasetConfig:
+        if self.classes is not None and self.max_classes is not None:
+            raise _broken_rule("dataset.max_classes", self.max_classes, "null when dataset.classes is given")
+        return self
 
 
 class ModelConfig(Section):

@@ -12,7 +12,7 @@ and import nothing else from ``ral``::
 See docs/losses.md for the table of losses, formulas, papers and defaults.
 """
 
-from ._base import Loss, MultiLabelLoss, SingleLabelLoss
+from ._base import EpochSchedule, Loss, MultiLabelLoss, SingleLabelLoss
 from .asl import AsymmetricLoss, AsymmetricPolynomialLoss, asymmetric_loss, asymmetric_polynomial_loss
 from .balanced import (
     ClassBalancedLoss,
@@ -21,9 +21,16 @@ from .balanced import (
     distribution_balanced_loss,
 )
 from .bce import BinaryCrossEntropyLoss, binary_cross_entropy
-from .ce import CrossEntropyLoss, FocalCrossEntropyLoss, cross_entropy, focal_cross_entropy
+from .ce import (
+    CrossEntropyLoss,
+    FocalCrossEntropyLoss,
+    PolyCrossEntropyLoss,
+    cross_entropy,
+    focal_cross_entropy,
+    poly_cross_entropy,
+)
 from .focal import SigmoidFocalLoss, sigmoid_focal_loss
-from .hill import HillLoss, hill_loss
+from .hill import HillLoss, SPLCLoss, hill_loss, splc_loss
 from .ldam import LDAMLoss, ldam_loss
 from .logit_adjusted import (
     BalancedSoftmaxLoss,
@@ -31,11 +38,18 @@ from .logit_adjusted import (
     balanced_softmax_loss,
     logit_adjusted_cross_entropy,
 )
+from .pairwise import TwoWayLoss, ZLPRLoss, two_way_loss, zlpr_loss
 from .ral import (
     RobustAsymmetricLoss,
     RobustAsymmetricLossSingleLabel,
     robust_asymmetric_loss,
     robust_asymmetric_loss_single_label,
+)
+from .ral_long_tail import (
+    RobustAsymmetricLossClassBalanced,
+    RobustAsymmetricLossLogitAdjusted,
+    robust_asymmetric_loss_class_balanced,
+    robust_asymmetric_loss_logit_adjusted,
 )
 from .registry import LOSSES, build_loss, loss_class, loss_task
 
@@ -48,16 +62,23 @@ __all__ = [
     "ClassBalancedLoss",
     "CrossEntropyLoss",
     "DistributionBalancedLoss",
+    "EpochSchedule",
     "FocalCrossEntropyLoss",
     "HillLoss",
     "LDAMLoss",
     "LogitAdjustedLoss",
     "Loss",
     "MultiLabelLoss",
+    "PolyCrossEntropyLoss",
     "RobustAsymmetricLoss",
+    "RobustAsymmetricLossClassBalanced",
+    "RobustAsymmetricLossLogitAdjusted",
     "RobustAsymmetricLossSingleLabel",
+    "SPLCLoss",
     "SigmoidFocalLoss",
     "SingleLabelLoss",
+    "TwoWayLoss",
+    "ZLPRLoss",
     "asymmetric_loss",
     "asymmetric_polynomial_loss",
     "balanced_softmax_loss",
@@ -72,7 +93,13 @@ __all__ = [
     "logit_adjusted_cross_entropy",
     "loss_class",
     "loss_task",
+    "poly_cross_entropy",
     "robust_asymmetric_loss",
+    "robust_asymmetric_loss_class_balanced",
+    "robust_asymmetric_loss_logit_adjusted",
     "robust_asymmetric_loss_single_label",
     "sigmoid_focal_loss",
+    "splc_loss",
+    "two_way_loss",
+    "zlpr_loss",
 ]

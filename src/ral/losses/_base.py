@@ -4,17 +4,19 @@ and the shared validate -> element-wise loss -> mask / weight / reduce pipeline.
 A loss subclasses :class:`MultiLabelLoss` or :class:`SingleLabelLoss`, validates its own
 hyper-parameters in ``__init__`` with the ``check_*`` helpers of ``_common`` and implements
 ``elementwise(x, y)``: float32 (float64 for float64 input) logits and targets (N, C) in,
-the per-element loss (N, C) out. Its functional form is a one-liner that builds the module and
-calls it, so both forms share one code path.
+the per-element loss (N, C) out. A loss without a per-element form (its terms compare labels
+with each other, e.g. ZLPR) overrides ``reduced_loss(x, y, valid)`` instead. Its functional
+form is a one-liner that builds the module and calls it, so both forms share one code path.
 
-Training statistics are passed one way: a loss lists the ones its constructor takes in the
-class attribute ``statistics`` ("class_counts": positive training samples per class, (C,);
-"num_samples": training images), and :func:`ral.losses.build_loss` passes exactly those.
+Training statistics are passed one way: a loss lists the ones its constructor needs in the
+class attribute ``statistics`` and the ones it can use in ``optional_statistics``
+("class_counts": positive training samples per class, (C,); "num_samples": training images),
+and :func:`ral.losses.build_loss` passes exactly those.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+import inspect
 from typing import Any, ClassVar
 
 import torch
@@ -24,7 +26,9 @@ from ._common import (
     ClassVector,
     check_bool,
     check_class_vector,
+    check_epoch,
     check_in_range,
+    check_num_samples,
     check_reduction,
     prepare_multilabel,
     prepare_single_label,
@@ -36,7 +40,7 @@ from ._common import (
 STATISTICS = ("class_counts", "num_samples")
 
 
-class Loss(ABC, nn.Module):
+class Loss(nn.Module):
     """Base of every loss in ``ral.losses``.
 
     Args:
@@ -46,14 +50,20 @@ class Loss(ABC, nn.Module):
         check_targets: check the target values on every call (a host-device synchronisation on
             a GPU; switch it off when the labels were validated when they were read).
         class_counts: (C,) positive training samples per class, for the losses that list
-            "class_counts" in ``statistics`` (required there, refused elsewhere).
+            "class_counts" in ``statistics`` (required there) or ``optional_statistics``
+            (may be None there); refused elsewhere.
+        num_samples: number of training images (>= 2 and >= every class count), likewise
+            for the losses that list "num_samples".
 
     Per-class vectors (``class_weights``, ``class_counts``) are non-persistent buffers:
     ``.to(device)`` moves them and they are not part of ``state_dict``.
     """
 
     task: ClassVar[str] = ""
+    #: Training statistics the constructor needs (``build_loss`` refuses None for them).
     statistics: ClassVar[tuple[str, ...]] = ()
+    #: Training statistics the constructor can use (for an option) but does not need.
+    optional_statistics: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -62,15 +72,41 @@ class Loss(ABC, nn.Module):
         class_weights: ClassVector = None,
         check_targets: bool = True,
         class_counts: ClassVector = None,
+        num_samples: int | None = None,
     ):
         super().__init__()
         self.reduction = check_reduction(reduction)
         self.check_targets = check_bool("check_targets", check_targets)
         self.register_class_vector("class_weights", class_weights)
-        if "class_counts" in self.statistics:
-            self.register_class_vector("class_counts", class_counts, required=True)
+        taken = self.statistics + self.optional_statistics
+        if "class_counts" in taken:
+            self.register_class_vector("class_counts", class_counts, required="class_counts" in self.statistics)
         elif class_counts is not None:
             raise ValueError(f"{type(self).__name__} takes no class_counts, got {class_counts!r}")
+        if "num_samples" in taken:
+            if num_samples is None and "num_samples" in self.statistics:
+                raise ValueError("num_samples must be given (the number of training images), got None")
+            counts = getattr(self, "class_counts", None)
+            self.num_samples = None if num_samples is None else check_num_samples(num_samples, counts)
+        elif num_samples is not None:
+            raise ValueError(f"{type(self).__name__} takes no num_samples, got {num_samples!r}")
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        """Every keyword option the constructor accepts (training statistics excluded): its own
+        and, while an ``__init__`` forwards ``**options``, those of the classes above it (plus
+        the ``hyper_parameters`` a class takes through ``**options``)."""
+        names: list[str] = list(getattr(cls, "hyper_parameters", ()))
+        for klass in cls.__mro__:
+            if "__init__" not in vars(klass) or klass in (nn.Module, object):
+                continue
+            parameters = inspect.signature(klass.__init__).parameters.values()
+            names += [
+                p.name for p in parameters if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+            ]
+            if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+                break
+        return tuple(name for name in dict.fromkeys(names) if name not in STATISTICS)
 
     def register_class_vector(self, name: str, value: ClassVector, *, required: bool = False) -> None:
         """Validate a per-class vector (1-D, finite, >= 0) and store it as a buffer (or None).
@@ -86,6 +122,10 @@ class Loss(ABC, nn.Module):
     def weights(self) -> Tensor | None:
         """The class weights applied at this call (a subclass may add scheduled weights)."""
         return self.class_weights
+
+    def times_class_weights(self, weights: Tensor) -> Tensor:
+        """Per-class ``weights`` (C,) of the loss itself times the user's ``class_weights`` (if any)."""
+        return weights if self.class_weights is None else weights * self.class_weights.to(weights.dtype)
 
     def check_classes(self, x: Tensor) -> None:
         """Every per-class buffer must have one entry per logit column."""
@@ -108,9 +148,13 @@ class Loss(ABC, nn.Module):
             self.named_buffers(recurse=False)
         )
 
-    @abstractmethod
     def elementwise(self, x: Tensor, y: Tensor) -> Tensor:
-        """The per-element loss (N, C) of compute-dtype logits ``x`` and targets ``y`` (N, C)."""
+        """The per-element loss (N, C) of compute-dtype logits ``x`` and targets ``y`` (N, C).
+
+        Every element-wise loss implements it; a loss without a per-element form overrides
+        ``reduced_loss`` instead.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no element-wise form; it overrides reduced_loss")
 
 
 class MultiLabelLoss(Loss):
@@ -144,7 +188,11 @@ class MultiLabelLoss(Loss):
 
         Returns a scalar ("mean", "sum") or (N, C) ("none"), float32 (float64 for float64 logits).
         """
-        x, y, valid = self.prepare(logits, targets, mask)
+        return self.reduced_loss(*self.prepare(logits, targets, mask))
+
+    def reduced_loss(self, x: Tensor, y: Tensor, valid: Tensor | None) -> Tensor:
+        """The reduced loss of prepared inputs (see :meth:`prepare`): element-wise loss, class
+        weights, mask and reduction."""
         return reduce_loss(self.elementwise(x, y), valid=valid, class_weights=self.weights(), reduction=self.reduction)
 
 
@@ -185,7 +233,23 @@ class SingleLabelLoss(Loss):
 
         Returns a scalar ("mean", "sum") or (N,) ("none").
         """
-        x, q, valid = self.prepare(logits, targets)
+        return self.reduced_loss(*self.prepare(logits, targets))
+
+    def reduced_loss(self, x: Tensor, q: Tensor, valid: Tensor | None) -> Tensor:
+        """The reduced loss of prepared inputs (see :meth:`prepare`): element-wise loss, class
+        weights, class sum per sample, then the reduction over samples."""
         return reduce_per_sample(
             self.elementwise(x, q), valid=valid, class_weights=self.weights(), reduction=self.reduction
         )
+
+
+class EpochSchedule:
+    """Mixin of losses whose form changes with the training epoch (LDAM's deferred
+    re-weighting, SPLC's label correction): the trainer calls :meth:`set_epoch` at the start of
+    every epoch (``ral``'s engine does); ``epoch`` is 0 until then."""
+
+    epoch: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Tell the loss the current (0-based) epoch."""
+        self.epoch = check_epoch("epoch", epoch)

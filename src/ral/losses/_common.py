@@ -84,6 +84,28 @@ def check_bool(name: str, value: bool) -> bool:
     return value
 
 
+def check_epoch(name: str, value: int | None, *, optional: bool = False) -> int | None:
+    """Return ``value`` if it is an int >= 0 (a 0-based epoch; not a bool); ``None`` passes when
+    ``optional``. ``ValueError`` naming ``name`` and the value otherwise."""
+    if optional and value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        requirement = "None or an int >= 0" if optional else "an int >= 0"
+        raise ValueError(f"{name} must be {requirement}, got {value!r}")
+    return value
+
+
+def check_num_samples(num_samples: float, counts: Tensor | None) -> float:
+    """Return the number of training images as float: >= 2 and >= every class count."""
+    total = check_nonnegative("num_samples", num_samples)
+    if total < 2:
+        raise ValueError(f"num_samples must be the number of training images (>= 2), got {num_samples!r}")
+    most = float(counts.max()) if counts is not None and counts.numel() else 0.0
+    if most > total:
+        raise ValueError(f"num_samples must be >= every class count, got {num_samples!r} < {most:g}")
+    return total
+
+
 def check_class_vector(
     name: str,
     value: Sequence[float] | Tensor | None,
@@ -295,10 +317,23 @@ def reduce_per_sample(
     """
     check_reduction(reduction)
     per_sample = reduce_loss(loss, valid=valid, class_weights=class_weights, reduction="none").sum(dim=1)
+    return reduce_samples(per_sample, valid_rows=None if valid is None else valid[:, 0], reduction=reduction)
+
+
+def reduce_samples(per_sample: Tensor, *, valid_rows: Tensor | None = None, reduction: str = "mean") -> Tensor:
+    """Reduce per-sample losses (N,) whose ignored samples are already 0.
+
+    "mean" divides by the number of valid samples (``valid_rows`` (N,), 1 / True where a sample
+    counts; all of them when None), at least 1, so an empty batch gives 0 with a gradient;
+    "sum" adds them up; "none" returns ``per_sample``.
+    """
+    check_reduction(reduction)
     if reduction == "none":
         return per_sample
     total = per_sample.sum()
     if reduction == "sum":
         return total
+    if valid_rows is None:
+        return total / max(per_sample.numel(), 1)
     # a second where() on the rows here made TorchInductor (torch 2.13, CPU) miscompile the gradient
-    return total / (max(per_sample.numel(), 1) if valid is None else valid[:, 0].sum().clamp_min(1.0))
+    return total / valid_rows.to(per_sample.dtype).sum().clamp_min(1.0)

@@ -26,8 +26,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-#: An element-wise loss with its reduction: (x (N, C), y, valid, class_weights) -> reduced value.
-ReducedLoss = Callable[[Tensor, Tensor, Tensor | None, Tensor | None], Tensor]
+#: An element-wise loss with its reduction: (x (N, C), *tensors) -> reduced value; the other
+#: tensors (targets, valid mask, class weights, ...) are constants, any of them may be None.
+ReducedLoss = Callable[..., Tensor]
 
 #: Compiled kernels kept per loss setting (least recently used dropped): one per batch shape.
 MAX_LAYOUTS = 16
@@ -36,7 +37,7 @@ _unavailable: str | None = None  # why compilation failed in this process, once 
 
 
 class CompiledLoss:
-    """``(x, y, valid, weights) -> (value, d sum(value) / dx)`` of ``reduced``, compiled per layout.
+    """``(x, *others) -> (value, d sum(value) / dx)`` of ``reduced``, compiled per layout.
 
     The value is the reduced loss (a scalar, or one value per element / sample for
     ``reduction="none"``). Every element (multi-label) or row (single-label) of a "none" loss
@@ -47,8 +48,8 @@ class CompiledLoss:
         self.reduced = reduced
         self.kernels: OrderedDict[tuple, Callable[..., list[Tensor]]] = OrderedDict()
 
-    def __call__(self, x: Tensor, y: Tensor, valid: Tensor | None, weights: Tensor | None) -> tuple[Tensor, Tensor]:
-        inputs = (x, y, valid, weights)
+    def __call__(self, x: Tensor, *others: Tensor | None) -> tuple[Tensor, Tensor]:
+        inputs = (x, *others)
         # contiguous: the kernels are generated for dense inputs (an expanded mask gave wrong sums)
         given = [t.contiguous() for t in inputs if t is not None]
         key = tuple(None if t is None else (t.shape, t.dtype, t.device) for t in inputs)
@@ -85,10 +86,10 @@ class CompiledLoss:
 
         def value_and_grad(*tensors: Tensor) -> tuple[Tensor, Tensor]:
             supplied = iter(tensors)
-            x, y, valid, weights = (next(supplied) if flag else None for flag in present)
+            x, *others = (next(supplied) if flag else None for flag in present)
 
             def total(logits: Tensor) -> tuple[Tensor, Tensor]:
-                value = self.reduced(logits, y, valid, weights)
+                value = self.reduced(logits, *others)
                 return value.sum(), value
 
             grad, (_, value) = torch.func.grad_and_value(total, has_aux=True)(x)
@@ -105,26 +106,19 @@ def can_use_fast_path(x: Tensor) -> bool:
     return _unavailable is None and torch.is_grad_enabled() and x.requires_grad and not torch.compiler.is_compiling()
 
 
-def fast_loss(
-    compiled: CompiledLoss,
-    x: Tensor,
-    y: Tensor,
-    valid: Tensor | None,
-    weights: Tensor | None,
-    *,
-    per_row: bool,
-) -> Tensor:
-    """The reduced loss through ``compiled``, differentiable with respect to ``x``.
+def fast_loss(compiled: CompiledLoss, x: Tensor, *others: Tensor | None, per_row: bool) -> Tensor:
+    """The reduced loss ``compiled.reduced(x, *others)`` through ``compiled``, differentiable
+    with respect to ``x`` (``others`` are constants).
 
     ``per_row``: the value is one loss per sample (single-label, reduction "none"), so the
     upstream gradient (N,) is broadcast over the classes. Falls back to the eager formula
     (with one warning per process) if compilation fails.
     """
     try:
-        return _SavedGradient.apply(x, compiled, per_row, y, valid, weights)
+        return _SavedGradient.apply(x, compiled, per_row, *others)
     except _CompileFailed as failure:
         _disable(failure.__cause__)
-        return compiled.reduced(x, y, valid, weights)
+        return compiled.reduced(x, *others)
 
 
 class _CompileFailed(Exception):
@@ -147,10 +141,11 @@ class _SavedGradient(torch.autograd.Function):
     """Forward: value and gradient from the compiled kernel; backward: gradient x upstream."""
 
     @staticmethod
-    def forward(ctx, x, compiled, per_row, y, valid, weights):  # noqa: D102
-        value, grad = compiled(x.detach(), y, valid, weights)
+    def forward(ctx, x, compiled, per_row, *others):  # noqa: D102
+        value, grad = compiled(x.detach(), *others)
         ctx.save_for_backward(grad)
         ctx.per_row = per_row
+        ctx.num_others = len(others)
         return value
 
     @staticmethod
@@ -160,4 +155,4 @@ class _SavedGradient(torch.autograd.Function):
         (grad,) = ctx.saved_tensors
         if ctx.per_row:
             grad_output = grad_output[:, None]
-        return grad * grad_output, None, None, None, None, None
+        return grad * grad_output, None, None, *([None] * ctx.num_others)

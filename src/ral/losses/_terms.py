@@ -165,3 +165,10 @@ def log_prior(counts: Tensor) -> Tensor:
     """log(n_c / sum n) of the training label distribution; counts below 1 count as 1."""
     n = counts.clamp_min(1.0)
     return torch.log(n) - torch.log(n.sum())
+
+
+def log_prior_odds(counts: Tensor, num_samples: float) -> Tensor:
+    """log(pi_c / (1 - pi_c)), pi_c = n_c / N, the log-odds of label c in the training set
+    (N = ``num_samples`` training images); counts are clamped to [1, N - 1]."""
+    n = counts.clamp(1.0, num_samples - 1.0)
+    return torch.log(n) - torch.log(num_samples - n)

@@ -13,7 +13,13 @@ from torch import Tensor
 
 from ._base import MultiLabelLoss
 from ._common import ClassVector, check_in_range, check_nonnegative
-from ._terms import effective_number_weights, negative_part, positive_part, sigmoid_probabilities
+from ._terms import (
+    effective_number_weights,
+    log_prior_odds,
+    negative_part,
+    positive_part,
+    sigmoid_probabilities,
+)
 
 #: Base losses that class-balanced re-weighting applies to.
 CB_BASES = ("bce", "focal")
@@ -137,7 +143,7 @@ class DistributionBalancedLoss(MultiLabelLoss):
         gamma: float = 0.0,
         **common: Any,
     ) -> None:
-        super().__init__(class_counts=class_counts, **common)
+        super().__init__(class_counts=class_counts, num_samples=num_samples, **common)
         self.map_alpha = check_nonnegative("map_alpha", map_alpha)
         self.map_beta = check_nonnegative("map_beta", map_beta)
         self.map_mu = check_nonnegative("map_mu", map_mu)
@@ -146,18 +152,10 @@ class DistributionBalancedLoss(MultiLabelLoss):
         self.neg_scale = check_nonnegative("neg_scale", neg_scale)
         if self.neg_scale == 0:
             raise ValueError(f"neg_scale must be > 0, got {neg_scale!r}")
-        self.num_samples = check_nonnegative("num_samples", num_samples)
-        if self.num_samples < 2:
-            raise ValueError(f"num_samples must be the number of training images (>= 2), got {num_samples!r}")
-        most = float(self.class_counts.max()) if self.class_counts.numel() else 0.0
-        if most > self.num_samples:
-            raise ValueError(f"num_samples must be >= every class count, got {num_samples!r} < {most:g}")
 
     def elementwise(self, x: Tensor, y: Tensor) -> Tensor:
         counts = self.class_counts.to(x.dtype)
-        total = self.num_samples
-        prior = counts.clamp(1.0, total - 1.0)
-        shifted = x + self.init_bias * (torch.log(prior) - torch.log(total - prior))
+        shifted = x + self.init_bias * log_prior_odds(counts, self.num_samples)
         weights = _rebalance_weights(y, counts, self.map_alpha, self.map_beta, self.map_mu)
         positive = positive_part(sigmoid_probabilities(shifted), self.gamma)
         negative = negative_part(sigmoid_probabilities(self.neg_scale * shifted), self.gamma) / self.neg_scale

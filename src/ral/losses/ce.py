@@ -1,14 +1,16 @@
-"""Softmax cross-entropy with label smoothing, and the softmax focal loss (single-label)."""
+"""Softmax cross-entropy with label smoothing, the softmax focal loss and Poly-1
+cross-entropy (single-label)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from torch import Tensor
 
 from ._base import SingleLabelLoss
-from ._common import check_nonnegative
-from ._terms import softmax_focal_terms
+from ._common import check_in_range, check_nonnegative
+from ._terms import positive_part, softmax_focal_terms, softmax_probabilities
 
 
 class FocalCrossEntropyLoss(SingleLabelLoss):
@@ -62,6 +64,54 @@ class CrossEntropyLoss(FocalCrossEntropyLoss):
 
     def __init__(self, **common: Any) -> None:
         super().__init__(gamma=0.0, **common)
+
+
+class PolyCrossEntropyLoss(SingleLabelLoss):
+    """Poly-1 cross-entropy: ``-sum_c q_c (log p_c - epsilon (1 - p_c))``, p = softmax(x).
+
+    Z. Leng, M. Tan, C. Liu, E. D. Cubuk, X. Shi, S. Cheng, D. Anguelov, "PolyLoss: A
+    Polynomial Expansion Perspective of Classification Loss Functions", ICLR 2022. Cross-entropy
+    is -log p_t = sum_m (1 - p_t)^m / m; Poly-1 adds epsilon to the first coefficient::
+
+        loss = CE + epsilon (1 - p_t)                       (one-hot targets)
+        loss = CE_ls + epsilon sum_c q_c (1 - p_c)          (smoothed targets q, as the paper's
+                                                             label-smoothing listing)
+
+    i.e. APL's positive term with ``eps_pos = (epsilon,)`` on the softmax. epsilon >= -1 keeps
+    the loss >= 0 (-log p >= 1 - p); epsilon > 0 pushes confident-but-not-certain predictions
+    further. Use as a drop-in for cross-entropy with one more hyper-parameter to tune.
+
+    Args:
+        epsilon: the first polynomial coefficient's perturbation, >= -1 (default 1.0; the paper
+            tunes it per task).
+        label_smoothing, reduction, class_weights, ignore_index, check_targets: see
+            :class:`FocalCrossEntropyLoss`.
+
+    Raises:
+        ValueError: ``epsilon`` below -1 or not finite, bad common options; at call time bad
+            targets or C < 2.
+
+    Example:
+        >>> import torch
+        >>> loss = PolyCrossEntropyLoss(epsilon=1.0)(torch.randn(4, 3), torch.tensor([0, 2, 1, 0]))
+    """
+
+    def __init__(self, epsilon: float = 1.0, **common: Any) -> None:
+        super().__init__(**common)
+        self.epsilon = check_in_range("epsilon", epsilon, -1.0, math.inf)
+
+    def elementwise(self, x: Tensor, q: Tensor) -> Tensor:
+        return q * positive_part(softmax_probabilities(x), eps=(self.epsilon,))
+
+
+def poly_cross_entropy(logits: Tensor, targets: Tensor, **options) -> Tensor:
+    """Functional form of :class:`PolyCrossEntropyLoss` (same keyword options).
+
+    Example:
+        >>> import torch
+        >>> loss = poly_cross_entropy(torch.randn(4, 3), torch.tensor([0, 2, 1, 0]), epsilon=2.0)
+    """
+    return PolyCrossEntropyLoss(**options)(logits, targets)
 
 
 def focal_cross_entropy(logits: Tensor, targets: Tensor, **options) -> Tensor:

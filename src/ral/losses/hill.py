@@ -1,20 +1,27 @@
-"""Hill loss (Zhang et al., 2021) for multi-label learning with missing labels."""
+"""Hill loss and SPLC, self-paced loss correction (Zhang et al., 2021), for multi-label learning
+with missing labels. Both use the paper's focal-margin positive term."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
+import torch
 from torch import Tensor
 
-from ._base import MultiLabelLoss
-from ._common import check_in_range, check_nonnegative
-from ._terms import positive_part, sigmoid_probabilities
+from ._base import EpochSchedule, MultiLabelLoss
+from ._common import check_epoch, check_in_range, check_nonnegative
+from ._terms import negative_part, positive_part, sigmoid_probabilities
 
 
 def hill_weight(p: Tensor, lam: float) -> Tensor:
     """The Hill weight psi(p) = lam - p of Zhang et al. (2021), shared with RAL."""
     return lam - p
+
+
+def focal_margin_positive(x: Tensor, margin: float, gamma: float) -> Tensor:
+    """The focal-margin positive term (1 - p_m)^gamma (-log p_m), p_m = sigmoid(x - margin), (N, C)."""
+    return positive_part(sigmoid_probabilities(x - margin), gamma)
 
 
 class HillLoss(MultiLabelLoss):
@@ -60,8 +67,77 @@ class HillLoss(MultiLabelLoss):
 
     def elementwise(self, x: Tensor, y: Tensor) -> Tensor:
         p = sigmoid_probabilities(x).p
-        positive = positive_part(sigmoid_probabilities(x - self.margin), self.gamma)
+        positive = focal_margin_positive(x, self.margin, self.gamma)
         return y * positive + (1 - y) * hill_weight(p, self.lam) * p.square()
+
+
+class SPLCLoss(EpochSchedule, MultiLabelLoss):
+    """SPLC, self-paced loss correction: from a given epoch on, a negative the model already
+    scores above a threshold is trained as a positive (a likely missing label).
+
+    Y. Zhang, Y. Cheng, X. Huang, F. Wen, R. Feng, Y. Li, Y. Guo, "Simple and Robust Loss
+    Design for Multi-Label Learning with Missing Labels", arXiv 2112.07368 (2021), SPLC with
+    the focal margin loss as in the authors' released code. Per label, p = sigmoid(x)::
+
+        L+(x) = (1 - p_m)^gamma (-log p_m),   p_m = sigmoid(x - margin)      (focal margin)
+        L-(x) = p^gamma (-log(1 - p))                                         (focal)
+        before correction_epoch:  loss = y L+ + (1 - y) L-
+        from correction_epoch on: loss = y L+ + (1 - y) [1(p <= tau) L-(x) + 1(p > tau) Lc(x)]
+        Lc(x) = (1 - p)^gamma (-log p)        (the positive term without its margin)
+
+    The correction depends on the current epoch: the trainer calls :meth:`set_epoch` at the
+    start of every epoch (``ral``'s engine does; 0-based, ``epoch >= correction_epoch``
+    switches it on). The indicator 1(p > tau) is a constant in backprop, as in the released
+    code (which relabels the target). That code sums the loss (``reduction="sum"`` here); the
+    default is "mean". Use when many positives are missing from the labels (partial or
+    report-mined annotations) and training runs for several epochs.
+
+    Args:
+        threshold: tau in [0, 1], the probability above which a negative is relabelled
+            (paper 0.6).
+        correction_epoch: first (0-based) epoch of the correction, >= 0 (paper 1: after the
+            first epoch, whose predictions recall few missing labels).
+        margin: logit margin >= 0 of the positive term (paper 1.0).
+        gamma: focusing exponent >= 0 of both terms (paper 2.0).
+        reduction, class_weights, ignore_value, check_targets: see :class:`BinaryCrossEntropyLoss`.
+
+    Raises:
+        ValueError: ``threshold`` outside [0, 1], bad ``correction_epoch``, negative ``margin``
+            or ``gamma``, bad common options.
+
+    Example:
+        >>> import torch
+        >>> loss = SPLCLoss()
+        >>> loss.set_epoch(3)
+        >>> value = loss(torch.randn(4, 3), torch.ones(4, 3))
+    """
+
+    def __init__(
+        self,
+        threshold: float = 0.6,
+        correction_epoch: int = 1,
+        margin: float = 1.0,
+        gamma: float = 2.0,
+        **common: Any,
+    ) -> None:
+        super().__init__(**common)
+        self.threshold = check_in_range("threshold", threshold, 0.0, 1.0, high_inclusive=True)
+        self.correction_epoch = check_epoch("correction_epoch", correction_epoch)
+        self.margin = check_nonnegative("margin", margin)
+        self.gamma = check_nonnegative("gamma", gamma)
+        self.epoch = 0
+
+    @property
+    def correcting(self) -> bool:
+        """Whether negatives above the threshold are relabelled at the current epoch."""
+        return self.epoch >= self.correction_epoch
+
+    def elementwise(self, x: Tensor, y: Tensor) -> Tensor:
+        t = sigmoid_probabilities(x)
+        negative = negative_part(t, self.gamma)
+        if self.correcting:
+            negative = torch.where(t.p.detach() > self.threshold, positive_part(t, self.gamma), negative)
+        return y * focal_margin_positive(x, self.margin, self.gamma) + (1 - y) * negative
 
 
 def hill_loss(logits: Tensor, targets: Tensor, *, mask: Tensor | None = None, **options) -> Tensor:
@@ -72,3 +148,15 @@ def hill_loss(logits: Tensor, targets: Tensor, *, mask: Tensor | None = None, **
         >>> loss = hill_loss(torch.randn(4, 3), torch.ones(4, 3), lam=1.5)
     """
     return HillLoss(**options)(logits, targets, mask)
+
+
+def splc_loss(logits: Tensor, targets: Tensor, *, mask: Tensor | None = None, epoch: int = 0, **options) -> Tensor:
+    """Functional form of :class:`SPLCLoss` at training epoch ``epoch`` (same keyword options).
+
+    Example:
+        >>> import torch
+        >>> loss = splc_loss(torch.randn(4, 3), torch.ones(4, 3), epoch=2)
+    """
+    criterion = SPLCLoss(**options)
+    criterion.set_epoch(epoch)
+    return criterion(logits, targets, mask)

@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from ._base import SingleLabelLoss
-from ._common import ClassVector, check_in_range, check_nonnegative
+from ._base import EpochSchedule, SingleLabelLoss
+from ._common import ClassVector, check_epoch, check_in_range, check_nonnegative
 from ._terms import effective_number_weights, softmax_focal_terms
 
 
@@ -21,11 +21,7 @@ def ldam_margins(counts: Tensor, max_margin: float) -> Tensor:
     return margins * (max_margin / margins.max())
 
 
-def _is_epoch(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-class LDAMLoss(SingleLabelLoss):
+class LDAMLoss(EpochSchedule, SingleLabelLoss):
     """LDAM loss: cross-entropy with a larger margin for rarer classes, optionally with
     deferred re-weighting (DRW).
 
@@ -39,8 +35,8 @@ class LDAMLoss(SingleLabelLoss):
     ``scale = 30`` assumes cosine-similarity logits (a normalised classifier); with a plain
     linear head consider a much smaller scale (e.g. 1). With ``drw_epoch`` set, class-balanced
     weights (1 - drw_beta) / (1 - drw_beta^n_c) (normalised to sum to C) multiply the loss from
-    that epoch on; the trainer calls :meth:`set_epoch` at the start of every epoch (paper: DRW
-    from epoch 160 of 200). Use for long-tailed single-label data.
+    that epoch on; the trainer calls :meth:`set_epoch` at the start of every epoch (DRW applies
+    once ``epoch >= drw_epoch``; paper: DRW from epoch 160 of 200). Use for long-tailed single-label data.
 
     Args:
         class_counts: (C,) training samples per class, >= 0.
@@ -76,17 +72,9 @@ class LDAMLoss(SingleLabelLoss):
         self.scale = check_nonnegative("scale", scale)
         if self.scale == 0:
             raise ValueError(f"scale must be > 0, got {scale!r}")
-        if drw_epoch is not None and not _is_epoch(drw_epoch):
-            raise ValueError(f"drw_epoch must be None or an int >= 0, got {drw_epoch!r}")
-        self.drw_epoch = drw_epoch
+        self.drw_epoch = check_epoch("drw_epoch", drw_epoch, optional=True)
         self.drw_beta = check_in_range("drw_beta", drw_beta, 0.0, 1.0)
         self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Tell the loss the current (0-based) epoch; DRW weights apply once ``epoch >= drw_epoch``."""
-        if not _is_epoch(epoch):
-            raise ValueError(f"epoch must be an int >= 0, got {epoch!r}")
-        self.epoch = epoch
 
     @property
     def drw_active(self) -> bool:
@@ -96,8 +84,8 @@ class LDAMLoss(SingleLabelLoss):
     def weights(self) -> Tensor | None:
         if not self.drw_active:
             return self.class_weights
-        drw = effective_number_weights(self.class_counts.double(), self.drw_beta)  # float64: exact for float64 input
-        return drw if self.class_weights is None else drw * self.class_weights.to(drw.dtype)
+        # float64: exact for float64 input
+        return self.times_class_weights(effective_number_weights(self.class_counts.double(), self.drw_beta))
 
     def elementwise(self, x: Tensor, q: Tensor) -> Tensor:
         margins = ldam_margins(self.class_counts.to(x.dtype), self.max_margin)

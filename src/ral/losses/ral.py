@@ -14,6 +14,11 @@ sum_n beta_n p_tau^n; it is used for a side when ``alpha`` / ``beta`` is given.
 same function through ``torch.func.grad_and_value`` and ``torch.compile`` (``_fast.py``);
 ``impl="eager"`` differentiates it with plain autograd. docs/losses.md has the maths, the
 presets and the evidence behind the defaults.
+
+Two long-tail options act around that formula, never inside a second copy of it: a per-class
+weight of the positive term (``ral_long_tail.py``'s class-balanced RAL) and ``prior_tau``, a
+shift of the logits by the training prior before the formula (logit adjustment, Menon et al.,
+ICLR 2021); the model's raw logits stay the prediction.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import dataclasses
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -40,6 +45,8 @@ from ._common import (
 from ._fast import CompiledLoss, can_use_fast_path, fast_loss
 from ._terms import (
     Probabilities,
+    log_prior,
+    log_prior_odds,
     negative_part,
     positive_part,
     sigmoid_probabilities,
@@ -106,10 +113,13 @@ class RALParams:
 RAL_OPTIONS = tuple(field.name for field in dataclasses.fields(RALParams))
 
 
-def ral_elementwise(t: Probabilities, y: Tensor, params: RALParams) -> Tensor:
-    """Element-wise RAL ``y * L+ + (1 - y) * L-`` (N, C) from the probability terms of the logits."""
+def ral_elementwise(t: Probabilities, y: Tensor, params: RALParams, positive_weight: Tensor | None = None) -> Tensor:
+    """Element-wise RAL ``y * w+ * L+ + (1 - y) * L-`` (N, C) from the probability terms of the
+    logits; ``positive_weight`` w+ (C,) weights the positive term per class (1 when None)."""
     prm = params
     positive = positive_part(t, prm.gamma_pos, prm.eps_pos, series=prm.alpha, detach_focal=prm.detach_focal)
+    if positive_weight is not None:
+        positive = positive * positive_weight
     negative = negative_part(t, prm.gamma_neg, prm.tau, prm.eps_neg, series=prm.beta, detach_focal=prm.detach_focal)
     if prm.hill:
         negative = negative * negative_weight(t.p, prm)
@@ -173,17 +183,29 @@ def _check_impl(impl: str) -> str:
     return impl
 
 
-def _elementwise(params: RALParams, single: bool, x: Tensor, y: Tensor) -> Tensor:
+def _elementwise(
+    params: RALParams, single: bool, x: Tensor, y: Tensor, positive_weights: Tensor | None = None
+) -> Tensor:
     probabilities = softmax_probabilities if single else sigmoid_probabilities
-    return ral_elementwise(probabilities(x), y, params.for_dtype(x.dtype))
+    if positive_weights is not None:
+        positive_weights = positive_weights.to(dtype=x.dtype)
+    return ral_elementwise(probabilities(x), y, params.for_dtype(x.dtype), positive_weights)
 
 
 def _reduced(params: RALParams, single: bool, reduction: str):
-    """(x, y, valid, weights) -> reduced RAL: the eager formula, and what the fast path compiles."""
+    """(x, y, valid, weights, positive_weights) -> reduced RAL: the eager formula, and what the
+    fast path compiles."""
     reduce = reduce_per_sample if single else reduce_loss
 
-    def reduced(x: Tensor, y: Tensor, valid: Tensor | None, weights: Tensor | None) -> Tensor:
-        return reduce(_elementwise(params, single, x, y), valid=valid, class_weights=weights, reduction=reduction)
+    def reduced(
+        x: Tensor,
+        y: Tensor,
+        valid: Tensor | None,
+        weights: Tensor | None,
+        positive_weights: Tensor | None = None,
+    ) -> Tensor:
+        loss = _elementwise(params, single, x, y, positive_weights)
+        return reduce(loss, valid=valid, class_weights=weights, reduction=reduction)
 
     return reduced
 
@@ -195,29 +217,51 @@ def _compiled(params: RALParams, single: bool, reduction: str) -> CompiledLoss:
 
 
 class _RALMixin:
-    """What both RAL modules share: the constructor, ``impl``, presets, the fast-path call."""
+    """What both RAL modules share: the constructor, ``impl``, presets, the prior correction,
+    the fast-path call."""
 
     single: bool = False
+    hyper_parameters = RAL_OPTIONS
+    #: The training statistics ``prior_tau > 0`` needs.
+    prior_statistics: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, *, impl: str = "compiled", **options: Any) -> None:
+    def __init__(self, *, impl: str = "compiled", prior_tau: float = 0.0, **options: Any) -> None:
         common = {name: value for name, value in options.items() if name not in RAL_OPTIONS}
-        super().__init__(**common)  # the base class checks and stores reduction, weights, ...
+        super().__init__(**common)  # the base class checks and stores reduction, weights, statistics, ...
         self.params = ral_params(**{name: value for name, value in options.items() if name in RAL_OPTIONS})
         self.impl = _check_impl(impl)
+        self.prior_tau = check_nonnegative("prior_tau", prior_tau)
+        if self.prior_tau > 0:
+            for name in self.prior_statistics:
+                if getattr(self, name) is None:
+                    raise ValueError(f"prior_tau > 0 needs {name} (from the training set), got None")
 
     def compiled_loss(self) -> CompiledLoss:
-        """This setting's compiled ``(x, y, valid, weights) -> (value, gradient)`` (shared cache)."""
+        """This setting's compiled ``(x, y, valid, weights, positive_weights) -> (value, gradient)``
+        (shared cache)."""
         return _compiled(self.params, self.single, self.reduction)
 
-    def _loss(self, x: Tensor, y: Tensor, valid: Tensor | None) -> Tensor:
-        compiled = self.compiled_loss()
+    def adjusted_logits(self, x: Tensor) -> Tensor:
+        """``x + prior_tau * prior_logits()`` (the logit adjustment of training; ``prior_logits`` is
+        the training prior in logit space, per class); ``x`` for prior_tau = 0."""
+        if self.prior_tau == 0:
+            return x
+        return x + (self.prior_tau * self.prior_logits()).to(device=x.device, dtype=x.dtype)
+
+    def positive_weights(self) -> Tensor | None:
+        """Per-class weights (C,) of the positive term only, or None (the class-balanced RAL sets them)."""
+        return None
+
+    def reduced_loss(self, x: Tensor, y: Tensor, valid: Tensor | None) -> Tensor:
+        x = self.adjusted_logits(x)
+        constants = (y, valid, self.weights(), self.positive_weights())
         if self.impl == "compiled" and can_use_fast_path(x):
             per_row = self.single and self.reduction == "none"
-            return fast_loss(compiled, x, y, valid, self.weights(), per_row=per_row)
-        return compiled.reduced(x, y, valid, self.weights())
+            return fast_loss(self.compiled_loss(), x, *constants, per_row=per_row)
+        return _reduced(self.params, self.single, self.reduction)(x, *constants)
 
     def elementwise(self, x: Tensor, y: Tensor) -> Tensor:
-        return _elementwise(self.params, self.single, x, y)
+        return _elementwise(self.params, self.single, self.adjusted_logits(x), y, self.positive_weights())
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any):
@@ -233,7 +277,12 @@ class _RALMixin:
         return cls(**{**PRESETS[name], **overrides})
 
     def options(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self.params), "reduction": self.reduction, "impl": self.impl}
+        return {
+            **dataclasses.asdict(self.params),
+            "reduction": self.reduction,
+            "impl": self.impl,
+            "prior_tau": self.prior_tau,
+        }
 
 
 class RobustAsymmetricLoss(_RALMixin, MultiLabelLoss):
@@ -256,6 +305,17 @@ class RobustAsymmetricLoss(_RALMixin, MultiLabelLoss):
             (ASL's ``disable_torch_grad_focal_loss``); the Hill weight keeps its gradient.
         weight_form: "paper" (psi = lam - p, Eq. 6) or "official-code"
             (w = (lam - p) p^2 (lam - 1 + p_tau), the authors' released code, not Eq. 6).
+        prior_tau: strength of the prior correction, >= 0 (default 0: off). With prior_tau > 0
+            the formula sees z = x + prior_tau * log(pi_c / (1 - pi_c)), pi_c = n_c / N_train
+            (``class_counts`` / ``num_samples``, both needed then; counts clamped to
+            [1, N_train - 1]). This is Menon et al.'s logit adjustment applied to each label's
+            binary problem {positive, negative} with priors (pi_c, 1 - pi_c): the adjusted
+            logits x + tau log pi_c and 0 + tau log(1 - pi_c) have the sigmoid of their
+            difference, sigmoid(z). A rare label's training logit is lowered, so its raw
+            logit, the prediction, has to rise. (DB's prior bias has the same form, scaled by
+            its ``init_bias``.) Provisional: whether it helps the tail is measured in
+            docs/results.md.
+        class_counts, num_samples: training statistics, used by ``prior_tau`` only.
         impl: "compiled" (default: formula and gradient compiled together, see ``_fast.py``;
             falls back to "eager" with a warning where torch.compile cannot run) or "eager"
             (plain autograd, also for second derivatives).
@@ -270,17 +330,20 @@ class RobustAsymmetricLoss(_RALMixin, MultiLabelLoss):
 
     Raises:
         ValueError: negative gammas, tau outside [0, 1), lam < 1 with hill on, bad eps /
-            alpha / beta, unknown reduction, impl or weight_form, bad class_weights; at call
-            time bad shapes or targets.
+            alpha / beta, unknown reduction, impl or weight_form, bad class_weights, negative
+            prior_tau, prior_tau > 0 without the statistics; at call time bad shapes or targets.
 
     Example:
         >>> criterion = RobustAsymmetricLoss(ignore_value=float("nan"))
         >>> loss = criterion(torch.randn(8, 26), torch.randint(0, 2, (8, 26)).float())
     """
 
-    def forward(self, logits: Tensor, targets: Tensor, mask: Tensor | None = None) -> Tensor:
-        """Loss of ``logits`` (N, C) against ``targets`` (N, C); ``mask`` (N, C) optional."""
-        return self._loss(*self.prepare(logits, targets, mask))
+    optional_statistics: ClassVar[tuple[str, ...]] = ("class_counts", "num_samples")
+    prior_statistics: ClassVar[tuple[str, ...]] = ("class_counts", "num_samples")
+
+    def prior_logits(self) -> Tensor:
+        """log(pi_c / (1 - pi_c)) of the training labels (C,), float64."""
+        return log_prior_odds(self.class_counts.double(), self.num_samples)
 
 
 class RobustAsymmetricLossSingleLabel(_RALMixin, SingleLabelLoss):
@@ -292,6 +355,10 @@ class RobustAsymmetricLossSingleLabel(_RALMixin, SingleLabelLoss):
         label_smoothing: eps in [0, 1): targets become (1 - eps) onehot + eps / C.
         ignore_index: class index marking a sample to ignore.
         reduction: "mean" over valid samples, "sum", or "none" ((N,) per-sample losses).
+        prior_tau: logit adjustment (Menon et al., ICLR 2021), >= 0, default 0 (off): p is
+            softmax(x + prior_tau * log pi), pi_c = n_c / sum n (``class_counts`` needed then,
+            counts below 1 count as 1); the raw logits stay the prediction. ``ral_la``
+            (:class:`~ral.losses.RobustAsymmetricLossLogitAdjusted`) is this with prior_tau = 1.
         Other arguments: as :class:`RobustAsymmetricLoss`.
 
     Shapes: ``forward(logits (N, C), targets (N,) class indices or (N, C) one-hot rows)``, C >= 2.
@@ -301,10 +368,12 @@ class RobustAsymmetricLossSingleLabel(_RALMixin, SingleLabelLoss):
     """
 
     single = True
+    optional_statistics: ClassVar[tuple[str, ...]] = ("class_counts",)
+    prior_statistics: ClassVar[tuple[str, ...]] = ("class_counts",)
 
-    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
-        """Loss of ``logits`` (N, C) against class indices (N,) or one-hot rows (N, C)."""
-        return self._loss(*self.prepare(logits, targets))
+    def prior_logits(self) -> Tensor:
+        """log pi_c of the training labels (C,), float64."""
+        return log_prior(self.class_counts.double())
 
 
 def robust_asymmetric_loss(logits: Tensor, targets: Tensor, *, mask: Tensor | None = None, **options) -> Tensor:

@@ -9,12 +9,14 @@ from ._common import ClassVector
 from .asl import AsymmetricLoss, AsymmetricPolynomialLoss
 from .balanced import ClassBalancedLoss, DistributionBalancedLoss
 from .bce import BinaryCrossEntropyLoss
-from .ce import CrossEntropyLoss, FocalCrossEntropyLoss
+from .ce import CrossEntropyLoss, FocalCrossEntropyLoss, PolyCrossEntropyLoss
 from .focal import SigmoidFocalLoss
-from .hill import HillLoss
+from .hill import HillLoss, SPLCLoss
 from .ldam import LDAMLoss
 from .logit_adjusted import BalancedSoftmaxLoss, LogitAdjustedLoss
+from .pairwise import TwoWayLoss, ZLPRLoss
 from .ral import RobustAsymmetricLoss, RobustAsymmetricLossSingleLabel
+from .ral_long_tail import RobustAsymmetricLossClassBalanced, RobustAsymmetricLossLogitAdjusted
 
 #: Every loss by name. Each class has ``task = "multilabel"`` or ``"single"``.
 LOSSES: dict[str, type[Loss]] = {
@@ -24,16 +26,22 @@ LOSSES: dict[str, type[Loss]] = {
     "asl": AsymmetricLoss,
     "apl": AsymmetricPolynomialLoss,
     "hill": HillLoss,
+    "splc": SPLCLoss,
     "cb": ClassBalancedLoss,
     "db": DistributionBalancedLoss,
+    "zlpr": ZLPRLoss,
+    "twoway": TwoWayLoss,
     "ral": RobustAsymmetricLoss,
+    "ral_cb": RobustAsymmetricLossClassBalanced,
     # single-label (softmax)
     "ce": CrossEntropyLoss,
     "focal_ce": FocalCrossEntropyLoss,
+    "poly_ce": PolyCrossEntropyLoss,
     "ldam": LDAMLoss,
     "logit_adjusted": LogitAdjustedLoss,
     "balanced_softmax": BalancedSoftmaxLoss,
     "ral_single": RobustAsymmetricLossSingleLabel,
+    "ral_la": RobustAsymmetricLossLogitAdjusted,
 }
 
 
@@ -48,7 +56,8 @@ def build_loss(
 
     ``class_counts`` (C,) (positive TRAINING samples per class) and ``num_samples`` (number
     of training images) are passed only to the losses that list them in their ``statistics``
-    class attribute, so a caller may always pass both; ``kwargs`` go to the constructor.
+    (needed: None is an error) or ``optional_statistics`` (passed when given) class
+    attributes, so a caller may always pass both; ``kwargs`` go to the constructor.
 
     Example:
         >>> loss = build_loss("cb", class_counts=[900, 90, 9], beta=0.999)
@@ -65,6 +74,9 @@ def build_loss(
         if given[stat] is None:
             raise ValueError(f"loss {name!r} needs {stat} (from the training set), got None")
         kwargs[stat] = given[stat]
+    for stat in cls.optional_statistics:
+        if given[stat] is not None:
+            kwargs[stat] = given[stat]
     return cls(**kwargs)
 
 

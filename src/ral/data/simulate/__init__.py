@@ -1,9 +1,12 @@
 """The embedded simulated datasets: ``simulate_dataset`` writes train / val / test tables and images.
 
 - ``task="multilabel"``: chest-radiograph-like PNGs with the 26 CXR-LT 2023 findings, in the
-  generic layout (``path, subject_id, <26 classes>``), report-mining noise in train only.
+  CXR-LT 2023 layout (``dicom_id, subject_id, study_id, <26 classes>, fpath``, plus MIMIC's
+  ``ViewPosition``), studies of one to three views, report-mining noise in train only.
 - ``task="single"``: a 7-class dermoscopy-like set with ISIC 2018 proportions, in the ISIC 2018
   task 3 ground-truth layout (``image, MEL, NV, BCC, AKIEC, BKL, DF, VASC``), JPEG images.
+- ``task="fundus"``: a 5-grade diabetic-retinopathy set with APTOS 2019 proportions, in the
+  APTOS layout (``id_code, diagnosis``), RGB PNG images (single-label, ordinal classes).
 
 ``ensure_simulated`` reuses a folder only when its ``dataset.json`` records the same simulation
 key: a hash of the settings and of the code of this package (:func:`simulation_key`).
@@ -24,16 +27,18 @@ from typing import Any
 
 import numpy as np
 
-from ral.data.classes import CXRLT_CLASSES, ISIC2018_CLASSES
+from ral.data.classes import APTOS_CLASSES, CXRLT_CLASSES, ISIC2018_CLASSES
 from ral.data.images import MIN_IMAGE_SIZE
 from ral.data.simulate.preview import preview_grid
 from ral.report.files import check_writable, is_empty_folder, write_csv, write_json
 
-TASKS = ("multilabel", "single")
+TASKS = ("multilabel", "single", "fundus")
 SPLITS = ("train", "val", "test")
-DEFAULT_SIZES = {"multilabel": (24_000, 4_000, 8_000), "single": (8_000, 1_500, 3_000)}
+DEFAULT_SIZES = {"multilabel": (24_000, 4_000, 8_000), "single": (8_000, 1_500, 3_000), "fundus": (3_000, 800, 1_200)}
 GENERATOR = "ral.data.simulate"
-#: Files a simulation writes into its folder besides ``images/`` (``dataset.json`` last).
+#: Folders of images a simulation writes (MIMIC's ``files/`` scheme for chest radiographs).
+IMAGE_FOLDERS = ("images", "files")
+#: Files a simulation writes into its folder besides the images (``dataset.json`` last).
 OUTPUT_FILES = ("train.csv", "val.csv", "test.csv", "train_clean.csv", "dataset.json")
 
 __all__ = [
@@ -201,7 +206,8 @@ def check_simulation_folder(out_dir: str | os.PathLike, *, overwrite: bool = Fal
 def _remove_simulation(folder: Path) -> None:
     """Delete the images and tables a simulation wrote into ``folder``; ``dataset.json`` stays as
     the mark of a simulator folder until :func:`simulate_dataset` replaces it."""
-    shutil.rmtree(folder / "images", ignore_errors=True)
+    for images in IMAGE_FOLDERS:
+        shutil.rmtree(folder / images, ignore_errors=True)
     for name in OUTPUT_FILES:
         if name != "dataset.json":
             (folder / name).unlink(missing_ok=True)
@@ -223,14 +229,15 @@ def simulate_dataset(
 
     Args:
         out_dir: output folder (created); gets train.csv, val.csv, test.csv, dataset.json and
-            the images under ``images/``. It must be missing or empty, or with ``overwrite`` hold
-            an earlier simulation (removed first, so no stale image remains; see
-            :func:`check_simulation_folder`).
+            the images (``files/...`` for chest radiographs, ``images/`` for the skin set). It must
+            be missing or empty, or with ``overwrite`` hold an earlier simulation (removed first, so
+            no stale image remains; see :func:`check_simulation_folder`).
         seed: random seed; the same seed and arguments give byte-identical CSVs and images.
         size: image side in pixels (square, grayscale).
         n_train, n_val, n_test: images per split (default 24,000 / 4,000 / 8,000 for
             multilabel, 8,000 / 1,500 / 3,000 for single).
-        task: "multilabel" (26 chest findings) or "single" (7 skin-lesion classes).
+        task: "multilabel" (26 chest findings), "single" (7 skin-lesion classes) or "fundus"
+            (5 diabetic-retinopathy grades).
         missing_rate: multilabel only: share of positives of every finding but No Finding
             removed from the TRAINING labels (report-mining false negatives); val / test clean.
 
@@ -251,38 +258,63 @@ def simulate_dataset(
     if task == "multilabel":
         info = _simulate_cxr(out, seed, size, sizes, settings["missing_rate"])
     else:
-        info = _simulate_skin(out, seed, size, sizes)
+        info = _simulate_single(task, out, seed, size, sizes)
     info.update({"code_hash": code, "key": _key(settings, code)})
     write_json(info, out / "dataset.json")
     return out
 
 
 def _simulate_cxr(out: Path, seed: int, size: int, sizes: dict[str, int], missing_rate: float) -> dict:
-    from ral.data.simulate.cxr import FIRST_SUBJECT_ID, MIN_POSITIVES, simulate_split
+    from ral.data.simulate.cxr import (
+        FIRST_STUDY_ID,
+        FIRST_SUBJECT_ID,
+        LATERAL_VISIBILITY,
+        MIN_POSITIVES,
+        simulate_split,
+    )
+    from ral.data.simulate.labels import VIEWS, VIEWS_PER_STUDY
 
     info = _header("multilabel", seed, size, sizes, CXRLT_CLASSES)
-    info["layout"] = "generic: path, subject_id, one 0/1 column per class (CXR-LT 2023 names)"
+    info["layout"] = (
+        "CXR-LT 2023: dicom_id, subject_id, study_id, one 0/1 column per class, fpath "
+        "(files/pXX/pNNNNNNNN/sNNNNNNNN/<dicom_id>.png), plus MIMIC-CXR's ViewPosition"
+    )
+    info["studies"] = {
+        "views": list(VIEWS),
+        "views_per_study_probability": list(VIEWS_PER_STUDY),
+        "labels": "per study (all views of a study share them; the noise removes a study's positive)",
+        "lateral_visibility": LATERAL_VISIBILITY,
+    }
     info["noise"] = {
         "missing_rate": missing_rate,
         "applies_to": "train labels only, every class except No Finding; val/test labels are clean",
         "clean_train_labels": "train_clean.csv",
     }
     info["min_positives"] = {k: v for k, v in MIN_POSITIVES.items() if v}
-    first = FIRST_SUBJECT_ID
+    first, first_study = FIRST_SUBJECT_ID, FIRST_STUDY_ID
     for split in SPLITS:
         result = simulate_split(
-            split, sizes[split], out, seed=seed, size=size, missing_rate=missing_rate, first_subject=first
+            split,
+            sizes[split],
+            out,
+            seed=seed,
+            size=size,
+            missing_rate=missing_rate,
+            first_subject=first,
+            first_study=first_study,
         )
         first += result["num_patients"]
+        first_study += result["num_studies"]
         frame = result["frame"]
         write_csv(frame, out / f"{split}.csv")
         if split == "train":
-            clean = frame[["path", "subject_id"]].copy()
+            clean = frame.copy()
             clean[CXRLT_CLASSES] = result["clean"].astype(np.int64)
             write_csv(clean, out / "train_clean.csv")
         info["splits"][split] = {
             "images": sizes[split],
             "patients": result["num_patients"],
+            "studies": result["num_studies"],
             "counts": {c: int(frame[c].sum()) for c in CXRLT_CLASSES},
             "clean_counts": {c: int(v) for c, v in zip(CXRLT_CLASSES, result["clean"].sum(axis=0))},
             "oversampled_classes": result["oversampled"],
@@ -290,11 +322,22 @@ def _simulate_cxr(out: Path, seed: int, size: int, sizes: dict[str, int], missin
     return info
 
 
-def _simulate_skin(out: Path, seed: int, size: int, sizes: dict[str, int]) -> dict:
-    from ral.data.simulate.skin import MIN_POSITIVES, simulate_split
+#: Single-label sets: task -> (module, class names, published layout).
+SINGLE_LABEL_SETS = {
+    "single": ("skin", ISIC2018_CLASSES, "ISIC 2018 task 3 ground truth: image, MEL, NV, BCC, AKIEC, BKL, DF, VASC"),
+    "fundus": ("fundus", APTOS_CLASSES, "APTOS 2019: id_code, diagnosis (grade 0-4)"),
+}
 
-    info = _header("single", seed, size, sizes, ISIC2018_CLASSES)
-    info["layout"] = "ISIC 2018 task 3 ground truth: image, MEL, NV, BCC, AKIEC, BKL, DF, VASC (one-hot)"
+
+def _simulate_single(task: str, out: Path, seed: int, size: int, sizes: dict[str, int]) -> dict:
+    import importlib
+
+    from ral.data.simulate.single_label import MIN_POSITIVES
+
+    module_name, classes, layout = SINGLE_LABEL_SETS[task]
+    simulate_split = importlib.import_module(f"ral.data.simulate.{module_name}").simulate_split
+    info = _header(task, seed, size, sizes, classes)
+    info["layout"] = layout
     info["noise"] = {"missing_rate": 0.0, "applies_to": "none (single-label labels are clean)"}
     info["min_positives"] = {k: v for k, v in MIN_POSITIVES.items() if v}
     offset = 0
@@ -306,10 +349,16 @@ def _simulate_skin(out: Path, seed: int, size: int, sizes: dict[str, int]) -> di
         info["splits"][split] = {
             "images": sizes[split],
             "patients": sizes[split],
-            "counts": {c: int(frame[c].astype(float).sum()) for c in ISIC2018_CLASSES},
+            "counts": _single_label_counts(frame, classes),
             "oversampled_classes": result["oversampled"],
         }
     return info
+
+
+def _single_label_counts(frame, classes: list[str]) -> dict[str, int]:
+    if "diagnosis" in frame.columns:  # APTOS: one grade column
+        return {c: int((frame["diagnosis"] == k).sum()) for k, c in enumerate(classes)}
+    return {c: int(frame[c].astype(float).sum()) for c in classes}
 
 
 def _header(task: str, seed: int, size: int, sizes: dict[str, int], classes: list[str]) -> dict:

@@ -1,10 +1,13 @@
-"""Label model of the simulated chest-radiograph dataset: patients, co-occurrence, quotas, noise.
+"""Label model of the simulated chest-radiograph dataset: patients, studies, co-occurrence,
+quotas, noise.
 
-Each patient has six latent factors (cardiac, icu, infection, trauma, chronic, oncology);
-each image's factors are the patient's plus a small image-level jitter. A class's
-positives are drawn *without replacement* with weights ``exp(loading . z + bonus)``,
-where ``bonus`` rewards images that already hold related findings, so the per-split
-positive counts are exact quotas while co-occurrence follows the shared factors.
+Images belong to studies (one to three views of one examination, sharing its labels, as in
+MIMIC-CXR where labels are mined from the study's report) and studies to patients. Each
+patient has six latent factors (cardiac, icu, infection, trauma, chronic, oncology); each
+study's factors are the patient's plus a small study-level jitter. A class's positive studies
+are drawn *without replacement* with weights ``exp(loading . z + bonus)``, where ``bonus``
+rewards studies that already hold related findings, so the per-split positive counts are exact
+quotas while co-occurrence follows the shared factors.
 """
 
 from __future__ import annotations
@@ -70,15 +73,28 @@ def quotas(n_images: int, prevalence: np.ndarray, min_positives: int) -> np.ndar
     return np.maximum(np.rint(n_images * prevalence), min_positives).astype(np.int64)
 
 
-def sample_patients(n_images: int, rng: np.random.Generator) -> np.ndarray:
-    """(N,) patient index of each image: 1-6 images per patient (mean about 2.2)."""
-    sizes = np.minimum(rng.geometric(0.45, size=n_images), 6)
-    patient = np.repeat(np.arange(n_images), sizes)[:n_images]
-    return patient
+#: Views of a study by position: a frontal view, then a lateral one, then another frontal one.
+VIEWS = ("PA", "LATERAL", "AP")
+#: Probability of a study having 1, 2 or 3 views.
+VIEWS_PER_STUDY = (0.35, 0.55, 0.10)
+
+
+def sample_studies(n_images: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) study index and (N,) view index (into :data:`VIEWS`) of each image."""
+    sizes = rng.choice(np.arange(1, len(VIEWS) + 1), p=VIEWS_PER_STUDY, size=n_images)
+    study = np.repeat(np.arange(n_images), sizes)[:n_images]
+    view = np.concatenate([np.arange(k) for k in sizes])[:n_images]
+    return study, view
+
+
+def sample_patients(n_items: int, rng: np.random.Generator) -> np.ndarray:
+    """(n,) patient index of each item (study): 1-6 per patient (mean about 2.2)."""
+    sizes = np.minimum(rng.geometric(0.45, size=n_items), 6)
+    return np.repeat(np.arange(n_items), sizes)[:n_items]
 
 
 def sample_factors(patient: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(N, F) latent factors: the patient's (standard normal) plus image-level jitter."""
+    """(n, F) latent factors: the patient's (standard normal) plus study-level jitter."""
     per_patient = rng.standard_normal((int(patient.max()) + 1, len(FACTORS)))
     jitter = rng.standard_normal((patient.size, len(FACTORS)))
     return (0.85 * per_patient[patient] + 0.53 * jitter).astype(np.float64)
@@ -93,10 +109,10 @@ def _top_k(log_weight: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarr
 
 
 def sample_labels(factors: np.ndarray, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Clean labels uint8 (N, 26) with exactly ``counts[c]`` positives per class (when feasible).
+    """Clean labels uint8 (n, 26) with exactly ``counts[c]`` positives per class (when feasible).
 
-    "No Finding" goes first to the healthiest images (lowest factors); those images are
-    then excluded from every finding except Support Devices.
+    "No Finding" goes first to the healthiest studies (lowest factors); those are then excluded
+    from every finding except Support Devices.
     """
     n = factors.shape[0]
     labels = np.zeros((n, len(CXRLT_CLASSES)), dtype=np.uint8)

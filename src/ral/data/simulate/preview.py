@@ -23,6 +23,10 @@ def render_examples(task: str, class_index: int, n: int, size: int, seed: int) -
         vis = np.repeat(visibility[:, None], len(CXRLT_CLASSES), axis=1)
         params = image_parameters(sample_patient_anatomy(n, rng), np.arange(n), rng)
         return render_batch(labels, vis, params, size, rng)
+    if task == "fundus":
+        from ral.data.simulate.fundus import render_fundus
+
+        return render_fundus(np.full(n, class_index), visibility, size, rng)
     from ral.data.simulate.skin import render_lesions
 
     return render_lesions(np.full(n, class_index), visibility, size, rng)
@@ -31,7 +35,7 @@ def render_examples(task: str, class_index: int, n: int, size: int, seed: int) -
 def preview_grid(
     path: str | os.PathLike, *, task: str = "multilabel", size: int = 64, per_row: int = 6, seed: int = 0
 ) -> Path:
-    """Write a PNG grid: one row per class (26 findings, or 7 skin classes), ``per_row`` images.
+    """Write a PNG grid: one row per class (26 findings, 7 skin classes or 5 DR grades), ``per_row`` images.
 
     Each row draws that class alone on fresh anatomy, with visibility from 0.1 (left) to 1.0
     (right); the "No Finding" row shows normal radiographs. Written atomically.
@@ -39,11 +43,11 @@ def preview_grid(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from ral.data.classes import CXRLT_CLASSES, ISIC2018_CLASSES
+    from ral.data.classes import APTOS_CLASSES, CXRLT_CLASSES, ISIC2018_CLASSES
 
-    classes = CXRLT_CLASSES if task == "multilabel" else ISIC2018_CLASSES
+    classes = {"multilabel": CXRLT_CLASSES, "single": ISIC2018_CLASSES, "fundus": APTOS_CLASSES}[task]
     rows = [render_examples(task, j, per_row, size, seed) for j in range(len(classes))]
-    label_width = 2.2 if task == "multilabel" else 0.8
+    label_width = {"multilabel": 2.2, "single": 0.8, "fundus": 1.4}[task]
     height = len(classes) * 0.9 + 0.45
     fig = Figure(figsize=(per_row * 0.9 + label_width, height))
     FigureCanvasAgg(fig)
@@ -51,13 +55,13 @@ def preview_grid(
     for j, (name, images) in enumerate(zip(classes, rows)):
         for col in range(per_row):
             ax = axes[j, col]
-            ax.imshow(images[col], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+            ax.imshow(images[col], cmap="gray", vmin=0, vmax=255, interpolation="nearest")  # RGB: as is
             ax.set_xticks([])
             ax.set_yticks([])
         axes[j, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
     fig.suptitle(
         "simulated "
-        + ("chest radiographs" if task == "multilabel" else "skin lesions")
+        + {"multilabel": "chest radiographs", "single": "skin lesions", "fundus": "fundus photographs"}[task]
         + ": one class per row, visibility 0.1 -> 1.0",
         fontsize=9,
         y=1 - 0.12 / height,

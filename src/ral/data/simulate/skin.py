@@ -16,26 +16,10 @@ from PIL import Image
 
 from ral.data.classes import ISIC2018_CLASSES, ISIC2018_TRAIN_COUNTS
 from ral.data.simulate.render import F32, _col, _soft, ellipse, gauss
+from ral.data.simulate.single_label import draw_targets
 
 SPLIT_CODES = {"train": 11, "val": 12, "test": 13}
-MIN_POSITIVES = {"train": 0, "val": 20, "test": 40}
 BATCH = 512
-
-
-def isic_prevalence() -> np.ndarray:
-    """(7,) ISIC 2018 training prevalence in ``ISIC2018_CLASSES`` order."""
-    counts = np.array([ISIC2018_TRAIN_COUNTS[c] for c in ISIC2018_CLASSES], dtype=np.float64)
-    return counts / counts.sum()
-
-
-def class_quotas(n: int, min_positives: int) -> tuple[np.ndarray, list[str]]:
-    """(7,) images per class summing to n; rare classes raised to ``min_positives`` (taken from NV)."""
-    natural = np.rint(n * isic_prevalence()).astype(np.int64)
-    counts = np.maximum(natural, min_positives)
-    nv = ISIC2018_CLASSES.index("NV")
-    counts[nv] += n - counts.sum()
-    oversampled = [c for c, a, b in zip(ISIC2018_CLASSES, natural, counts) if b > a and c != "NV"]
-    return counts, oversampled
 
 
 def render_lesions(targets: np.ndarray, visibility: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -124,19 +108,7 @@ def simulate_split(split: str, n_images: int, out_dir: Path, *, seed: int, size:
     """Draw, render and write one split; returns ``frame`` (the ISIC-layout CSV) and ``oversampled``."""
     code = SPLIT_CODES[split]
     rng = np.random.default_rng([seed, code, 0])
-    counts, oversampled = class_quotas(n_images, MIN_POSITIVES[split])
-    nv_floor = max(MIN_POSITIVES[split], 1)
-    if counts[ISIC2018_CLASSES.index("NV")] < nv_floor:
-        needed = next(
-            n
-            for n in range(n_images, 100 * len(counts) * nv_floor + 1)
-            if class_quotas(n, MIN_POSITIVES[split])[0][ISIC2018_CLASSES.index("NV")] >= nv_floor
-        )
-        raise ValueError(
-            f"n_{split} must be at least {needed} for the single-label task (every class needs "
-            f"{MIN_POSITIVES[split]} images in {split}), got {n_images}"
-        )
-    targets = rng.permutation(np.repeat(np.arange(len(ISIC2018_CLASSES)), counts))
+    targets, oversampled = draw_targets(split, n_images, ISIC2018_TRAIN_COUNTS, ISIC2018_CLASSES, "NV", rng)
     visibility = rng.beta(1.2, 1.6, size=n_images).astype(F32)
     folder = out_dir / "images"
     folder.mkdir(parents=True, exist_ok=True)
