@@ -55,12 +55,13 @@ def _read_error(path: Path, exc: BaseException) -> str:
     text = str(exc)
     if isinstance(exc, EOFError) or any(marker in text for marker in _TRUNCATED):
         return f"cannot read checkpoint {path}: empty or truncated checkpoint (was its writing interrupted?)"
-    weights_only = isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in text
-    if weights_only and "Unsupported operand" not in text:  # an operand it cannot read: not a pickle at all
+    weights_only_refused = isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in text
+    # "Unsupported operand": bytes the unpickler cannot read at all, i.e. not a pickle of objects
+    if weights_only_refused and "Unsupported operand" not in text:
         found = _GLOBAL.search(text)
         which = f"; the first is a {found.group(1)}" if found else ""
-        refused = "holds pickled objects that are not weights; refused (it could run code)"
-        return f"cannot read checkpoint {path}: {refused}{which}"
+        reason = "holds pickled objects that are not weights; refused (it could run code)"
+        return f"cannot read checkpoint {path}: {reason}{which}"
     return f"cannot read checkpoint {path}: not a PyTorch checkpoint file ({type(exc).__name__})"
 
 
