@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ral.data.classes import APTOS_CLASSES, CXRLT_CLASSES, ISIC2018_CLASSES
+from ral.data.classes import CXRLT_CLASSES
 from ral.data.images import MIN_IMAGE_SIZE
 from ral.data.simulate.preview import preview_grid
 from ral.report.files import check_writable, is_empty_folder, write_csv, write_json
@@ -322,27 +322,20 @@ def _simulate_cxr(out: Path, seed: int, size: int, sizes: dict[str, int], missin
     return info
 
 
-#: Single-label sets: task -> (module, class names, published layout).
-SINGLE_LABEL_SETS = {
-    "single": ("skin", ISIC2018_CLASSES, "ISIC 2018 task 3 ground truth: image, MEL, NV, BCC, AKIEC, BKL, DF, VASC"),
-    "fundus": ("fundus", APTOS_CLASSES, "APTOS 2019: id_code, diagnosis (grade 0-4)"),
-}
-
-
 def _simulate_single(task: str, out: Path, seed: int, size: int, sizes: dict[str, int]) -> dict:
-    import importlib
+    from ral.data.simulate.fundus import FUNDUS
+    from ral.data.simulate.single_label import MIN_POSITIVES, simulate_split
+    from ral.data.simulate.skin import SKIN
 
-    from ral.data.simulate.single_label import MIN_POSITIVES
-
-    module_name, classes, layout = SINGLE_LABEL_SETS[task]
-    simulate_split = importlib.import_module(f"ral.data.simulate.{module_name}").simulate_split
+    spec = FUNDUS if task == "fundus" else SKIN
+    classes = list(spec.classes)
     info = _header(task, seed, size, sizes, classes)
-    info["layout"] = layout
+    info["layout"] = spec.layout
     info["noise"] = {"missing_rate": 0.0, "applies_to": "none (single-label labels are clean)"}
     info["min_positives"] = {k: v for k, v in MIN_POSITIVES.items() if v}
     offset = 0
     for split in SPLITS:
-        result = simulate_split(split, sizes[split], out, seed=seed, size=size, first_index=offset)
+        result = simulate_split(spec, split, sizes[split], out, seed=seed, size=size, first_index=offset)
         offset += sizes[split]
         frame = result["frame"]
         write_csv(frame, out / f"{split}.csv")

@@ -11,15 +11,12 @@ images under ``images/``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from ral.data.classes import APTOS_CLASSES, APTOS_TRAIN_COUNTS
 from ral.data.simulate.render import F32, _col, _soft, gauss
-from ral.data.simulate.single_label import draw_targets
+from ral.data.simulate.single_label import SingleLabelSet
 
 SPLIT_CODES = {"train": 21, "val": 22, "test": 23}
 BATCH = 256
@@ -96,19 +93,16 @@ def render_fundus(grades: np.ndarray, visibility: np.ndarray, size: int, rng: np
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
 
 
-def simulate_split(split: str, n_images: int, out_dir: Path, *, seed: int, size: int, first_index: int) -> dict:
-    """Draw, render and write one split; returns ``frame`` (the APTOS-layout CSV) and ``oversampled``."""
-    code = SPLIT_CODES[split]
-    rng = np.random.default_rng([seed, code, 0])
-    grades, oversampled = draw_targets(split, n_images, APTOS_TRAIN_COUNTS, APTOS_CLASSES, "No DR", rng)
-    visibility = rng.beta(1.2, 1.6, size=n_images).astype(F32)
-    folder = out_dir / "images"
-    folder.mkdir(parents=True, exist_ok=True)
-    names = [f"{(first_index + i + 1) * 2654435761 % 16**12:012x}" for i in range(n_images)]  # APTOS-like hex ids
-    for bi, start in enumerate(range(0, n_images, BATCH)):
-        rows = np.arange(start, min(start + BATCH, n_images))
-        brng = np.random.default_rng([seed, code, 1, bi])
-        pixels = render_fundus(grades[rows], visibility[rows], size, brng)
-        for r, arr in zip(rows, pixels):
-            Image.fromarray(arr, mode="RGB").save(folder / f"{names[r]}.png", format="PNG", compress_level=1)
-    return {"frame": pd.DataFrame({"id_code": names, "diagnosis": grades.astype(np.int64)}), "oversampled": oversampled}
+FUNDUS = SingleLabelSet(
+    classes=APTOS_CLASSES,
+    published_counts=APTOS_TRAIN_COUNTS,
+    majority="No DR",
+    split_codes=SPLIT_CODES,
+    render=render_fundus,
+    image_name=lambda index: f"{(index + 1) * 2654435761 % 16**12:012x}",  # APTOS-like 12-digit hex ids
+    suffix=".png",
+    save_options={"format": "PNG", "compress_level": 1},
+    table=lambda names, grades: pd.DataFrame({"id_code": names, "diagnosis": grades.astype(np.int64)}),
+    layout="APTOS 2019: id_code, diagnosis (grade 0-4)",
+    batch=BATCH,
+)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from PIL import Image
 
 #: Minimum images per class in the clean evaluation splits (rare classes are oversampled).
 MIN_POSITIVES = {"train": 0, "val": 20, "test": 40}
@@ -51,3 +55,40 @@ def draw_targets(
         )
     targets = rng.permutation(np.repeat(np.arange(len(classes)), counts))
     return targets, [c for c, flag in zip(classes, oversampled) if flag]
+
+
+@dataclass(frozen=True)
+class SingleLabelSet:
+    """One simulated single-label set: its published proportions, drawing and file layout."""
+
+    classes: Sequence[str]
+    published_counts: Mapping[str, int]
+    majority: str  # the class that gives up images when rare classes are raised to their minimum
+    split_codes: Mapping[str, int]  # random-stream ids of the splits
+    render: Callable[[np.ndarray, np.ndarray, int, np.random.Generator], np.ndarray]  # (targets, vis, size, rng)
+    image_name: Callable[[int], str]  # running index -> file stem (the id column)
+    suffix: str
+    save_options: Mapping[str, object]
+    table: Callable[[list[str], np.ndarray], pd.DataFrame]  # (names, targets) -> the label CSV
+    layout: str  # the published layout, for dataset.json
+    batch: int = 256
+
+
+def simulate_split(
+    spec: SingleLabelSet, split: str, n_images: int, out_dir: Path, *, seed: int, size: int, first_index: int
+) -> dict:
+    """Draw, render and write one split under ``out_dir/images``; returns ``frame`` (the label
+    table) and ``oversampled`` (the classes raised to their minimum)."""
+    code = spec.split_codes[split]
+    rng = np.random.default_rng([seed, code, 0])
+    targets, oversampled = draw_targets(split, n_images, spec.published_counts, spec.classes, spec.majority, rng)
+    visibility = rng.beta(1.2, 1.6, size=n_images).astype(np.float32)
+    folder = out_dir / "images"
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [spec.image_name(first_index + i) for i in range(n_images)]
+    for index, start in enumerate(range(0, n_images, spec.batch)):
+        rows = np.arange(start, min(start + spec.batch, n_images))
+        brng = np.random.default_rng([seed, code, 1, index])
+        for row, array in zip(rows, spec.render(targets[rows], visibility[rows], size, brng)):
+            Image.fromarray(array).save(folder / f"{names[row]}{spec.suffix}", **spec.save_options)
+    return {"frame": spec.table(names, targets), "oversampled": oversampled}

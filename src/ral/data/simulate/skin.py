@@ -8,15 +8,12 @@ Written in the ISIC 2018 task 3 ground-truth layout with JPEG images under ``ima
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from ral.data.classes import ISIC2018_CLASSES, ISIC2018_TRAIN_COUNTS
 from ral.data.simulate.render import F32, _col, _soft, ellipse, gauss
-from ral.data.simulate.single_label import draw_targets
+from ral.data.simulate.single_label import SingleLabelSet
 
 SPLIT_CODES = {"train": 11, "val": 12, "test": 13}
 BATCH = 512
@@ -104,23 +101,25 @@ def render_lesions(targets: np.ndarray, visibility: np.ndarray, size: int, rng: 
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
 
 
-def simulate_split(split: str, n_images: int, out_dir: Path, *, seed: int, size: int, first_index: int) -> dict:
-    """Draw, render and write one split; returns ``frame`` (the ISIC-layout CSV) and ``oversampled``."""
-    code = SPLIT_CODES[split]
-    rng = np.random.default_rng([seed, code, 0])
-    targets, oversampled = draw_targets(split, n_images, ISIC2018_TRAIN_COUNTS, ISIC2018_CLASSES, "NV", rng)
-    visibility = rng.beta(1.2, 1.6, size=n_images).astype(F32)
-    folder = out_dir / "images"
-    folder.mkdir(parents=True, exist_ok=True)
-    names = [f"ISIC_{first_index + i:07d}" for i in range(n_images)]
-    for bi, start in enumerate(range(0, n_images, BATCH)):
-        rows = np.arange(start, min(start + BATCH, n_images))
-        brng = np.random.default_rng([seed, code, 1, bi])
-        pixels = render_lesions(targets[rows], visibility[rows], size, brng)
-        for r, arr in zip(rows, pixels):
-            Image.fromarray(arr, mode="L").save(folder / f"{names[r]}.jpg", format="JPEG", quality=95)
+def isic_table(names: list[str], targets: np.ndarray) -> pd.DataFrame:
+    """The ISIC 2018 ground-truth layout: ``image`` and one ``0.0`` / ``1.0`` column per class."""
     onehot = np.eye(len(ISIC2018_CLASSES), dtype=np.float64)[targets]
     frame = pd.DataFrame({"image": names})
     for j, c in enumerate(ISIC2018_CLASSES):
         frame[c] = [f"{val:.1f}" for val in onehot[:, j]]
-    return {"frame": frame, "oversampled": oversampled}
+    return frame
+
+
+SKIN = SingleLabelSet(
+    classes=ISIC2018_CLASSES,
+    published_counts=ISIC2018_TRAIN_COUNTS,
+    majority="NV",
+    split_codes=SPLIT_CODES,
+    render=render_lesions,
+    image_name=lambda index: f"ISIC_{index:07d}",
+    suffix=".jpg",
+    save_options={"format": "JPEG", "quality": 95},
+    table=isic_table,
+    layout="ISIC 2018 task 3 ground truth: image, MEL, NV, BCC, AKIEC, BKL, DF, VASC",
+    batch=BATCH,
+)
