@@ -135,7 +135,7 @@ def evaluate(
     task, size = meta["task"], meta["image_size"]
     tables = {"format": format, "root": root, "allow_outside_root": allow_outside_root}
 
-    table = load_eval_table(data, meta, key="data", **tables)
+    table = load_eval_table(data, meta, key="data", split="test", **tables)
     probs = predict_probabilities(
         model, table, task=task, image_size=size, batch_size=batch_size, num_workers=num_workers, cache_dir=cache_dir
     )
@@ -146,7 +146,7 @@ def evaluate(
         y_true = table.labels.astype(np.float64)
         thresholds, source = np.full(len(names), 0.5), "default 0.5 (no validation table)"
         if val_data is not None:
-            val = load_eval_table(val_data, meta, key="val_data", **tables)
+            val = load_eval_table(val_data, meta, key="val_data", split="validate", **tables)
             val_probs = predict_probabilities(
                 model,
                 val,

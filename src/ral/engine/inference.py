@@ -63,14 +63,19 @@ def load_eval_table(
     root: str | os.PathLike | None = None,
     key: str = "data",
     allow_outside_root: bool = False,
+    split: str | None = None,
 ) -> LabelTable:
-    """Read a table with the checkpoint's classes (in the checkpoint's order) and label policy.
+    """Read a table with the checkpoint's classes (in the checkpoint's order), task and label
+    policy, and the run's view filter and VinDr agreement rule.
+
+    ``split``: the part of an official split file to read (MIMIC-CXR-JPG: "validate", "test").
 
     Raises:
         FileNotFoundError / ValueError: naming ``key`` (the CLI option) and the problem.
     """
     from ral.data import load_table
 
+    dataset = meta.get("config", {}).get("dataset", {})
     try:
         table = load_table(
             path,
@@ -78,6 +83,10 @@ def load_eval_table(
             root=root,
             uncertain=meta.get("uncertain", "ignore"),
             classes=meta["class_names"],
+            task=meta["task"],
+            views=dataset.get("views"),
+            split=split,
+            vindr_agreement=dataset.get("vindr_agreement", "any"),
             allow_outside_root=allow_outside_root,
             hints=INFERENCE_HINTS,
         )
