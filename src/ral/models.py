@@ -162,13 +162,14 @@ def build_model(
         num_classes: C, number of outputs (>= 1).
         in_channels: image channels (1 for the grayscale images of ``ral.data``).
         pretrained_path: optional local weights file (``.safetensors``, or a ``torch.save``d state
-            dict / Lightning checkpoint loaded with ``weights_only=True``), see :func:`load_pretrained`.
+            dict / Lightning checkpoint loaded with ``weights_only=True``), see :func:`load_pretrained`
+            (which refuses weights that fill less than :data:`DEFAULT_MIN_MATCH` of the model).
         **kwargs: backbone options (e.g. ``width``/``depth``/``dropout`` for "tiny",
             ``dropout_prob`` for DenseNets).
 
     Raises:
         ValueError: unknown backbone, bad ``num_classes`` / ``in_channels`` / options, or
-            weights that match none of the model's parameters.
+            weights that match too little of the model.
         FileNotFoundError: ``pretrained_path`` does not exist.
     """
     check_backbone(name)
@@ -258,7 +259,13 @@ def _adapt_input_channels(weight: Tensor, channels: int) -> Tensor | None:
     return None
 
 
-def load_pretrained(model: nn.Module, path: str | os.PathLike) -> dict[str, list[str]]:
+#: The share of a model's values pretrained weights must fill (:func:`load_pretrained`), by default.
+DEFAULT_MIN_MATCH = 0.9
+
+
+def load_pretrained(
+    model: nn.Module, path: str | os.PathLike, *, min_match: float = DEFAULT_MIN_MATCH
+) -> dict[str, Any]:
     """Copy matching weights from a local file into ``model`` (in place).
 
     Parameters with the same name and shape are copied. A weight that differs only in its
@@ -266,16 +273,23 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike) -> dict[str, list
     summing / repeating over channels. Others (typically the classifier of a model trained for
     another number of classes) are skipped and keep their initialisation.
 
+    Args:
+        min_match: the share of the model's values (elements of its floating-point weights and
+            buffers) that must be loaded or adapted; a file for another architecture fills little.
+
     Returns:
-        ``{"loaded": [...], "adapted": [...], "skipped": [...], "missing": [...]}`` parameter names.
+        ``{"path", "loaded": [...], "adapted": [...], "skipped": [...], "missing": [...]}``
+        (tensor names of the model; ``skipped``: in the file with another shape; ``missing``: not
+        in the file) and ``"matched"``: the share of the model's values filled.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: no parameter of the file matches the model.
+        ValueError: no parameter of the file matches the model, or less than ``min_match`` of it.
     """
     state = read_state_dict(path)
     target = model.state_dict()
-    merged, report = {}, {"loaded": [], "adapted": [], "skipped": [], "missing": []}
+    merged: dict[str, Tensor] = {}
+    report: dict[str, Any] = {"path": str(path), "loaded": [], "adapted": [], "skipped": [], "missing": []}
     for key, value in target.items():
         source = state.get(key)
         if source is None:
@@ -298,5 +312,31 @@ def load_pretrained(model: nn.Module, path: str | os.PathLike) -> dict[str, list
             f"no parameter of {path} matches the model (file keys start like {sorted(state)[:3]}, "
             f"model keys like {sorted(target)[:3]})"
         )
+    values = {key: value.numel() for key, value in target.items() if value.is_floating_point()}
+    report["matched"] = sum(values.get(key, 0) for key in merged) / max(1, sum(values.values()))
+    if report["matched"] < min_match:
+        unmatched = report["missing"][:1] + report["skipped"][:1]
+        raise ValueError(
+            f"pretrained weights {path} fill only {report['matched']:.1%} of the model's values, less than the "
+            f"{min_match:.0%} required (model.pretrained_min_match): {load_summary(report)}; first unmatched: "
+            f"{unmatched} (weights of another architecture or another naming?)"
+        )
     model.load_state_dict(merged, strict=False)
     return report
+
+
+def load_summary(report: dict[str, Any]) -> str:
+    """One line describing a :func:`load_pretrained` report."""
+    counts = ", ".join(f"{len(report[k])} {k}" for k in ("loaded", "adapted", "skipped", "missing"))
+    return f"{counts} tensors; {report['matched']:.1%} of the model's values from {report['path']}"
+
+
+def pretrained_normalization(model: nn.Module) -> tuple[list[float], list[float]] | None:
+    """The ``(mean, std)`` a timm model's pretrained weights expect (its ``pretrained_cfg``), or None.
+
+    Only timm models carry one; for the others the caller decides (ImageNet statistics).
+    """
+    config = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None)
+    if not isinstance(config, Mapping) or "mean" not in config or "std" not in config:
+        return None
+    return [float(v) for v in config["mean"]], [float(v) for v in config["std"]]

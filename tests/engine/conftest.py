@@ -79,7 +79,7 @@ def tiny_config(data: dict[str, Path], out: Path, **sections: dict[str, Any]) ->
     config: dict[str, Any] = {
         "seed": 0,
         "output_dir": str(out),
-        "dataset": {"train": str(data["train"]), "val": str(data["val"]), "image_size": SIZE},
+        "dataset": {"train": str(data["train"]), "val": str(data["val"]), "image_size": SIZE, "num_workers": 0},
         "model": {"backbone": "tiny", "options": {"width": 4, "depth": 2}},
         "loss": {"name": "bce", "params": {}},
         "optimizer": {"name": "adamw", "lr": 0.01},

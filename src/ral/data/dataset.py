@@ -1,4 +1,4 @@
-"""``ImageDataset``: a LabelTable as a torch Dataset of (image, target) pairs."""
+"""``ImageDataset``: a LabelTable as a torch Dataset of (uint8 image, target) pairs."""
 
 from __future__ import annotations
 
@@ -11,34 +11,59 @@ import torch
 from torch.utils.data import Dataset
 
 from ral.data.cache import build_cache, cache_failures, decode_failures, decode_row
-from ral.data.images import MIN_IMAGE_SIZE
+from ral.data.images import MIN_IMAGE_SIZE, is_colour
 from ral.data.table import LabelTable
+from ral.data.transforms import build_augmentation, sample_seed
 
-# uint8 pixels p are given to the model as (p / 255 - MEAN) / STD, i.e. in [-1, 1].
-PIXEL_MEAN = 0.5
-PIXEL_STD = 0.5
+#: Images whose header :func:`read_channels` looks at.
+COLOUR_PROBES = 8
+
+
+def read_channels(table: LabelTable, channels: int) -> int:
+    """The channels to read the images of ``table`` in for a model with ``channels`` inputs.
+
+    1 for a one-channel model; for a three-channel model 3 (RGB) if one of up to
+    :data:`COLOUR_PROBES` images spread over the table is in colour (only headers are read),
+    else 1: a grayscale set (chest radiographs) is read, cached and shipped as one channel and
+    repeated to three on the device (:class:`ral.data.transforms.InputNormalizer`).
+    """
+    if channels == 1 or len(table) == 0:
+        return 1
+    for row in sorted({int(i) for i in np.linspace(0, len(table) - 1, min(len(table), COLOUR_PROBES))}):
+        try:
+            if is_colour(table.image_path(row)):
+                return 3
+        except (OSError, ValueError):
+            continue  # a missing or broken file is reported where the images are read
+    return 1
 
 
 class ImageDataset(Dataset):
-    """Images of a LabelTable, grayscale, resized to a square and normalised.
+    """Images of a LabelTable as uint8 tensors, resized to a square; normalised later, on the device.
 
     Item ``key`` is ``(image, target)``; ``key`` is an index, or ``(epoch, index)`` (what the
     training sampler of :mod:`ral.engine.datamodule` yields):
 
-    - image: float32 tensor (1, image_size, image_size), ``(pixel / 255 - 0.5) / 0.5``.
+    - image: uint8 tensor (channels, image_size, image_size) of pixel values (see
+      :class:`ral.data.transforms.InputNormalizer` for what the model is given).
     - target: multi-label -> float32 (C,) with 1 / 0 / NaN (uncertain, to be ignored by the
       loss); single-label -> int64 scalar class index.
 
     Args:
         table: the label table (N rows).
         image_size: side S of the square images.
-        augment: random shift (up to S/16 px, edge-padded) and brightness/contrast jitter
-            (+-10%); no flips (left/right anatomy matters on chest radiographs). The draws come
-            from a generator seeded with ``(seed, epoch, index)``: the same item of the same epoch
-            is always augmented the same way, in any worker process (an index alone is epoch 0).
+        channels: 1 (grayscale; colour images are converted to luminance) or 3 (RGB); see
+            :func:`read_channels` for what a three-channel model should be given.
+        augment: a preset of :data:`ral.data.transforms.AUGMENTATIONS` ("none", "light", "cxr";
+            ``True`` = "light", ``False`` = "none"). The draws come from a seed derived from
+            ``(seed, epoch, index)``: the same item of the same epoch is always augmented the same
+            way, in any worker process (an index alone is epoch 0).
+        hflip: also flip horizontally with probability 0.5.
         cache_dir: if given, all images are decoded once, in the constructor, into a uint8
-            ``.npy`` cache in this folder (see :mod:`ral.data.cache`) that every later epoch
-            and run memory-maps. ``None`` decodes the file on every access.
+            ``.npy`` cache in this folder (see :mod:`ral.data.cache`) that every later epoch,
+            process and run memory-maps. ``None`` decodes the file on every access.
+        cache_workers: decoding processes of a cache build (default: the CPU count).
+        cache_must_exist: refuse to build a cache that is missing or out of date.
         skip_bad: drop the rows whose image cannot be decoded (checked while the cache is built;
             without a cache every image is decoded once here), with one warning; they are listed
             in :attr:`skipped`. Without it, such an image raises when it is read.
@@ -49,7 +74,8 @@ class ImageDataset(Dataset):
         skipped: ``{"row", "id", "path", "reason"}`` of each dropped row (``row``: of the given table).
 
     Raises:
-        FileNotFoundError / ValueError: a missing or undecodable image (names file and row).
+        FileNotFoundError / ValueError: a missing or undecodable image (names file and row), bad
+            arguments, or a missing cache with ``cache_must_exist``.
     """
 
     def __init__(
@@ -57,23 +83,37 @@ class ImageDataset(Dataset):
         table: LabelTable,
         *,
         image_size: int = 64,
-        augment: bool = False,
+        channels: int = 1,
+        augment: str | bool = "none",
+        hflip: bool = False,
         cache_dir: str | os.PathLike | None = None,
+        cache_workers: int | None = None,
+        cache_must_exist: bool = False,
         skip_bad: bool = False,
         seed: int = 0,
     ) -> None:
         if not isinstance(image_size, int) or image_size < MIN_IMAGE_SIZE:
             raise ValueError(f"image_size must be an int >= {MIN_IMAGE_SIZE}, got {image_size!r}")
-        self.image_size = image_size
-        self.augment = augment
+        if channels not in (1, 3) or isinstance(channels, bool):
+            raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+        self.image_size, self.channels = image_size, channels
+        self.augmentation = build_augmentation(augment, image_size, hflip=hflip)
         self.seed = int(seed)
         self.cache_file: Path | None = None
         failures: dict[int, str] = {}
         if cache_dir is not None:
-            self.cache_file = build_cache(table, image_size, cache_dir, skip_bad=skip_bad)
+            self.cache_file = build_cache(
+                table,
+                image_size,
+                cache_dir,
+                channels=channels,
+                skip_bad=skip_bad,
+                workers=cache_workers,
+                must_exist=cache_must_exist,
+            )
             failures = cache_failures(self.cache_file)
         elif skip_bad:
-            failures = decode_failures(table, image_size)
+            failures = decode_failures(table, image_size, channels)
         if failures and not skip_bad:  # a cache built with skip_bad, read without it
             raise ValueError(failures[min(failures)])
         self.skipped = [
@@ -106,36 +146,16 @@ class ImageDataset(Dataset):
         return state
 
     def pixels(self, index: int) -> np.ndarray:
-        """uint8 (S, S) pixels of item ``index``, from the cache when there is one."""
+        """uint8 (channels, S, S) pixels of item ``index`` (a copy), from the cache when there is one."""
         if self.cache_file is None:
-            return decode_row(self.table, index, self.image_size)
+            return decode_row(self.table, index, self.image_size, self.channels)
         if self._pixels is None:
             self._pixels = np.load(self.cache_file, mmap_mode="r")
-        return np.asarray(self._pixels[self.rows[index]])
+        return np.array(self._pixels[self.rows[index]])
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         epoch, index = key if isinstance(key, tuple) else (0, key)
-        image = torch.from_numpy(self.pixels(index).astype(np.float32) / 255.0)[None]
-        if self.augment:
-            image = _augment(image, sample_generator(self.seed, epoch, index))
-        image = (image - PIXEL_MEAN) / PIXEL_STD
+        image = torch.from_numpy(self.pixels(index))
+        if self.augmentation is not None:
+            image = self.augmentation(image, sample_seed(self.seed, epoch, index))
         return image, self.targets[index]
-
-
-def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
-    """A torch generator seeded from ``(seed, epoch, index)`` alone (numpy's SeedSequence mixes them)."""
-    state = np.random.SeedSequence((int(seed), int(epoch), int(index))).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(state))
-
-
-def _augment(image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random shift + brightness/contrast jitter of a (1, S, S) image in [0, 1], drawn from ``generator``."""
-    size = image.shape[-1]
-    pad = max(1, size // 16)
-    padded = torch.nn.functional.pad(image[None], (pad, pad, pad, pad), mode="replicate")[0]
-    dy, dx = torch.randint(0, 2 * pad + 1, (2,), generator=generator).tolist()
-    image = padded[:, dy : dy + size, dx : dx + size]
-    contrast = 1.0 + (torch.rand((), generator=generator) - 0.5) * 0.2
-    brightness = (torch.rand((), generator=generator) - 0.5) * 0.2
-    mean = image.mean()
-    return ((image - mean) * contrast + mean + brightness).clamp(0.0, 1.0)

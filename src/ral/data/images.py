@@ -16,32 +16,46 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 CHECK_MODES = ("none", "exists", "decode")
 #: Smallest square side images are read at (config, datasets, simulator and benchmarks share it).
 MIN_IMAGE_SIZE = 16
+#: PIL modes of grayscale images (1-bit, 8-bit, 16-bit, 32-bit integer and float; with alpha).
+GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
 
 
-def read_image(path: str | os.PathLike, size: int) -> np.ndarray:
-    """Decode one image file to a grayscale uint8 array of shape (size, size).
+def read_image(path: str | os.PathLike, size: int, *, channels: int = 1) -> np.ndarray:
+    """Decode one image file to a uint8 array: (size, size) grayscale, or (size, size, 3) RGB.
 
-    Colour images are converted to luminance. 16-bit (and 32-bit integer) images are scaled by
-    their bit depth (:func:`bit_depth`): values / (2**bits - 1), never clipped and never stretched
-    to the image's own maximum; float images are scaled by their maximum. The image is resized to
-    a square (no crop), with box/bilinear filtering.
+    ``channels`` 1: colour images are converted to luminance. 16-bit (and 32-bit integer) images
+    are scaled by their bit depth (:func:`bit_depth`): values / (2**bits - 1), never clipped and
+    never stretched to the image's own maximum; float images are scaled by their maximum.
+    ``channels`` 3: colour images are read as RGB, grayscale ones (scaled as above) give R = G = B.
+    The image is resized to a square (no crop), with box/bilinear filtering.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file cannot be decoded as an image (the message names the file).
+        ValueError: the file cannot be decoded as an image (the message names the file), or
+            ``channels`` is not 1 or 3.
     """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels!r}")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
     try:
         with Image.open(path) as img:
-            img.draft("L", (size, size))  # JPEG: decode at reduced scale, much faster
-            img = _to_gray(img, path)
+            colour = channels == 3 and img.mode not in GRAY_MODES
+            img.draft("RGB" if colour else "L", (size, size))  # JPEG: decode at reduced scale, much faster
+            img = img.convert("RGB") if colour else _to_gray(img, path)
             if img.size != (size, size):
                 img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
-            return np.asarray(img, dtype=np.uint8)
+            pixels = np.array(img, dtype=np.uint8)  # a writable copy
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ValueError(f"cannot decode image file {path}: {exc}") from exc
+    return np.repeat(pixels[..., None], 3, axis=2) if channels == 3 and pixels.ndim == 2 else pixels
+
+
+def is_colour(path: str | os.PathLike) -> bool:
+    """Whether an image file holds colour (read from its header; nothing is decoded)."""
+    with Image.open(path) as img:
+        return img.mode not in GRAY_MODES
 
 
 def _to_gray(img: Image.Image, path: Path) -> Image.Image:

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from ral.data.dataset import ImageDataset
+from ral.data.dataset import ImageDataset, read_channels
 from ral.data.table import LabelTable
-from ral.engine.config import Config, DatasetConfig, validate_config
+from ral.engine.config import Config, DatasetConfig, ModelConfig, validate_config
 
 #: How the data layer's hints name the dataset options in a config.
 CONFIG_HINTS = {"skip_bad": "dataset.skip_bad: true", "allow_outside_root": "dataset.allow_outside_root: true"}
@@ -29,7 +29,9 @@ class PreparedRun:
     """Validated inputs of one training run.
 
     ``train`` / ``val`` are the rows kept (undecodable images dropped with ``skip_bad``);
-    ``skipped`` lists the dropped images (``{"table", "row", "id", "path", "reason"}``).
+    ``skipped`` lists the dropped images (``{"table", "row", "id", "path", "reason"}``);
+    ``pretrained`` is what loading ``model.pretrained_path`` matched (see
+    :func:`ral.models.load_pretrained`), or None without pretrained weights.
     """
 
     config: Config
@@ -41,6 +43,7 @@ class PreparedRun:
     train_images: ImageDataset
     val_images: ImageDataset | None = None
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    pretrained: dict[str, Any] | None = None
 
 
 #: The part of an official split file (MIMIC-CXR-JPG's) each table key reads.
@@ -51,7 +54,9 @@ def load_split(path: str | os.PathLike, key: str, dataset: DatasetConfig, classe
     """Read one table of the config (``key`` names it in errors), keeping ``classes`` in order.
 
     ``dataset.max_classes`` applies when ``classes`` is None (the training table); a table
-    without labels (one to predict) is refused.
+    without labels (one to predict) is refused. With ``dataset.cache_dir`` the image files are
+    not checked one by one here: an up-to-date cache does not need them, and a cache build reads
+    (and checks) every one of them.
     """
     from ral.data import load_table
 
@@ -69,6 +74,7 @@ def load_split(path: str | os.PathLike, key: str, dataset: DatasetConfig, classe
             vindr_agreement=dataset.vindr_agreement,
             max_classes=dataset.max_classes if classes is None else None,
             allow_outside_root=dataset.allow_outside_root,
+            check_images="none" if dataset.cache_dir is not None else "exists",
             hints=CONFIG_HINTS,
         )
     except FileNotFoundError as exc:
@@ -134,6 +140,8 @@ def check_resume(checkpoint: Mapping[str, Any], path: str | os.PathLike, config:
         ("classes", list(meta.get("class_names", [])), list(train.class_names)),
         ("model.backbone", meta.get("backbone"), config.model.backbone),
         ("model.options", dict(meta.get("model_options", {})), dict(config.model.options)),
+        ("dataset.channels", int(meta.get("in_channels", 1)), config.dataset.channels),
+        ("dataset.normalize", stored.dataset.normalize, config.dataset.normalize),
         ("loss.name", stored.loss.name, config.loss.name),
     ]
     for what, before, now in checks:
@@ -164,24 +172,70 @@ def check_weights_fit(checkpoint: Mapping[str, Any], path: str | os.PathLike, mo
             )
 
 
-def prepare_run(
-    config: Config, checkpoint: Mapping[str, Any] | None = None, checkpoint_path: str | os.PathLike = "checkpoint"
-) -> PreparedRun:
-    """Validate ``config`` completely and build the run's tables, images, loss and model.
+def input_normalization(dataset: DatasetConfig, model_config: ModelConfig, model: nn.Module) -> dict[str, Any]:
+    """``{"name", "mean", "std"}`` of the model's input (``dataset.normalize``; null follows the weights:
+    a timm model's own pretrained statistics, ImageNet's for other pretrained backbones, else "unit")."""
+    from ral.data.transforms import channel_stats, normalization
+    from ral.models import pretrained_normalization
 
-    Order: the tables are read and checked (classes without positives, a validation set without
-    any: see :mod:`ral.data.checks`); with a ``checkpoint`` to resume from, it is compared with
-    them (:func:`check_resume`) before any image is decoded; then the images are prepared (the
-    cache built, undecodable images dropped with ``skip_bad``) and the loss and model built.
+    name = dataset.normalize
+    if name is None and model_config.pretrained_path is not None:
+        found = pretrained_normalization(model)
+        if found is not None:
+            mean, std = channel_stats(*found, dataset.channels)
+            return {"name": "timm", "mean": mean, "std": std}
+        name = "imagenet"
+    mean, std = normalization(name or "unit", dataset.channels)
+    return {"name": name or "unit", "mean": mean, "std": std}
+
+
+def build_run_model(config: Config, num_classes: int) -> tuple[nn.Module, dict[str, Any] | None]:
+    """The network of ``config.model`` for ``num_classes`` classes and ``dataset.channels`` inputs, with
+    its pretrained weights loaded; returns it and what the load matched (None without weights).
+
+    Raises:
+        FileNotFoundError / ValueError: naming the config key (bad options, a missing weights file,
+            weights below ``model.pretrained_min_match``).
+    """
+    from ral.models import build_model, load_pretrained
+
+    m = config.model
+    try:
+        model = build_model(m.backbone, num_classes, in_channels=config.dataset.channels, **m.options)
+        report = (
+            None
+            if m.pretrained_path is None
+            else load_pretrained(model, m.pretrained_path, min_match=m.pretrained_min_match)
+        )
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"model.pretrained_path: {exc}") from None
+    except ValueError as exc:
+        raise ValueError(f"config section 'model': {exc}") from None
+    return model, report
+
+
+def image_options(config: Config, table: LabelTable) -> dict[str, Any]:
+    """The :class:`~ral.data.ImageDataset` arguments of ``config`` (without augmentation) for ``table``."""
+    d = config.dataset
+    return {
+        "image_size": d.image_size,
+        "channels": read_channels(table, d.channels),
+        "cache_dir": d.cache_dir,
+        "cache_workers": d.cache_workers,
+        "cache_must_exist": d.cache_must_exist,
+        "skip_bad": d.skip_bad,
+        "seed": config.seed,
+    }
+
+
+def read_tables(config: Config) -> tuple[LabelTable, LabelTable | None]:
+    """The training and validation tables of ``config``, read and checked (before any image is decoded).
 
     Raises:
         ValueError / FileNotFoundError: naming the config key and the bad value or file.
     """
     from ral.data.checks import check_validation_classes, warn_training_classes
-    from ral.data.groups import frequency_groups
-    from ral.models import build_model
 
-    validate_config(config)
     d = config.dataset
     train = load_split(d.train, "dataset.train", d, d.classes)
     val = load_split(d.val, "dataset.val", d, train.class_names) if d.val else None
@@ -192,12 +246,53 @@ def prepare_run(
     warn_training_classes(train, f"dataset.train {d.train}")
     if val is not None:
         check_validation_classes(val, f"dataset.val {d.val}")
+    return train, val
+
+
+def build_caches(config: Config) -> list[Path]:
+    """Build (or find up to date) the image caches of ``config``'s training and validation tables,
+    as a run would (``ral data cache``).
+
+    Raises:
+        ValueError: ``dataset.cache_dir`` is not set; or as :func:`read_tables` and
+            :class:`~ral.data.ImageDataset`.
+    """
+    validate_config(config)
+    if config.dataset.cache_dir is None:
+        raise ValueError("config key 'dataset.cache_dir' must be set to build the image caches, got None")
+    train, val = read_tables(config)
+    images = [ImageDataset(table, **image_options(config, train)) for table in (train, val) if table is not None]
+    return [image.cache_file for image in images if image.cache_file is not None]
+
+
+def prepare_run(
+    config: Config, checkpoint: Mapping[str, Any] | None = None, checkpoint_path: str | os.PathLike = "checkpoint"
+) -> PreparedRun:
+    """Validate ``config`` completely and build the run's tables, images, loss and model.
+
+    Order: the tables are read and checked (classes without positives, a validation set without
+    any: see :mod:`ral.data.checks`); with a ``checkpoint`` to resume from, it is compared with
+    them (:func:`check_resume`); the model is built and its pretrained weights loaded (checked
+    against ``model.pretrained_min_match``); then the images are prepared (the cache built,
+    undecodable images dropped with ``skip_bad``) and the loss built.
+
+    Raises:
+        ValueError / FileNotFoundError: naming the config key and the bad value or file.
+    """
+    from ral.data.groups import frequency_groups
+
+    validate_config(config)
+    d = config.dataset
+    train, val = read_tables(config)
     if checkpoint is not None:
         check_resume(checkpoint, checkpoint_path, config, train)
+    model, pretrained = build_run_model(config, train.num_classes)  # before the images: a bad weights file fails fast
+    if checkpoint is not None:
+        check_weights_fit(checkpoint, checkpoint_path, model)
 
-    images = {"image_size": d.image_size, "cache_dir": d.cache_dir, "skip_bad": d.skip_bad, "seed": config.seed}
-    train_images = ImageDataset(train, augment=d.augment, **images)
-    val_images = ImageDataset(val, augment=False, **images) if val is not None else None
+    images = image_options(config, train)  # the validation images are read like the training ones
+    train_images = ImageDataset(train, augment=d.augment, hflip=d.hflip, **images)
+    val_images = ImageDataset(val, **images) if val is not None else None
     skipped = [{"table": "train", **row} for row in train_images.skipped]
     if val_images is not None:
         skipped += [{"table": "val", **row} for row in val_images.skipped]
@@ -214,16 +309,6 @@ def prepare_run(
         raise ValueError(f"config key 'dataset.group_thresholds': {exc}") from None
     loss = build_run_loss(config.loss.name, config.loss.params, train.task, train)
     m = config.model
-    try:
-        model = build_model(
-            m.backbone, train.num_classes, in_channels=1, pretrained_path=m.pretrained_path, **m.options
-        )
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f"model.pretrained_path: {exc}") from None
-    except ValueError as exc:
-        raise ValueError(f"config section 'model': {exc}") from None
-    if checkpoint is not None:
-        check_weights_fit(checkpoint, checkpoint_path, model)
     meta = {
         "task": train.task,
         "class_names": list(train.class_names),
@@ -233,7 +318,9 @@ def prepare_run(
         "backbone": m.backbone,
         "model_options": dict(m.options),
         "num_classes": train.num_classes,
-        "in_channels": 1,
+        "in_channels": d.channels,
+        "image_channels": images["channels"],
+        "normalize": input_normalization(d, m, model),
         "image_size": d.image_size,
         "dataset_format": train.format,
         "uncertain": d.uncertain,
@@ -248,6 +335,7 @@ def prepare_run(
         train_images=train_images,
         val_images=val_images,
         skipped=skipped,
+        pretrained=pretrained,
     )
 
 

@@ -19,7 +19,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from ral.report.files import atomic_write, stale_temporaries
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: the input (channels, normalisation) and the moving average of the weights
 
 
 def save_atomic(obj: Any, path: str | os.PathLike) -> None:

@@ -47,6 +47,7 @@ from pydantic_core import PydanticCustomError
 from ral.data.classes import CLASS_SETS
 from ral.data.formats import FORMATS, TASKS, UNCERTAIN_POLICIES, VINDR_AGREEMENTS
 from ral.data.images import MIN_IMAGE_SIZE
+from ral.data.transforms import AUGMENTATIONS, NORMALIZATIONS
 from ral.losses import LOSSES
 
 Optimizer = Literal["adamw", "adam", "sgd"]
@@ -101,6 +102,13 @@ def _losses_taking_counts() -> str:
     return _codes([name for name, cls in LOSSES.items() if cls.statistics or cls.optional_statistics])
 
 
+def _augment_preset(value: Any) -> Any:
+    """``augment: true`` / ``false`` (configs and checkpoints before the presets) mean "light" / "none"."""
+    if isinstance(value, bool):
+        return "light" if value else "none"
+    return value
+
+
 def _class_set(value: Any) -> Any:
     """``classes: cxrlt2024-task2``: a name of ``ral.data.classes.CLASS_SETS`` stands for its list."""
     if isinstance(value, str):
@@ -150,8 +158,21 @@ class DatasetConfig(Section):
     image_size: Int = Field(
         64,
         ge=MIN_IMAGE_SIZE,
-        description="images are read as grayscale, resized to this square "
-        f"side (>= {MIN_IMAGE_SIZE}), scaled to [-1, 1]",
+        description=f"images are resized to this square side (>= {MIN_IMAGE_SIZE}) and shipped as uint8; the "
+        "model's device normalises them (`normalize`)",
+    )
+    channels: Literal[1, 3] = Field(
+        1,
+        description="input channels of the model: `1` reads images as grayscale; `3` (pretrained RGB stems) reads "
+        "colour images as RGB, while a grayscale set (chest radiographs: a few image headers are checked) is "
+        "read, cached and shipped as one channel and repeated to three on the device",
+    )
+    normalize: Literal[NORMALIZATIONS] | None = Field(  # type: ignore[valid-type]
+        None,
+        description="`unit`: `(pixel / 255 - 0.5) / 0.5`, in [-1, 1]; `imagenet`: ImageNet's per-channel "
+        "mean / std (their averages for one channel); null follows the weights: the timm model's own "
+        "pretrained mean / std for `timm:` backbones, `imagenet` for the others when `model.pretrained_path` "
+        "is given, else `unit`. Stored in the checkpoint; `ral evaluate` / `ral predict` use the same",
     )
     uncertain: str = Field(
         "ignore",
@@ -186,13 +207,43 @@ class DatasetConfig(Section):
         description="VinDr-CXR: a class is positive if `any` radiologist marked it, or the `majority` of the "
         "image's radiologists",
     )
-    augment: StrictBool = Field(
-        False, description="random shift and brightness / contrast jitter of training images (no flips)"
+    augment: Annotated[Literal[AUGMENTATIONS], BeforeValidator(_augment_preset)] = Field(  # type: ignore[valid-type]
+        "none",
+        description="augmentation preset of the training images: `none`; `light`: random shift up to 1/16 of the "
+        "side and brightness / contrast +-10%; `cxr` (MONAI): random affine (rotation <= 10 degrees, scale "
+        "+-15%, shift <= 6%), gamma, contrast and brightness; `true` / `false` mean `light` / `none`",
+    )
+    hflip: StrictBool = Field(
+        False,
+        description="also flip training images horizontally with probability 0.5 (off by default: left and right "
+        "matter on chest radiographs)",
     )
     cache_dir: str | None = Field(
-        None, description="decode every image once into a memory-mapped uint8 cache in this folder"
+        None,
+        description="decode every image once into a memory-mapped uint8 cache in this folder, shared by all "
+        "processes and later runs (one build by a pool of processes under a file lock; see "
+        "[GPU-scale training](#gpu-scale-training)); the tables' image files are then not checked one by one",
     )
-    num_workers: Int = Field(0, ge=0, description="loader worker processes per training process")
+    cache_workers: Int | None = Field(
+        None, ge=1, description="decoding processes of a cache build (null: the CPU count, at most 32)"
+    )
+    cache_must_exist: StrictBool = Field(
+        False,
+        description="refuse to build a missing or out-of-date cache (clusters: build it once with `ral data "
+        "cache` before the run)",
+    )
+    num_workers: Int | None = Field(
+        None,
+        ge=0,
+        description="loader worker processes per training process (null: the CPUs per process minus one, at most 8)",
+    )
+    persistent_workers: StrictBool = Field(
+        True, description="keep the loader workers alive between epochs (when `num_workers` > 0)"
+    )
+    pin_memory: StrictBool | None = Field(
+        None, description="page-locked loader batches for faster copies to the GPU (null: when training on CUDA)"
+    )
+    prefetch_factor: Int = Field(2, ge=1, description="batches each loader worker prepares ahead")
     skip_bad: StrictBool = Field(
         False,
         description="drop rows with invalid labels, missing or undecodable images (with a warning) instead of "
@@ -217,6 +268,13 @@ class DatasetConfig(Section):
             raise _one_of(FORMATS, nullable=True)
         return value
 
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _channels_are_integers(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):  # no true (== 1), no 3.0
+            raise PydanticCustomError("channels", "1 or 3")
+        return value
+
     @field_validator(*_DATASET_CHOICES)
     @classmethod
     def _known_choice(cls, value: str, info: ValidationInfo) -> str:
@@ -229,6 +287,8 @@ class DatasetConfig(Section):
     def _classes_or_max_classes(self) -> DatasetConfig:
         if self.classes is not None and self.max_classes is not None:
             raise _broken_rule("dataset.max_classes", self.max_classes, "null when dataset.classes is given")
+        if self.cache_must_exist and self.cache_dir is None:
+            raise _broken_rule("dataset.cache_must_exist", True, "false when dataset.cache_dir is not given")
         return self
 
 
@@ -248,6 +308,14 @@ class ModelConfig(Section):
     pretrained_path: str | None = Field(
         None,
         description="local weights file (see [Backbones and pretrained weights](#backbones-and-pretrained-weights))",
+    )
+    pretrained_min_match: Float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="refuse pretrained weights that fill less than this share of the model's values (weights "
+        "loaded or adapted to the input channels); what a load matched is printed and written to "
+        "`<output_dir>/pretrained_load.json`",
     )
 
     @field_validator("backbone")
@@ -320,6 +388,25 @@ class TrainerConfig(Section):
     num_nodes: Int = Field(1, ge=1, description="machines of a multi-node run")
     accumulate_grad_batches: Int = Field(1, ge=1, description="gradient accumulation")
     gradient_clip_val: Float | None = Field(None, gt=0, description="clip the gradient norm to this value")
+    ema_decay: Float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="keep an exponential moving average of the weights with this decay (e.g. 0.999; the decay "
+        "ramps up as `(1 + step) / (10 + step)` over the first steps); validation, `best.ckpt` selection, "
+        "evaluate and predict use the averaged weights. Stored in checkpoints and restored on resume",
+    )
+    channels_last: StrictBool | None = Field(
+        None,
+        description="channels-last memory format for the model and its inputs (faster convolutions with mixed "
+        "precision on GPUs; null: on CUDA with `16-mixed` / `bf16-mixed`)",
+    )
+    compile: StrictBool = Field(
+        False, description="`torch.compile` the model (a compile warm-up at the start; checkpoints are unchanged)"
+    )
+    cudnn_benchmark: StrictBool = Field(
+        True, description="let cuDNN pick the fastest convolution kernels (not with `deterministic`)"
+    )
     early_stopping_patience: Int | None = Field(
         None, ge=1, description="stop after this many epochs without a better validation metric (needs `dataset.val`)"
     )

@@ -16,6 +16,7 @@ de-duplicated with :func:`gather_unique`, removing the padding ``DistributedSamp
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -126,6 +127,13 @@ class ResumableLoader(DataLoader):
         self.sampler.resume(self._epoch, self._samples)
 
 
+def default_num_workers(processes: int = 1) -> int:
+    """Loader workers per training process: the CPUs available to each of ``processes`` processes
+    on this machine, minus one for the process itself, at most 8."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(8, cpus // max(1, processes) - 1))
+
+
 def make_loader(
     dataset: Dataset,
     *,
@@ -136,6 +144,8 @@ def make_loader(
     world_size: int = 1,
     rank: int = 0,
     pin_memory: bool = False,
+    persistent_workers: bool = False,
+    prefetch_factor: int = 2,
 ) -> ResumableLoader:
     """A :class:`ResumableLoader` over ``dataset`` (items fetched with ``(epoch, index)`` keys, see
     :class:`IndexedDataset`), also for one process.
@@ -144,10 +154,13 @@ def make_loader(
     last incomplete batch when there is more than one batch (a batch of one breaks BatchNorm).
     Evaluation loaders keep the order and pad to equal length across processes. The loader's
     own generator (seeded with ``seed``) seeds the workers, so making an iterator never draws
-    from the global torch RNG (whose state checkpoints restore for dropout).
+    from the global torch RNG (whose state checkpoints restore for dropout). The sampler runs
+    in this process, so persistent workers (``persistent_workers``, kept between epochs) still
+    get the keys of a resumed epoch. ``persistent_workers`` and ``prefetch_factor`` apply with workers.
     """
     sampler = ResumableSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=False)
     drop_last = shuffle and len(sampler) > batch_size
+    workers = {"persistent_workers": persistent_workers, "prefetch_factor": prefetch_factor} if num_workers else {}
     return ResumableLoader(
         dataset,
         batch_size=batch_size,
@@ -155,8 +168,8 @@ def make_loader(
         num_workers=num_workers,
         drop_last=drop_last,
         pin_memory=pin_memory,
-        persistent_workers=False,
         generator=torch.Generator().manual_seed(seed),
+        **workers,
     )
 
 
@@ -166,7 +179,10 @@ class TableDataModule(L.LightningDataModule):
     Args:
         train: training images (augmented as it was built). val: validation images or None.
         batch_size: per-process training batch size. eval_batch_size: per-process validation batch size.
-        num_workers: loader worker processes. seed: shuffling seed.
+        num_workers: loader worker processes (None: :func:`default_num_workers` of the trainer's
+            processes on this machine). seed: shuffling seed.
+        persistent_workers, prefetch_factor: as in ``DataLoader`` (with workers only).
+        pin_memory: page-locked batches (None: when the trainer runs on CUDA).
     """
 
     def __init__(
@@ -176,14 +192,31 @@ class TableDataModule(L.LightningDataModule):
         *,
         batch_size: int,
         eval_batch_size: int,
-        num_workers: int,
+        num_workers: int | None,
         seed: int,
+        persistent_workers: bool = False,
+        pin_memory: bool | None = None,
+        prefetch_factor: int = 2,
     ) -> None:
         super().__init__()
         self.train_set = IndexedDataset(train)
         self.val_set = IndexedDataset(val) if val is not None else None
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.seed = num_workers, seed
+        self.persistent_workers, self.pin_memory, self.prefetch_factor = persistent_workers, pin_memory, prefetch_factor
+
+    def loader_settings(self) -> dict[str, Any]:
+        """``num_workers``, ``pin_memory``, ``persistent_workers``, ``prefetch_factor`` of the loaders, resolved."""
+        trainer = self.trainer
+        processes = trainer.num_devices if trainer is not None else 1
+        cuda = trainer is not None and trainer.strategy.root_device.type == "cuda"
+        workers = default_num_workers(processes) if self.num_workers is None else self.num_workers
+        return {
+            "num_workers": workers,
+            "pin_memory": cuda if self.pin_memory is None else self.pin_memory,
+            "persistent_workers": self.persistent_workers and workers > 0,
+            "prefetch_factor": self.prefetch_factor,
+        }
 
     def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
         trainer = self.trainer
@@ -194,10 +227,9 @@ class TableDataModule(L.LightningDataModule):
             batch_size=self.batch_size if train else self.eval_batch_size,
             shuffle=train,
             seed=self.seed,
-            num_workers=self.num_workers,
             world_size=world_size,
             rank=rank,
-            pin_memory=torch.cuda.is_available(),
+            **self.loader_settings(),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -30,29 +30,74 @@ def resolve_device(device: str | None) -> torch.device:
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
 
 
-def load_trained_model(path: str | os.PathLike, device: str | None = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+class PixelClassifier(nn.Module):
+    """A trained network with its input normalisation: uint8 pixels (N, c, H, W) -> logits (N, C).
+
+    What :func:`load_trained_model` returns; it takes the batches of :class:`ral.data.ImageDataset`
+    (flipped or otherwise rearranged pixels too: any dtype, values in [0, 255]).
+
+    Attributes:
+        normalize: :class:`ral.data.transforms.InputNormalizer` with the run's mean / std.
+        backbone: the network. image_channels: the channels its images are read in (1 or 3).
+    """
+
+    def __init__(self, backbone: nn.Module, normalize: nn.Module, image_channels: int = 1) -> None:
+        super().__init__()
+        self.normalize, self.backbone, self.image_channels = normalize, backbone, image_channels
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(N, c, H, W) pixels -> (N, C) logits."""
+        return self.backbone(self.normalize(pixels))
+
+
+def input_metadata(meta: dict[str, Any]) -> tuple[int, int, dict[str, Any]]:
+    """``(model input channels, image channels, {"name", "mean", "std"})`` of a checkpoint's metadata;
+    checkpoints written before they were recorded: one channel, "unit" normalisation."""
+    channels = int(meta.get("in_channels", 1))
+    normalize = meta.get("normalize") or {"name": "unit", "mean": [0.5] * channels, "std": [0.5] * channels}
+    return channels, int(meta.get("image_channels", 1)), dict(normalize)
+
+
+def load_trained_model(
+    path: str | os.PathLike, device: str | None = "cpu", *, average: bool = True
+) -> tuple[PixelClassifier, dict[str, Any]]:
     """Model (eval mode, on ``device``) and ``ral`` metadata of a ``ral train`` checkpoint.
 
-    The architecture comes from the metadata (backbone, options, num_classes); weights from
-    the checkpoint's ``state_dict``, read with ``torch.load(weights_only=True)``.
+    The architecture comes from the metadata (backbone, options, num_classes, input channels),
+    the input normalisation too (what the run trained with); weights from the checkpoint's
+    ``state_dict``, read with ``torch.load(weights_only=True)``: the moving average of the weights
+    when the run kept one (``train.ema_decay``) and ``average``, else the trained weights. On CUDA
+    the model uses the channels-last layout when the run did.
+
+    Returns:
+        A :class:`PixelClassifier` (uint8 pixel batches -> logits) and the metadata.
 
     Raises:
         FileNotFoundError: no such file. ValueError: not a ``ral train`` checkpoint.
     """
+    from ral.data.transforms import InputNormalizer
+    from ral.engine.module import EMA_PREFIX, MODEL_PREFIX
     from ral.models import build_model
 
     checkpoint = load_checkpoint(path)
     meta = checkpoint_metadata(checkpoint, path)
-    model = build_model(
-        meta["backbone"], meta["num_classes"], in_channels=meta.get("in_channels", 1), **meta.get("model_options", {})
-    )
-    prefix = "model."
-    state = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+    channels, image_channels, normalize = input_metadata(meta)
+    backbone = build_model(meta["backbone"], meta["num_classes"], in_channels=channels, **meta.get("model_options", {}))
+    weights = checkpoint["state_dict"]
+    prefix = EMA_PREFIX if average and any(k.startswith(EMA_PREFIX) for k in weights) else MODEL_PREFIX
+    state = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
     try:
-        model.load_state_dict(state)
+        backbone.load_state_dict(state)
     except RuntimeError as exc:
         raise ValueError(f"checkpoint {path} does not match its own model description: {exc}") from None
-    return model.to(resolve_device(device)).eval(), meta
+    target = resolve_device(device)
+    channels_last = target.type == "cuda" and bool(meta.get("channels_last", False))
+    if channels_last:
+        backbone = backbone.to(memory_format=torch.channels_last)
+    model = PixelClassifier(
+        backbone, InputNormalizer(normalize["mean"], normalize["std"], channels_last=channels_last), image_channels
+    )
+    return model.to(target).eval(), meta
 
 
 def load_eval_table(
@@ -99,6 +144,12 @@ def load_eval_table(
     return table
 
 
+def _image_channels(model: nn.Module) -> int:
+    """The channels to read images in for ``model``: those of the :class:`PixelClassifier` s inside it."""
+    found = [m.image_channels for m in model.modules() if isinstance(m, PixelClassifier)]
+    return max(found, default=1)
+
+
 def predict_probabilities(
     model: nn.Module,
     table: LabelTable,
@@ -108,35 +159,50 @@ def predict_probabilities(
     batch_size: int = 64,
     num_workers: int = 0,
     cache_dir: str | os.PathLike | None = None,
+    amp: bool | None = None,
+    pin_memory: bool | None = None,
+    channels: int | None = None,
 ) -> np.ndarray:
     """Probabilities (N, C) float64 of every image of ``table``, in table order.
 
-    Sigmoid for "multilabel", softmax for "single"; computed in float32. ``cache_dir``: the
-    decoded-image cache of :class:`ral.data.ImageDataset` (None decodes every file).
+    Args:
+        model: maps uint8 pixel batches (N, c, S, S) to logits, as :func:`load_trained_model`'s
+            model does (or a module wrapping such models, e.g. an ensemble).
+        task: "multilabel" (sigmoid) or "single" (softmax); computed in float32.
+        image_size: S. batch_size, num_workers: of the loader.
+        cache_dir: the decoded-image cache of :class:`ral.data.ImageDataset` (None decodes every file).
+        amp: autocast the forward pass to bfloat16 (float16 where a GPU lacks bfloat16); default:
+            on CUDA only. The probabilities are computed from float32 logits either way.
+        pin_memory: page-locked batches copied asynchronously; default: on CUDA.
+        channels: the channels images are read in (default: the model's, see :class:`PixelClassifier`).
+
+    Raises:
+        ValueError: ``batch_size`` < 1.
     """
     from ral.data import ImageDataset
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     device = next(model.parameters()).device
-    loader = DataLoader(
-        ImageDataset(table, image_size=image_size, augment=False, cache_dir=cache_dir),
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=num_workers,
+    cuda = device.type == "cuda"
+    pin = cuda if pin_memory is None else bool(pin_memory)
+    autocast = cuda if amp is None else bool(amp)
+    dtype = torch.float16 if cuda and not torch.cuda.is_bf16_supported() else torch.bfloat16
+    images = ImageDataset(
+        table, image_size=image_size, channels=channels or _image_channels(model), augment="none", cache_dir=cache_dir
     )
+    loader = DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin)
     parts = []
     was_training = model.training
     model.eval()
-    with torch.inference_mode():
-        for images, _ in loader:
-            logits = model(images.to(device)).float()
-            probs = torch.sigmoid(logits) if task == "multilabel" else torch.softmax(logits, dim=1)
-            parts.append(probs.cpu().double().numpy())
+    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=autocast):
+        for pixels, _ in loader:
+            logits = model(pixels.to(device, non_blocking=pin)).float()
+            parts.append(torch.sigmoid(logits) if task == "multilabel" else torch.softmax(logits, dim=1))
     model.train(was_training)
     if not parts:
         return np.zeros((0, table.num_classes))
-    return np.concatenate(parts)
+    return torch.cat(parts).cpu().double().numpy()  # one copy back to the host, at the end
 
 
 def image_table(images: Sequence[str | os.PathLike]) -> LabelTable:

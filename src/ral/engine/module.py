@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -11,9 +12,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ral.data.transforms import InputNormalizer
 from ral.engine.checkpoint import CHECKPOINT_FORMAT
 from ral.engine.config import Config
 from ral.engine.datamodule import gather_unique
+
+#: State-dict prefixes of the trained network and of its moving average.
+MODEL_PREFIX, EMA_PREFIX = "model.", "ema.module."
 
 
 def compute_metrics(task: str, y_true: np.ndarray, probs: np.ndarray, groups: Sequence[str] | None) -> dict[str, float]:
@@ -49,23 +54,82 @@ def lr_factor(step: int, *, total_steps: int, warmup_steps: int, schedule: str, 
     return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+class WeightEMA(nn.Module):
+    """Exponential moving average of a model's weights and floating-point buffers (others are copied).
+
+    ``update(model, step)``: ``ema = decay_t * ema + (1 - decay_t) * value`` with
+    ``decay_t = min(decay, (1 + step) / (10 + step))`` (the average follows the first steps closely);
+    fused ``foreach`` kernels, no host synchronisation.
+
+    Args:
+        model: the network to average (copied). decay: in (0, 1).
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        super().__init__()
+        self.decay = float(decay)
+        self.module = copy.deepcopy(model)
+        self.module.requires_grad_(False)
+
+    @staticmethod
+    def _values(model: nn.Module) -> list[Tensor]:
+        return [*model.parameters(), *model.buffers()]
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        decay = min(self.decay, (1.0 + step) / (10.0 + step))
+        pairs = list(zip(self._values(self.module), self._values(model), strict=True))
+        floating = [(e, m.detach()) for e, m in pairs if e.is_floating_point()]
+        if floating:
+            averaged, current = zip(*floating)
+            torch._foreach_lerp_(list(averaged), list(current), 1.0 - decay)
+        for e, m in pairs:
+            if not e.is_floating_point():
+                e.copy_(m)
+
+
 class ClassifierModule(L.LightningModule):
     """Train ``model`` with ``loss``; validate on the whole validation set.
 
+    The batches hold uint8 pixels (what the loader ships); ``normalize`` turns them into the
+    model's float input on the device, as the first step of every forward pass.
+
     Args:
-        model: maps images (N, 1, H, W) to logits (N, C).
+        model: maps normalised images (N, C_in, H, W) to logits (N, C).
         loss: multi-label ``loss(logits (N, C), targets (N, C) with NaN = ignore)`` or single-label
             ``loss(logits (N, C), targets (N,) int64)``.
         task: "multilabel" or "single".
-        config: the run's config (optimiser and schedule; stored in checkpoints as plain data,
-            read back with :func:`ral.engine.config.config_from_checkpoint`).
-        meta: plain data describing the classes (class_names, train_counts, groups, ...),
-            stored in checkpoints under ``"ral"`` next to the config.
+        config: the run's config (optimiser, schedule, EMA, compile; stored in checkpoints as plain
+            data, read back with :func:`ral.engine.config.config_from_checkpoint`).
+        meta: plain data describing the classes (class_names, train_counts, groups, ...) and the
+            input (channels, normalisation), stored in checkpoints under ``"ral"`` next to the config.
+        normalize: uint8 (N, c, H, W) -> float (N, C_in, H, W); default: ``meta["normalize"]``'s mean / std.
+        channels_last: the model and its inputs in the channels-last memory format.
     """
 
-    def __init__(self, model: nn.Module, loss: nn.Module, *, task: str, config: Config, meta: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: nn.Module,
+        *,
+        task: str,
+        config: Config,
+        meta: dict[str, Any],
+        normalize: InputNormalizer | None = None,
+        channels_last: bool = False,
+    ) -> None:
         super().__init__()
+        if normalize is None:
+            stats = meta.get("normalize", {"mean": [0.5], "std": [0.5]})
+            normalize = InputNormalizer(stats["mean"], stats["std"], channels_last=channels_last)
+        self.normalize = normalize
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
         self.model = model
+        decay = config.train.ema_decay
+        self.ema = WeightEMA(model, decay) if decay is not None else None
+        if config.train.compile:
+            self.model.compile()  # in place: the state-dict names stay those of the model
         self.loss_fn = loss
         self.task = task
         self.config = config
@@ -75,8 +139,13 @@ class ClassifierModule(L.LightningModule):
         self._epoch_loss = torch.zeros(2)
 
     def forward(self, images: Tensor) -> Tensor:
-        """(N, 1, H, W) -> (N, C) logits."""
-        return self.model(images)
+        """uint8 (N, c, H, W) -> (N, C) logits of the trained network."""
+        return self.model(self.normalize(images))
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The network validation uses: the moving average of the weights when there is one."""
+        return self.ema.module if self.ema is not None else self.model
 
     def probabilities(self, logits: Tensor) -> Tensor:
         """Sigmoid (multi-label) or softmax (single-label) in float32, (N, C)."""
@@ -98,14 +167,20 @@ class ClassifierModule(L.LightningModule):
         self._epoch_loss.zero_()
 
     def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
+        # Nothing here reads a value back to the host: the step log is this process's loss (no
+        # all-reduce), the epoch sums stay on the device, the loss does not check its targets.
         _, images, targets = batch
-        loss = self.loss_fn(self.model(images).float(), targets)
-        self.log(
-            "train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=images.shape[0], sync_dist=True
-        )
+        loss = self.loss_fn(self(images).float(), targets)
         size = images.shape[0]
-        self._epoch_loss += torch.stack([loss.detach().float() * size, loss.new_tensor(float(size))])
+        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=size, sync_dist=False)
+        self._epoch_loss[0] += loss.detach().float() * size
+        self._epoch_loss[1] += size
         return loss
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        if self.ema is not None:
+            self.ema.update(self.model, self.global_step)
 
     def on_train_epoch_end(self) -> None:
         total, count = self._epoch_loss
@@ -113,7 +188,7 @@ class ClassifierModule(L.LightningModule):
 
     def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> None:
         index, images, targets = batch
-        logits = self.model(images).float()
+        logits = self.eval_model(self.normalize(images)).float()
         self.log("val_loss", self.loss_fn(logits, targets), on_epoch=True, batch_size=images.shape[0], sync_dist=True)
         self._val_batches.append((index, self.probabilities(logits).detach(), targets))
 
@@ -136,7 +211,7 @@ class ClassifierModule(L.LightningModule):
         self.log_dict(values, sync_dist=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        opt_cfg, sched_cfg = self.config.optimizer, self.config.schedule
+        opt_cfg, sched_cfg = self.config.optimizer, self.config.schedule  # the model's weights; not the average
         decay, no_decay = [], []
         for param in self.model.parameters():
             if param.requires_grad:
@@ -173,3 +248,14 @@ class ClassifierModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "ral_epoch_loss" in checkpoint:
             self._epoch_loss = checkpoint["ral_epoch_loss"].float().clone()
+        # a resumed run that switches the moving average on starts it from the weights; one that
+        # switches it off drops it (Lightning loads the state dict strictly, after this hook)
+        state = checkpoint.get("state_dict", {})
+        averaged = [key for key in state if key.startswith("ema.")]
+        if self.ema is not None and not averaged:
+            state.update(
+                {EMA_PREFIX + k[len(MODEL_PREFIX) :]: v for k, v in list(state.items()) if k.startswith(MODEL_PREFIX)}
+            )
+        elif self.ema is None:
+            for key in averaged:
+                del state[key]

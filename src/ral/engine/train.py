@@ -16,6 +16,7 @@ Output folder layout::
     <output_dir>/logs/metrics.csv            per-step / per-epoch metrics (CSVLogger; after a resume the
                                              earlier part is kept as logs/metrics-part1.csv, ...)
     <output_dir>/skipped_images.csv          images dropped by dataset.skip_bad (only when there are some)
+    <output_dir>/pretrained_load.json        what model.pretrained_path matched (only with pretrained weights)
     <output_dir>/result.json                 written when training ends (see :func:`train`)
 
 ``--resume`` continues from the newer of ``last.ckpt`` and ``mid-epoch.ckpt``.
@@ -27,7 +28,7 @@ import importlib.util
 import math
 import shutil
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,20 @@ from ral.engine.callbacks import BEST, LAST, MID_EPOCH
 from ral.engine.config import Config, config_from_dict, dump_yaml, validate_config
 
 SKIPPED_IMAGES = "skipped_images.csv"
+PRETRAINED_LOAD = "pretrained_load.json"
 #: What ``ral train`` writes into its output folder (and ``--overwrite`` removes); ``eval/`` is
 #: the default folder of ``ral evaluate``.
-RUN_ENTRIES = ("checkpoints", "logs", "tensorboard", "eval", "config.yaml", "result.json", SKIPPED_IMAGES)
+RUN_ENTRIES = (
+    "checkpoints",
+    "logs",
+    "tensorboard",
+    "eval",
+    "config.yaml",
+    "result.json",
+    SKIPPED_IMAGES,
+    PRETRAINED_LOAD,
+)
+MIXED_PRECISION = ("16-mixed", "bf16-mixed")
 
 
 def checkpoint_dir(config: Config) -> Path:
@@ -150,7 +162,13 @@ def _mean(rows: list[dict[str, float]], key: str) -> float:
     return float(sum(values) / len(values)) if values else math.nan
 
 
-def train(config: Config | Mapping[str, Any], *, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+def train(
+    config: Config | Mapping[str, Any],
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    callbacks: Sequence[Any] = (),
+) -> dict[str, Any]:
     """Train a model as described by ``config``.
 
     ``resume`` continues the run in ``output_dir`` from its newest checkpoint (``last.ckpt``, or
@@ -162,6 +180,7 @@ def train(config: Config | Mapping[str, Any], *, resume: bool = False, overwrite
     is validated, the tables are read and checked, a checkpoint to resume from is compared with
     the config (task, classes, backbone and options, loss), the images are prepared and the loss
     and model are built (bad values raise ``ValueError`` / ``FileNotFoundError`` naming the key).
+    ``callbacks``: further Lightning callbacks (the throughput benchmark times the steps with one).
 
     Returns:
         ``{"output_dir", "best_checkpoint", "last_checkpoint", "monitor", "best_epoch",
@@ -180,7 +199,7 @@ def train(config: Config | Mapping[str, Any], *, resume: bool = False, overwrite
     import lightning as L
     import pandas as pd
     from lightning.fabric.utilities.exceptions import MisconfigurationException
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 
     from ral.engine.callbacks import EpochHistory, RNGState, RunCheckpoints
     from ral.engine.checkpoint import AtomicCheckpointIO, remove_stale_temporaries
@@ -206,7 +225,7 @@ def train(config: Config | Mapping[str, Any], *, resume: bool = False, overwrite
     folder = checkpoint_dir(config)
     monitor = monitor_metric(run.meta["task"]) if run.val is not None else None
     history = EpochHistory(verbose=not t.progress_bar)
-    callbacks: list[Any] = [
+    every: list[Any] = [
         RNGState(),
         history,
         ModelCheckpoint(
@@ -220,9 +239,12 @@ def train(config: Config | Mapping[str, Any], *, resume: bool = False, overwrite
             enable_version_counter=False,
         ),
         RunCheckpoints(folder, t.checkpoint_every_n_steps),
+        *callbacks,
     ]
+    if t.progress_bar:  # its numbers are read back from the device: only every log_every_n_steps steps
+        every.append(TQDMProgressBar(refresh_rate=t.log_every_n_steps))
     if t.early_stopping_patience is not None and monitor is not None:
-        callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=t.early_stopping_patience))
+        every.append(EarlyStopping(monitor=monitor, mode="max", patience=t.early_stopping_patience))
     try:
         trainer = L.Trainer(
             default_root_dir=str(out),
@@ -236,7 +258,8 @@ def train(config: Config | Mapping[str, Any], *, resume: bool = False, overwrite
             gradient_clip_val=t.gradient_clip_val,
             sync_batchnorm=t.sync_batchnorm,
             deterministic=t.deterministic or None,
-            callbacks=callbacks,
+            benchmark=t.cudnn_benchmark and not t.deterministic,
+            callbacks=every,
             logger=_loggers(out),
             enable_progress_bar=t.progress_bar,
             enable_model_summary=t.progress_bar,
@@ -249,14 +272,23 @@ def train(config: Config | Mapping[str, Any], *, resume: bool = False, overwrite
     except (MisconfigurationException, RuntimeError, ValueError) as exc:
         raise ValueError(f"config section 'train' (accelerator / devices / strategy / precision): {exc}") from None
 
-    module = ClassifierModule(run.model, run.loss, task=run.meta["task"], config=config, meta=run.meta)
+    cuda = trainer.strategy.root_device.type == "cuda"
+    channels_last = (cuda and t.precision in MIXED_PRECISION) if t.channels_last is None else t.channels_last
+    run.meta["channels_last"] = channels_last
+    module = ClassifierModule(
+        run.model, run.loss, task=run.meta["task"], config=config, meta=run.meta, channels_last=channels_last
+    )
+    d = config.dataset
     data = TableDataModule(
         run.train_images,
         run.val_images,
         batch_size=t.batch_size,
         eval_batch_size=t.eval_batch_size or t.batch_size,
-        num_workers=config.dataset.num_workers,
+        num_workers=d.num_workers,
         seed=config.seed,
+        persistent_workers=d.persistent_workers,
+        pin_memory=d.pin_memory,
+        prefetch_factor=d.prefetch_factor,
     )
     skipped = out / SKIPPED_IMAGES
     if trainer.is_global_zero:  # before fit: the CSV logger opens its file lazily
@@ -266,6 +298,13 @@ def train(config: Config | Mapping[str, Any], *, resume: bool = False, overwrite
         if ckpt_path is not None:
             _keep_previous_log(out)
         write_text(dump_yaml(config), out / "config.yaml")
+        if run.pretrained is not None:
+            from ral.models import load_summary
+
+            write_json(run.pretrained, out / PRETRAINED_LOAD)
+            print(f"ral train: pretrained weights: {load_summary(run.pretrained)}")
+        else:
+            (out / PRETRAINED_LOAD).unlink(missing_ok=True)
         if run.skipped:
             write_csv(pd.DataFrame(run.skipped), skipped)
             print(f"ral train: {len(run.skipped)} image(s) that cannot be read were skipped; listed in {skipped}")
