@@ -8,7 +8,17 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from ral.models import BACKBONES, TinyCNN, build_model, check_backbone, load_pretrained, read_state_dict, timm_available
+from ral.models import (
+    BACKBONES,
+    TinyCNN,
+    build_model,
+    check_backbone,
+    load_pretrained,
+    load_summary,
+    pretrained_normalization,
+    read_state_dict,
+    timm_available,
+)
 
 
 class NotATensor:
@@ -115,3 +125,31 @@ def test_missing_or_unrelated_weights(tmp_path):
     torch.save({"something.else": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="no parameter"):
         build_model("tiny", 3, pretrained_path=tmp_path / "other.pt")
+
+
+def test_a_load_reports_what_it_matched_and_refuses_too_little(tmp_path):
+    torch.manual_seed(0)
+    source = build_model("tiny", 3, width=8)
+    torch.save(source.state_dict(), tmp_path / "w.pt")
+    report = load_pretrained(build_model("tiny", 5, width=8), tmp_path / "w.pt")
+    assert report["skipped"] == ["classifier.weight", "classifier.bias"] and not report["missing"]
+    classifier = sum(p.numel() for n, p in build_model("tiny", 5, width=8).named_parameters() if "classifier" in n)
+    values = sum(t.numel() for t in build_model("tiny", 5, width=8).state_dict().values() if t.is_floating_point())
+    assert report["matched"] == pytest.approx(1 - classifier / values)
+    assert load_summary(report).startswith("24 loaded, 0 adapted, 2 skipped, 0 missing tensors; 98.7% of the model")
+    stem_only = {"features.0.weight": source.state_dict()["features.0.weight"]}
+    torch.save(stem_only, tmp_path / "stem.pt")
+    with pytest.raises(
+        ValueError, match=r"fill only 0\.\d% .* less than the 90% required .*first unmatched: \['features.1"
+    ):
+        load_pretrained(build_model("tiny", 3, width=8), tmp_path / "stem.pt")
+    assert load_pretrained(build_model("tiny", 3, width=8), tmp_path / "stem.pt", min_match=0.0)["loaded"] == [
+        "features.0.weight"
+    ]
+
+
+def test_timm_pretrained_statistics_are_read_from_the_models_config():
+    model = build_model("tiny", 3)
+    assert pretrained_normalization(model) is None
+    model.pretrained_cfg = {"mean": (0.5, 0.4, 0.3), "std": (0.2, 0.2, 0.2)}
+    assert pretrained_normalization(model) == ([0.5, 0.4, 0.3], [0.2, 0.2, 0.2])

@@ -82,6 +82,10 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--preview", metavar="PNG", help="also write a sample grid (one row per class) to PNG")
     _add_overwrite(sim, "an earlier simulation in --out (its images and tables) and an existing --preview file")
 
+    cache = _add_command(data_sub, "cache", _run_cache)
+    cache.add_argument("--config", required=True, help="the run's YAML config (its dataset section decides the caches)")
+    cache.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, as for `ral train`")
+
     stats = _add_command(data_sub, "stats", _run_stats)
     stats.add_argument("table", help="label table (CSV or .csv.gz) or folder-per-class tree")
     stats.add_argument(
@@ -153,6 +157,21 @@ def _run_simulate(args: argparse.Namespace) -> int:
         print(f"wrote {out}/train.csv, val.csv, test.csv, dataset.json and images/")
     if args.preview is not None:
         print(f"wrote {preview_grid(args.preview, task=args.task, size=args.size, seed=args.seed)}")
+    return 0
+
+
+def _run_cache(args: argparse.Namespace) -> int:
+    """build the image caches of a run's training and validation tables (once, for every later process)
+
+    Decode the images of the config's dataset.train and dataset.val into dataset.cache_dir with a pool of
+    processes, exactly as `ral train` would (same key), so that runs with dataset.cache_must_exist: true on
+    a cluster find them. An up-to-date cache is kept.
+    """
+    from ral.engine import load_config
+    from ral.engine.build import build_caches
+
+    for path in build_caches(load_config(args.config, args.overrides)):
+        print(f"image cache: {path}")
     return 0
 
 
@@ -386,6 +405,59 @@ def _add_bench_commands(sub: argparse._SubParsersAction) -> None:
     _add_overwrite(step, "the files in a non-empty --out")
     _add_threads_option(step)
     _add_bench_speed_command(bench_sub)
+    _add_bench_throughput_command(bench_sub)
+
+
+def _add_bench_throughput_command(bench_sub: argparse._SubParsersAction) -> None:
+    """`ral bench throughput`: images/s of ral's training step against a plain PyTorch loop.
+
+    Options left out take the defaults of :class:`ral.bench.throughput.ThroughputConfig` (not
+    imported here: it needs torch).
+    """
+    throughput = _add_command(bench_sub, "throughput", _run_bench_throughput)
+    throughput.add_argument("--backbone", help="default resnet18")
+    throughput.add_argument("--image-size", type=int, help="default 64")
+    throughput.add_argument("--batch-size", type=int, help="default 32")
+    throughput.add_argument("--channels", type=int, choices=(1, 3), help="default 1")
+    throughput.add_argument("--augment", choices=("none", "light", "cxr"), help="augmentation preset (default light)")
+    throughput.add_argument("--loss", help="registry name (default ral)")
+    throughput.add_argument("--precision", choices=("32", "16-mixed", "bf16-mixed"), help="default 32")
+    throughput.add_argument("--device", choices=("cpu", "cuda"), help="default cpu")
+    throughput.add_argument("--num-workers", type=int, help="loader workers of both loops (default 0)")
+    throughput.add_argument("--rounds", type=int, help="interleaved rounds (default 15; quick 6)")
+    throughput.add_argument("--steps", type=int, help="timed steps per round and loop (default 5; quick 3)")
+    throughput.add_argument("--warmup", type=int, help="untimed steps before the first round (default 3; quick 2)")
+    throughput.add_argument("--quick", action="store_true", help="fewer rounds: under 2 minutes on 2 CPU cores")
+    throughput.add_argument("--out", default="runs/bench/throughput", help="output folder")
+    throughput.add_argument(
+        "--data-dir",
+        default="runs/bench/throughput-data",
+        help="where the simulated images are kept for later measurements",
+    )
+    _add_overwrite(throughput, "the files in a non-empty --out")
+    throughput.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (default 0 = torch default: all cores)"
+    )
+
+
+def _run_bench_throughput(args: argparse.Namespace) -> int:
+    """images/s of ral train's full training step against a plain PyTorch loop (same model, data, precision)
+
+    Time ral's real data path (cache, loader, augmentation, normalisation on the device, Lightning module,
+    callbacks, logging) and a plain PyTorch loop in one process, in interleaved rounds; writes
+    throughput.json (pipeline_images_per_s, plain_images_per_s, ratio, loss_share), throughput.csv and
+    throughput.md to --out.
+    """
+    from ral.bench.throughput import QUICK, ThroughputConfig, run_throughput
+
+    _set_threads(args.threads)
+    names = ("backbone", "image_size", "batch_size", "channels", "augment", "loss", "precision", "device")
+    names += ("num_workers", "rounds", "steps", "warmup")
+    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    config = ThroughputConfig(**({**QUICK, **given} if args.quick else given))
+    command = "ral " + " ".join(sys.argv[1:])
+    _, text = run_throughput(config, args.out, data_dir=args.data_dir, command=command, overwrite=args.overwrite)
+    return _print_written(text, args.out)
 
 
 def _add_bench_speed_command(bench_sub: argparse._SubParsersAction) -> None:

@@ -33,11 +33,16 @@ def _write_config(config: dict, path: Path) -> Path:
     return path
 
 
-def test_two_process_ddp_gives_the_single_process_val_metrics(tiny_data, tmp_path):
+def test_two_process_ddp_gives_the_single_process_val_metrics_and_builds_one_cache(tiny_data, tmp_path):
     """DDP validation gathers every process's predictions (the odd val set is padded by the
-    sampler) and must report exactly what one process computes on the saved model."""
+    sampler) and must report exactly what one process computes on the saved model. The two
+    processes start with a fresh cache_dir: one of them builds each cache (the other waits), and
+    nothing but the caches and their info files is left there."""
     out = tmp_path / "ddp"
-    config = tiny_config(tiny_data, out, train={"devices": 2, "strategy": "ddp", "batch_size": 8})
+    cache = tmp_path / "cache"
+    config = tiny_config(
+        tiny_data, out, train={"devices": 2, "strategy": "ddp", "batch_size": 8}, dataset={"cache_dir": str(cache)}
+    )
     path = _write_config(config, tmp_path / "ddp.yaml")
     command = [
         sys.executable,
@@ -54,6 +59,10 @@ def test_two_process_ddp_gives_the_single_process_val_metrics(tiny_data, tmp_pat
     done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((out / "result.json").read_text())
+    builds = [line for line in done.stderr.splitlines() if "building the image cache" in line]
+    assert len(builds) == 2 and len({line.split()[5] for line in builds}) == 2, builds  # train and val, once each
+    files = sorted(path.name for path in cache.iterdir())
+    assert len(files) == 4 and all(name.endswith((".npy", ".json")) for name in files), files  # no .tmp, no .lock
 
     model, meta = load_trained_model(out / "checkpoints" / "last.ckpt")
     val = load_eval_table(tiny_data["val"], meta)

@@ -261,7 +261,8 @@ def build_caches(config: Config) -> list[Path]:
     if config.dataset.cache_dir is None:
         raise ValueError("config key 'dataset.cache_dir' must be set to build the image caches, got None")
     train, val = read_tables(config)
-    images = [ImageDataset(table, **image_options(config, train)) for table in (train, val) if table is not None]
+    options = image_options(config, train) | {"cache_must_exist": False}  # this is the build they wait for
+    images = [ImageDataset(table, **options) for table in (train, val) if table is not None]
     return [image.cache_file for image in images if image.cache_file is not None]
 
 
