@@ -263,3 +263,13 @@ def test_predict_with_autocast_on_the_cpu_stays_close_to_float32(tiny_data, tmp_
     exact = predict_probabilities(model, table, task="multilabel", image_size=16)
     autocast = predict_probabilities(model, table, task="multilabel", image_size=16, amp=True)
     assert autocast.dtype == np.float64 and np.abs(autocast - exact).max() < 0.02
+
+
+@pytest.mark.slow
+def test_a_compiled_model_trains_and_its_checkpoint_loads_into_a_plain_one(tiny_data, tmp_path):
+    plain = train(tiny_config(tiny_data, tmp_path / "plain"))
+    compiled = train(tiny_config(tiny_data, tmp_path / "compiled", train={"compile": True}))
+    model, _ = load_trained_model(compiled["best_checkpoint"])  # the state-dict names of the plain model
+    reference, _ = load_trained_model(plain["best_checkpoint"])
+    assert model.backbone.state_dict().keys() == reference.backbone.state_dict().keys()
+    assert compiled["val_metrics"]["mAP"] == pytest.approx(plain["val_metrics"]["mAP"], abs=0.05)
