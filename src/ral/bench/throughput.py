@@ -382,7 +382,9 @@ def throughput_report(config: ThroughputConfig, figures: dict[str, Any], machine
     from ral.report import markdown_table
 
     ratio = ratio_text(figures["ratio"], figures["ratio_q25"], figures["ratio_q75"], digits=3)
-    share = ratio_text(figures["loss_share"], figures["loss_share_q25"], figures["loss_share_q75"], digits=3)
+    share = "{:.2%} [{:.2%}, {:.2%}]".format(
+        figures["loss_share"], figures["loss_share_q25"], figures["loss_share_q75"]
+    )
     table = pd.DataFrame(
         [
             ["ral pipeline", f"{figures['pipeline_ms_per_step']:.1f}", f"{figures['pipeline_images_per_s']:.1f}"],
