@@ -229,7 +229,6 @@ def _add_engine_commands(sub: argparse._SubParsersAction) -> None:
     )
 
     evaluate = _add_command(sub, "evaluate", _run_evaluate)
-    evaluate.add_argument("--checkpoint", required=True, help="checkpoint written by `ral train`")
     evaluate.add_argument("--data", help="table to evaluate (default: the run's dataset.test)")
     evaluate.add_argument("--val-data", help="table for F1 thresholds (default: the run's dataset.val)")
     evaluate.add_argument("--out", help="output folder (default: <run>/eval/<table name>)")
@@ -238,7 +237,6 @@ def _add_engine_commands(sub: argparse._SubParsersAction) -> None:
     _add_overwrite(evaluate, "the files in a non-empty --out")
 
     predict = _add_command(sub, "predict", _run_predict)
-    predict.add_argument("--checkpoint", required=True, help="checkpoint written by `ral train`")
     predict.add_argument("images", nargs="*", help="image files or folders of images (searched recursively)")
     predict.add_argument(
         "--data", help="a table (any format; label columns are not needed) or a folder of images, instead of IMAGES"
@@ -254,7 +252,28 @@ def _add_table_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", help="folder image paths are relative to (default: the table's folder)")
 
 
+# ral.engine.ensemble.TTA_MODES and ral.engine.aggregate.AGGREGATIONS (not imported: they import torch)
+_TTA_MODES = ("none", "hflip")
+_AGGREGATIONS = ("none", "study", "view-study")
+
+
 def _add_inference_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        required=True,
+        help="checkpoint written by `ral train`; repeat it for an ensemble (mean of the probabilities)",
+    )
+    parser.add_argument(
+        "--tta", choices=_TTA_MODES, default="none", help="hflip: mean over each image and its horizontal flip"
+    )
+    parser.add_argument(
+        "--aggregate",
+        choices=_AGGREGATIONS,
+        default="none",
+        help="study: every image gets the mean of its study's images; view-study: the mean per view type "
+        "(frontal / lateral), then over the study's view types (needs a table with study ids)",
+    )
     _add_table_options(parser)
     _add_outside_root(parser)
     parser.add_argument("--batch-size", type=int, default=128)
@@ -268,6 +287,8 @@ def _inference_arguments(args: argparse.Namespace) -> dict:
         format=args.format,
         root=args.root,
         allow_outside_root=args.allow_outside_root,
+        tta=args.tta,
+        aggregate=args.aggregate,
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         device=args.device,
@@ -294,7 +315,10 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    """metrics, per-class table, intervals and plots of a checkpoint"""
+    """metrics, per-class table, intervals and plots of a checkpoint (or an ensemble)
+
+    With --aggregate, the metrics with and without the aggregation are printed side by side.
+    """
     from ral.engine import evaluate
     from ral.metrics import metric_names
 
@@ -306,11 +330,17 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         n_boot=args.n_boot,
         **_inference_arguments(args),
     )
-    ci = report.get("ci95", {})
+    columns = {f"aggregate {report['aggregate']}": report}
+    if "without_aggregation" in report:
+        columns = {"no aggregation": report["without_aggregation"], **columns}
+        print(f"{'':18s} " + "".join(f"{title:32s}" for title in columns).rstrip())
     for name in metric_names(report["task"]):
-        if name in report:
-            interval = f"  (95% CI {ci[name][0]:.4f} - {ci[name][1]:.4f})" if name in ci else ""
-            print(f"{name:18s} {report[name]:.4f}{interval}")
+        cells = []
+        for scores in columns.values():
+            ci = scores.get("ci95", {})
+            interval = f" (95% CI {ci[name][0]:.4f}-{ci[name][1]:.4f})" if name in ci else ""
+            cells.append(f"{scores[name]:.4f}{interval}")
+        print(f"{name:18s} " + "".join(f"{cell:32s}" for cell in cells).rstrip())
     print(f"written to {report['out_dir']}")
     return 0
 
