@@ -73,6 +73,7 @@ def predict(
     check_aggregate(aggregate)
     if (images is None or len(images) == 0) == (data is None):
         raise ValueError("give either image files / folders or --data (exactly one of them)")
+    members = load_members(checkpoint, device)
     if data is not None and not Path(data).is_dir():
         try:
             table = load_image_list(
@@ -87,7 +88,6 @@ def predict(
     if len(table) == 0:
         raise ValueError(f"data: {data} lists no images")
     keys = aggregation_keys(table, aggregate, key="data" if data is not None else "images")
-    members = load_members(checkpoint, device)
     meta = members[0].meta
     if id_column is None:
         id_column = "dicom_id" if meta.get("dataset_format") == "cxrlt" else "id"
