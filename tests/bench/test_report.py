@@ -87,6 +87,8 @@ def _timing_folders(runs: Path) -> None:
             "first_call_s": [0.01, 1.5, 0.1, 1.5],
         }
     ).to_csv(runs / "speed" / "speed_summary.csv", index=False)
+    breakdown = {"shape": ["256x26"], "part": ["fused RAL forward+backward"], "median_ms": [0.263]}
+    pd.DataFrame(breakdown).to_csv(runs / "speed" / "breakdown.csv", index=False)
     (runs / "throughput").mkdir()
     (runs / "throughput" / "throughput.json").write_text(
         json.dumps({"pipeline_images_per_s": 980.0, "plain_images_per_s": 1000.0, "ratio": 0.98})
@@ -140,6 +142,7 @@ def test_every_claim_gets_a_verdict_by_its_rule(report):
     assert "Claim 3 | supported: no measurable overhead" in glance
     assert "time at 4096x1000: 2.70 x BCE, target <= 1.3 x: **not met**" in text
     assert "ratio 0.980, target >= 0.95: **met**" in text
+    assert "| 256x26 | fused RAL forward+backward | 0.263 |" in text
     assert "| Smoke test | not run |" in glance
 
 

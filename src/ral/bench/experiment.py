@@ -51,12 +51,26 @@ class Budget:
     seeds: int = 3
 
 
-#: Named budgets (measured wall times in docs/results.md): "quick" is a smoke test (about a
-#: minute), "default" the loss comparison (27 runs, under an hour on 2 shared CPU cores with
-#: ``--threads 1``), "grid" one sensitivity grid point, "long" the demo-sized dataset.
+#: Named budgets. "quick": a smoke test (``--quick`` of each bench in about a minute on 2 cores);
+#: "default": the loss comparison (5 seeds); "grid": one sensitivity grid point (5 seeds per point);
+#: "long": the demo-sized set.
+#:
+#: Arithmetic of the full evidence (``make bench-evidence``: every training bench as 2 shards, one
+#: torch thread each, on 2 cores), with ONE run of each budget measured on the 2-core development
+#: machine by ``benchmarks/time_budgets.py`` (record: benchmarks/budget_times.md; the seconds live
+#: in ``ral.bench.plan.MEASURED``, from which docs/results.md's "How to reproduce" is generated):
+#:
+#:   losses:      (14 multi-label + 8 ISIC-like + 8 APTOS-like) losses x 5 seeds = 150 runs x 37 s =  5,550 s
+#:   sensitivity: 4 arms x 9 grid points x 5 seeds x 4 missing rates          = 720 runs x 18 s = 12,960 s
+#:   (5,550 + 12,960) s / 2 shards = 9,255 s = 2 h 34 min; + 7 simulated sets (about 1 min, one
+#:   shard simulates while the other waits) + the timing benchmarks, alone afterwards (step time,
+#:   loss speed twice, throughput, the quick smoke run twice: about 14 min) = about 2 h 50 min.
+#:
+#: ``--quick``: 40 s for ``ral bench losses --simulate --quick`` (14 runs) and 52 s for
+#: ``ral bench sensitivity --simulate --quick`` (16 runs), simulation and start-up included.
 BUDGETS: dict[str, Budget] = {
     "quick": Budget("quick", n_train=300, n_val=300, n_test=400, image_size=32, epochs=1, batch_size=64, seeds=1),
-    "grid": Budget("grid", n_train=4000, n_val=1000, n_test=3000, image_size=48, epochs=6, batch_size=64, seeds=3),
+    "grid": Budget("grid", n_train=4000, n_val=1000, n_test=3000, image_size=48, epochs=6, batch_size=64, seeds=5),
     "default": Budget(
         "default", n_train=6000, n_val=1000, n_test=3000, image_size=48, epochs=10, batch_size=64, seeds=5
     ),

@@ -29,11 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ral.bench.plan import Step, evidence_plan, plan_markdown
+from ral.bench.plan import QUICK_AGAIN, Step, evidence_plan, plan_markdown
 
-#: The quick smoke run is repeated into this folder to check that it is exactly reproducible.
-QUICK_AGAIN = "losses-multilabel-quick-again"
-QUICK_AGAIN_COMMAND = "ral bench losses --simulate --quick --out runs/bench/losses-multilabel-quick-again"
+SPEED_TITLES = (
+    "Eager mode, torch's default threads, wall-clock time",
+    "One thread, process CPU time, with the breakdown",
+)
 SPEED_TARGETS = (("4096x1000", 1.3), ("256x26", 2.0))
 MEMORY_TARGET = 1.5
 THROUGHPUT_TARGET = 0.95
@@ -255,14 +256,19 @@ def _speed_part(runs: Path, steps: list[Step]) -> Part:
     from ral.report import markdown_table
 
     blocks, verdicts = [], []
-    for step in steps:
+    for step, title in zip(steps, SPEED_TITLES):
         folder = runs / step.folder
         path = folder / "speed_summary.csv"
         if not path.is_file():
-            blocks.append(_not_run(step))
+            blocks.append(f"### {title}\n\n" + _not_run(step))
             continue
         summary = pd.read_csv(path)
-        text = _command(folder, step) + _machine(folder / "speed.md") + markdown_table(speed_table(summary))
+        text = (
+            f"### {title}\n\n"
+            + _command(folder, step)
+            + _machine(folder / "speed.md")
+            + markdown_table(speed_table(summary))
+        )
         ral = summary[summary["loss"] == "ral"].set_index("shape")
         lines = []
         for shape, limit in SPEED_TARGETS:
@@ -275,6 +281,11 @@ def _speed_part(runs: Path, steps: list[Step]) -> Part:
                 f"peak memory: up to {worst:.2f} x BCE's, target <= {MEMORY_TARGET} x: {_met(worst <= MEMORY_TARGET)}"
             )
         text += "\nIssue 6's targets for fused RAL (`ral`):\n\n" + "\n".join(f"- {line}" for line in lines) + "\n\n"
+        if (folder / "breakdown.csv").is_file():
+            text += "Where the time goes (`--breakdown`, median ms):\n\n" + markdown_table(
+                pd.read_csv(folder / "breakdown.csv"), floatfmt=".3f"
+            )
+            text += "\n"
         blocks.append(text)
         verdicts.append((f"Loss speed ({step.folder})", "; ".join(lines) or "no `ral` row"))
     return Part("\n".join(blocks), verdicts)
@@ -304,7 +315,7 @@ def _throughput_part(runs: Path, step: Step) -> Part:
     return Part(text, [("Throughput", verdict)])
 
 
-def _quick_part(runs: Path, step: Step) -> Part:
+def _quick_part(runs: Path, step: Step, again_step: Step) -> Part:
     from ral.bench.losses import collect_losses
     from ral.bench.losses_report import summary_markdown
     from ral.metrics import metric_names
@@ -324,7 +335,7 @@ def _quick_part(runs: Path, step: Step) -> Part:
     again = collect_losses(runs / QUICK_AGAIN)
     if again is None:
         verdict = "reproducibility not checked"
-        text += f"\nReproducibility: not checked; run `{QUICK_AGAIN_COMMAND}` and rebuild the report.\n\n"
+        text += f"\nReproducibility: not checked; run `{again_step.command}` and rebuild the report.\n\n"
     else:
         metrics = list(metric_names(task))
         first = results.set_index(["loss", "seed"])[metrics].sort_index()
@@ -336,7 +347,7 @@ def _quick_part(runs: Path, step: Step) -> Part:
             else "NOT exactly reproducible (a second run gave other metrics)"
         )
         outcome = "identical" if same else "different"
-        text += f"\nReproducibility: `{QUICK_AGAIN_COMMAND}` gave {outcome} test metrics: **{verdict}**.\n\n"
+        text += f"\nReproducibility: `{again_step.command}` gave {outcome} test metrics: **{verdict}**.\n\n"
     return Part(text, [("Smoke test", verdict)])
 
 
@@ -441,7 +452,7 @@ def write_results(
         ("Throughput", [_throughput_part(runs, by_folder["throughput"])]),
         (
             "Smoke test: `ral bench losses --simulate --quick`",
-            [_quick_part(runs, by_folder["losses-multilabel-quick"])],
+            [_quick_part(runs, by_folder["losses-multilabel-quick"], by_folder[QUICK_AGAIN])],
         ),
     ]
     parts = [part for _, group in sections for part in group]
