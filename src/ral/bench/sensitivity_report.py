@@ -102,7 +102,7 @@ def _part(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
 def _seed_matrix(part: pd.DataFrame, arm: str, metric: str) -> pd.DataFrame:
     """Seeds x grid points of ``metric`` for one arm (columns: the points' parameters as JSON)."""
     rows = part[part["arm"] == arm]
-    return rows.pivot_table(index="seed", columns="params", values=metric, aggfunc="mean", sort=False)
+    return rows.pivot_table(index="seed", columns="params", values=metric, aggfunc="mean", sort=False, dropna=False)
 
 
 def arm_statistics(frame: pd.DataFrame, metric: str) -> pd.DataFrame:

@@ -138,7 +138,8 @@ def paired_differences(
     for name in [reference, *(others or [])]:
         if name not in present:
             raise ValueError(f"reference {name!r} not in column {by!r}: {present}")
-    wide = results.pivot_table(index=pair, columns=by, values=metric, aggfunc="mean")
+    values = results.assign(**{metric: pd.to_numeric(results[metric], errors="coerce")})
+    wide = values.pivot_table(index=pair, columns=by, values=metric, aggfunc="mean").reindex(columns=present)
     rows = []
     for other in others if others is not None else [g for g in present if g != reference]:
         diff = (wide[reference] - wide[other]).dropna()
