@@ -349,7 +349,7 @@ def _add_sensitivity_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seeds",
         type=int,
-        help="seeds per grid point, the same for every arm (default: the budget's, 3; quick: 1)",
+        help="seeds per grid point, the same for every arm (default: the budget's, 5; quick: 1)",
     )
     parser.add_argument(
         "--missing-rate",
@@ -370,7 +370,10 @@ def _add_bench_report_command(bench_sub: argparse._SubParsersAction) -> None:
         help="folder holding the bench output folders under their default names (default runs/bench)",
     )
     report.add_argument("--out", default="docs/results.md", help="the document to write (default docs/results.md)")
-    report.add_argument("--img", help="folder for the figures (default: img/ beside --out); linked relative to --out")
+    report.add_argument(
+        "--img",
+        help="folder for the figures, owned by the report (default: img/results/ beside --out)",
+    )
 
 
 def _run_bench_report(args: argparse.Namespace) -> int:

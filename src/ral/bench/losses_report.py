@@ -32,6 +32,15 @@ from ral.metrics import headline_metric, metric_names
 REFERENCE = {"multilabel": "ral", "single": "ral_single"}
 #: Registry names of RAL and its variants: rows of these losses are RAL, not its peers, in claim 1.
 RAL_LOSSES = ("ral", "ral_cb", "ral_single", "ral_la")
+#: Claim 1's rule in words (docs/results.md shows it above the tables).
+CLAIM1_RULE = (
+    "Verdict rule (`ral.bench.losses_report`): **shown** when RAL's headline metric (mAP; single-label: balanced "
+    "accuracy) is higher than every peer's, i.e. the 95% t interval of the paired difference over seeds lies above "
+    "0 for every peer; **consistent with the claim, not shown** when no peer is higher but some are level (interval "
+    "holds 0); **not supported** when some peer is higher (interval below 0). Peers: the losses that are not RAL or "
+    "one of its variants (`ral_cb`, `ral_la`, `ral_prior`, ...). *Where RAL does not win* lists, per metric, the "
+    "peers above RAL.\n\n"
+)
 #: Per-class score column of each task's per-class table.
 SCORE_NAME = {"multilabel": "AP", "single": "accuracy"}
 

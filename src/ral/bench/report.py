@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ral.bench.losses_report import CLAIM1_RULE
 from ral.bench.plan import QUICK_AGAIN, Step, evidence_plan, plan_markdown
 
 SPEED_TITLES = (
@@ -104,6 +105,7 @@ def _timing_line(results: pd.DataFrame) -> str:
 
 
 def _losses_part(runs: Path, step: Step, title: str, images: _Images) -> tuple[Part, Any]:
+    """One task's loss comparison, and ``(task, results)`` for the variants' section (None when not run)."""
     from ral.bench.experiment import Budget
     from ral.bench.losses import collect_losses, loss_notes, setup_text
     from ral.bench.losses_report import (
@@ -169,7 +171,9 @@ def _variants_part(tables: list[tuple[str, Any]]) -> Part:
         "every seed and by a mean gain of at least twice the larger seed standard deviation).\n\n"
     )
     if not blocks:
-        return Part(intro + "Not run yet: the loss comparisons above hold these rows.\n\n")
+        return Part(
+            intro + "Not run yet: the loss comparisons above hold these rows.\n\n", [("Long-tail variants", "not run")]
+        )
     return Part(intro + "\n".join(blocks) + "\n", verdicts)
 
 
@@ -261,6 +265,7 @@ def _speed_part(runs: Path, steps: list[Step]) -> Part:
         path = folder / "speed_summary.csv"
         if not path.is_file():
             blocks.append(f"### {title}\n\n" + _not_run(step))
+            verdicts.append((f"Loss speed ({step.folder})", "not run"))
             continue
         summary = pd.read_csv(path)
         text = (
@@ -441,7 +446,7 @@ def write_results(
         loss_parts.append(part)
         tables.append((title, got))
     sections: list[tuple[str, list[Part]]] = [
-        ("Claim 1: accuracy against the peer losses", loss_parts),
+        ("Claim 1: accuracy against the peer losses", [Part(CLAIM1_RULE), *loss_parts]),
         ("Long-tail variants of RAL (issue 14)", [_variants_part(tables)]),
         (
             "Claim 2: sensitivity to the hyper-parameters",
