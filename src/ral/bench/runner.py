@@ -93,7 +93,7 @@ class RunStore:
         with file_lock(self.root / "locks" / f"{run_id}.lock", blocking=False) as held:
             if not held:
                 raise RunBusy(run_id)
-            done = self.result(run_id, spec)  # finished while this process waited for the lock
+            done = self.result(run_id, spec)  # finished by another process since the first look
             if done is not None:
                 return done, False
             if folder.exists():
