@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.ral-installed
 TORCH_VERSION ?= 2.13.0
 OUT    ?= runs/demo
 
-.PHONY: venv lint test test-slow test-all demo bench bench-quick bench-speed clean
+.PHONY: venv lint test test-slow test-all demo bench bench-quick bench-speed bench-shard bench-timing bench-evidence bench-report clean
 
 venv: $(STAMP)
 
@@ -39,6 +39,34 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/ral bench losses --simulate --quick
+
+# The full evidence of docs/results.md (about 3 hours on 2 cores; see its "How to reproduce"):
+# every training benchmark as 2 shards in parallel (one torch thread each), then the timing
+# benchmarks alone, then the report. Re-running resumes: finished runs are kept.
+SHARD ?= 1/1
+bench-shard: $(STAMP)
+	$(BIN)/ral bench losses --simulate --shard $(SHARD)
+	$(BIN)/ral bench losses --simulate --task single --shard $(SHARD)
+	$(BIN)/ral bench losses --simulate --task fundus --shard $(SHARD)
+	$(BIN)/ral bench sensitivity --simulate --shard $(SHARD)
+
+bench-timing: $(STAMP)
+	$(BIN)/ral bench losses --simulate --quick
+	$(BIN)/ral bench losses --simulate --quick --out runs/bench/losses-multilabel-quick-again
+	$(BIN)/ral bench step --losses bce asl ral --repeats 30 --out runs/bench/step
+	$(BIN)/ral bench speed --threads 0 --out runs/bench/speed
+	$(BIN)/ral bench speed --threads 1 --clock cpu --breakdown --out runs/bench/speed-1thread
+	if $(BIN)/ral bench throughput --help >/dev/null 2>&1; then \
+		$(BIN)/ral bench throughput --quick --out runs/bench/throughput; fi
+
+bench-report: $(STAMP)
+	$(BIN)/ral bench report
+
+bench-evidence: $(STAMP)
+	$(MAKE) bench-shard SHARD=1/2 & $(MAKE) bench-shard SHARD=2/2 & wait
+	$(MAKE) bench-shard SHARD=1/1
+	$(MAKE) bench-timing
+	$(MAKE) bench-report
 
 bench-speed: $(STAMP)
 	$(BIN)/ral bench speed --threads 2 --out runs/bench/speed --overwrite

@@ -248,7 +248,6 @@ def _add_engine_commands(sub: argparse._SubParsersAction) -> None:
     )
 
     evaluate = _add_command(sub, "evaluate", _run_evaluate)
-    evaluate.add_argument("--checkpoint", required=True, help="checkpoint written by `ral train`")
     evaluate.add_argument("--data", help="table to evaluate (default: the run's dataset.test)")
     evaluate.add_argument("--val-data", help="table for F1 thresholds (default: the run's dataset.val)")
     evaluate.add_argument("--out", help="output folder (default: <run>/eval/<table name>)")
@@ -257,7 +256,6 @@ def _add_engine_commands(sub: argparse._SubParsersAction) -> None:
     _add_overwrite(evaluate, "the files in a non-empty --out")
 
     predict = _add_command(sub, "predict", _run_predict)
-    predict.add_argument("--checkpoint", required=True, help="checkpoint written by `ral train`")
     predict.add_argument("images", nargs="*", help="image files or folders of images (searched recursively)")
     predict.add_argument(
         "--data", help="a table (any format; label columns are not needed) or a folder of images, instead of IMAGES"
@@ -273,7 +271,28 @@ def _add_table_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", help="folder image paths are relative to (default: the table's folder)")
 
 
+# ral.engine.ensemble.TTA_MODES and ral.engine.aggregate.AGGREGATIONS (not imported: they import torch)
+_TTA_MODES = ("none", "hflip")
+_AGGREGATIONS = ("none", "study", "view-study")
+
+
 def _add_inference_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        required=True,
+        help="checkpoint written by `ral train`; repeat it for an ensemble (mean of the probabilities)",
+    )
+    parser.add_argument(
+        "--tta", choices=_TTA_MODES, default="none", help="hflip: mean over each image and its horizontal flip"
+    )
+    parser.add_argument(
+        "--aggregate",
+        choices=_AGGREGATIONS,
+        default="none",
+        help="study: every image gets the mean of its study's images; view-study: the mean per view type "
+        "(frontal / lateral), then over the study's view types (needs a table with study ids)",
+    )
     _add_table_options(parser)
     _add_outside_root(parser)
     parser.add_argument("--batch-size", type=int, default=128)
@@ -287,6 +306,8 @@ def _inference_arguments(args: argparse.Namespace) -> dict:
         format=args.format,
         root=args.root,
         allow_outside_root=args.allow_outside_root,
+        tta=args.tta,
+        aggregate=args.aggregate,
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         device=args.device,
@@ -313,7 +334,10 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    """metrics, per-class table, intervals and plots of a checkpoint"""
+    """metrics, per-class table, intervals and plots of a checkpoint (or an ensemble)
+
+    With --aggregate, the metrics with and without the aggregation are printed side by side.
+    """
     from ral.engine import evaluate
     from ral.metrics import metric_names
 
@@ -325,11 +349,17 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         n_boot=args.n_boot,
         **_inference_arguments(args),
     )
-    ci = report.get("ci95", {})
+    columns = {f"aggregate {report['aggregate']}": report}
+    if "without_aggregation" in report:
+        columns = {"no aggregation": report["without_aggregation"], **columns}
+        print(f"{'':18s} " + "".join(f"{title:32s}" for title in columns).rstrip())
     for name in metric_names(report["task"]):
-        if name in report:
-            interval = f"  (95% CI {ci[name][0]:.4f} - {ci[name][1]:.4f})" if name in ci else ""
-            print(f"{name:18s} {report[name]:.4f}{interval}")
+        cells = []
+        for scores in columns.values():
+            ci = scores.get("ci95", {})
+            interval = f" (95% CI {ci[name][0]:.4f}-{ci[name][1]:.4f})" if name in ci else ""
+            cells.append(f"{scores[name]:.4f}{interval}")
+        print(f"{name:18s} " + "".join(f"{cell:32s}" for cell in cells).rstrip())
     print(f"written to {report['out_dir']}")
     return 0
 
@@ -356,37 +386,35 @@ def _add_bench_commands(sub: argparse._SubParsersAction) -> None:
 
     losses = _add_command(bench_sub, "losses", _run_bench_losses)
     _add_bench_data_options(losses, "default")
-    losses.add_argument("--seeds", type=int, help="seeds per loss (default: the budget's, 3; quick: 1)")
+    losses.add_argument("--seeds", type=int, help="seeds per loss (default: the budget's, 5; quick: 1)")
     losses.add_argument(
         "--losses",
         nargs="+",
         metavar="NAME",
-        help="labels of the default list (bce ... ral_paper, ral) or registry names",
+        help="labels of the default list (bce ... ral, ral_cb, ral_cb_positive, ral_prior) or registry names",
     )
+    _add_shard_option(losses)
 
     sensitivity = _add_command(bench_sub, "sensitivity", _run_bench_sensitivity)
     _add_bench_data_options(sensitivity, "grid")
     sensitivity.add_argument(
         "--loss",
         nargs="+",
-        default=["ral", "asl"],
         metavar="NAME",
-        help="losses to sweep (default: ral asl; grids: see docs/results.md)",
+        help="arms to sweep (default: asl asl_hill apl ral, the matched comparisons of the Hill weight) or "
+        "losses with a grid (focal, hill, cb, db, ...; see docs/results.md)",
     )
     sensitivity.add_argument(
         "--grid",
         nargs="+",
         metavar="PARAM=V1,V2",
         default=[],
-        help="replace a parameter's values, e.g. gamma_neg=1,2,4 (one --loss only)",
+        help="replace or add a parameter's values, e.g. gamma_neg=1,2,4 (one --loss only)",
     )
-    sensitivity.add_argument("--seed", type=int, default=0, help="training seed of every grid point")
-    sensitivity.add_argument(
-        "--noise-seeds",
-        type=int,
-        help="extra runs of each loss at its default parameters with seeds 0..K-1, to "
-        "measure seed noise at the same budget (default 3; 0 with --quick)",
-    )
+    sensitivity.add_argument("--seed", type=int, default=0, help="first training seed (default 0)")
+    _add_sensitivity_options(sensitivity)
+    _add_shard_option(sensitivity)
+    _add_bench_report_command(bench_sub)
 
     step = _add_command(bench_sub, "step", _run_bench_step)
     step.add_argument(
@@ -458,6 +486,62 @@ def _run_bench_throughput(args: argparse.Namespace) -> int:
     command = "ral " + " ".join(sys.argv[1:])
     _, text = run_throughput(config, args.out, data_dir=args.data_dir, command=command, overwrite=args.overwrite)
     return _print_written(text, args.out)
+
+
+def _add_shard_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run only the runs i with i %% N == I - 1 (e.g. 1/2 and 2/2 in two processes sharing --out); "
+        "the process finishing the last run writes the summary",
+    )
+
+
+def _add_sensitivity_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        help="seeds per grid point, the same for every arm (default: the budget's, 5; quick: 1)",
+    )
+    parser.add_argument(
+        "--missing-rate",
+        type=float,
+        nargs="+",
+        metavar="R",
+        help="simulated multi-label set: share of training positives hidden, one dataset per rate "
+        "(default 0 0.15 0.3 0.5; quick: 0.15)",
+    )
+
+
+def _add_bench_report_command(bench_sub: argparse._SubParsersAction) -> None:
+    """`ral bench report`: docs/results.md from the bench folders."""
+    report = _add_command(bench_sub, "report", _run_bench_report)
+    report.add_argument(
+        "--runs",
+        default="runs/bench",
+        help="folder holding the bench output folders under their default names (default runs/bench)",
+    )
+    report.add_argument("--out", default="docs/results.md", help="the document to write (default docs/results.md)")
+    report.add_argument(
+        "--img",
+        help="folder for the figures, owned by the report (default: img/results/ beside --out)",
+    )
+
+
+def _run_bench_report(args: argparse.Namespace) -> int:
+    """rebuild docs/results.md (tables, figures, verdicts) from the bench output folders
+
+    Read the folders of the full evidence (losses per task, sensitivity, step time, speed, throughput and the quick
+    smoke run) under --runs, recompute every table from their runs, re-draw the figures into --img and write
+    --out with the command beside each table and a verdict per claim from the rules in the code.
+    """
+    from ral.bench.report import write_results
+
+    path, shown = write_results(args.runs, args.out, img_dir=args.img)
+    for line in shown:
+        print(line)
+    print(f"written to {path}")
+    return 0
 
 
 def _add_bench_speed_command(bench_sub: argparse._SubParsersAction) -> None:
@@ -552,15 +636,16 @@ def _add_bench_data_options(parser: argparse.ArgumentParser, default_budget: str
     _add_table_options(parser)
     parser.add_argument(
         "--task",
-        choices=("multilabel", "single"),
-        help="with --simulate: which simulated set (default multilabel); with --data: checked",
+        choices=("multilabel", "single", "fundus"),
+        help="with --simulate: which simulated set (default multilabel; single: ISIC-like, fundus: APTOS-like "
+        "grades, single-label); with --data: checked (multilabel or single)",
     )
     parser.add_argument(
         "--budget",
         default=default_budget,
         help=f"quick, grid, default or long (default: {default_budget}; see docs/results.md)",
     )
-    parser.add_argument("--quick", action="store_true", help="same as --budget quick (a 2-minute smoke run)")
+    parser.add_argument("--quick", action="store_true", help="same as --budget quick (a smoke run of about a minute)")
     parser.add_argument("--epochs", type=int, help="override the budget's epochs")
     parser.add_argument("--image-size", type=int, help="override the budget's image size")
     parser.add_argument("--batch-size", type=int, help="override the budget's batch size")
@@ -623,39 +708,60 @@ def _bench_setup(args: argparse.Namespace, command: str):
 def _run_bench_losses(args: argparse.Namespace) -> int:
     """train every loss with the same backbone and schedule, several seeds (resumable)
 
-    Compare losses at equal budget: results.csv, summary.md (mean ± std over seeds), metrics.png, per_class.png
-    in --out. Re-running the same command resumes: finished runs are kept.
+    Compare losses at equal budget: results.csv, summary.md (mean ± std over seeds, paired differences against RAL
+    with t intervals, the long-tail variants), metrics.png, per_class.png in --out. Re-running the same command
+    resumes: finished runs are kept; --shard splits the runs over processes.
     """
     from ral.bench.losses import benchmark_losses
+    from ral.bench.parallel import Shard
 
     budget, out, data_args, command = _bench_setup(args, "losses")
     text = benchmark_losses(
-        out, budget, seeds=args.seeds, losses=args.losses, command=command, overwrite=args.overwrite, **data_args
+        out,
+        budget,
+        seeds=args.seeds,
+        losses=args.losses,
+        shard=Shard.parse(args.shard),
+        command=_without_shard(command),
+        overwrite=args.overwrite,
+        **data_args,
     )
     return _print_written(text, out)
 
 
 def _run_bench_sensitivity(args: argparse.Namespace) -> int:
-    """grid over a loss's own hyper-parameters at equal budget (claim 2)
+    """grid over the losses' hyper-parameters with seeds and missing rates, the Hill weight isolated (claim 2)
 
-    Train one loss over a grid of its hyper-parameters; report mean, std, worst case and range of the test
-    metric across the grid, and a heat map per pair of parameters. Resumable.
+    Train each arm (a loss and a grid of its parameters) at every grid point with the same seeds, on one simulated
+    set per missing rate; report mean, std, range and worst value of the test metric over the grid with bootstrap
+    intervals over seeds, the matched comparisons ASL vs ASL+Hill and APL vs RAL, a verdict per missing rate, and
+    heat maps. Resumable; --shard splits the runs over processes.
     """
-    from ral.bench.sensitivity import benchmark_sensitivity
+    from ral.bench.parallel import Shard
+    from ral.bench.sensitivity import DEFAULT_ARMS, benchmark_sensitivity
 
     budget, out, data_args, command = _bench_setup(args, "sensitivity")
     text = benchmark_sensitivity(
         out,
         budget,
-        losses=args.loss,
+        losses=args.loss or DEFAULT_ARMS,
         grid_overrides=args.grid,
         seed=args.seed,
-        noise_seeds=args.noise_seeds,
-        command=command,
+        seeds=args.seeds,
+        missing_rate=args.missing_rate,
+        shard=Shard.parse(args.shard),
+        command=_without_shard(command),
         overwrite=args.overwrite,
         **data_args,
     )
     return _print_written(text, out)
+
+
+def _without_shard(command: str) -> str:
+    """The command line without its ``--shard I/N`` (the summary's command is the whole benchmark)."""
+    import re
+
+    return re.sub(r"\s--shard(=|\s+)\S+", "", command)
 
 
 def _run_bench_step(args: argparse.Namespace) -> int:

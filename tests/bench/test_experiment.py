@@ -78,3 +78,76 @@ def test_simulated_data_is_reused_and_names_its_simulation(tmp_path, monkeypatch
     assert second.description != first.description and second.train == first.train
     with pytest.raises(ValueError, match=r"other settings \(differs in \['data'\]\)"):
         RunStore(tmp_path / "bench", {"data": second.to_dict()})
+
+
+def _with_images(table_path: Path, folder: Path) -> None:
+    """Empty files at every image path of ``table_path`` (``check_images="exists"`` needs them)."""
+    from ral.data import load_table
+
+    table = load_table(table_path, check_images="none")
+    for index in range(len(table)):
+        path = table.image_path(index)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+
+
+@pytest.mark.parametrize("layout", ["vindr", "mimic"])
+def test_a_user_table_of_any_layout_is_split_by_patient_into_readable_tables(tmp_path, layout):
+    """VinDr-CXR has one row per radiologist finding and MIMIC-CXR-JPG labels per study joined to a metadata
+    file: the splits are written per image in the generic layout, and read back to the same labels."""
+    import shutil
+
+    import numpy as np
+
+    from ral.data import load_table
+
+    fixtures = Path(__file__).resolve().parents[1] / "data" / "fixtures"
+    if layout == "vindr":
+        shutil.copy(fixtures / "vindr_train.csv", tmp_path / "train.csv")
+        source = tmp_path / "train.csv"
+    else:
+        shutil.copytree(fixtures / "mimic", tmp_path / "mimic")
+        source = tmp_path / "mimic" / "mimic-cxr-2.0.0-chexpert.csv.gz"
+    _with_images(source, tmp_path)
+    original = load_table(source)
+    data = user_data(source, tmp_path / "bench" / "data")
+    assert data.format == "generic" and data.task == "multilabel" and data.root == str(original.root.resolve())
+    parts = [load_table(p, format=data.format, root=data.root) for p in (data.train, data.val, data.test)]
+    assert sum(len(part) for part in parts) == len(original)
+    patients = [set(part.subject_ids) for part in parts]
+    assert not (patients[0] & patients[1]) and not (patients[0] & patients[2]) and not (patients[1] & patients[2])
+    row = {path: i for i, path in enumerate(original.paths)}
+    for part in parts:
+        assert part.class_names == original.class_names and all(part.image_path(i).is_file() for i in range(len(part)))
+        rows = [row[path] for path in part.paths]
+        np.testing.assert_array_equal(part.labels, original.labels[rows])  # NaN (uncertain) included
+        if original.study_ids is not None:
+            assert part.study_ids == [original.study_ids[i] for i in rows]
+            assert part.views == [original.views[i] for i in rows]
+
+
+def test_single_label_splits_keep_class_names(tmp_path):
+    from ral.bench.experiment import write_generic_table
+    from ral.data import load_table
+
+    fixtures = Path(__file__).resolve().parents[1] / "data" / "fixtures"
+    table = load_table(fixtures / "ISIC2018_Task3_Training_GroundTruth.csv", check_images="none")
+    back = load_table(write_generic_table(table, tmp_path / "t.csv"), root=table.root, check_images="none")
+    assert back.task == "single" and list(back.targets_single()) == [
+        back.class_names.index(table.class_names[k]) for k in table.targets_single()
+    ]
+
+
+def test_simulated_fundus_trains_as_single_label(tmp_path):
+    from ral.bench.experiment import budget_with, simulated_data
+
+    budget = budget_with(get_budget("quick"), image_size=16)
+    data = simulated_data(tmp_path / "fundus", budget, task="fundus")
+    assert (data.task, data.simulated, data.missing_rate) == ("single", "fundus", None)
+    assert "simulated fundus set" in data.description
+    with pytest.raises(ValueError, match="multilabel simulated set only"):
+        simulated_data(tmp_path / "x", budget, task="single", missing_rate=0.3)
+    with pytest.raises(ValueError, match="BenchData.task"):
+        BenchData(train="a", val="b", test="c", task="fundus")
+    with pytest.raises(ValueError, match="--task fundus"):
+        prepare_data(tmp_path, budget, data=tmp_path / "t.csv", task="fundus")

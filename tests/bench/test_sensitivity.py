@@ -1,4 +1,4 @@
-"""`ral bench sensitivity`: grids, spread statistics, pair matrices, and a tiny run on a user table."""
+"""`ral bench sensitivity`: arms and grids, spread statistics, pair matrices, and tiny runs."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ import pandas as pd
 import pytest
 
 from ral.bench.sensitivity import (
+    ARMS,
     GRIDS,
+    MATCHED,
     grid_points,
-    grid_statistics,
-    pair_matrix,
     parse_grid_overrides,
     point_id,
     quick_grid,
+    resolve_arms,
     resolve_grids,
 )
+from ral.bench.sensitivity_report import grid_statistics, pair_matrix
 from ral.cli import main
 
 
@@ -37,13 +39,18 @@ def test_grid_parsing_and_points():
     assert point_id("ral", {"tau": 0.05}) != point_id("ral", {"tau": 0.1})
 
 
-def test_default_grids_cover_the_issue_parameters_and_match_the_losses():
-    assert set(GRIDS["ral"]) == {"gamma_neg", "tau", "lam", "eps_pos"}
-    assert set(GRIDS["asl"]) == {"gamma_neg", "gamma_pos", "clip"}
-    assert len(grid_points(GRIDS["ral"])) == 36 and len(grid_points(GRIDS["asl"])) == 18
-    # every default grid names real constructor options (resolve_grids checks overrides the same way)
+def test_default_arms_isolate_the_hill_weight_and_grids_match_the_losses():
     from ral.losses import LOSSES
 
+    # ASL vs ASL + Hill and APL vs RAL: same gamma_neg x margin values, same fixed terms but the Hill weight
+    for without, with_hill in MATCHED:
+        a, b = ARMS[without], ARMS[with_hill]
+        assert list(a.grid.values()) == list(b.grid.values()) and len(a.points()) == 9
+        assert (a.loss, b.loss) in {("asl", "ral"), ("apl", "ral")}
+        assert a.fixed.get("eps_pos", []) == b.fixed["eps_pos"] and a.fixed["gamma_pos"] == b.fixed["gamma_pos"] == 0
+    assert ARMS["asl_hill"].fixed["eps_pos"] == [] and ARMS["ral"].fixed["eps_pos"] == [-1.0, 1.25]
+    for arm in ARMS.values():  # every parameter is a real constructor option
+        assert set(arm.fixed) | set(arm.grid) <= set(LOSSES[arm.loss].option_names()), arm.label
     for loss, grid in GRIDS.items():
         assert set(grid) <= set(LOSSES[loss].option_names()), loss
     with pytest.raises(ValueError, match="no parameter"):
@@ -52,8 +59,13 @@ def test_default_grids_cover_the_issue_parameters_and_match_the_losses():
         resolve_grids(["ral", "asl"], ["gamma_neg=1,2"], "multilabel", quick=False)
     with pytest.raises(ValueError, match="single loss"):
         resolve_grids(["ce"], [], "multilabel", quick=False)
+    with pytest.raises(ValueError, match="no default grid"):
+        resolve_grids(["zlpr"], [], "multilabel", quick=False)
     quick = resolve_grids(["ral"], ["lam=1.5,2"], "multilabel", quick=True)["ral"]
     assert quick == {"gamma_neg": [2.0, 6.0], "tau": [0.0, 0.1], "lam": [1.5, 2]}
+    # RAL's own full grid (lam and eps_pos too) through --grid; the fixed values named there become grid values
+    (full,) = resolve_arms(["ral"], ["lam=1.5,3", "eps_pos=[];[-1,1.25]"], "multilabel", quick=False)
+    assert len(full.points()) == 36 and "lam" not in full.fixed and full.fixed == {"gamma_pos": 0.0}
 
 
 def test_statistics_and_pair_matrix_from_a_hand_made_grid():
@@ -97,24 +109,105 @@ def test_tiny_grid_on_a_user_table_split_by_patient(tmp_path):
             "gamma_neg=2,4",
             "clip=0.05",
             "gamma_pos=0",
-            "--noise-seeds",
+            "--seeds",
             "2",
             "--out",
             str(out),
         ]
     )
     assert code == 0
-    for split in ("train", "val", "test"):  # the user table split by patient, in its own format
+    for split in ("train", "val", "test"):  # the user table split by patient, written in the generic layout
         assert (out / "data" / f"{split}.csv").is_file()
     sizes = [len(pd.read_csv(out / "data" / f"{s}.csv")) for s in ("train", "val", "test")]
     assert sum(sizes) == 400 and sizes[0] > sizes[1] > 0 and sizes[2] > 0
     grid = pd.read_csv(out / "grid.csv")
-    assert list(grid["gamma_neg"]) == [2, 4] and grid["mAP"].between(0, 1).all()
+    assert sorted(zip(grid["gamma_neg"], grid["seed"])) == [(2, 0), (2, 1), (4, 0), (4, 1)]
+    assert grid["mAP"].between(0, 1).all() and grid["missing_rate"].isna().all()
     summary = pd.read_csv(out / "summary.csv")
-    assert summary.loc[0, "points"] == 2
-    assert summary.loc[0, "range"] == pytest.approx(grid["mAP"].max() - grid["mAP"].min())
-    noise = pd.read_csv(out / "seed_noise.csv")  # asl at its defaults, seeds 0 and 1
-    assert list(noise["seed"]) == [0, 1] and (noise["params"] == "{}").all()
-    assert summary.loc[0, "seed_runs"] == 2
-    assert summary.loc[0, "seed_std"] == pytest.approx(noise["mAP"].std(ddof=1))
-    assert "| asl | 2 |" in (out / "summary.md").read_text()
+    assert summary.loc[0, "points"] == 2 and summary.loc[0, "seeds"] == 2
+    point_means = grid.groupby("gamma_neg")["mAP"].mean()
+    assert summary.loc[0, "range"] == pytest.approx(point_means.max() - point_means.min())
+    assert summary.loc[0, "range_low"] <= summary.loc[0, "range_high"]
+    assert "| asl | asl | 2 | 2 |" in (out / "summary.md").read_text()
+
+
+def test_missing_rates_are_datasets_of_one_benchmark(tmp_path):
+    out = tmp_path / "sens"
+    args = ["bench", "sensitivity", "--simulate", "--quick", "--image-size", "16", "--out", str(out)]
+    args += ["--loss", "asl", "--grid", "gamma_neg=2,6", "clip=0.05", "--missing-rate", "0", "0.5"]
+    assert main(args) == 0
+    grid = pd.read_csv(out / "grid.csv")
+    assert sorted(set(grid["missing_rate"])) == [0.0, 0.5] and len(grid) == 4
+    for rate in ("0", "0.5"):  # one simulated set per rate, same seed and sizes
+        info = (out / "data" / f"missing-{rate}" / "dataset.json").read_text()
+        assert f'"missing_rate": {float(rate)}' in info
+    summary = pd.read_csv(out / "summary.csv", dtype={"dataset": str})
+    assert list(summary["dataset"]) == ["0", "0.5"]
+    text = (out / "summary.md").read_text()
+    assert "Missing rate 0 (share" in text and "Missing rate 0.5 (share" in text
+    assert main([*args[:-3], "--missing-rate", "0", "0.3"]) == 2  # another rate list: other settings, refused
+
+
+def test_bad_missing_rates(tmp_path, capsys):
+    from ral.bench.sensitivity import missing_rates
+
+    assert missing_rates(None, simulate=True, task=None, quick=False) == [0.0, 0.15, 0.3, 0.5]
+    assert missing_rates(None, simulate=True, task="fundus", quick=False) == [None]
+    assert missing_rates(None, simulate=False, task=None, quick=True) == [None]
+    for rates, kwargs, message in [
+        ([0.1], dict(simulate=False, task=None), "simulated multi-label set only"),
+        ([0.1], dict(simulate=True, task="single"), "simulated multi-label set only"),
+        ([0.95], dict(simulate=True, task=None), "distinct numbers in"),
+        ([0.1, 0.1], dict(simulate=True, task=None), "distinct numbers in"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            missing_rates(rates, quick=False, **kwargs)
+
+
+def _hand_made_grid(spread_with_hill: float, seeds=(0, 1, 2)) -> pd.DataFrame:
+    """asl (no Hill) over 3 points spread 0.1 apart; asl_hill spread ``spread_with_hill``; small seed noise."""
+    rows = []
+    for seed in seeds:
+        noise = 0.002 * (seed - 1)
+        for arm, loss, spread in (("asl", "asl", 0.1), ("asl_hill", "ral", spread_with_hill)):
+            for index, gamma in enumerate((2, 4, 6)):
+                rows.append(
+                    {
+                        "missing_rate": 0.3,
+                        "arm": arm,
+                        "loss": loss,
+                        "seed": seed,
+                        "gamma_neg": str(gamma),
+                        "params": f'{{"gamma_neg": {gamma}}}',
+                        "mAP": 0.3 + spread * (index - 1) / 2 + noise * (1 + index),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_matched_statistics_and_the_verdict_rule():
+    from ral.bench.sensitivity_report import arm_statistics, claim2_verdict, matched_statistics, sensitivity_verdict
+
+    frame = _hand_made_grid(0.02)
+    stats = arm_statistics(frame, "mAP").set_index("arm")
+    means = frame[frame["arm"] == "asl"].groupby("gamma_neg")["mAP"].mean()
+    assert stats.loc["asl", "range"] == pytest.approx(means.max() - means.min())
+    assert stats.loc["asl", "std"] == pytest.approx(means.std(ddof=1))
+    assert stats.loc["asl", "worst"] == pytest.approx(means.min())
+    assert stats.loc["asl", "range_low"] <= stats.loc["asl", "range"] <= stats.loc["asl", "range_high"]
+    assert stats.loc["asl", "worst_params"] == "gamma_neg=2" and stats.loc["asl", "seeds"] == 3
+    matched = matched_statistics(frame, "mAP").iloc[0]
+    assert (matched["without"], matched["with"], matched["seeds"]) == ("asl", "asl_hill", 3)
+    assert matched["d_range"] == pytest.approx(stats.loc["asl_hill", "range"] - stats.loc["asl", "range"])
+    assert matched["d_range_high"] < 0 and matched["d_std_high"] < 0 and matched["verdict"] == "less sensitive"
+    assert "**supported**" in claim2_verdict(frame, "multilabel")
+
+    same = matched_statistics(_hand_made_grid(0.1), "mAP").iloc[0]  # equal spreads: the intervals hold 0
+    assert same["d_range_low"] <= 0 <= same["d_range_high"] and same["verdict"] == "not shown"
+    wider = matched_statistics(_hand_made_grid(0.3), "mAP").iloc[0]
+    assert wider["verdict"] == "more sensitive"
+    one_seed = matched_statistics(_hand_made_grid(0.02, seeds=(0,)), "mAP").iloc[0]
+    assert one_seed["verdict"] == "untested" and math.isnan(one_seed["d_std_low"])
+    # the rule needs both intervals below 0
+    assert sensitivity_verdict(-0.02, -0.01, -0.05, 0.01) == "not shown"
+    assert sensitivity_verdict(-0.02, -0.01, -0.05, -0.01) == "less sensitive"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -66,3 +67,50 @@ def test_paired_differences_by_seed(results):
     assert diffs.loc["asl", "pairs"] == 1 and diffs.loc["asl", "mean_diff"] == pytest.approx(0.05)
     with pytest.raises(ValueError, match="reference 'hill'"):
         paired_differences(results, "mAP", "hill")
+
+
+def test_t_interval_direction_and_the_default_rule():
+    from ral.bench.summary import beats_default, direction, t_interval
+
+    low, high = t_interval([1.0, 2.0, 3.0])  # mean 2, sd 1, n 3: t(0.975, 2) = 4.3027
+    assert low == pytest.approx(2 - 4.302653 / math.sqrt(3), abs=1e-5) and high == pytest.approx(4 - low)
+    assert all(math.isnan(v) for v in t_interval([1.0]))
+    assert [direction(0.1, 0.2), direction(-0.2, -0.1), direction(-0.1, 0.1), direction(math.nan, 1)] == [
+        "higher",
+        "lower",
+        "level",
+        "untested",
+    ]
+    frame = pd.DataFrame(
+        {
+            "loss": ["new"] * 3 + ["old"] * 3,
+            "seed": [0, 1, 2] * 2,
+            "mAP": [0.50, 0.52, 0.51, 0.40, 0.41, 0.42],
+        }
+    )
+    rule = beats_default(frame, "new", "old", "mAP")
+    assert rule["wins"] == rule["pairs"] == 3 and rule["beats"]
+    assert rule["gain"] == pytest.approx(0.1) and rule["bar"] == pytest.approx(2 * 0.01)
+    frame.loc[2, "mAP"] = 0.41  # one seed level: not higher on every seed
+    assert not beats_default(frame, "new", "old", "mAP")["beats"]
+
+
+def test_paired_differences_carry_a_t_interval(results):
+    diffs = paired_differences(results, "mAP", "ral").set_index("loss")
+    # ral - bce: 0.10, 0.12 -> mean 0.11, sd 0.01414, t(0.975, 1) = 12.706
+    half = 12.7062 * 0.0141421 / math.sqrt(2)
+    assert diffs.loc["bce", "ci_low"] == pytest.approx(0.11 - half, rel=1e-4)
+    assert diffs.loc["bce", "verdict"] == "level" and diffs.loc["asl", "verdict"] == "untested"
+
+
+def test_seed_bootstrap_resamples_seeds():
+    from ral.bench.summary import seed_bootstrap
+
+    steady = np.tile([0.1, 0.2, 0.4], (4, 1))  # every seed alike: the interval is the point
+    point, low, high = seed_bootstrap(steady, lambda m: m.max(axis=-1) - m.min(axis=-1))
+    assert point == pytest.approx(0.3) and low == pytest.approx(0.3) and high == pytest.approx(0.3)
+    noisy = steady + np.array([[0.0], [0.1], [-0.1], [0.05]]) * np.array([1.0, 0.0, -1.0])
+    point, low, high = seed_bootstrap(noisy, lambda m: m.max(axis=-1) - m.min(axis=-1))
+    assert low < point < high
+    one = seed_bootstrap(steady[:1], lambda m: m.mean(axis=-1))
+    assert one[0] == pytest.approx(0.7 / 3) and math.isnan(one[1]) and math.isnan(one[2])

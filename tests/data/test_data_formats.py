@@ -209,6 +209,12 @@ def test_image_lists_of_every_format_need_no_label_columns(fixture_copy, fixture
         assert [images.image_path(i) for i in range(len(images))] == [
             reference.image_path(i) for i in range(len(reference))
         ]
+    # the labelled table's patient / study / view columns are read too (ral predict --aggregate study)
+    assert (images.subject_ids, images.study_ids, images.views) == (
+        reference.subject_ids,
+        reference.study_ids,
+        reference.views,
+    )
 
 
 def test_image_lists_refuse_tables_without_image_columns_and_missing_images(tmp_path):

@@ -192,6 +192,31 @@ def test_shipped_configs_are_valid(name):
     assert config.dataset.train
 
 
+def test_cxrlt2024_config_is_a_gpu_run_of_the_task1_tables_with_placeholder_paths():
+    from ral.data import CXRLT2024_TASK1_CLASSES, CXRLT2024_TASK2_CLASSES
+
+    path = REPO / "configs" / "cxrlt2024-task1.yaml"
+    overrides = ["dataset.train=/d/train.csv", "dataset.val=/d/val.csv", "dataset.root=/d/mimic-cxr-jpg"]
+    config = load_config(path, [*overrides, "model.pretrained_path=/models/densenet121.pth"])
+    assert (config.dataset.train, config.dataset.val, config.dataset.root) == (
+        "/d/train.csv",
+        "/d/val.csv",
+        "/d/mimic-cxr-jpg",
+    )
+    assert config.dataset.format == "cxrlt" and config.dataset.classes == CXRLT2024_TASK1_CLASSES
+    assert config.dataset.image_size == 512 and config.train.precision == "bf16-mixed"
+    assert config.model.backbone == "densenet121" and config.model.pretrained_path == "/models/densenet121.pth"
+    assert config.train.accelerator == "gpu" and config.loss.name == "ral"
+    task2 = load_config(path, [*overrides, "dataset.classes=cxrlt2024-task2"])  # the comment's task-2 line
+    assert task2.dataset.classes == CXRLT2024_TASK2_CLASSES
+    placeholders = [line for line in path.read_text().splitlines() if line.startswith(("  train:", "  val:"))]
+    assert (
+        len(placeholders) == 2
+        and all("data/cxr-lt-2024/" in line for line in placeholders)
+        and "PLACEHOLDERS" in path.read_text()
+    )
+
+
 def test_demo_yaml_matches_the_demo_module():
     shipped = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
     assert config_from_dict(shipped) == config_from_dict(DEMO_CONFIG)

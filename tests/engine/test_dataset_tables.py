@@ -12,6 +12,7 @@ import pytest
 from conftest import tiny_config
 from PIL import Image
 
+from ral import cli
 from ral.data import CXRLT2024_TASK1_CLASSES, CXRLT2024_TASK2_CLASSES, load_table
 from ral.engine import predict, train
 from ral.engine.build import prepare_run
@@ -52,12 +53,35 @@ def cxrlt2024(tmp_path_factory) -> dict[str, Path]:
     return {"train": root / "train_labeled.csv", "val": root / "train_labeled.csv", "dev": root / "development.csv"}
 
 
-def test_cxrlt2024_trains_and_predicts_its_development_table(cxrlt2024, tmp_path):
-    result = train(tiny_config(cxrlt2024, tmp_path / "run"))
-    assert result["num_classes"] == 40
-    frame = predict(result["best_checkpoint"], data=cxrlt2024["dev"], out=tmp_path / "dev.csv", device="cpu")
+@pytest.fixture(scope="module")
+def cxrlt2024_runs(cxrlt2024, tmp_path_factory) -> list[Path]:
+    """Best checkpoints of two 1-epoch runs (seeds 0 and 1) on the CXR-LT 2024 table."""
+    base = tmp_path_factory.mktemp("cxrlt2024-runs")
+    results = [train(tiny_config(cxrlt2024, base / f"seed{seed}", seed=seed)) for seed in (0, 1)]
+    assert [r["num_classes"] for r in results] == [40, 40]
+    return [Path(r["best_checkpoint"]) for r in results]
+
+
+def test_cxrlt2024_trains_and_predicts_its_development_table(cxrlt2024, cxrlt2024_runs, tmp_path):
+    frame = predict(cxrlt2024_runs[0], data=cxrlt2024["dev"], out=tmp_path / "dev.csv", device="cpu")
     assert list(frame.columns) == ["dicom_id", *CXRLT2024_TASK1_CLASSES] and len(frame) == 6
     assert frame["dicom_id"].tolist() == [f"v{i}" for i in range(6)]
+
+
+def test_cxrlt2024_submission_of_an_ensemble_with_flip_tta_and_study_aggregation(cxrlt2024, cxrlt2024_runs, tmp_path):
+    out = tmp_path / "submission.csv"
+    checkpoints = [option for path in cxrlt2024_runs for option in ("--checkpoint", str(path))]
+    command = ["predict", *checkpoints, "--data", str(cxrlt2024["dev"]), "--tta", "hflip", "--aggregate", "study"]
+    assert cli.main([*command, "--out", str(out), "--device", "cpu"]) == 0
+    submission = pd.read_csv(out, dtype={"dicom_id": str})
+    assert list(submission.columns) == ["dicom_id", *CXRLT2024_TASK1_CLASSES]
+    assert submission["dicom_id"].tolist() == [f"v{i}" for i in range(6)]  # one row per image, in table order
+    probs = submission[CXRLT2024_TASK1_CLASSES].to_numpy()
+    assert np.all((probs > 0) & (probs < 1))
+    studies = pd.read_csv(cxrlt2024["dev"], dtype=str)["study_id"].to_numpy()
+    for study in set(studies):  # 3 studies of 2 images: equal rows within a study, different across
+        np.testing.assert_array_equal(probs[studies == study][0], probs[studies == study][1])
+    assert len({tuple(row) for row in probs}) == 3
 
 
 def test_cxrlt2024_task2_from_the_task1_table(cxrlt2024, tmp_path):

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ral.data.images import MIN_IMAGE_SIZE
+from ral.data.table import LabelTable
 from ral.engine.config import Config, config_from_dict
 from ral.metrics import metric_names
 
@@ -50,14 +51,28 @@ class Budget:
     seeds: int = 3
 
 
-#: Named budgets (measured wall times in docs/results.md): "quick" is a smoke test (about a
-#: minute), "default" the loss comparison (27 runs, under an hour on 2 shared CPU cores with
-#: ``--threads 1``), "grid" one sensitivity grid point, "long" the demo-sized dataset.
+#: Named budgets. "quick": a smoke test (``--quick`` of each bench in about a minute on 2 cores);
+#: "default": the loss comparison (5 seeds); "grid": one sensitivity grid point (5 seeds per point);
+#: "long": the demo-sized set.
+#:
+#: Arithmetic of the full evidence (``make bench-evidence``: every training bench as 2 shards, one
+#: torch thread each, on 2 cores), with ONE run of each budget measured on the 2-core development
+#: machine by ``benchmarks/time_budgets.py`` (record: benchmarks/budget_times.md; the seconds live
+#: in ``ral.bench.plan.MEASURED``, from which docs/results.md's "How to reproduce" is generated):
+#:
+#:   losses:      (14 multi-label + 8 ISIC-like + 8 APTOS-like) losses x 5 seeds = 150 runs x 37 s =  5,550 s
+#:   sensitivity: 4 arms x 9 grid points x 5 seeds x 4 missing rates          = 720 runs x 18 s = 12,960 s
+#:   (5,550 + 12,960) s / 2 shards = 9,255 s = 2 h 34 min; + 7 simulated sets (about 1 min, one
+#:   shard simulates while the other waits) + the timing benchmarks, alone afterwards (step time,
+#:   loss speed twice, throughput, the quick smoke run twice: about 14 min) = about 2 h 50 min.
+#:
+#: ``--quick``: 40 s for ``ral bench losses --simulate --quick`` (14 runs) and 52 s for
+#: ``ral bench sensitivity --simulate --quick`` (16 runs), simulation and start-up included.
 BUDGETS: dict[str, Budget] = {
     "quick": Budget("quick", n_train=300, n_val=300, n_test=400, image_size=32, epochs=1, batch_size=64, seeds=1),
-    "grid": Budget("grid", n_train=4000, n_val=1000, n_test=3000, image_size=48, epochs=6, batch_size=64, seeds=1),
+    "grid": Budget("grid", n_train=4000, n_val=1000, n_test=3000, image_size=48, epochs=6, batch_size=64, seeds=5),
     "default": Budget(
-        "default", n_train=6000, n_val=1000, n_test=3000, image_size=48, epochs=10, batch_size=64, seeds=3
+        "default", n_train=6000, n_val=1000, n_test=3000, image_size=48, epochs=10, batch_size=64, seeds=5
     ),
     "long": Budget("long", n_train=24000, n_val=4000, n_test=8000, image_size=64, epochs=20, batch_size=64, seeds=3),
 }
@@ -104,7 +119,15 @@ class LossSpec:
 
 @dataclass(frozen=True)
 class BenchData:
-    """The three tables every run of a benchmark trains, selects and evaluates on."""
+    """The three tables every run of a benchmark trains, selects and evaluates on.
+
+    Attributes:
+        task: the tables' task, "multilabel" or "single" (what the engine trains).
+        simulated: which simulated set the tables are (``ral.data.simulate.TASKS``: "multilabel",
+            "single", "fundus"), None for a user's tables.
+        missing_rate: the simulator's share of training positives hidden (simulated multi-label
+            sets), else None.
+    """
 
     train: str
     val: str
@@ -113,6 +136,12 @@ class BenchData:
     root: str | None = None
     format: str | None = None
     description: str = ""
+    simulated: str | None = None
+    missing_rate: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.task not in ("multilabel", "single"):
+            raise ValueError(f"BenchData.task must be 'multilabel' or 'single', got {self.task!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -124,30 +153,58 @@ def _task_of(path: str | os.PathLike, *, format: str | None, root: str | None) -
     return load_table(path, format=format, root=root, check_images="none").task
 
 
-def simulated_data(out_dir: str | os.PathLike, budget: Budget, *, task: str = "multilabel", seed: int = 0) -> BenchData:
+#: Task of the engine for each simulated set (the APTOS-like "fundus" grades are single-label).
+SIMULATED_TASK = {"multilabel": "multilabel", "single": "single", "fundus": "single"}
+
+
+def simulated_data(
+    out_dir: str | os.PathLike,
+    budget: Budget,
+    *,
+    task: str = "multilabel",
+    seed: int = 0,
+    missing_rate: float | None = None,
+) -> BenchData:
     """Simulate the embedded dataset at the budget's sizes into ``out_dir``, or reuse it when the
     folder holds the same simulation (same settings and generator code:
     :func:`ral.data.simulate.ensure_simulated`).
 
+    Args:
+        task: the simulated set, one of ``ral.data.simulate.TASKS`` ("fundus" trains as single-label).
+        missing_rate: multi-label only: the simulator's share of training positives hidden
+            (None: the simulator's default).
+
     The description names the simulation key, so a benchmark folder whose runs were made on
     another simulation is refused by :class:`~ral.bench.runner.RunStore` instead of mixed in.
+
+    Raises:
+        ValueError: unknown task, or a missing rate for a single-label set.
     """
     from ral.data.simulate import ensure_simulated, simulation_key
 
+    if task not in SIMULATED_TASK:
+        raise ValueError(f"--task must be one of {sorted(SIMULATED_TASK)}, got {task!r}")
+    if missing_rate is not None and task != "multilabel":
+        raise ValueError(f"--missing-rate applies to the multilabel simulated set only, got task {task!r}")
     folder = Path(out_dir)
     size = budget.image_size  # simulated at the training resolution: no resizing at load time
     settings = dict(seed=seed, size=size, n_train=budget.n_train, n_val=budget.n_val, n_test=budget.n_test, task=task)
+    if missing_rate is not None:
+        settings["missing_rate"] = float(missing_rate)
     ensure_simulated(folder, **settings)
+    missing = f", {missing_rate:g} of training positives hidden" if missing_rate is not None else ""
     return BenchData(
         train=str((folder / "train.csv").resolve()),
         val=str((folder / "val.csv").resolve()),
         test=str((folder / "test.csv").resolve()),
-        task=task,
+        task=SIMULATED_TASK[task],
         description=(
             f"simulated {task} set (ral.data.simulate, seed {seed}, key "
             f"{simulation_key(**settings)[:12]}): {budget.n_train} train / {budget.n_val} val / "
-            f"{budget.n_test} test images, {size} px"
+            f"{budget.n_test} test images, {size} px{missing}"
         ),
+        simulated=task,
+        missing_rate=None if missing_rate is None else float(missing_rate),
     )
 
 
@@ -164,18 +221,18 @@ def user_data(
     """Benchmark data from a user's table(s).
 
     With ``val_data`` and ``test_data`` the three tables are used as given. With only ``data``
-    (a CSV), it is split by patient 80 / 10 / 10 (``ral.data.patient_split``, seed
-    ``split_seed``) and the three row subsets are written, in the table's own format, to
-    ``out_dir`` (image paths still resolve against the original image root).
+    (a CSV in any format of ``ral.data``), its LabelTable is split by patient 80 / 10 / 10
+    (``ral.data.patient_split``, seed ``split_seed``) and each split is written to ``out_dir``
+    in the generic layout (:func:`write_generic_table`: one row per image, paths relative to
+    the table's image root, study ids and views kept), whatever the source's layout (VinDr-CXR's
+    one row per finding, MIMIC-CXR-JPG's labels per study joined to its metadata file).
 
     Raises:
         FileNotFoundError: a table is missing.
         ValueError: only one of ``val_data`` / ``test_data`` given, or a folder table to split.
     """
     from ral.data import load_table
-    from ral.data.formats import read_csv
     from ral.data.split import patient_split
-    from ral.report import write_csv
 
     for name, value in (("data", data), ("val_data", val_data), ("test_data", test_data)):
         if value is not None and not Path(value).exists():
@@ -200,30 +257,50 @@ def user_data(
             "--test-data (only a CSV table is split automatically)"
         )
     table = load_table(data, format=format, root=root)
-    frame = read_csv(Path(data))
-    if len(frame) != len(table):
-        raise ValueError(
-            f"data: {data} has {len(frame)} rows but {len(table)} were readable; fix the "
-            "table (or split it yourself and pass --val-data / --test-data)"
-        )
-    position = {identifier: row for row, identifier in enumerate(table.ids)}
-    if len(position) != len(table):
-        raise ValueError(f"data: {data} has duplicate image ids; split it yourself and pass --val-data and --test-data")
     out = Path(out_dir)
-    written = {}
-    for split, part in patient_split(table, (0.8, 0.1, 0.1), seed=split_seed).items():
-        rows = [position[identifier] for identifier in part.ids]
-        written[split] = str(write_csv(frame.iloc[rows], out / f"{split}.csv").resolve())
-    image_root = root_str or str(Path(table.root).resolve())
+    written = {
+        split: str(write_generic_table(part, out / f"{split}.csv").resolve())
+        for split, part in patient_split(table, (0.8, 0.1, 0.1), seed=split_seed).items()
+    }
     return BenchData(
         written["train"],
         written["val"],
         written["test"],
         task=table.task,
-        root=image_root,
-        format=format or table.format,
-        description=f"user table {data} split by patient 80/10/10 (seed {split_seed})",
+        root=str(Path(table.root).resolve()),
+        format="generic",
+        description=f"user table {data} ({table.format}) split by patient 80/10/10 (seed {split_seed})",
     )
+
+
+def write_generic_table(table: LabelTable, path: str | os.PathLike) -> Path:
+    """Write ``table`` as a generic CSV that ``ral.data.load_table(path, root=table.root)`` reads back.
+
+    Columns: ``path`` (as in the table: relative to its root, or absolute), ``subject_id``,
+    ``study_id`` / ``view`` when the table has them, then one 0 / 1 column per class with NaN
+    (uncertain) as an empty cell (multi-label), or a ``label`` column of class names (single-label).
+
+    Raises:
+        ValueError: a class name that is also a column name of the generic layout.
+    """
+    from ral.data.readers.plain import GENERIC_META
+    from ral.report import write_csv
+
+    clashing = [name for name in table.class_names if name in (*GENERIC_META, "label")]
+    if clashing:
+        raise ValueError(f"{table.source}: class name(s) {clashing} clash with the generic layout's columns")
+    columns: dict[str, Any] = {"path": table.paths, "subject_id": table.subject_ids}
+    if table.study_ids is not None:
+        columns["study_id"] = table.study_ids
+    if table.views is not None:
+        columns["view"] = table.views
+    frame = pd.DataFrame(columns)
+    if table.task == "single":
+        frame["label"] = [table.class_names[k] for k in table.targets_single()]
+    else:
+        labels = pd.DataFrame(table.labels, columns=table.class_names).astype("Int64")
+        frame = pd.concat([frame, labels], axis=1)
+    return write_csv(frame, path)
 
 
 def engine_config(
@@ -293,7 +370,8 @@ def train_and_evaluate(
         The test metrics (``ral.metrics.metric_names(task)``), ``val_score`` (the
         selection metric of the best epoch), ``best_epoch``, ``epochs``,
         ``seconds_per_epoch`` (training loop), ``epoch_seconds`` (training + validation),
-        ``run_seconds`` (wall time of the whole run, evaluation included), and ``per_class``:
+        ``run_seconds`` (wall time of the whole run, evaluation included), ``load_average`` (the
+        system's 1-minute load when the run ended: how shared the machine was), and ``per_class``:
         ``{"class": [...], "count": [...], "group": [...], "score": [...]}`` with the per-class
         test AP (multi-label) or recall = per-class accuracy (single-label).
     """
@@ -325,6 +403,7 @@ def train_and_evaluate(
             "seconds_per_epoch": float(fit["train_seconds_per_epoch"]),
             "epoch_seconds": float(fit["epoch_seconds"]),
             "run_seconds": time.perf_counter() - start,
+            "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
             "per_class": {
                 "class": per_class["class"].astype(str).tolist(),
                 "count": per_class["count"].astype(int).tolist(),

@@ -1,14 +1,18 @@
 """``ral bench losses``: every loss, several seeds, one backbone and schedule (claim 1).
 
 Each (loss, seed) is one run of :func:`ral.bench.experiment.train_and_evaluate`, stored by a
-:class:`~ral.bench.runner.RunStore`, so an interrupted benchmark resumes where it stopped.
-Outputs in the benchmark folder::
+:class:`~ral.bench.runner.RunStore`, so an interrupted benchmark resumes where it stopped, and
+``--shard I/N`` splits the runs over N processes sharing the folder
+(:mod:`ral.bench.parallel`). Once every run has finished, the process that finished last (or a
+re-run without ``--shard``) writes into the benchmark folder::
 
     results.csv         one row per run (loss, seed, test metrics, seconds per epoch, ...)
     per_class.csv       per-class test AP (single-label: per-class accuracy) of every run
-    summary.csv / .md   mean ± sample std over seeds per loss
+    summary.csv / .md   mean ± sample std over seeds per loss, paired differences against RAL
+                        with t intervals, the long-tail variants' comparisons (issue 14)
     metrics.png         bar chart of the means with std error bars
     per_class.png       heat map loss x class (mean over seeds), classes by training frequency
+    command.txt         the command that wrote the summary (``--shard`` removed)
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from ral.bench.experiment import (
+    SIMULATED_TASK,
     BenchData,
     Budget,
     LossSpec,
@@ -31,10 +35,20 @@ from ral.bench.experiment import (
     train_and_evaluate,
     user_data,
 )
+from ral.bench.losses_report import (
+    SCORE_NAME,
+    claim1_verdict,
+    comparisons_markdown,
+    paired_markdown,
+    plot_losses,
+    recommendation,
+    summary_frame,
+    summary_markdown,
+)
+from ral.bench.parallel import WHOLE, Job, Shard, file_lock, missing_message, run_jobs
 from ral.bench.runner import RunStore, open_bench_folder
-from ral.bench.summary import mean_std_table, paired_differences, summarize
 from ral.losses.ral import PRESETS as RAL_PRESETS
-from ral.metrics import headline_metric, metric_names
+from ral.metrics import headline_metric
 
 #: The paper's constants for RAL (the "paper" preset: Eq. 6 with the authors' released coefficients).
 RAL_PAPER = {key: RAL_PRESETS["paper"][key] for key in ("gamma_pos", "gamma_neg", "tau", "lam", "eps_pos", "eps_neg")}
@@ -54,6 +68,9 @@ MULTILABEL_LOSSES: tuple[LossSpec, ...] = (
     LossSpec("ral_paper", "ral", RAL_PAPER),
     LossSpec("ral", "ral"),  # the project's default parameters (RobustAsymmetricLoss())
     LossSpec("ral_cb", "ral_cb"),
+    # the two options issue 14 leaves to measurement: ral_cb's balance and RAL's prior correction
+    LossSpec("ral_cb_positive", "ral_cb", {"balance": "positive"}),
+    LossSpec("ral_prior", "ral", {"prior_tau": 1.0}),
 )
 
 #: Single-label losses compared by default (LDAM gets deferred re-weighting in :func:`loss_specs`).
@@ -67,8 +84,6 @@ SINGLE_LABEL_LOSSES: tuple[LossSpec, ...] = (
     LossSpec("ral_single", "ral_single"),
     LossSpec("ral_la", "ral_la"),
 )
-
-SCORE_NAME = {"multilabel": "AP", "single": "accuracy"}
 
 
 def _default_is_paper() -> bool:
@@ -144,6 +159,51 @@ def run_id(label: str, seed: int) -> str:
     return f"{label}__seed{seed}"
 
 
+def store_settings(data: BenchData, budget: Budget) -> dict[str, Any]:
+    """What a loss-comparison folder pins (``bench.json``): the data and the budget."""
+    return {"benchmark": "losses", "data": data.to_dict(), "budget": budget.__dict__}
+
+
+def loss_jobs(
+    out_dir: str | os.PathLike, data: BenchData, specs: Sequence[LossSpec], seeds: Sequence[int], budget: Budget
+) -> list[Job]:
+    """Every (loss, seed) run, seed-major (all losses for seed 0, then seed 1, ...), so that an
+    interrupted benchmark, or any one shard, already holds comparable rows for every loss."""
+    cache = str(Path(out_dir) / "cache")
+    return [
+        Job(
+            run_id(spec.label, seed),
+            {**spec.to_dict(), "seed": int(seed)},
+            lambda folder, spec=spec, seed=seed: train_and_evaluate(data, spec, seed, budget, folder, cache_dir=cache),
+            f"{spec.label} seed {seed}",
+            headline_metric(data.task),
+        )
+        for seed in seeds
+        for spec in specs
+    ]
+
+
+def result_tables(results: Sequence[dict[str, Any]], task: str, budget_name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(results, per_class)`` tables from stored run results (each holds its ``spec``), in the given order."""
+    rows, per_class_rows = [], []
+    for result in results:
+        spec = result["spec"]
+        row = {
+            "loss": spec["label"],
+            "loss_name": spec["loss"],
+            "params": json.dumps(dict(spec["params"]), sort_keys=True),
+            "seed": int(spec["seed"]),
+            "budget": budget_name,
+        }
+        row.update({k: v for k, v in result.items() if k not in ("per_class", "spec", "run_id")})
+        rows.append(row)
+        per_class = pd.DataFrame(result["per_class"]).rename(columns={"score": SCORE_NAME[task]})
+        per_class.insert(0, "seed", int(spec["seed"]))
+        per_class.insert(0, "loss", spec["label"])
+        per_class_rows.append(per_class)
+    return pd.DataFrame(rows), pd.concat(per_class_rows, ignore_index=True)
+
+
 def run_losses(
     out_dir: str | os.PathLike,
     data: BenchData,
@@ -151,49 +211,43 @@ def run_losses(
     seeds: Sequence[int],
     budget: Budget,
     *,
+    shard: Shard = WHOLE,
     log: Callable[[str], None] = print,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run (or reuse) every (loss, seed) and return ``(results, per_class)`` tables.
+) -> tuple[pd.DataFrame, pd.DataFrame] | int:
+    """Run (or reuse) this shard's (loss, seed) runs.
 
-    Runs go seed-major (all losses for seed 0, then seed 1, ...) so that an interrupted
-    benchmark already holds comparable rows for every loss.
+    Returns:
+        ``(results, per_class)`` tables of every run of the benchmark once all have finished;
+        otherwise the number of runs still missing (other shards', or being computed elsewhere).
     """
-    out = Path(out_dir)
-    store = RunStore(out, {"benchmark": "losses", "data": data.to_dict(), "budget": budget.__dict__})
-    rows, per_class_rows = [], []
-    total = len(specs) * len(seeds)
-    headline = headline_metric(data.task)
-    for seed in seeds:
-        for spec in specs:
-            started = time.perf_counter()
-            result, computed = store.run(
-                run_id(spec.label, seed),
-                {**spec.to_dict(), "seed": int(seed)},
-                lambda folder, spec=spec, seed=seed: train_and_evaluate(
-                    data, spec, seed, budget, folder, cache_dir=str(out / "cache")
-                ),
-            )
-            done = len(rows) + 1
-            how = f"{time.perf_counter() - started:.0f} s" if computed else "done before, reused"
-            log(f"[{done}/{total}] {spec.label} seed {seed}: {headline} {result[headline]:.4f} ({how})")
-            rows.append(_result_row(result, spec, seed, budget))
-            per_class = pd.DataFrame(result["per_class"]).rename(columns={"score": SCORE_NAME[data.task]})
-            per_class.insert(0, "seed", seed)
-            per_class.insert(0, "loss", spec.label)
-            per_class_rows.append(per_class)
-    return pd.DataFrame(rows), pd.concat(per_class_rows, ignore_index=True)
+    store = RunStore(out_dir, store_settings(data, budget))
+    done = run_jobs(store, loss_jobs(out_dir, data, specs, seeds, budget), shard, log=log)
+    missing = sum(result is None for result in done)
+    if missing:
+        return missing
+    return result_tables(done, data.task, budget.name)
 
 
-def _result_row(result: dict[str, Any], spec: LossSpec, seed: int, budget: Budget) -> dict[str, Any]:
-    row = {
-        "loss": spec.label,
-        "loss_name": spec.loss,
-        "params": json.dumps(dict(spec.params), sort_keys=True),
-        "seed": int(seed),
-        "budget": budget.name,
-    }
-    row.update({k: v for k, v in result.items() if k not in ("per_class", "spec", "run_id")})
-    return row
+def collect_losses(folder: str | os.PathLike) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame] | None:
+    """Every finished run of a loss-comparison folder: ``(settings, results, per_class)``, losses in
+    the order of the default lists (others after them, by run id), or None when the folder holds none."""
+    from ral.report import to_jsonable
+
+    marker = Path(folder) / "bench.json"
+    if not marker.is_file():
+        return None
+    settings = json.loads(marker.read_text(encoding="utf-8"))
+    if settings.get("benchmark") != "losses":
+        raise ValueError(f"{folder}: not a loss comparison (bench.json says {settings.get('benchmark')!r})")
+    stored = RunStore(folder, settings).results()
+    if not stored:
+        return None
+    order = {spec.label: i for i, spec in enumerate((*MULTILABEL_LOSSES, *SINGLE_LABEL_LOSSES))}
+    stored.sort(key=lambda r: (int(r["spec"]["seed"]), order.get(r["spec"]["label"], len(order)), r["run_id"]))
+    results, per_class = result_tables(stored, settings["data"]["task"], settings["budget"]["name"])
+    labels = sorted(pd.unique(results["loss"]), key=lambda label: (order.get(label, len(order)), label))
+    results = results.set_index("loss").loc[labels].reset_index()
+    return to_jsonable(settings), results, per_class
 
 
 def write_loss_report(
@@ -206,84 +260,55 @@ def write_loss_report(
     budget: Budget,
     command: str = "",
 ) -> str:
-    """Write results.csv, per_class.csv, summary.csv, summary.md and the two figures.
+    """Write results.csv, per_class.csv, summary.csv, summary.md, command.txt and the two figures.
 
     Returns:
         The markdown of summary.md.
     """
-    from ral.report import markdown_table, plot_heatmap, plot_metric_bars, write_csv, write_text
+    from ral.report import write_csv, write_text
 
     out = Path(out_dir)
-    metrics = metric_names(task)
     write_csv(results, out / "results.csv")
     write_csv(per_class, out / "per_class.csv")
-    summary = summarize(results, [*metrics, "seconds_per_epoch"])
-    write_csv(summary, out / "summary.csv")
-    table = mean_std_table(summary, [*metrics, "seconds_per_epoch"], digits=[3] * len(metrics) + [1], best=metrics)
-    plot_metric_bars(
-        summary[["loss", *[f"{m}_{s}" for m in metrics for s in ("mean", "std")]]],
-        out / "metrics.png",
-        metrics=list(metrics),
-        title=f"Test metrics, mean over seeds (error bars: sample std), budget {budget.name}",
-    )
-
-    score = SCORE_NAME[task]
-    mean_scores = per_class.groupby(["loss", "class"], sort=False)[score].mean().unstack("class")
-    counts = per_class.drop_duplicates("class").set_index("class")["count"]
-    labels = list(pd.unique(results["loss"]))
-    mean_scores = mean_scores.reindex(index=labels, columns=list(counts.index))
-    plot_heatmap(
-        mean_scores.to_numpy(),
-        labels,
-        [f"{c} ({n})" for c, n in counts.items()],
-        out / "per_class.png",
-        title=f"Per-class test {score}, mean over seeds (columns: training count, most frequent first)",
-        fmt=".2f",
-        sort_cols_by=counts.to_numpy(dtype=float),
-        colorbar_label=score,
-    )
-
+    write_csv(summary_frame(results, task), out / "summary.csv")
+    plot_losses(results, per_class, task, out / "metrics.png", out / "per_class.png", budget_name=budget.name)
     text = (
         f"# Loss comparison ({task}, budget `{budget.name}`)\n\n"
         + (f"Command: `{command}`\n\n" if command else "")
         + f"Data: {data.description}.\n\n"
+        + setup_text(budget)
+        + summary_markdown(results, task)
+        + "\n"
+        + paired_markdown(results, task)
+        + "\n"
+        + claim1_verdict(results, task)
+        + "\n"
+        + comparisons_markdown(results, task)
+        + recommendation(results, task)
+        + "\n"
+        + loss_notes(results)
+        + "\n"
+        "Figures: `metrics.png` (means with std error bars), `per_class.png` (per-class test "
+        f"{SCORE_NAME[task]}, mean over seeds). Raw rows: `results.csv`, `per_class.csv`.\n"
+    )
+    write_text(text, out / "summary.md")
+    if command:
+        write_text(command + "\n", out / "command.txt")
+    return text
+
+
+def setup_text(budget: Budget) -> str:
+    """What every run of a loss comparison shares, and what the table's cells are."""
+    return (
         f"Every run: backbone `{budget.backbone}`, {budget.epochs} epochs, batch {budget.batch_size}, "
         f"AdamW lr {budget.lr:g} with cosine decay, {budget.image_size} px; the checkpoint of the best "
         "validation epoch is evaluated on the test table (multi-label F1 thresholds tuned on validation).\n"
         "Cells: mean ± sample standard deviation over seeds (`seeds` = number of runs); best mean in bold. "
-        "`seconds_per_epoch` is the training loop's wall time per epoch on a shared machine (noisy).\n\n"
-        + markdown_table(table)
-        + "\n"
-        + _paired_section(results, headline_metric(task), task)
-        + _loss_notes(results)
-        + "\n"
-        "Figures: `metrics.png` (means with std error bars), `per_class.png` (per-class test "
-        f"{score}, mean over seeds). Raw rows: `results.csv`, `per_class.csv`.\n"
-    )
-    write_text(text, out / "summary.md")
-    return text
-
-
-def _paired_section(results: pd.DataFrame, metric: str, task: str) -> str:
-    """Markdown: the RAL row minus every other loss on ``metric``, seed by seed (same seed = same
-    initialisation and batch order), or "" when RAL is not in the results."""
-    from ral.report import markdown_table
-
-    reference = "ral" if task == "multilabel" else "ral_single"
-    if reference not in set(results["loss"]) or results["loss"].nunique() < 2:
-        return ""
-    diffs = paired_differences(results, metric, reference)
-    for column in ("mean_diff", "min_diff", "max_diff"):
-        diffs[column] = diffs[column].map(lambda v: f"{v:+.4f}")
-    diffs = diffs.rename(columns={"wins": f"seeds where {reference} is higher"})
-    return (
-        f"Paired by seed: `{reference}` {metric} minus each other loss's {metric} on the same seed.\n\n"
-        + markdown_table(diffs)
-        + "\n"
+        "`seconds_per_epoch` is the training loop's wall time per epoch (noisy on a shared machine).\n\n"
     )
 
 
-def _loss_notes(results: pd.DataFrame) -> str:
+def loss_notes(results: pd.DataFrame) -> str:
     """One line per loss with its registry name and parameters."""
     seen = results.drop_duplicates("loss")
     lines = ["Losses (registry name and parameters; `{}` = the class defaults):", ""]
@@ -307,20 +332,36 @@ def prepare_data(
     test_data: str | os.PathLike | None = None,
     format: str | None = None,
     root: str | os.PathLike | None = None,
+    missing_rate: float | None = None,
 ) -> BenchData:
     """The benchmark's tables: simulated into ``<out_dir>/data`` or the user's (split if needed).
+
+    With ``simulate``, ``task`` names the simulated set ("multilabel", "single" or "fundus", the
+    APTOS-like grades: single-label); with ``data`` it is checked against the table's task. The
+    data is prepared under a lock (``<out_dir>/locks/data.lock``), so shards starting together
+    simulate or split it once. ``missing_rate`` (simulated multi-label set only) goes to the
+    simulator; that set lives in ``<out_dir>/data/missing-<rate>``.
 
     Raises:
         ValueError: neither or both of ``data`` / ``simulate``; ``task`` contradicting the data.
     """
     if (data is None) == (not simulate):
         raise ValueError("give exactly one of --data TABLE or --simulate")
-    if task is not None and task not in ("multilabel", "single"):
-        raise ValueError(f"--task must be 'multilabel' or 'single', got {task!r}")
+    if task is not None and task not in SIMULATED_TASK:
+        raise ValueError(f"--task must be one of {sorted(SIMULATED_TASK)}, got {task!r}")
+    if not simulate and task == "fundus":
+        raise ValueError(
+            "--task fundus names the simulated APTOS-like set: use it with --simulate (a table of yours is 'single')"
+        )
+    if not simulate and missing_rate is not None:
+        raise ValueError("--missing-rate applies to the simulated set (--simulate) only")
     folder = Path(out_dir) / "data"
-    if simulate:
-        return simulated_data(folder, budget, task=task or "multilabel")
-    tables = user_data(data, folder, val_data=val_data, test_data=test_data, format=format, root=root)
+    if missing_rate is not None:
+        folder = folder / f"missing-{missing_rate:g}"
+    with file_lock(Path(out_dir) / "locks" / "data.lock"):
+        if simulate:
+            return simulated_data(folder, budget, task=task or "multilabel", missing_rate=missing_rate)
+        tables = user_data(data, folder, val_data=val_data, test_data=test_data, format=format, root=root)
     if task is not None and task != tables.task:
         raise ValueError(f"--task {task!r} but {data} is a {tables.task} table")
     return tables
@@ -341,16 +382,19 @@ def benchmark_losses(
     *,
     seeds: int | None = None,
     losses: Sequence[str] | None = None,
+    shard: Shard = WHOLE,
     command: str = "",
     overwrite: bool = False,
     log: Callable[[str], None] = print,
     **data_args: Any,
 ) -> str:
-    """Prepare the data, run every (loss, seed) (resuming finished ones) and write the report.
+    """Prepare the data, run this shard's (loss, seed) runs (resuming finished ones) and, once every
+    run of the benchmark has finished, write the report.
 
     ``data_args`` go to :func:`prepare_data`. ``out_dir`` is checked first
-    (:func:`ral.bench.runner.open_bench_folder`; ``overwrite`` discards an earlier benchmark).
-    Returns the markdown summary.
+    (:func:`ral.bench.runner.open_bench_folder`; ``overwrite`` discards an earlier benchmark: give
+    it to one shard only). Returns the markdown summary, or a line saying how many runs are still
+    missing.
     """
     n_seeds = budget.seeds if seeds is None else seeds
     if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
@@ -358,6 +402,10 @@ def benchmark_losses(
     open_bench_folder(out_dir, overwrite=overwrite, settings=known_settings("losses", budget, data_args))
     data = prepare_data(out_dir, budget, **data_args)
     specs = loss_specs(data.task, losses, budget)
-    log(f"ral bench losses: {len(specs)} losses x {n_seeds} seeds, budget {budget.name}, {data.description}")
-    results, per_class = run_losses(out_dir, data, specs, list(range(n_seeds)), budget, log=log)
+    part = "" if shard.whole else f", shard {shard}"
+    log(f"ral bench losses: {len(specs)} losses x {n_seeds} seeds, budget {budget.name}{part}, {data.description}")
+    outcome = run_losses(out_dir, data, specs, list(range(n_seeds)), budget, shard=shard, log=log)
+    if isinstance(outcome, int):
+        return missing_message(outcome, len(specs) * n_seeds, shard, command)
+    results, per_class = outcome
     return write_loss_report(out_dir, results, per_class, task=data.task, data=data, budget=budget, command=command)

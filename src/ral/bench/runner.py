@@ -7,6 +7,9 @@ one that was cut off. The store also pins the settings of the whole benchmark (`
 resuming into a folder that was made with other settings is refused instead of mixing results.
 :func:`open_bench_folder` checks the folder before a benchmark starts (and ``--overwrite``
 discards it).
+Several processes (``--shard I/N``) may share one store: ``bench.json`` is created atomically
+once, and each run is computed under its own lock file (``<root>/locks/<run_id>.lock``), so no
+two processes ever work on one run folder.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ral.bench.parallel import RunBusy, create_exclusive, file_lock
 from ral.report import to_jsonable, write_text
 from ral.report.files import check_writable, is_empty_folder
 
@@ -26,7 +30,7 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
 
 MARKER = "bench.json"
 #: What a benchmark writes before its marker (an interrupted first start leaves only these).
-_BEFORE_MARKER = {"data", "cache", "runs"}
+_BEFORE_MARKER = {"data", "cache", "runs", "locks"}
 
 
 def _other_settings(root: Path, changed: list[str]) -> str:
@@ -92,13 +96,12 @@ class RunStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.settings = to_jsonable(dict(settings))
         marker = self.root / MARKER
-        if marker.exists():
+        # created atomically and only once: shards starting together cannot overwrite each other's
+        if not create_exclusive(marker, json.dumps(self.settings, indent=2, sort_keys=True) + "\n"):
             stored = json.loads(marker.read_text(encoding="utf-8"))
             if stored != self.settings:
                 changed = sorted(k for k in set(stored) | set(self.settings) if stored.get(k) != self.settings.get(k))
                 raise ValueError(_other_settings(self.root, changed))
-        else:
-            write_text(json.dumps(self.settings, indent=2, sort_keys=True) + "\n", marker)
 
     def run_dir(self, run_id: str) -> Path:
         """Folder of one run (not created)."""
@@ -129,16 +132,26 @@ class RunStore:
 
         Returns:
             ``(result, computed)``: the result dict (``spec`` included) and whether it was computed now.
+
+        Raises:
+            RunBusy: another process is computing this run now (it holds the run's lock).
         """
         done = self.result(run_id, spec)
         if done is not None:
             return done, False
         folder = self.run_dir(run_id)
-        if folder.exists():
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True)
-        result = to_jsonable({**dict(fn(folder)), "run_id": run_id, "spec": dict(spec)})
-        write_text(json.dumps(result, indent=2) + "\n", folder / "result.json")
+        # one process per run: another shard (or a second command on the same folder) skips it
+        with file_lock(self.root / "locks" / f"{run_id}.lock", blocking=False) as held:
+            if not held:
+                raise RunBusy(run_id)
+            done = self.result(run_id, spec)  # finished by another process since the first look
+            if done is not None:
+                return done, False
+            if folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+            result = to_jsonable({**dict(fn(folder)), "run_id": run_id, "spec": dict(spec)})
+            write_text(json.dumps(result, indent=2) + "\n", folder / "result.json")
         return result, True
 
     def results(self) -> list[dict[str, Any]]:

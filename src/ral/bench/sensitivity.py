@@ -1,11 +1,17 @@
 """``ral bench sensitivity``: how much a loss's test score moves across its hyper-parameters (claim 2).
 
-Each loss is trained at every point of a full factorial grid over its own parameters (same
-data, backbone, schedule, budget and seed at every point). Reported per loss: the mean,
-sample standard deviation, worst case, best case and range of the test metric over the grid;
-per parameter, its main effect (the range of the metric averaged over the other parameters);
-and one heat map per pair of parameters (the metric averaged over the remaining ones).
-Runs are stored in a :class:`~ral.bench.runner.RunStore`: re-running resumes.
+A benchmark trains *arms* (:class:`Arm`: a loss, fixed parameters and a full factorial grid over
+the others) at every grid point with the same ``K`` seeds (so runs pair across arms), on one or
+several datasets: with ``--simulate`` one simulated multi-label set per ``--missing-rate`` (the
+simulator's share of training positives hidden; same seed and sizes otherwise). The default arms
+isolate the Hill weight on one gamma_neg x tau grid (:data:`MATCHED`):
+
+    asl       ASL (gamma_pos 0), margin "clip" = tau          | asl_hill  RAL with eps_pos = () (ASL + Hill)
+    apl       APL (gamma_pos 0, eps_pos = the paper's)        | ral       RAL (APL + Hill, lam 1.5)
+
+The statistics, matched comparisons and verdicts are in :mod:`ral.bench.sensitivity_report`.
+Runs are stored in one :class:`~ral.bench.runner.RunStore` (re-running resumes; ``--shard I/N``
+splits them over processes).
 """
 
 from __future__ import annotations
@@ -14,24 +20,25 @@ import hashlib
 import itertools
 import json
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ral.bench.experiment import BenchData, Budget, LossSpec, train_and_evaluate
-from ral.bench.losses import known_settings, prepare_data
+from ral.bench.losses import prepare_data
+from ral.bench.parallel import WHOLE, Job, Shard, missing_message, run_jobs
 from ral.bench.runner import RunStore, open_bench_folder
 from ral.metrics import headline_metric
 
-#: Default grids: the parameters each loss adds; values bracket the published defaults.
+_GAMMA_NEG = [2.0, 4.0, 6.0]
+_MARGIN = [0.0, 0.05, 0.1]
+_PAPER_EPS = [-1.0, 1.25]
+
+#: Own grids of other losses (``--loss NAME``): the parameters each adds; values bracket the published defaults.
 GRIDS: dict[str, dict[str, list[Any]]] = {
-    "ral": {"gamma_neg": [2.0, 4.0, 6.0], "tau": [0.0, 0.05, 0.1], "lam": [1.5, 3.0], "eps_pos": [[], [-1.0, 1.25]]},
-    "asl": {"gamma_neg": [2.0, 4.0, 6.0], "clip": [0.0, 0.05, 0.1], "gamma_pos": [0.0, 1.0]},
-    "apl": {"gamma_neg": [2.0, 4.0, 6.0], "clip": [0.0, 0.05, 0.1], "eps_pos": [[], [-1.0, 1.25]]},
     "focal": {"gamma": [1.0, 2.0, 3.0], "alpha": [0.25, 0.5, None]},
     "hill": {"lam": [1.0, 1.5, 2.0], "margin": [0.5, 1.0], "gamma": [1.0, 2.0]},
     "cb": {"beta": [0.99, 0.999, 0.9999], "gamma": [1.0, 2.0]},
@@ -41,6 +48,40 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
     "ldam": {"max_margin": [0.25, 0.5, 1.0], "scale": [10.0, 30.0]},
     "logit_adjusted": {"tau": [0.5, 1.0, 1.5, 2.0]},
 }
+
+#: Missing rates of the full benchmark on the simulated multi-label set (quick: the simulator's default only).
+DEFAULT_MISSING_RATES = (0.0, 0.15, 0.3, 0.5)
+QUICK_MISSING_RATES = (0.15,)
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One loss swept over a grid: ``params = {**fixed, **grid point}`` at every point."""
+
+    label: str
+    loss: str
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    grid: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+
+    def points(self) -> list[dict[str, Any]]:
+        """The parameters of every grid point (fixed ones included), first grid parameter slowest."""
+        return [{**dict(self.fixed), **point} for point in grid_points(self.grid)]
+
+
+#: The default arms: the Hill weight added to ASL and to APL, on the same gamma_neg x margin grid.
+ARMS: dict[str, Arm] = {
+    "asl": Arm("asl", "asl", {"gamma_pos": 0.0}, {"gamma_neg": _GAMMA_NEG, "clip": _MARGIN}),
+    "asl_hill": Arm(
+        "asl_hill", "ral", {"gamma_pos": 0.0, "lam": 1.5, "eps_pos": []}, {"gamma_neg": _GAMMA_NEG, "tau": _MARGIN}
+    ),
+    "apl": Arm("apl", "apl", {"gamma_pos": 0.0, "eps_pos": _PAPER_EPS}, {"gamma_neg": _GAMMA_NEG, "clip": _MARGIN}),
+    "ral": Arm(
+        "ral", "ral", {"gamma_pos": 0.0, "lam": 1.5, "eps_pos": _PAPER_EPS}, {"gamma_neg": _GAMMA_NEG, "tau": _MARGIN}
+    ),
+}
+#: (without the Hill weight, with it): the matched comparisons of claim 2.
+MATCHED: tuple[tuple[str, str], ...] = (("asl", "asl_hill"), ("apl", "ral"))
+DEFAULT_ARMS = ("asl", "asl_hill", "apl", "ral")
 
 
 def quick_grid(grid: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
@@ -78,10 +119,10 @@ def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(names, combo)) for combo in itertools.product(*(grid[n] for n in names))]
 
 
-def point_id(loss: str, params: Mapping[str, Any]) -> str:
-    """Stable run id of a grid point: loss name + hash of its parameters."""
+def point_id(label: str, params: Mapping[str, Any]) -> str:
+    """Stable run id of a grid point: arm label + hash of its parameters."""
     digest = hashlib.sha1(json.dumps(dict(params), sort_keys=True).encode()).hexdigest()[:10]
-    return f"{loss}__{digest}"
+    return f"{label}__{digest}"
 
 
 def value_label(value: Any) -> str:
@@ -93,250 +134,218 @@ def value_label(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def run_grid(
-    out_dir: str | os.PathLike,
-    data: BenchData,
-    loss: str,
-    grid: Mapping[str, Sequence[Any]],
-    budget: Budget,
-    *,
-    seed: int = 0,
-    noise_seeds: int = 0,
-    log: Callable[[str], None] = print,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run (or reuse) every grid point of ``loss`` with ``seed``, then the loss at its default
-    parameters with seeds ``0 .. noise_seeds - 1`` (seed noise at the same budget).
+def resolve_arms(names: Sequence[str], overrides: Sequence[str], task: str, *, quick: bool) -> list[Arm]:
+    """The arms of ``names`` (:data:`ARMS` labels, or losses with a :data:`GRIDS` entry), with
+    ``--grid`` overrides (only with one name: they replace or add grid parameters, and a fixed
+    parameter they name becomes a grid parameter). ``quick`` cuts each default grid by :func:`quick_grid`.
 
-    Returns:
-        ``(grid, noise)``: one row per grid point (parameter columns as display labels,
-        ``params`` as JSON, test metrics) and one row per noise run.
+    Raises:
+        ValueError: unknown name, loss of the other task, overrides with several names, an
+            override naming a parameter the loss does not take, or a loss without a grid.
     """
-    out = Path(out_dir)
-    store = RunStore(out, {"benchmark": "sensitivity", "data": data.to_dict(), "budget": budget.__dict__})
-    headline = headline_metric(data.task)
-    jobs = [
-        (f"{index}/{len(grid_points(grid))}", params, seed, point_id(loss, params))
-        for index, params in enumerate(grid_points(grid), start=1)
-    ]
-    jobs += [(f"defaults, seed {s}", {}, s, f"{loss}__defaults__seed{s}") for s in range(noise_seeds)]
-    grid_rows, noise_rows = [], []
-    for label, params, run_seed, identifier in jobs:
-        spec = LossSpec(loss, loss, params)
-        started = time.perf_counter()
-        result, computed = store.run(
-            identifier,
-            {**spec.to_dict(), "seed": int(run_seed)},
-            lambda folder, spec=spec, run_seed=run_seed: train_and_evaluate(
-                data, spec, run_seed, budget, folder, cache_dir=str(out / "cache")
-            ),
-        )
-        how = f"{time.perf_counter() - started:.0f} s" if computed else "done before, reused"
-        shown = ", ".join(f"{k}={value_label(v)}" for k, v in params.items())
-        log(f"[{loss} {label}] {shown}: {headline} {result[headline]:.4f} ({how})")
-        row: dict[str, Any] = {"loss": loss, "seed": int(run_seed)}
-        row.update({name: value_label(value) for name, value in params.items()})
-        row["params"] = json.dumps(params, sort_keys=True)
-        row.update({k: v for k, v in result.items() if k not in ("per_class", "spec", "run_id")})
-        (noise_rows if identifier.startswith(f"{loss}__defaults__") else grid_rows).append(row)
-    return pd.DataFrame(grid_rows), pd.DataFrame(noise_rows)
+    from ral.losses import LOSSES
 
-
-def grid_statistics(frame: pd.DataFrame, metric: str, params: Sequence[str]) -> dict[str, Any]:
-    """Spread of ``metric`` over the grid points in ``frame`` (one loss).
-
-    Returns:
-        ``points``, ``mean``, ``std`` (sample, ddof=1), ``worst``, ``best``, ``range``
-        (best - worst), ``worst_params`` / ``best_params`` (as "k=v, ..." text) and, per
-        parameter, ``effect_<param>``: max - min over its values of the metric averaged over
-        all other parameters (its main effect).
-    """
-    values = frame[metric].astype(float)
-    worst, best = int(values.idxmin()), int(values.idxmax())
-
-    def describe(index: int) -> str:
-        return ", ".join(f"{p}={frame.loc[index, p]}" for p in params)
-
-    stats: dict[str, Any] = {
-        "points": int(values.size),
-        "mean": float(values.mean()),
-        "std": float(values.std(ddof=1)) if values.size > 1 else float("nan"),
-        "worst": float(values.min()),
-        "best": float(values.max()),
-        "range": float(values.max() - values.min()),
-        "worst_params": describe(worst),
-        "best_params": describe(best),
-    }
-    for name in params:
-        marginal = frame.groupby(name, sort=False)[metric].mean()
-        stats[f"effect_{name}"] = float(marginal.max() - marginal.min())
-    return stats
-
-
-def pair_matrix(frame: pd.DataFrame, metric: str, rows: str, cols: str) -> pd.DataFrame:
-    """Mean of ``metric`` for each (rows value, cols value), averaged over the other parameters."""
-    order_r = list(pd.unique(frame[rows]))
-    order_c = list(pd.unique(frame[cols]))
-    table = frame.groupby([rows, cols], sort=False)[metric].mean().unstack(cols)
-    return table.reindex(index=order_r, columns=order_c)
-
-
-def write_sensitivity_report(
-    out_dir: str | os.PathLike,
-    grids: Mapping[str, pd.DataFrame],
-    params_by_loss: Mapping[str, Sequence[str]],
-    noise: Mapping[str, pd.DataFrame] | None = None,
-    *,
-    task: str,
-    data: BenchData,
-    budget: Budget,
-    seed: int,
-    command: str = "",
-) -> str:
-    """Write grid.csv, summary.csv, summary.md and one heat map per loss and parameter pair.
-
-    Args:
-        grids: loss -> one row per grid point (parameter columns as display labels + metrics).
-        params_by_loss: loss -> its grid's parameter names (columns of its frame).
-        noise: loss -> runs at the loss's default parameters with different seeds (optional);
-            their sample std is the seed noise the grid spread should be compared with.
-    """
-    from ral.report import markdown_table, plot_heatmap, write_csv, write_text
-
-    out = Path(out_dir)
-    metric = headline_metric(task)
-    write_csv(pd.concat(list(grids.values()), ignore_index=True), out / "grid.csv")
-    if noise and any(len(f) for f in noise.values()):
-        write_csv(pd.concat(list(noise.values()), ignore_index=True), out / "seed_noise.csv")
-    summary_rows, effect_lines, figures = [], [], []
-    for loss, frame in grids.items():
-        params = [p for p in params_by_loss[loss] if frame[p].nunique() > 1] or list(params_by_loss[loss])
-        stats = grid_statistics(frame.reset_index(drop=True), metric, params)
-        seeds = noise.get(loss) if noise else None
-        seeds_n = 0 if seeds is None else len(seeds)
-        summary_rows.append(
-            {
-                "loss": loss,
-                **{k: v for k, v in stats.items() if not k.startswith("effect_")},
-                "seed_runs": seeds_n,
-                "seed_mean": float(seeds[metric].mean()) if seeds_n else float("nan"),
-                "seed_std": float(seeds[metric].std(ddof=1)) if seeds_n > 1 else float("nan"),
-            }
-        )
-        effects = ", ".join(f"{p} {stats[f'effect_{p}']:.3f}" for p in params)
-        effect_lines.append(f"- `{loss}`: {effects}")
-        for first, second in itertools.combinations(params, 2):
-            matrix = pair_matrix(frame, metric, first, second)
-            name = f"heatmap_{loss}_{first}_{second}.png"
-            plot_heatmap(
-                matrix.to_numpy(dtype=float),
-                [f"{first}={v}" for v in matrix.index],
-                [f"{second}={v}" for v in matrix.columns],
-                out / name,
-                title=f"{loss}: test {metric}, mean over the other parameters",
-                fmt=".3f",
-                colorbar_label=metric,
+    if overrides and len(names) != 1:
+        raise ValueError(f"--grid needs exactly one --loss, got {list(names)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"--loss: an arm is listed twice: {list(names)}")
+    parsed = parse_grid_overrides(overrides)
+    out = []
+    for name in names:
+        if name not in ARMS and name not in LOSSES:
+            raise ValueError(f"--loss: unknown loss {name!r}; known: {sorted(set(ARMS) | set(LOSSES))}")
+        arm = ARMS.get(name) or Arm(name, name, {}, GRIDS.get(name, {}))
+        if LOSSES[arm.loss].task != task:
+            raise ValueError(f"--loss: {name!r} is a {LOSSES[arm.loss].task} loss but the data is {task}")
+        if not arm.grid and not parsed:
+            raise ValueError(
+                f"--loss: no default grid for {name!r}; give one with --grid PARAM=V1,V2 "
+                f"(arms: {sorted(ARMS)}; grids exist for {sorted(GRIDS)})"
             )
-            figures.append(name)
-    summary = pd.DataFrame(summary_rows)
-    write_csv(summary, out / "summary.csv")
-    shown = summary.copy()
-    for column in ("mean", "std", "worst", "best", "range", "seed_mean", "seed_std"):
-        shown[column] = shown[column].map(lambda v: "n/a" if not np.isfinite(v) else f"{v:.4f}")
-    text = (
-        f"# Hyper-parameter sensitivity ({task}, test {metric}, budget `{budget.name}`)\n\n"
-        + (f"Command: `{command}`\n\n" if command else "")
-        + f"Data: {data.description}.\n\n"
-        f"Every grid point: backbone `{budget.backbone}`, {budget.epochs} epochs, batch {budget.batch_size}, "
-        f"AdamW lr {budget.lr:g} with cosine decay, {budget.image_size} px, seed {seed}; the best-on-validation "
-        "checkpoint is evaluated on the test table. `std` is the sample standard deviation over the grid points; "
-        "`range` = best - worst. `seed_mean` / `seed_std`: the loss at its default parameters trained with "
-        "`seed_runs` different seeds (sample std), i.e. the spread that seed noise alone produces at this "
-        "budget.\n\n"
-        + markdown_table(shown)
-        + "\nMain effect of each parameter (range of the metric averaged over the other parameters):\n\n"
-        + "\n".join(effect_lines)
-        + "\n\n"
-        + "Heat maps: "
-        + ", ".join(f"`{f}`" for f in figures)
-        + ". Raw rows: `grid.csv`.\n"
-    )
-    write_text(text, out / "summary.md")
-    return text
+        accepted = LOSSES[arm.loss].option_names()
+        unknown = [param for param in parsed if param not in accepted]
+        if unknown:
+            raise ValueError(f"--grid: loss {arm.loss!r} has no parameter(s) {unknown}; it takes {sorted(accepted)}")
+        grid = quick_grid(arm.grid) if quick else {k: list(v) for k, v in arm.grid.items()}
+        grid.update(parsed)
+        fixed = {k: v for k, v in arm.fixed.items() if k not in grid}
+        out.append(Arm(arm.label, arm.loss, fixed, grid))
+    return out
 
 
 def resolve_grids(
     losses: Sequence[str], overrides: Sequence[str], task: str, *, quick: bool
 ) -> dict[str, dict[str, list[Any]]]:
-    """The grid of every requested loss, with ``--grid`` overrides (only with one loss).
+    """The grid of every requested arm (label -> grid parameters and values), as :func:`resolve_arms`."""
+    return {arm.label: dict(arm.grid) for arm in resolve_arms(losses, overrides, task, quick=quick)}
+
+
+def store_settings(datasets: Sequence[BenchData], budget: Budget) -> dict[str, Any]:
+    """What a sensitivity folder pins (``bench.json``): every dataset (one per missing rate) and the budget."""
+    return {"benchmark": "sensitivity", "data": [d.to_dict() for d in datasets], "budget": budget.__dict__}
+
+
+def sensitivity_jobs(
+    out_dir: str | os.PathLike, datasets: Sequence[BenchData], arms: Sequence[Arm], seeds: Sequence[int], budget: Budget
+) -> list[Job]:
+    """Every run: dataset (missing rate) slowest, then seed, arm and grid point."""
+    cache = str(Path(out_dir) / "cache")
+    jobs = []
+    for data in datasets:
+        prefix = "" if data.missing_rate is None else f"m{data.missing_rate:g}__"
+        where = "" if data.missing_rate is None else f"missing {data.missing_rate:g}, "
+        for seed in seeds:
+            for arm in arms:
+                for params in arm.points():
+                    spec = LossSpec(arm.label, arm.loss, params)
+                    shown = ", ".join(f"{k}={value_label(params[k])}" for k in arm.grid)
+                    jobs.append(
+                        Job(
+                            f"{prefix}{point_id(arm.label, params)}__seed{seed}",
+                            {**spec.to_dict(), "seed": int(seed), "missing_rate": data.missing_rate},
+                            lambda folder, data=data, spec=spec, seed=seed: train_and_evaluate(
+                                data, spec, seed, budget, folder, cache_dir=cache
+                            ),
+                            f"{where}{arm.label} seed {seed} {shown}",
+                            headline_metric(data.task),
+                        )
+                    )
+    return jobs
+
+
+def grid_frame(results: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per stored run: ``missing_rate`` (NaN for a user's table), ``arm``, ``loss``, ``seed``,
+    one column per parameter (display labels, "" where an arm lacks it), ``params`` (JSON), the metrics."""
+    rows = []
+    for result in results:
+        spec = result["spec"]
+        rate = spec.get("missing_rate")
+        row: dict[str, Any] = {
+            "missing_rate": float("nan") if rate is None else float(rate),
+            "arm": spec["label"],
+            "loss": spec["loss"],
+            "seed": int(spec["seed"]),
+        }
+        row.update({name: value_label(value) for name, value in spec["params"].items()})
+        row["params"] = json.dumps(spec["params"], sort_keys=True)
+        row.update({k: v for k, v in result.items() if k not in ("per_class", "spec", "run_id")})
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    for name in {name for result in results for name in result["spec"]["params"]}:
+        frame[name] = frame[name].fillna("")
+    return frame
+
+
+def varying_params(frame: pd.DataFrame, arm: str) -> list[str]:
+    """The parameters that take more than one value in ``arm``'s runs (its grid), in parameter order."""
+    part = frame[frame["arm"] == arm]
+    names = set(json.loads(part["params"].iloc[0]))
+    return [name for name in frame.columns if name in names and part[name].nunique() > 1]
+
+
+def collect_sensitivity(folder: str | os.PathLike) -> tuple[dict[str, Any], pd.DataFrame] | None:
+    """Every finished run of a sensitivity folder: ``(settings, grid frame)``, or None when it holds none.
 
     Raises:
-        ValueError: unknown loss, loss of the other task, overrides with several losses, or an
-            override naming a parameter the loss does not take.
+        ValueError: the folder is another benchmark.
     """
-    from ral.losses import LOSSES
+    marker = Path(folder) / "bench.json"
+    if not marker.is_file():
+        return None
+    settings = json.loads(marker.read_text(encoding="utf-8"))
+    if settings.get("benchmark") != "sensitivity":
+        raise ValueError(f"{folder}: not a sensitivity benchmark (bench.json says {settings.get('benchmark')!r})")
+    stored = RunStore(folder, settings).results()
+    if not stored:
+        return None
+    order = {label: i for i, label in enumerate(ARMS)}
+    stored.sort(
+        key=lambda r: (
+            r["spec"].get("missing_rate") or 0.0,
+            int(r["spec"]["seed"]),
+            order.get(r["spec"]["label"], len(order)),
+            r["run_id"],
+        )
+    )
+    return settings, grid_frame(stored)
 
-    if overrides and len(losses) != 1:
-        raise ValueError(f"--grid needs exactly one --loss, got {list(losses)}")
-    parsed = parse_grid_overrides(overrides)
-    out = {}
-    for loss in losses:
-        if loss not in LOSSES:
-            raise ValueError(f"--loss: unknown loss {loss!r}; known: {sorted(LOSSES)}")
-        if LOSSES[loss].task != task:
-            raise ValueError(f"--loss: {loss!r} is a {LOSSES[loss].task} loss but the data is {task}")
-        accepted = LOSSES[loss].option_names()
-        unknown = [name for name in parsed if name not in accepted]
-        if unknown:
-            raise ValueError(f"--grid: loss {loss!r} has no parameter(s) {unknown}; it takes {sorted(accepted)}")
-        if loss not in GRIDS and not parsed:
-            raise ValueError(
-                f"--loss: no default grid for {loss!r}; give one with --grid PARAM=V1,V2 "
-                f"(grids exist for {sorted(GRIDS)})"
-            )
-        default = GRIDS.get(loss, {})
-        grid = quick_grid(default) if quick else dict(default)
-        grid.update(parsed)
-        out[loss] = grid
-    return out
+
+def missing_rates(
+    rates: Sequence[float] | None, *, simulate: bool, task: str | None, quick: bool
+) -> list[float | None]:
+    """The datasets' missing rates: the given ones, the defaults for the simulated multi-label set,
+    or ``[None]`` (one dataset: a user's table or a single-label simulated set).
+
+    Raises:
+        ValueError: rates with a user's table or a single-label set, a rate outside [0, 0.9], or a repeat.
+    """
+    multilabel = simulate and (task or "multilabel") == "multilabel"
+    if rates is None:
+        return list(QUICK_MISSING_RATES if quick else DEFAULT_MISSING_RATES) if multilabel else [None]
+    if not multilabel:
+        raise ValueError("--missing-rate applies to the simulated multi-label set only (--simulate, task multilabel)")
+    checked = [float(rate) for rate in rates]
+    bad = [rate for rate in checked if not 0.0 <= rate <= 0.9]
+    if bad or len(set(checked)) != len(checked):
+        raise ValueError(f"--missing-rate values must be distinct numbers in [0, 0.9], got {list(rates)}")
+    return checked
 
 
 def benchmark_sensitivity(
     out_dir: str | os.PathLike,
     budget: Budget,
     *,
-    losses: Sequence[str] = ("ral", "asl"),
+    losses: Sequence[str] = DEFAULT_ARMS,
     grid_overrides: Sequence[str] = (),
     seed: int = 0,
-    noise_seeds: int | None = None,
+    seeds: int | None = None,
+    missing_rate: Sequence[float] | None = None,
+    shard: Shard = WHOLE,
     command: str = "",
     overwrite: bool = False,
     log: Callable[[str], None] = print,
     **data_args: Any,
 ) -> str:
-    """Prepare the data, run every grid point of every loss (resuming) and write the report.
+    """Prepare the datasets, run this shard's runs (resuming) and, once every run has finished, write
+    the report (:func:`ral.bench.sensitivity_report.write_sensitivity_report`).
 
-    ``data_args`` go to :func:`ral.bench.losses.prepare_data`. ``out_dir`` is checked first
-    (:func:`ral.bench.runner.open_bench_folder`; ``overwrite`` discards an earlier benchmark).
-    With the "quick" budget each
-    default grid is cut down by :func:`quick_grid` (``--grid`` values are kept as given) and
-    ``noise_seeds`` defaults to 0 (else 3). Returns the markdown summary.
+    Args:
+        losses: arm labels or losses with a grid (:func:`resolve_arms`).
+        seed, seeds: every grid point is trained with seeds ``seed .. seed + seeds - 1`` (default:
+            the budget's number of seeds).
+        missing_rate: the simulated multi-label sets' missing rates (:func:`missing_rates`).
+        data_args: go to :func:`ral.bench.losses.prepare_data`.
+        overwrite: discard an earlier benchmark in ``out_dir`` (checked first by
+            :func:`ral.bench.runner.open_bench_folder`; give it to one shard only).
+
+    Returns:
+        The markdown summary, or a line saying how many runs are still missing.
     """
+    from ral.bench.sensitivity_report import write_sensitivity_report
+
     quick = budget.name.startswith("quick")
-    noise_seeds = (0 if quick else 3) if noise_seeds is None else noise_seeds
-    for name, value in (("--seed", seed), ("--noise-seeds", noise_seeds)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-    open_bench_folder(out_dir, overwrite=overwrite, settings=known_settings("sensitivity", budget, data_args))
-    data = prepare_data(out_dir, budget, **data_args)
-    grids = resolve_grids(losses, grid_overrides, data.task, quick=quick)
-    total = sum(len(grid_points(g)) + noise_seeds for g in grids.values())
-    log(f"ral bench sensitivity: {total} runs ({', '.join(grids)}), budget {budget.name}, {data.description}")
-    frames, noise = {}, {}
-    for loss, grid in grids.items():
-        frames[loss], noise[loss] = run_grid(
-            out_dir, data, loss, grid, budget, seed=seed, noise_seeds=noise_seeds, log=log
-        )
-    params = {loss: list(grid) for loss, grid in grids.items()}
+    count = budget.seeds if seeds is None else seeds
+    for name, value, low in (("--seed", seed, 0), ("--seeds", count, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    open_bench_folder(out_dir, overwrite=overwrite, settings={"benchmark": "sensitivity", "budget": budget.__dict__})
+    rates = missing_rates(
+        missing_rate, simulate=bool(data_args.get("simulate")), task=data_args.get("task"), quick=quick
+    )
+    datasets = [prepare_data(out_dir, budget, missing_rate=rate, **data_args) for rate in rates]
+    arms = resolve_arms(losses, grid_overrides, datasets[0].task, quick=quick)
+    run_seeds = list(range(seed, seed + count))
+    jobs = sensitivity_jobs(out_dir, datasets, arms, run_seeds, budget)
+    part = "" if shard.whole else f", shard {shard}"
+    log(
+        f"ral bench sensitivity: {len(jobs)} runs ({', '.join(a.label for a in arms)}; {count} seed(s); "
+        f"{len(datasets)} dataset(s)), budget {budget.name}{part}"
+    )
+    store = RunStore(out_dir, store_settings(datasets, budget))
+    done = run_jobs(store, jobs, shard, log=log)
+    missing = sum(result is None for result in done)
+    if missing:
+        return missing_message(missing, len(jobs), shard, command)
     return write_sensitivity_report(
-        out_dir, frames, params, noise, task=data.task, data=data, budget=budget, seed=seed, command=command
+        out_dir, grid_frame(done), task=datasets[0].task, datasets=datasets, budget=budget, command=command
     )

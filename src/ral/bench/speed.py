@@ -217,11 +217,9 @@ def summarize_speed(times: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def speed_report(config: SpeedConfig, summary: pd.DataFrame, machine: str, command: str = "") -> str:
-    """Markdown record: settings, machine, the table."""
-    from ral.report import markdown_table
-
-    shown = pd.DataFrame(
+def speed_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The display table of :func:`summarize_speed`'s rows (formatted cells)."""
+    return pd.DataFrame(
         {
             "shape (N x C)": summary["shape"],
             "loss": summary["loss"],
@@ -234,6 +232,12 @@ def speed_report(config: SpeedConfig, summary: pd.DataFrame, machine: str, comma
             "first call s": summary["first_call_s"].map(lambda v: f"{v:.2f}"),
         }
     )
+
+
+def speed_report(config: SpeedConfig, summary: pd.DataFrame, machine: str, command: str = "") -> str:
+    """Markdown record: settings, machine, the table."""
+    from ral.report import markdown_table
+
     head = (
         f"Forward + backward of each loss on float32 logits (targets 10% positive), "
         f"{config.rounds} interleaved rounds x median of {config.repeats} passes "
@@ -243,7 +247,7 @@ def speed_report(config: SpeedConfig, summary: pd.DataFrame, machine: str, comma
     )
     if command:
         head += f"Command: `{command}`\n\n"
-    return head + f"Machine: {machine}\n\n" + markdown_table(shown) + "\n"
+    return head + f"Machine: {machine}\n\n" + markdown_table(speed_table(summary)) + "\n"
 
 
 def run_speed(

@@ -130,8 +130,8 @@ def summarize_step_time(times: pd.DataFrame, reference: str = "bce") -> pd.DataF
     return summary
 
 
-def step_time_report(cfg: StepTimeConfig, summary: pd.DataFrame, reference: str = "bce") -> str:
-    """Markdown record of one measurement (settings, machine, table)."""
+def step_table(summary: pd.DataFrame, reference: str = "bce") -> pd.DataFrame:
+    """The display table of :func:`summarize_step_time`'s rows (formatted cells)."""
     shown = summary.assign(
         median_ms=summary["median_ms"].map(lambda v: f"{v:.2f}"),
         ratio=[
@@ -141,11 +141,16 @@ def step_time_report(cfg: StepTimeConfig, summary: pd.DataFrame, reference: str 
         overhead_pct=summary["overhead_pct"].map(lambda v: f"{v:+.1f}%"),
     )[["loss", "median_ms", "ratio", "overhead_pct"]]
     shown.columns = ["loss", "median ms / step", f"time / {reference} (median [IQR])", "overhead"]
+    return shown
+
+
+def step_time_report(cfg: StepTimeConfig, summary: pd.DataFrame, reference: str = "bce") -> str:
+    """Markdown record of one measurement (settings, machine, table)."""
     return (
         f"Full training step (forward + loss + backward + AdamW step) of `{cfg.model}` on a batch "
         f"of {cfg.batch_size} x 1 x {cfg.image_size} x {cfg.image_size}, {cfg.num_classes} classes, "
         f"{cfg.repeats} interleaved rounds of {cfg.steps} steps per loss.\n\n"
-        f"Machine: {machine_description()}\n\n" + markdown_table(shown)
+        f"Machine: {machine_description()}\n\n" + markdown_table(step_table(summary, reference))
     )
 
 

@@ -1,12 +1,20 @@
-"""Aggregate benchmark runs: mean ± standard deviation over seeds, markdown tables.
+"""Aggregate benchmark runs: mean ± standard deviation over seeds, paired differences with
+intervals, the bootstrap over seeds, and the project's rule for changing a default.
 
 The standard deviation is the sample standard deviation (``ddof=1``) over the seeds of one
 loss; with a single seed it is undefined and shown as "n=1" instead of a fake 0.
+
+Intervals: a paired difference over seeds (same seed = same initialisation and batch order)
+gets a Student t interval, mean ± t(1 - (1 - level) / 2, n - 1) * sd / sqrt(n): with 5 seeds
+a percentile bootstrap over seeds is too narrow (it can only draw 126 distinct resamples and
+never exceeds the observed range). Statistics of a whole grid of runs (std, range over grid
+points) have no t interval; they get the percentile bootstrap over seeds of
+:func:`seed_bootstrap`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -72,34 +80,133 @@ def mean_std_table(
     return table
 
 
+#: Coverage of every interval the benchmarks report.
+LEVEL = 0.95
+
+
+def t_interval(values: Sequence[float] | np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """Student t interval of the mean of ``values`` (NaN skipped); ``(nan, nan)`` below 2 values."""
+    from scipy.stats import t
+
+    data = np.asarray(values, dtype=float)
+    data = data[np.isfinite(data)]
+    if data.size < 2:
+        return float("nan"), float("nan")
+    half = float(t.ppf(0.5 + level / 2, data.size - 1)) * float(data.std(ddof=1)) / np.sqrt(data.size)
+    return float(data.mean() - half), float(data.mean() + half)
+
+
+def direction(low: float, high: float) -> str:
+    """ "higher" when an interval of a difference lies above 0, "lower" below 0, "level" when it
+    holds 0, "untested" when it is undefined (one seed)."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "untested"
+    if low > 0:
+        return "higher"
+    if high < 0:
+        return "lower"
+    return "level"
+
+
 def paired_differences(
-    results: pd.DataFrame, metric: str, reference: str, *, by: str = "loss", pair: str = "seed"
+    results: pd.DataFrame,
+    metric: str,
+    reference: str,
+    *,
+    by: str = "loss",
+    pair: str = "seed",
+    others: Sequence[str] | None = None,
+    level: float = LEVEL,
 ) -> pd.DataFrame:
     """``reference`` minus every other group on ``metric``, paired by ``pair`` (same seed).
 
+    Args:
+        others: the groups to compare with (default: every other group, first-appearance order).
+
     Returns:
-        One row per other group (first-appearance order): ``by``, ``pairs`` (seeds both ran),
-        ``mean_diff``, ``min_diff``, ``max_diff`` and ``wins`` (pairs where ``reference`` is higher).
+        One row per other group: ``by``, ``pairs`` (seeds both ran), ``mean_diff``, ``ci_low`` /
+        ``ci_high`` (the ``level`` t interval of the mean difference, :func:`t_interval`),
+        ``min_diff``, ``max_diff``, ``wins`` (pairs where ``reference`` is higher) and ``verdict``
+        (:func:`direction` of the interval: is ``reference`` higher, lower or level).
 
     Raises:
-        ValueError: ``reference`` is not in ``results``.
+        ValueError: ``metric`` is not a column, or ``reference`` or one of ``others`` is not in ``results``.
     """
-    if reference not in set(results[by]):
-        raise ValueError(f"reference {reference!r} not in column {by!r}: {list(pd.unique(results[by]))}")
-    wide = results.pivot_table(index=pair, columns=by, values=metric, aggfunc="mean")
+    if metric not in results.columns:
+        raise ValueError(f"results lack column {metric!r}; have {list(results.columns)}")
+    present = list(pd.unique(results[by]))
+    for name in [reference, *(others or [])]:
+        if name not in present:
+            raise ValueError(f"reference {name!r} not in column {by!r}: {present}")
+    values = results.assign(**{metric: pd.to_numeric(results[metric], errors="coerce")})
+    wide = values.pivot_table(index=pair, columns=by, values=metric, aggfunc="mean").reindex(columns=present)
     rows = []
-    for other in pd.unique(results[by]):
-        if other == reference:
-            continue
+    for other in others if others is not None else [g for g in present if g != reference]:
         diff = (wide[reference] - wide[other]).dropna()
+        low, high = t_interval(diff.to_numpy(), level)
         rows.append(
             {
                 by: other,
                 "pairs": int(diff.size),
                 "mean_diff": float(diff.mean()) if diff.size else float("nan"),
+                "ci_low": low,
+                "ci_high": high,
                 "min_diff": float(diff.min()) if diff.size else float("nan"),
                 "max_diff": float(diff.max()) if diff.size else float("nan"),
                 "wins": int((diff > 0).sum()),
+                "verdict": direction(low, high),
             }
         )
     return pd.DataFrame(rows)
+
+
+def beats_default(results: pd.DataFrame, candidate: str, incumbent: str, metric: str, *, by: str = "loss") -> dict:
+    """The project's rule for changing a default: ``candidate`` replaces ``incumbent`` only if it is
+    higher on ``metric`` on every seed both ran (paired) and by a mean gain of at least twice the
+    larger of the two sample standard deviations over seeds.
+
+    Returns:
+        ``{"pairs", "wins", "gain", "bar", "beats"}`` (``beats`` False with fewer than 2 pairs).
+    """
+    diff = paired_differences(results, metric, candidate, by=by, others=[incumbent]).iloc[0]
+    spread = [
+        float(pd.to_numeric(results.loc[results[by] == name, metric], errors="coerce").std(ddof=1))
+        for name in (candidate, incumbent)
+    ]
+    bar = 2.0 * max(spread) if all(np.isfinite(spread)) else float("nan")
+    pairs, wins, gain = int(diff["pairs"]), int(diff["wins"]), float(diff["mean_diff"])
+    beats = pairs >= 2 and wins == pairs and np.isfinite(bar) and gain >= bar
+    return {"pairs": pairs, "wins": wins, "gain": gain, "bar": bar, "beats": bool(beats)}
+
+
+def seed_bootstrap(
+    values: np.ndarray,
+    statistic: Callable[[np.ndarray], np.ndarray],
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = LEVEL,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Percentile bootstrap over seeds of a statistic of seed-averaged results.
+
+    Args:
+        values: (S, ...) one slice per seed (e.g. (S, arms, grid points) test mAP); NaN skipped.
+        statistic: maps a batch of seed means (B, ...) to the statistic (B, ...) (e.g. the std over
+            grid points: ``lambda m: m.std(axis=-1, ddof=1)``).
+        n_boot: resamples: each draws S seeds with replacement (the same draw for every slice, so
+            slices that share seeds stay paired), averages over them and recomputes the statistic.
+        seed: seed of the resampling (same seed, same interval).
+
+    Returns:
+        ``(point, low, high)``: the statistic of the mean over all seeds and the ``level``
+        percentile interval; the interval is NaN with fewer than 2 seeds.
+    """
+    data = np.asarray(values, dtype=float)
+    point = np.asarray(statistic(np.nanmean(data, axis=0)[None]))[0]
+    if data.shape[0] < 2:
+        nan = np.full_like(point, np.nan, dtype=float)
+        return point, nan, nan.copy()
+    draws = np.random.default_rng(seed).integers(0, data.shape[0], size=(n_boot, data.shape[0]))
+    samples = np.asarray(statistic(np.nanmean(data[draws], axis=1)))
+    low, high = np.nanquantile(samples, [0.5 - level / 2, 0.5 + level / 2], axis=0)
+    return point, low, high

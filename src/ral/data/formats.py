@@ -78,6 +78,8 @@ class TableFormat:
             not) is an image list of the format (:func:`load_image_list`); empty: no image lists.
         list_placeholders: values of the other columns the reader needs, given to an image list
             (they make its rows readable; the labels they give are dropped).
+        list_columns: patient / study / view columns an image list also reads when the table has
+            them (``ral predict --aggregate study``); a placeholder fills such a column only when absent.
         labels, images, patients: what the docs say about labels, image paths and patients / studies.
         example: a one-line example command for the docs.
     """
@@ -96,6 +98,7 @@ class TableFormat:
     view_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     image_columns: tuple[str, ...] = ()
     list_placeholders: Mapping[str, str] = field(default_factory=dict)
+    list_columns: tuple[str, ...] = ()
 
     @property
     def columns(self) -> list[str]:
@@ -134,6 +137,7 @@ TABLE_FORMATS: tuple[TableFormat, ...] = (
         view_groups={_FRONTAL: ("PA", "AP"), _LATERAL: ("LATERAL", "LL")},
         image_columns=("dicom_id", "fpath"),
         list_placeholders={"subject_id": "", "study_id": ""},
+        list_columns=("subject_id", "study_id", "ViewPosition"),
     ),
     TableFormat(
         name="nih",
@@ -148,6 +152,7 @@ TABLE_FORMATS: tuple[TableFormat, ...] = (
         view_groups={_FRONTAL: ("PA", "AP")},
         image_columns=("Image Index",),
         list_placeholders={"Finding Labels": "No Finding", "Patient ID": ""},
+        list_columns=("Patient ID", "View Position"),
     ),
     TableFormat(
         name="chexpert",
@@ -164,6 +169,7 @@ TABLE_FORMATS: tuple[TableFormat, ...] = (
         view_groups=_CHEXPERT_VIEWS,
         image_columns=("Path",),
         list_placeholders=dict.fromkeys(CHEXPERT_CLASSES, ""),
+        list_columns=("Frontal/Lateral", "AP/PA"),
     ),
     TableFormat(
         name="isic2018",
@@ -207,6 +213,7 @@ TABLE_FORMATS: tuple[TableFormat, ...] = (
         view_groups={_FRONTAL: ("PA", "AP", "AP_horizontal"), _LATERAL: ("L",)},
         image_columns=("ImageID", "ImageDir"),
         list_placeholders={"Labels": "[]", "StudyID": "", "PatientID": "", "Projection": ""},
+        list_columns=("StudyID", "PatientID", "Projection"),
     ),
     TableFormat(
         name="vindr",
@@ -254,6 +261,7 @@ TABLE_FORMATS: tuple[TableFormat, ...] = (
         example="ral data stats my-dataset/labels.csv",
         view_groups={_FRONTAL: ("PA", "AP"), _LATERAL: ("LATERAL", "LL", "L")},
         image_columns=("path",),
+        list_columns=("subject_id", "study_id", "view"),
     ),
     TableFormat(
         name="folder",
@@ -452,8 +460,9 @@ def load_image_list(
     """The images of a table of any CSV format with image lists, without labels (label columns are not needed).
 
     The format is ``format`` or the table's (:func:`detect_format`), else the first of
-    :data:`TABLE_FORMATS` whose ``image_columns`` the header has. Only those columns are read
-    (label columns, when there, are ignored, also bad values in them); ids and image paths are
+    :data:`TABLE_FORMATS` whose ``image_columns`` the header has. Only those columns and the
+    format's ``list_columns`` (patient, study, view) are read (label columns, when there, are
+    ignored, also bad values in them); ids and image paths are
     those :func:`load_table` gives (``dicom_id`` / ``fpath`` for CXR-LT, ``path`` for the generic
     layout, ``<image>.jpg`` found as for ISIC 2018, ...).
 
@@ -477,7 +486,8 @@ def load_image_list(
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
     require(frame, fmt.image_columns, path, fmt.name)
-    images = frame[list(fmt.image_columns)].assign(**dict(fmt.list_placeholders))
+    columns = [*fmt.image_columns, *(c for c in fmt.list_columns if c in frame.columns)]
+    images = frame[columns].assign(**{k: v for k, v in fmt.list_placeholders.items() if k not in columns})
     options = ReadOptions(root=Path(root) if root is not None else path.parent, root_given=root is not None)
     try:
         table = fmt.reader(images, path, options)

@@ -1,8 +1,10 @@
 """``ral evaluate``: metrics, per-class table, bootstrap intervals and plots of a checkpoint on a table.
 
-Output folder::
+The checkpoint may be an ensemble, with flip TTA and study aggregation (:mod:`ral.engine.ensemble`,
+:mod:`ral.engine.aggregate`). Output folder::
 
-    metrics.json      headline metrics (+ "ci95": bootstrap 95% intervals, run details)
+    metrics.json      headline metrics (+ "ci95": bootstrap 95% intervals, run details; when
+                      aggregating, "without_aggregation": the metrics of the image probabilities)
     per_class.csv     class, count (training positives), group, AP, AUC, F1, threshold, n_pos
     predictions.csv   the probabilities (id column + one column per class)
     ap_vs_frequency.png, pr_tail.png
@@ -17,15 +19,33 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ral.engine.aggregate import aggregate_table, aggregation_keys, check_aggregate
 from ral.engine.config import config_from_checkpoint
-from ral.engine.inference import load_eval_table, load_trained_model, predict_probabilities
+from ral.engine.ensemble import Checkpoints, Member, check_tta, ensemble_probabilities, load_members
+from ral.engine.inference import load_eval_table
 
 
-def default_eval_dir(checkpoint: str | os.PathLike, data: str | os.PathLike) -> Path:
-    """``<run>/eval/<table name>`` for ``<run>/checkpoints/<file>.ckpt``; else next to the checkpoint."""
+def default_eval_dir(
+    checkpoint: str | os.PathLike,
+    data: str | os.PathLike,
+    *,
+    ensemble: int = 1,
+    tta: str = "none",
+    aggregate: str = "none",
+) -> Path:
+    """``<run>/eval/<table name>`` for ``<run>/checkpoints/<file>.ckpt``; else next to the checkpoint.
+
+    The inference options extend the name: ``test-ensemble3-hflip-study`` for an ensemble of
+    three checkpoints with flip TTA and study aggregation (``<run>``: the first checkpoint's).
+    """
     checkpoint = Path(checkpoint).resolve()
     run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-    return run / "eval" / Path(data).stem
+    parts = [
+        Path(data).stem,
+        f"ensemble{ensemble}" if ensemble > 1 else "",
+        *(o for o in (tta, aggregate) if o != "none"),
+    ]
+    return run / "eval" / "-".join(p for p in parts if p)
 
 
 def _single_label_per_class(y: np.ndarray, probs: np.ndarray, meta: dict[str, Any]) -> pd.DataFrame:
@@ -63,8 +83,42 @@ def _tail_classes(meta: dict[str, Any], limit: int = 8) -> list[str]:
     return (names or [meta["class_names"][i] for i in order])[:limit]
 
 
+def _scores(
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    *,
+    meta: dict[str, Any],
+    thresholds: np.ndarray | None,
+    n_boot: int,
+    seed: int,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The reported metrics (+ "ci95" when ``n_boot`` > 0) and the per-class table of ``probs`` (N, C).
+
+    ``y_true``: (N, C) 1 / 0 / NaN (multi-label, with per-class ``thresholds``) or (N,) class indices.
+    """
+    from ral.metrics import bootstrap_ci, metric_names, multilabel_metrics, per_class_table, single_label_metrics
+
+    task, groups, names = meta["task"], meta["groups"], meta["class_names"]
+    if task == "multilabel":
+        metrics = multilabel_metrics(y_true, probs, groups=groups, thresholds=thresholds)
+        per_class = per_class_table(
+            y_true, probs, class_names=names, counts=meta["train_counts"], groups=groups, thresholds=thresholds
+        )
+    else:
+        metrics = single_label_metrics(y_true, probs, groups=groups)
+        per_class = _single_label_per_class(y_true, probs, meta)
+    reported = metric_names(task)
+    scores: dict[str, Any] = {name: float(metrics[name]) for name in reported}
+    if n_boot > 0 and len(probs) > 0:
+        ci = bootstrap_ci(
+            y_true, probs, metric_names=list(reported), n_boot=n_boot, seed=seed, groups=groups, thresholds=thresholds
+        )
+        scores["ci95"] = {name: [float(low), float(high)] for name, (low, high) in ci.items()}
+    return scores, per_class
+
+
 def evaluate(
-    checkpoint: str | os.PathLike,
+    checkpoint: Checkpoints,
     data: str | os.PathLike | None = None,
     *,
     val_data: str | os.PathLike | None = None,
@@ -72,6 +126,8 @@ def evaluate(
     format: str | None = None,
     root: str | os.PathLike | None = None,
     allow_outside_root: bool = False,
+    tta: str = "none",
+    aggregate: str = "none",
     batch_size: int = 128,
     num_workers: int = 0,
     n_boot: int = 1000,
@@ -80,7 +136,7 @@ def evaluate(
     cache_dir: str | os.PathLike | None = None,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate a ``ral train`` checkpoint on the table ``data`` and write the outputs to ``out_dir``.
+    """Evaluate a ``ral train`` checkpoint (or an ensemble) on the table ``data`` and write the outputs to ``out_dir``.
 
     Multi-label: per-class F1 thresholds are tuned on ``val_data`` (default: the run's
     ``dataset.val``) and applied to ``data``; without a validation table they are 0.5.
@@ -88,13 +144,20 @@ def evaluate(
     in the checkpoint.
 
     Args:
-        checkpoint: ``.ckpt`` written by ``ral train``.
+        checkpoint: ``.ckpt`` written by ``ral train``, or several: their ensemble (mean of the
+            probabilities; same task and classes). The first one's run gives the defaults of
+            ``data`` / ``val_data`` / ``out_dir``, the class order, groups and training counts.
         data: table to evaluate (default: the run's ``dataset.test``).
         val_data: table for threshold tuning (multi-label only).
         out_dir: output folder (default :func:`default_eval_dir`); it must be missing or empty
             unless ``overwrite`` (then its files are replaced). Checked before any prediction.
         format, root: table format / image root (default: auto-detect / the table's folder).
         allow_outside_root: accept image paths that lead out of the image root.
+        tta: "none" or "hflip" (mean over each image and its horizontal flip).
+        aggregate: "none", "study" or "view-study" (:mod:`ral.engine.aggregate`). When aggregating,
+            the headline metrics, per_class.csv and predictions.csv are those of the aggregated
+            probabilities (thresholds tuned on the aggregated validation probabilities), and
+            ``"without_aggregation"`` holds the metrics of the image probabilities.
         n_boot: bootstrap resamples for the 95% intervals (0 skips them). seed: their seed.
         device: "auto", "cpu", "cuda", ...
         cache_dir: decoded-image cache folder (see :class:`ral.data.ImageDataset`), or None.
@@ -103,90 +166,80 @@ def evaluate(
         The content of metrics.json plus ``"out_dir"``.
 
     Raises:
-        FileNotFoundError / ValueError: missing files, tables without the checkpoint's classes.
+        FileNotFoundError / ValueError: missing files, tables without the checkpoint's classes
+            (or without the study ids ``aggregate`` needs), checkpoints that cannot be ensembled.
         FileExistsError / OSError: ``out_dir`` is not empty (without ``overwrite``) or cannot be written.
     """
-    from ral.metrics import (
-        bootstrap_ci,
-        metric_names,
-        multilabel_metrics,
-        per_class_table,
-        single_label_metrics,
-        tune_thresholds,
-    )
+    from ral.metrics import tune_thresholds
     from ral.report import plot_ap_vs_frequency, plot_pr_curves, write_csv, write_json
     from ral.report.files import check_output
 
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 0:
         raise ValueError(f"n_boot must be an integer >= 0, got {n_boot!r}")
+    check_tta(tta)
+    check_aggregate(aggregate)
     if out_dir is not None:  # before anything is read (the default folder needs the run's config)
         check_output(out_dir, folder=True, overwrite=overwrite)
-    model, meta = load_trained_model(checkpoint, device)
-    run_config = config_from_checkpoint(meta, checkpoint)
+    members = load_members(checkpoint, device)
+    lead, meta = members[0].path, members[0].meta
+    run_config = config_from_checkpoint(meta, lead)
     if data is None:
         data = run_config.dataset.test
         if data is None:
-            raise ValueError(f"data: no table given and the run of {checkpoint} has no dataset.test")
+            raise ValueError(f"data: no table given and the run of {lead} has no dataset.test")
     if val_data is None and run_config.dataset.val and Path(run_config.dataset.val).is_file():
         val_data = run_config.dataset.val
-    out = check_output(
-        out_dir if out_dir is not None else default_eval_dir(checkpoint, data), folder=True, overwrite=overwrite
-    )
-    task, size = meta["task"], meta["image_size"]
+    default_out = default_eval_dir(lead, data, ensemble=len(members), tta=tta, aggregate=aggregate)
+    out = check_output(out_dir if out_dir is not None else default_out, folder=True, overwrite=overwrite)
+    task, names = meta["task"], meta["class_names"]
     tables = {"format": format, "root": root, "allow_outside_root": allow_outside_root}
+    options = {"tta": tta, "batch_size": batch_size, "num_workers": num_workers, "cache_dir": cache_dir}
 
     table = load_eval_table(data, meta, key="data", split="test", **tables)
-    probs = predict_probabilities(
-        model, table, task=task, image_size=size, batch_size=batch_size, num_workers=num_workers, cache_dir=cache_dir
-    )
-    groups, names = meta["groups"], meta["class_names"]
-    report: dict[str, Any] = {}
-    thresholds: np.ndarray | None = None
+    keys = aggregation_keys(table, aggregate, key="data")
+    val = None
+    if task == "multilabel" and val_data is not None:
+        val = load_eval_table(val_data, meta, key="val_data", split="validate", **tables)
+        val_keys = aggregation_keys(val, aggregate, key="val_data")
+    image_probs = ensemble_probabilities(members, table, **options)
+    y_true = table.labels.astype(np.float64) if task == "multilabel" else table.targets_single()
+    # Image-level thresholds, and those of the aggregated probabilities (the same when not aggregating).
+    thresholds = thresholds_aggregated = None
+    report: dict[str, Any] = {"thresholds": "argmax"}
     if task == "multilabel":
-        y_true = table.labels.astype(np.float64)
-        thresholds, source = np.full(len(names), 0.5), "default 0.5 (no validation table)"
-        if val_data is not None:
-            val = load_eval_table(val_data, meta, key="val_data", split="validate", **tables)
-            val_probs = predict_probabilities(
-                model,
-                val,
-                task=task,
-                image_size=size,
-                batch_size=batch_size,
-                num_workers=num_workers,
-                cache_dir=cache_dir,
-            )
-            thresholds, source = tune_thresholds(val.labels.astype(np.float64), val_probs), f"tuned on {val_data}"
-        metrics = multilabel_metrics(y_true, probs, groups=groups, thresholds=thresholds)
-        per_class = per_class_table(
-            y_true, probs, class_names=names, counts=meta["train_counts"], groups=groups, thresholds=thresholds
-        )
-        report["thresholds"] = source
-    else:
-        y_true = table.targets_single()
-        metrics = single_label_metrics(y_true, probs, groups=groups)
-        per_class = _single_label_per_class(y_true, probs, meta)
-        report["thresholds"] = "argmax"
-    reported = metric_names(task)
-    report = {name: float(metrics[name]) for name in reported} | report
-    if n_boot > 0 and len(table) > 0:
-        ci = bootstrap_ci(
-            y_true, probs, metric_names=list(reported), n_boot=n_boot, seed=seed, groups=groups, thresholds=thresholds
-        )
-        report["ci95"] = {name: [float(low), float(high)] for name, (low, high) in ci.items()}
+        thresholds = thresholds_aggregated = np.full(len(names), 0.5)
+        report["thresholds"] = "default 0.5 (no validation table)"
+        if val is not None:
+            val_probs = ensemble_probabilities(members, val, **options)
+            val_y = val.labels.astype(np.float64)
+            thresholds = tune_thresholds(val_y, val_probs)
+            thresholds_aggregated = tune_thresholds(val_y, aggregate_table(val_probs, val_keys))
+            report["thresholds"] = f"tuned on {val_data}"
+    probs = aggregate_table(image_probs, keys)
+    scores = {"meta": meta, "n_boot": n_boot, "seed": seed}
+    final, per_class = _scores(y_true, probs, thresholds=thresholds_aggregated, **scores)
+    report = final | report
+    if keys is not None:
+        report["without_aggregation"] = _scores(y_true, image_probs, thresholds=thresholds, **scores)[0]
     report.update(
         {
             "task": task,
             "n_images": len(table),
             "n_boot": n_boot,
-            "checkpoint": str(Path(checkpoint).resolve()),
+            "tta": tta,
+            "aggregate": aggregate,
+            "checkpoint": str(lead.resolve()),
             "data": str(Path(data).resolve()),
             "val_data": str(Path(val_data).resolve()) if val_data else None,
             "loss": run_config.loss.name,
             "backbone": meta["backbone"],
-            "groups": {g: [n for n, gg in zip(names, groups) if gg == g] for g in ("head", "medium", "tail")},
+            "groups": {g: [n for n, gg in zip(names, meta["groups"]) if gg == g] for g in ("head", "medium", "tail")},
         }
     )
+    if keys is not None:
+        report["n_studies"] = len(set(keys[0]))
+    if len(members) > 1:
+        report["ensemble"] = [_member_summary(member) for member in members]
 
     id_column = "dicom_id" if table.format == "cxrlt" else "id"
     predictions = pd.DataFrame(probs, columns=names)
@@ -198,3 +251,14 @@ def evaluate(
     plot_pr_curves(truth_matrix, probs, names, _tail_classes(meta), out / "pr_tail.png")
     write_json(report, out / "metrics.json")
     return report | {"out_dir": str(out)}
+
+
+def _member_summary(member: Member) -> dict[str, Any]:
+    """Path, loss, backbone and image size of one checkpoint of an ensemble (for metrics.json)."""
+    loss = member.meta.get("config", {}).get("loss", {}).get("name")
+    return {
+        "checkpoint": str(member.path.resolve()),
+        "loss": loss,
+        "backbone": member.meta["backbone"],
+        "image_size": member.meta["image_size"],
+    }

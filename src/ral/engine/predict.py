@@ -1,7 +1,9 @@
 """``ral predict``: probabilities of a checkpoint's classes, in the CXR-LT submission layout.
 
 The CSV has one id column and one probability column per class, named and ordered as in the
-checkpoint (for CXR-LT: ``dicom_id, Atelectasis, Calcification of the Aorta, ...``).
+checkpoint (for CXR-LT: ``dicom_id, Atelectasis, Calcification of the Aorta, ...``). Several
+checkpoints are ensembled, ``tta="hflip"`` averages each image with its flip and ``aggregate``
+gives every image its study's probabilities (one row per image still).
 """
 
 from __future__ import annotations
@@ -12,16 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ral.engine.inference import (
-    INFERENCE_HINTS,
-    image_table,
-    load_trained_model,
-    predict_probabilities,
-)
+from ral.engine.aggregate import aggregate_table, aggregation_keys, check_aggregate
+from ral.engine.ensemble import Checkpoints, check_tta, ensemble_probabilities, load_members
+from ral.engine.inference import INFERENCE_HINTS, image_table
 
 
 def predict(
-    checkpoint: str | os.PathLike,
+    checkpoint: Checkpoints,
     *,
     images: Sequence[str | os.PathLike] | None = None,
     data: str | os.PathLike | None = None,
@@ -30,6 +29,8 @@ def predict(
     root: str | os.PathLike | None = None,
     allow_outside_root: bool = False,
     id_column: str | None = None,
+    tta: str = "none",
+    aggregate: str = "none",
     batch_size: int = 128,
     num_workers: int = 0,
     device: str | None = "auto",
@@ -38,7 +39,8 @@ def predict(
     """Write the probabilities of ``images`` or of the images of ``data`` to ``out``; labels are never needed.
 
     Args:
-        checkpoint: ``.ckpt`` written by ``ral train``.
+        checkpoint: ``.ckpt`` written by ``ral train``, or several: their ensemble (the mean of
+            their probabilities; same task and classes, see :func:`ral.engine.ensemble.load_members`).
         images: image files and folders of images (searched recursively, sorted; ids: see
             :func:`ral.engine.inference.image_table`).
         data: a table of any CSV format, with or without its label columns (ids and paths from
@@ -48,24 +50,30 @@ def predict(
         out: CSV file to write (atomically); an existing file is replaced only with ``overwrite``.
         format, root, allow_outside_root: for a ``data`` table, as in ``ral.data.load_image_list``.
         id_column: name of the id column (default "dicom_id" for CXR-LT checkpoints, else "id").
+        tta: "none" or "hflip" (mean over each image and its horizontal flip).
+        aggregate: "none", "study" or "view-study" (:mod:`ral.engine.aggregate`): every image gets
+            its study's probabilities; needs a ``data`` table with study ids (and views).
         device: "auto", "cpu", "cuda", ...
 
     Returns:
-        The written table: N rows, ``1 + C`` columns.
+        The written table: N rows, ``1 + C`` columns (the first checkpoint's classes, in its order).
 
     Raises:
-        ValueError: both or neither of ``images`` / ``data``; FileNotFoundError: missing files;
-        FileExistsError / OSError: ``out`` exists (without ``overwrite``) or cannot be written,
-        checked before anything is computed.
+        ValueError: both or neither of ``images`` / ``data``, an unknown ``tta`` / ``aggregate``, a
+        table without the study ids ``aggregate`` needs, checkpoints that cannot be ensembled;
+        FileNotFoundError: missing files; FileExistsError / OSError: ``out`` exists (without
+        ``overwrite``) or cannot be written. All checked before anything is computed.
     """
     from ral.data.formats import load_image_list
     from ral.report import write_csv
     from ral.report.files import check_output
 
     out = check_output(out, overwrite=overwrite)
+    check_tta(tta)
+    check_aggregate(aggregate)
     if (images is None or len(images) == 0) == (data is None):
         raise ValueError("give either image files / folders or --data (exactly one of them)")
-    model, meta = load_trained_model(checkpoint, device)
+    members = load_members(checkpoint, device)
     if data is not None and not Path(data).is_dir():
         try:
             table = load_image_list(
@@ -79,14 +87,14 @@ def predict(
         table = image_table([data] if data is not None else list(images or []))
     if len(table) == 0:
         raise ValueError(f"data: {data} lists no images")
-    probs = predict_probabilities(
-        model, table, task=meta["task"], image_size=meta["image_size"], batch_size=batch_size, num_workers=num_workers
-    )
+    keys = aggregation_keys(table, aggregate, key="data" if data is not None else "images")
+    meta = members[0].meta
     if id_column is None:
         id_column = "dicom_id" if meta.get("dataset_format") == "cxrlt" else "id"
     if id_column in meta["class_names"]:
         raise ValueError(f"id_column {id_column!r} clashes with a class name")
-    frame = pd.DataFrame(probs, columns=list(meta["class_names"]))
+    probs = ensemble_probabilities(members, table, tta=tta, batch_size=batch_size, num_workers=num_workers)
+    frame = pd.DataFrame(aggregate_table(probs, keys), columns=list(meta["class_names"]))
     frame.insert(0, id_column, table.ids)
     write_csv(frame, out)
     return frame

@@ -1,0 +1,143 @@
+"""The full evidence of docs/results.md: which benchmarks, how many runs, how long, in which folders.
+
+:func:`evidence_plan` counts the runs from the code (the default loss lists, the default arms and
+grids, the budgets' seeds, the default missing rates) and multiplies them by :data:`MEASURED`, the
+wall time of ONE run of each budget (train + evaluate, one torch thread) measured with
+``benchmarks/time_budgets.py`` on the 2-core development machine; the training benchmarks run as
+:data:`SHARDS` shards in parallel (``make bench-evidence``). ``ral bench report`` writes the
+resulting table into docs/results.md's "How to reproduce", so the arithmetic there always matches
+the code. Timing benchmarks (step time, loss speed, throughput) must run alone afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Seconds of one run (training + test evaluation, one torch thread) per (budget, simulated set), and
+#: seconds to simulate that set once, measured by ``benchmarks/time_budgets.py`` (record:
+#: benchmarks/budget_times.md).
+MEASURED: dict[tuple[str, str], float] = {
+    ("quick", "multilabel"): 2.5,
+    ("grid", "multilabel"): 18.0,
+    ("default", "multilabel"): 37.0,
+    ("default", "single"): 37.0,
+    ("default", "fundus"): 37.0,
+}
+SIMULATION: dict[tuple[str, str], float] = {
+    ("quick", "multilabel"): 1.0,
+    ("grid", "multilabel"): 9.0,
+    ("default", "multilabel"): 9.0,
+    ("default", "single"): 7.0,
+    ("default", "fundus"): 15.0,
+}
+#: Folder of the second quick smoke run (``ral bench report`` compares it with the first).
+QUICK_AGAIN = "losses-multilabel-quick-again"
+#: Processes the training benchmarks are split over (``--shard 1/2`` and ``--shard 2/2``).
+SHARDS = 2
+#: Wall time of the timing benchmarks, which run alone after the training ones (seconds; from their records).
+TIMING_SECONDS = {"step": 105.0, "speed": 240.0, "speed-1thread": 240.0, "throughput": 120.0}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One benchmark of the evidence.
+
+    Attributes:
+        folder: its output folder under ``runs/bench`` (the default of its command).
+        command: the command without ``--shard`` (the shards add ``--shard I/N``).
+        runs: training runs (0 for a timing benchmark).
+        run_seconds: measured seconds of one run; simulations: datasets it simulates.
+        sharded: whether it runs as :data:`SHARDS` shards.
+        seconds: its wall time (sharded: divided by the shards; timing: the recorded wall time).
+    """
+
+    folder: str
+    command: str
+    runs: int
+    run_seconds: float
+    simulations: int
+    sharded: bool
+    seconds: float
+
+
+def _training(folder: str, command: str, runs: int, budget: str, simulated: str, simulations: int) -> Step:
+    simulate = simulations * SIMULATION[(budget, simulated)]
+    total = runs * MEASURED[(budget, simulated)] / SHARDS + simulate  # shards wait for one simulation
+    return Step(folder, command, runs, MEASURED[(budget, simulated)], simulations, True, total)
+
+
+def evidence_plan() -> list[Step]:
+    """Every benchmark of docs/results.md, in the order ``make bench-evidence`` runs them."""
+    from ral.bench.experiment import get_budget
+    from ral.bench.losses import loss_specs
+    from ral.bench.sensitivity import DEFAULT_ARMS, DEFAULT_MISSING_RATES, resolve_arms
+
+    default, grid = get_budget("default"), get_budget("grid")
+    steps = []
+    for simulated, task, flag in (
+        ("multilabel", "multilabel", ""),
+        ("single", "single", " --task single"),
+        ("fundus", "single", " --task fundus"),
+    ):
+        runs = len(loss_specs(task, None, default)) * default.seeds
+        steps.append(
+            _training(
+                f"losses-{simulated}-default", f"ral bench losses --simulate{flag}", runs, "default", simulated, 1
+            )
+        )
+    points = sum(len(arm.points()) for arm in resolve_arms(DEFAULT_ARMS, (), "multilabel", quick=False))
+    runs = points * grid.seeds * len(DEFAULT_MISSING_RATES)
+    steps.append(
+        _training(
+            "sensitivity-multilabel-grid",
+            "ral bench sensitivity --simulate",
+            runs,
+            "grid",
+            "multilabel",
+            len(DEFAULT_MISSING_RATES),
+        )
+    )
+    quick = len(loss_specs("multilabel", None, get_budget("quick")))
+    seconds = quick * MEASURED[("quick", "multilabel")] + SIMULATION[("quick", "multilabel")]
+    for folder, command in (
+        ("losses-multilabel-quick", "ral bench losses --simulate --quick"),
+        # the same again into another folder: the report checks that the numbers are identical
+        (QUICK_AGAIN, f"ral bench losses --simulate --quick --out runs/bench/{QUICK_AGAIN}"),
+    ):
+        steps.append(Step(folder, command, quick, MEASURED[("quick", "multilabel")], 1, False, seconds))
+    for folder, command in (
+        ("step", "ral bench step --losses bce asl ral --repeats 30 --out runs/bench/step"),
+        ("speed", "ral bench speed --threads 0 --out runs/bench/speed"),
+        ("speed-1thread", "ral bench speed --threads 1 --clock cpu --breakdown --out runs/bench/speed-1thread"),
+        ("throughput", "ral bench throughput --quick --out runs/bench/throughput"),
+    ):
+        steps.append(Step(folder, command, 0, 0.0, 0, False, TIMING_SECONDS[folder]))
+    return steps
+
+
+def plan_markdown(steps: list[Step]) -> str:
+    """The plan as a markdown table with the total wall time."""
+    import pandas as pd
+
+    from ral.report import markdown_table
+
+    table = pd.DataFrame(
+        {
+            "command": [f"`{s.command}`" + (f" (x {SHARDS} shards)" if s.sharded else "") for s in steps],
+            "runs": [s.runs if s.runs else "timing" for s in steps],
+            "s / run": [f"{s.run_seconds:.0f}" if s.runs else "" for s in steps],
+            "simulated sets": [s.simulations for s in steps],
+            "wall time": [_duration(s.seconds) for s in steps],
+        }
+    )
+    total = sum(s.seconds for s in steps)
+    return (
+        markdown_table(table)
+        + f"\nTotal: about {_duration(total)} (training benchmarks: runs x s / run / {SHARDS} shards + the "
+        "simulations, which one shard makes while the other waits; timing benchmarks alone afterwards).\n"
+    )
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{max(minutes, 1)} min"

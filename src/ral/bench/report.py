@@ -1,0 +1,468 @@
+"""``ral bench report``: docs/results.md rebuilt from the bench output folders.
+
+Every table is recomputed from the folders' runs (``runs/*/result.json`` of the training
+benchmarks, the CSV / JSON records of the timing ones), every figure re-drawn into one image
+folder that the report owns (figures it no longer draws are removed), and every verdict is a rule
+applied to the numbers (:mod:`ral.bench.losses_report`, :mod:`ral.bench.sensitivity_report` and the
+rules below), so the document cannot drift from the data. A benchmark whose folder is missing is
+listed with the command that makes it.
+
+Rules of the timing claims (paired ratios over interleaved rounds, ``ral.bench.timing``):
+
+- *claim 3* (no extra training time): RAL's full training step costs no measurable extra time when
+  the inter-quartile range of its paired time ratio to BCE holds 1 (or lies below it); it costs
+  extra when the whole range lies above 1.
+- *loss speed* (issue 6's targets): fused RAL forward+backward <= 1.3 x BCE at 4096x1000 and
+  <= 2 x at 256x26 (median paired ratio), peak memory <= 1.5 x BCE's; each target met or not.
+- *throughput* (issue 12's target): pipeline images/s >= 0.95 x the plain PyTorch loop's.
+- *smoke test*: ``--quick`` twice (two folders) gives identical test metrics, digit for digit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ral.bench.losses_report import CLAIM1_RULE
+from ral.bench.plan import QUICK_AGAIN, Step, evidence_plan, plan_markdown
+
+SPEED_TITLES = (
+    "Eager mode, torch's default threads, wall-clock time",
+    "One thread, process CPU time, with the breakdown",
+)
+SPEED_TARGETS = (("4096x1000", 1.3), ("256x26", 2.0))
+MEMORY_TARGET = 1.5
+THROUGHPUT_TARGET = 0.95
+
+
+@dataclass
+class Part:
+    """One section of the document and its one-line verdicts for the overview."""
+
+    markdown: str
+    verdicts: list[tuple[str, str]] = field(default_factory=list)  # (claim, verdict text)
+    figures: list[str] = field(default_factory=list)
+
+
+class _Images:
+    """The report's image folder: figures are drawn into it and linked relative to the document."""
+
+    def __init__(self, folder: Path, document: Path) -> None:
+        self.folder = folder
+        self.link = Path(os.path.relpath(folder, document.parent)).as_posix().rstrip("/") + "/"
+        self.drawn: list[str] = []
+
+    def path(self, name: str) -> Path:
+        self.drawn.append(name)
+        return self.folder / name
+
+    def markdown(self, name: str, alt: str) -> str:
+        return f"![{alt}]({self.link}{name})"
+
+    def remove_stale(self) -> None:
+        for old in self.folder.glob("*.png"):
+            if old.name not in self.drawn:
+                old.unlink()
+
+
+def _command(folder: Path, step: Step) -> str:
+    """The command block: the canonical command (with its shards) and the recorded one if it differs."""
+    shards = "    # as 2 shards: add --shard 1/2 and --shard 2/2 (two processes)\n" if step.sharded else ""
+    text = f"    {step.command}\n{shards}"
+    recorded = folder / "command.txt"
+    if recorded.is_file():
+        line = recorded.read_text(encoding="utf-8").strip()
+        if line and line != step.command:
+            text += f"\nRecorded command of this folder: `{line}`\n"
+    return text + "\n"
+
+
+def _not_run(step: Step) -> str:
+    return f"Not run yet. Make it with:\n\n    {step.command}\n\n"
+
+
+def _first_line(text: str) -> str:
+    return text.strip().split("\n")[0]
+
+
+def _timing_line(results: pd.DataFrame) -> str:
+    seconds = pd.to_numeric(results["run_seconds"], errors="coerce")
+    text = (
+        f"{len(results)} runs; one run (train + evaluate) took {seconds.median():.0f} s median "
+        f"({seconds.min():.0f}-{seconds.max():.0f} s)"
+    )
+    if "load_average" in results:
+        load = pd.to_numeric(results["load_average"], errors="coerce")
+        if load.notna().any():
+            text += f"; load average at the end of a run: median {load.median():.1f}, max {load.max():.1f}"
+    return text + ".\n\n"
+
+
+def _losses_part(runs: Path, step: Step, title: str, images: _Images) -> tuple[Part, Any]:
+    """One task's loss comparison, and ``(task, results)`` for the variants' section (None when not run)."""
+    from ral.bench.experiment import Budget
+    from ral.bench.losses import collect_losses, loss_notes, setup_text
+    from ral.bench.losses_report import (
+        claim1_verdict,
+        paired_markdown,
+        plot_losses,
+        summary_markdown,
+    )
+
+    folder = runs / step.folder
+    got = collect_losses(folder)
+    if got is None:
+        return Part(f"### {title}\n\n" + _not_run(step), [(f"Claim 1, {title}", "not run")]), None
+    settings, results, per_class = got
+    task = settings["data"]["task"]
+    budget = Budget(**settings["budget"])
+    stem = step.folder.replace("-default", "")
+    metrics_png, classes_png = f"{stem}_metrics.png", f"{stem}_per_class.png"
+    plot_losses(results, per_class, task, images.path(metrics_png), images.path(classes_png), budget_name=budget.name)
+    verdict = claim1_verdict(results, task)
+    text = (
+        f"### {title}\n\n"
+        + _command(folder, step)
+        + f"Output: `runs/bench/{step.folder}/`. Data: {settings['data']['description']}. "
+        + _timing_line(results)
+        + setup_text(budget)
+        + summary_markdown(results, task)
+        + "\n"
+        + paired_markdown(results, task)
+        + "\n"
+        + verdict
+        + "\n"
+        + images.markdown(metrics_png, f"test metrics per loss, {title}")
+        + "\n\n"
+        + images.markdown(classes_png, f"per-class test score, {title}")
+        + "\n\n"
+        + loss_notes(results)
+        + "\n"
+    )
+    return Part(text, [(f"Claim 1, {title}", _first_line(verdict))]), (task, results)
+
+
+def _variants_part(tables: list[tuple[str, Any]]) -> Part:
+    """Issue 14's comparisons and the loss to start with, from the loss tables of each task."""
+    from ral.bench.losses_report import comparisons_markdown, recommendation
+
+    blocks, verdicts = [], []
+    for title, got in tables:
+        if got is None:
+            continue
+        task, results = got
+        body = comparisons_markdown(results, task)
+        advice = recommendation(results, task)
+        if body or advice:
+            blocks.append(f"### {title}\n\n{body}\n{advice}")
+        if advice:
+            verdicts.append((f"Loss to start with, {title}", _first_line(advice)))
+    intro = (
+        "The long-tail variants of RAL (`ral_cb`, class-balanced; `ral_la`, logit-adjusted; RAL's prior "
+        "correction `prior_tau`) against the losses they borrow from, in the loss comparisons above (same runs). "
+        "Each answer is the rule of `ral.bench.losses_report`: *reach* / *keep* by the paired 95% t interval, "
+        "options by the project's rule for defaults (a candidate replaces the default only if it is higher on "
+        "every seed and by a mean gain of at least twice the larger seed standard deviation).\n\n"
+    )
+    if not blocks:
+        return Part(
+            intro + "Not run yet: the loss comparisons above hold these rows.\n\n", [("Long-tail variants", "not run")]
+        )
+    return Part(intro + "\n".join(blocks) + "\n", verdicts)
+
+
+def _sensitivity_part(runs: Path, step: Step, images: _Images) -> Part:
+    from ral.bench.sensitivity import collect_sensitivity
+    from ral.bench.sensitivity_report import claim2_head, matched_statistics, plot_sensitivity, sensitivity_markdown
+    from ral.metrics import headline_metric
+
+    folder = runs / step.folder
+    got = collect_sensitivity(folder)
+    if got is None:
+        return Part(_not_run(step), [("Claim 2", "not run")])
+    settings, frame = got
+    task = settings["data"][0]["task"]
+    files = plot_sensitivity(frame, task, images.folder)
+    images.drawn.extend([*files["overview"], *files["arms"]])
+    pictures = "\n\n".join(images.markdown(f, Path(f).stem) for f in files["overview"])
+    arms = " ".join(images.markdown(f, Path(f).stem) for f in files["arms"])
+    data = "\n".join(f"- {d['description']}" for d in settings["data"])
+    budget = settings["budget"]
+    text = (
+        _command(folder, step)
+        + f"Output: `runs/bench/{step.folder}/`. "
+        + _timing_line(frame)
+        + f"Data (one simulated set per missing rate):\n\n{data}\n\n"
+        f"Every grid point: backbone `{budget['backbone']}`, {budget['epochs']} epochs, {budget['image_size']} px, "
+        f"seeds {', '.join(map(str, sorted(pd.unique(frame['seed']))))} (the same for every arm). Arms "
+        "(`ral.bench.sensitivity.ARMS`): `asl` = ASL (gamma_pos 0) over gamma_neg x clip; `asl_hill` = RAL with "
+        "eps_pos = () (ASL + the Hill weight) over gamma_neg x tau; `apl` = APL (the paper's eps_pos) over "
+        "gamma_neg x clip; `ral` = RAL (APL + the Hill weight, lam 1.5) over gamma_neg x tau; ASL's and APL's "
+        "clip is RAL's tau (the same probability margin).\n\n"
+        + sensitivity_markdown(frame, task, level=3)
+        + "\n"
+        + pictures
+        + f"\n\nHeat maps of each arm at missing rate {files['dataset']} (mean over seeds; each has its own colour "
+        "scale: compare the numbers in the cells):\n\n" + arms + "\n\n"
+    )
+    return Part(text, [("Claim 2", claim2_head(matched_statistics(frame, headline_metric(task))))])
+
+
+def _machine(record: Path) -> str:
+    """The "Machine: ..." line of a timing record, or ""."""
+    if not record.is_file():
+        return ""
+    for line in record.read_text(encoding="utf-8").splitlines():
+        if line.startswith("Machine:"):
+            return line + "\n\n"
+    return ""
+
+
+def _step_part(runs: Path, step: Step) -> Part:
+    from ral.bench.step_time import step_table
+    from ral.report import markdown_table
+
+    folder = runs / step.folder
+    path = folder / "step_time_summary.csv"
+    if not path.is_file():
+        return Part(_not_run(step), [("Claim 3", "not run")])
+    summary = pd.read_csv(path)
+    reference = str(summary["loss"].iloc[0])
+    text = _command(folder, step) + _machine(folder / "step_time.md") + markdown_table(step_table(summary, reference))
+    lines, verdict = [], "not tested (no `ral` row)"
+    for row in summary.iloc[1:].itertuples(index=False):
+        if row.ratio_q25 > 1:
+            word = f"costs extra time (median {row.overhead_pct:+.1f}%, IQR above 1)"
+        elif row.ratio_q75 < 1:
+            word = f"is faster (median {row.overhead_pct:+.1f}%, IQR below 1)"
+        else:
+            word = f"no measurable overhead (median {row.overhead_pct:+.1f}%, IQR holds 1)"
+        lines.append(f"- `{row.loss}`: {word}")
+        if row.loss == "ral":
+            verdict = "not supported: RAL " + word if row.ratio_q25 > 1 else "supported: " + word
+    text += (
+        f"\nPer loss against `{reference}` (rule: the inter-quartile range of the paired ratio):\n\n"
+        + "\n".join(lines)
+        + f"\n\n**Verdict on claim 3: {verdict}.** It concerns the step of this model: the loss alone is measured "
+        "in the next section.\n\n"
+    )
+    return Part(text, [("Claim 3", verdict)])
+
+
+def _speed_part(runs: Path, steps: list[Step]) -> Part:
+    from ral.bench.speed import speed_table
+    from ral.report import markdown_table
+
+    blocks, verdicts = [], []
+    for step, title in zip(steps, SPEED_TITLES):
+        folder = runs / step.folder
+        path = folder / "speed_summary.csv"
+        if not path.is_file():
+            blocks.append(f"### {title}\n\n" + _not_run(step))
+            verdicts.append((f"Loss speed ({step.folder})", "not run"))
+            continue
+        summary = pd.read_csv(path)
+        text = (
+            f"### {title}\n\n"
+            + _command(folder, step)
+            + _machine(folder / "speed.md")
+            + markdown_table(speed_table(summary))
+        )
+        ral = summary[summary["loss"] == "ral"].set_index("shape")
+        lines = []
+        for shape, limit in SPEED_TARGETS:
+            if shape in ral.index:
+                ratio = float(ral.loc[shape, "ratio_to_bce"])
+                lines.append(f"time at {shape}: {ratio:.2f} x BCE, target <= {limit} x: {_met(ratio <= limit)}")
+        if len(ral):
+            worst = float(ral["memory_ratio_to_bce"].max())
+            lines.append(
+                f"peak memory: up to {worst:.2f} x BCE's, target <= {MEMORY_TARGET} x: {_met(worst <= MEMORY_TARGET)}"
+            )
+        text += "\nIssue 6's targets for fused RAL (`ral`):\n\n" + "\n".join(f"- {line}" for line in lines) + "\n\n"
+        if (folder / "breakdown.csv").is_file():
+            text += "Where the time goes (`--breakdown`, median ms):\n\n" + markdown_table(
+                pd.read_csv(folder / "breakdown.csv"), floatfmt=".3f"
+            )
+            text += "\n"
+        blocks.append(text)
+        verdicts.append((f"Loss speed ({step.folder})", "; ".join(lines) or "no `ral` row"))
+    return Part("\n".join(blocks), verdicts)
+
+
+def _met(ok: bool) -> str:
+    return "**met**" if ok else "**not met**"
+
+
+def _throughput_part(runs: Path, step: Step) -> Part:
+    from ral.report import markdown_table
+
+    folder = runs / step.folder
+    path = folder / "throughput.json"
+    if not path.is_file():
+        return Part(_not_run(step) + "GPU figures: not yet measured.\n\n", [("Throughput", "not run")])
+    record = json.loads(path.read_text(encoding="utf-8"))
+    scalars = {k: v for k, v in record.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+    table = pd.DataFrame({"field": list(scalars), "value": [str(v) for v in scalars.values()]})
+    ratio = record.get("ratio")
+    verdict = (
+        f"ratio {ratio:.3f}, target >= {THROUGHPUT_TARGET}: {_met(ratio >= THROUGHPUT_TARGET)}"
+        if isinstance(ratio, (int, float))
+        else "no ratio recorded"
+    )
+    text = _command(folder, step) + markdown_table(table) + f"\n{verdict}. GPU figures: not yet measured.\n\n"
+    return Part(text, [("Throughput", verdict)])
+
+
+def _quick_part(runs: Path, step: Step, again_step: Step) -> Part:
+    from ral.bench.losses import collect_losses
+    from ral.bench.losses_report import summary_markdown
+    from ral.metrics import metric_names
+
+    folder = runs / step.folder
+    got = collect_losses(folder)
+    if got is None:
+        return Part(_not_run(step), [("Smoke test", "not run")])
+    settings, results, _ = got
+    task = settings["data"]["task"]
+    text = (
+        _command(folder, step)
+        + _timing_line(results)
+        + "One epoch on 300 images does not rank losses: these numbers only show that the pipeline works and "
+        "are the ones to compare a re-run with.\n\n" + summary_markdown(results, task)
+    )
+    again = collect_losses(runs / QUICK_AGAIN)
+    if again is None:
+        verdict = "reproducibility not checked"
+        text += f"\nReproducibility: not checked; run `{again_step.command}` and rebuild the report.\n\n"
+    else:
+        metrics = list(metric_names(task))
+        first = results.set_index(["loss", "seed"])[metrics].sort_index()
+        second = again[1].set_index(["loss", "seed"])[metrics].sort_index()
+        same = first.index.equals(second.index) and np.array_equal(first.to_numpy(), second.to_numpy(), equal_nan=True)
+        verdict = (
+            "exactly reproducible (a second run gave identical metrics)"
+            if same
+            else "NOT exactly reproducible (a second run gave other metrics)"
+        )
+        outcome = "identical" if same else "different"
+        text += f"\nReproducibility: `{again_step.command}` gave {outcome} test metrics: **{verdict}**.\n\n"
+    return Part(text, [("Smoke test", verdict)])
+
+
+HEADER = """# Results
+
+This file is generated by `ral bench report` from the bench output folders under `runs/bench/`
+(do not edit it by hand: edit the rules in `src/ral/bench/` and rebuild it). Every table is
+recomputed from the folders' runs, every figure re-drawn, every verdict is a rule written in the
+code and applied to the numbers; the command that made each table is written beside it.
+
+The paper behind `ral` claims that RAL (1) is at least as accurate as the peer losses on
+long-tailed multi-label medical data, (2) is far less sensitive to its hyper-parameters thanks to
+the Hill weight, and (3) costs no extra training time. The sections below test the three claims on
+the embedded simulated datasets (`ral.data.simulate`: a CXR-LT-like multi-label chest set, an
+ISIC-2018-like and an APTOS-2019-like single-label set).
+
+"""
+
+
+def _reproduce(steps: list[Step]) -> str:
+    from ral.bench.experiment import BUDGETS
+    from ral.report import markdown_table
+
+    budgets = pd.DataFrame(
+        [
+            {
+                "budget": b.name,
+                "train / val / test images": f"{b.n_train} / {b.n_val} / {b.n_test}",
+                "image size": b.image_size,
+                "epochs": b.epochs,
+                "seeds": b.seeds,
+                "backbone": b.backbone,
+            }
+            for b in BUDGETS.values()
+        ]
+    )
+    return (
+        "## How to reproduce\n\n"
+        "    make bench-evidence     # the training benchmarks as 2 shards, then the timing ones, then this report\n\n"
+        "or command by command (each training benchmark resumes when re-run; `--shard I/N` runs every N-th run, "
+        "and the process that finishes the last run writes the folder's summary):\n\n"
+        + plan_markdown(steps)
+        + "\nThen `ral bench report` rebuilds this file. Budgets (`--budget NAME`; `--quick` = `--budget quick`; "
+        "`--epochs`, `--image-size`, `--batch-size`, `--backbone` override one field; every run: AdamW lr 3e-3, "
+        "weight decay 1e-4, cosine decay, batch 64, the best validation epoch evaluated on the test split, one "
+        "torch thread):\n\n"
+        + markdown_table(budgets)
+        + "\nThe seconds per run are measured by `benchmarks/time_budgets.py` (one run per budget on the 2-core "
+        "development machine; record in `benchmarks/budget_times.md`) and kept in `ral.bench.plan.MEASURED`.\n\n"
+    )
+
+
+def _overview(parts: list[Part]) -> str:
+    from ral.report import markdown_table
+
+    rows = [
+        {"claim": claim, "verdict (rule in the code)": verdict} for part in parts for claim, verdict in part.verdicts
+    ]
+    return "## The claims at a glance\n\n" + markdown_table(pd.DataFrame(rows)) + "\n"
+
+
+def write_results(
+    runs_dir: str | os.PathLike, out: str | os.PathLike, *, img_dir: str | os.PathLike | None = None
+) -> tuple[Path, list[str]]:
+    """Rebuild the results document from the bench folders under ``runs_dir``.
+
+    Args:
+        runs_dir: the folder holding the benchmarks' output folders under their default names
+            (:func:`ral.bench.plan.evidence_plan`).
+        out: the markdown file to write (docs/results.md).
+        img_dir: the figures' folder (default ``<out's folder>/img/results``); PNG files in it that this
+            report did not draw are removed.
+
+    Returns:
+        ``(path written, one line per claim with its verdict)``.
+    """
+    from ral.report import write_text
+
+    runs, document = Path(runs_dir), Path(out)
+    images = _Images(Path(img_dir) if img_dir is not None else document.parent / "img" / "results", document)
+    images.folder.mkdir(parents=True, exist_ok=True)
+    steps = evidence_plan()
+    by_folder = {step.folder: step for step in steps}
+    tables, loss_parts = [], []
+    for folder, title in (
+        ("losses-multilabel-default", "Multi-label (simulated chest radiographs, 26 CXR-LT findings)"),
+        ("losses-single-default", "Single-label (simulated dermoscopy, 7 ISIC 2018 classes)"),
+        ("losses-fundus-default", "Single-label (simulated fundus, 5 APTOS 2019 grades)"),
+    ):
+        part, got = _losses_part(runs, by_folder[folder], title, images)
+        loss_parts.append(part)
+        tables.append((title, got))
+    sections: list[tuple[str, list[Part]]] = [
+        ("Claim 1: accuracy against the peer losses", [Part(CLAIM1_RULE), *loss_parts]),
+        ("Long-tail variants of RAL (issue 14)", [_variants_part(tables)]),
+        (
+            "Claim 2: sensitivity to the hyper-parameters",
+            [_sensitivity_part(runs, by_folder["sensitivity-multilabel-grid"], images)],
+        ),
+        ("Claim 3: training time", [_step_part(runs, by_folder["step"])]),
+        ("Loss speed: fused RAL against BCE", [_speed_part(runs, [by_folder["speed"], by_folder["speed-1thread"]])]),
+        ("Throughput", [_throughput_part(runs, by_folder["throughput"])]),
+        (
+            "Smoke test: `ral bench losses --simulate --quick`",
+            [_quick_part(runs, by_folder["losses-multilabel-quick"], by_folder[QUICK_AGAIN])],
+        ),
+    ]
+    parts = [part for _, group in sections for part in group]
+    body = "".join(f"## {title}\n\n" + "".join(p.markdown for p in group) for title, group in sections)
+    text = HEADER + _overview(parts) + "\n" + _reproduce(steps) + body
+    path = write_text(text.rstrip("\n") + "\n", document)
+    images.remove_stale()
+    return path, [f"{claim}: {verdict}" for part in parts for claim, verdict in part.verdicts]
