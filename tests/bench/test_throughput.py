@@ -31,6 +31,7 @@ def test_a_short_measurement_writes_the_figures(tmp_path, capsys, monkeypatch):
     assert result["pipeline_images_per_s"] == pytest.approx(8 / (result["pipeline_ms_per_step"] / 1e3))
     assert result["settings"]["backbone"] == "tiny" and result["loader"]["num_workers"] == 0
     assert "ral bench throughput --backbone tiny" in result["command"] and "load average" in result["machine"]
+    assert len(result["load_average_before"].split()) == 3
     for name in ("throughput.csv", "throughput_summary.csv", "throughput.md"):
         assert (tmp_path / "out" / name).is_file(), name
     out = capsys.readouterr().out

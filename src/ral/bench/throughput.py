@@ -21,6 +21,7 @@ Results: ``throughput.json`` (``pipeline_images_per_s``, ``plain_images_per_s``,
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -419,12 +420,15 @@ def run_throughput(
     simulated images are kept in ``data_dir`` for later measurements.
 
     Returns:
-        The contents of ``throughput.json`` and the markdown record.
+        The contents of ``throughput.json`` (with ``load_average_before``: the machine's load average
+        just before the run, which shows whether other work shared it) and the markdown record.
     """
     from ral.report import write_json
     from ral.report.files import check_output
 
     out = check_output(out_dir, folder=True, overwrite=overwrite)
+    # before this run adds its own load: a high value means other work shared the machine
+    before = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg()) if hasattr(os, "getloadavg") else "unknown"
     start = time.perf_counter()
     times, details = measure_throughput(config, out, Path(data_dir))
     summary, figures = throughput_result(config, times)
@@ -435,6 +439,7 @@ def run_throughput(
         "settings": asdict(config),
         **details,
         "machine": machine,
+        "load_average_before": before,
         "command": command,
         "seconds": time.perf_counter() - start,
     }
