@@ -161,28 +161,42 @@ def _build_lock(cache_file: Path) -> Iterator[None]:
         lock.release()
 
 
-# The pool's workers: the table and the file to fill, set once per process.
-_job: dict[str, Any] = {}
+def _open_job(table: LabelTable, size: int, channels: int, temp: str, skip_bad: bool) -> dict[str, Any]:
+    """What decoding rows needs: the table, the settings and the cache file, memory-mapped for writing."""
+    return {
+        "table": table,
+        "size": size,
+        "channels": channels,
+        "skip_bad": skip_bad,
+        "out": np.load(temp, mmap_mode="r+"),
+    }
 
 
-def _start_worker(table: LabelTable, size: int, channels: int, temp: str, skip_bad: bool) -> None:
-    _job.update(table=table, size=size, channels=channels, skip_bad=skip_bad)
-    _job["out"] = np.load(temp, mmap_mode="r+")
-
-
-def _decode_rows(start: int, stop: int) -> dict[int, str]:
+def _decode_rows(job: dict[str, Any], start: int, stop: int) -> dict[int, str]:
     """Decode rows ``start:stop`` into the open cache file; ``{row: reason}`` of the failures (skip_bad)."""
-    out, failures = _job["out"], {}
+    out, failures = job["out"], {}
     for i in range(start, stop):
         try:
-            out[i] = decode_row(_job["table"], i, _job["size"], _job["channels"])
+            out[i] = decode_row(job["table"], i, job["size"], job["channels"])
         except (FileNotFoundError, ValueError) as exc:
-            if not _job["skip_bad"]:
+            if not job["skip_bad"]:
                 raise
             failures[i] = str(exc)
             out[i] = 0
     out.flush()
     return failures
+
+
+# A pool worker's job, opened once per worker process by its initializer.
+_worker_job: dict[str, Any] = {}
+
+
+def _start_worker(*args: Any) -> None:
+    _worker_job.update(_open_job(*args))
+
+
+def _worker_rows(start: int, stop: int) -> dict[int, str]:
+    return _decode_rows(_worker_job, start, stop)
 
 
 def _fill(table: LabelTable, size: int, channels: int, temp: Path, skip_bad: bool, workers: int) -> dict[int, str]:
@@ -193,19 +207,17 @@ def _fill(table: LabelTable, size: int, channels: int, temp: Path, skip_bad: boo
     args = (table, size, channels, str(temp), skip_bad)
     failures: dict[int, str] = {}
     if workers == 1 or len(ranges) == 1:
-        _start_worker(*args)
-        try:
-            for start, stop in ranges:
-                failures.update(_decode_rows(start, stop))
-        finally:
-            _job.clear()
+        job = _open_job(*args)
+        for start, stop in ranges:
+            failures.update(_decode_rows(job, start, stop))
+        del job["out"]  # unmapped before the file is moved
         return failures
     # fork: the workers inherit the table instead of unpickling it (as DataLoader workers do on Linux)
     context = get_context("fork") if sys.platform.startswith("linux") else None
     with ProcessPoolExecutor(
         min(workers, len(ranges)), mp_context=context, initializer=_start_worker, initargs=args
     ) as pool:
-        futures = [pool.submit(_decode_rows, start, stop) for start, stop in ranges]
+        futures = [pool.submit(_worker_rows, start, stop) for start, stop in ranges]
         try:
             for future in futures:  # in order: without skip_bad the first bad row is the one reported
                 failures.update(future.result())

@@ -125,7 +125,8 @@ def _differences(stored: list[str], current: list[str]) -> str:
 
 def check_resume(checkpoint: Mapping[str, Any], path: str | os.PathLike, config: Config, train: LabelTable) -> None:
     """Check that the run stored in ``checkpoint`` (read from ``path``) is the one ``config`` and its
-    training table describe: task, classes, backbone and its options, loss.
+    training table describe: task, classes, backbone and its options, input channels and
+    normalisation, loss.
 
     Raises:
         ValueError: one line naming the first difference.

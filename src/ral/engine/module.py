@@ -211,9 +211,9 @@ class ClassifierModule(L.LightningModule):
         self.log_dict(values, sync_dist=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        opt_cfg, sched_cfg = self.config.optimizer, self.config.schedule  # the model's weights; not the average
+        opt_cfg, sched_cfg = self.config.optimizer, self.config.schedule
         decay, no_decay = [], []
-        for param in self.model.parameters():
+        for param in self.model.parameters():  # the network's own weights, not their moving average
             if param.requires_grad:
                 (no_decay if param.ndim <= 1 else decay).append(param)  # no decay on norms / biases
         groups = [{"params": decay, "weight_decay": opt_cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]

@@ -225,7 +225,7 @@ def train(
     folder = checkpoint_dir(config)
     monitor = monitor_metric(run.meta["task"]) if run.val is not None else None
     history = EpochHistory(verbose=not t.progress_bar)
-    every: list[Any] = [
+    all_callbacks: list[Any] = [
         RNGState(),
         history,
         ModelCheckpoint(
@@ -242,9 +242,9 @@ def train(
         *callbacks,
     ]
     if t.progress_bar:  # its numbers are read back from the device: only every log_every_n_steps steps
-        every.append(TQDMProgressBar(refresh_rate=t.log_every_n_steps))
+        all_callbacks.append(TQDMProgressBar(refresh_rate=t.log_every_n_steps))
     if t.early_stopping_patience is not None and monitor is not None:
-        every.append(EarlyStopping(monitor=monitor, mode="max", patience=t.early_stopping_patience))
+        all_callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=t.early_stopping_patience))
     try:
         trainer = L.Trainer(
             default_root_dir=str(out),
@@ -259,7 +259,7 @@ def train(
             sync_batchnorm=t.sync_batchnorm,
             deterministic=t.deterministic or None,
             benchmark=t.cudnn_benchmark and not t.deterministic,
-            callbacks=every,
+            callbacks=all_callbacks,
             logger=_loggers(out),
             enable_progress_bar=t.progress_bar,
             enable_model_summary=t.progress_bar,
