@@ -143,18 +143,11 @@ def _run_simulate(args: argparse.Namespace) -> int:
     if args.preview is not None:  # checked before the simulation (which checks --out first) is written
         check_output(args.preview, overwrite=args.overwrite)
     if args.out is not None:
-        out = simulate_dataset(
-            args.out,
-            seed=args.seed,
-            size=args.size,
-            n_train=args.n_train,
-            n_val=args.n_val,
-            n_test=args.n_test,
-            task=args.task,
-            missing_rate=args.missing_rate,
-            overwrite=args.overwrite,
-        )
-        print(f"wrote {out}/train.csv, val.csv, test.csv, dataset.json and images/")
+        sizes = dict(n_train=args.n_train, n_val=args.n_val, n_test=args.n_test)
+        settings = dict(seed=args.seed, size=args.size, task=args.task, missing_rate=args.missing_rate)
+        out = simulate_dataset(args.out, **sizes, **settings, overwrite=args.overwrite)
+        images = "files/" if args.task == "multilabel" else "images/"
+        print(f"wrote {out}/train.csv, val.csv, test.csv, dataset.json and {images}")
     if args.preview is not None:
         print(f"wrote {preview_grid(args.preview, task=args.task, size=args.size, seed=args.seed)}")
     return 0
@@ -302,17 +295,8 @@ def _add_inference_options(parser: argparse.ArgumentParser) -> None:
 
 def _inference_arguments(args: argparse.Namespace) -> dict:
     """The keyword arguments of the options of :func:`_add_inference_options`."""
-    return dict(
-        format=args.format,
-        root=args.root,
-        allow_outside_root=args.allow_outside_root,
-        tta=args.tta,
-        aggregate=args.aggregate,
-        batch_size=args.batch_size,
-        num_workers=args.num_workers,
-        device=args.device,
-        overwrite=args.overwrite,
-    )
+    names = ("format", "root", "allow_outside_root", "tta", "aggregate", "batch_size", "num_workers", "device")
+    return {name: getattr(args, name) for name in (*names, "overwrite")}
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -680,8 +664,10 @@ def _set_threads(threads: int) -> None:
 
 
 def _bench_setup(args: argparse.Namespace, command: str):
-    """Budget (with overrides), output folder, data arguments and the command line to record."""
+    """Budget (with overrides), output folder, and the keyword arguments every training benchmark
+    takes: the data, the shard, the command line to record and ``overwrite``."""
     from ral.bench.experiment import budget_with, get_budget
+    from ral.bench.parallel import RunOptions, Shard
 
     _set_threads(args.threads)
     budget = budget_with(
@@ -693,16 +679,12 @@ def _bench_setup(args: argparse.Namespace, command: str):
     )
     task = args.task or ("multilabel" if args.simulate else "data")
     out = args.out or f"runs/bench/{command}-{task}-{budget.name}"
-    data_args = dict(
-        data=args.data,
-        simulate=args.simulate,
-        task=args.task,
-        val_data=args.val_data,
-        test_data=args.test_data,
-        format=args.format,
-        root=args.root,
-    )
-    return budget, out, data_args, "ral " + " ".join(sys.argv[1:])
+    data_args = {
+        name: getattr(args, name) for name in ("data", "simulate", "task", "val_data", "test_data", "format", "root")
+    }
+    line = _without_shard("ral " + " ".join(sys.argv[1:]))
+    run = RunOptions(shard=Shard.parse(args.shard), command=line, overwrite=args.overwrite)
+    return budget, out, {**data_args, "run": run}
 
 
 def _run_bench_losses(args: argparse.Namespace) -> int:
@@ -713,20 +695,9 @@ def _run_bench_losses(args: argparse.Namespace) -> int:
     resumes: finished runs are kept; --shard splits the runs over processes.
     """
     from ral.bench.losses import benchmark_losses
-    from ral.bench.parallel import Shard
 
-    budget, out, data_args, command = _bench_setup(args, "losses")
-    text = benchmark_losses(
-        out,
-        budget,
-        seeds=args.seeds,
-        losses=args.losses,
-        shard=Shard.parse(args.shard),
-        command=_without_shard(command),
-        overwrite=args.overwrite,
-        **data_args,
-    )
-    return _print_written(text, out)
+    budget, out, common = _bench_setup(args, "losses")
+    return _print_written(benchmark_losses(out, budget, seeds=args.seeds, losses=args.losses, **common), out)
 
 
 def _run_bench_sensitivity(args: argparse.Namespace) -> int:
@@ -737,22 +708,12 @@ def _run_bench_sensitivity(args: argparse.Namespace) -> int:
     intervals over seeds, the matched comparisons ASL vs ASL+Hill and APL vs RAL, a verdict per missing rate, and
     heat maps. Resumable; --shard splits the runs over processes.
     """
-    from ral.bench.parallel import Shard
     from ral.bench.sensitivity import DEFAULT_ARMS, benchmark_sensitivity
 
-    budget, out, data_args, command = _bench_setup(args, "sensitivity")
+    budget, out, common = _bench_setup(args, "sensitivity")
+    arms = dict(losses=args.loss or DEFAULT_ARMS, grid_overrides=args.grid)
     text = benchmark_sensitivity(
-        out,
-        budget,
-        losses=args.loss or DEFAULT_ARMS,
-        grid_overrides=args.grid,
-        seed=args.seed,
-        seeds=args.seeds,
-        missing_rate=args.missing_rate,
-        shard=Shard.parse(args.shard),
-        command=_without_shard(command),
-        overwrite=args.overwrite,
-        **data_args,
+        out, budget, seed=args.seed, seeds=args.seeds, missing_rate=args.missing_rate, **arms, **common
     )
     return _print_written(text, out)
 
@@ -773,14 +734,8 @@ def _run_bench_step(args: argparse.Namespace) -> int:
     from ral.bench.step_time import StepTimeConfig, run_step_time
 
     _set_threads(args.threads)
-    config = StepTimeConfig(
-        losses=tuple(args.losses),
-        model=args.backbone,
-        batch_size=args.batch_size,
-        image_size=args.image_size,
-        steps=args.steps,
-        repeats=args.repeats,
-    )
+    batch = dict(batch_size=args.batch_size, image_size=args.image_size, steps=args.steps, rounds=args.repeats)
+    config = StepTimeConfig(losses=tuple(args.losses), model=args.backbone, **batch)
     _, text = run_step_time(config, args.out, overwrite=args.overwrite)
     print(text)
     return 0

@@ -28,7 +28,7 @@ def test_paired_ratio_is_the_median_over_rounds():
 
 
 def test_interleaved_measurement_runs_every_loss_every_round():
-    config = StepTimeConfig(losses=("bce", "ral", "db"), batch_size=4, image_size=16, steps=1, repeats=3, warmup=1)
+    config = StepTimeConfig(losses=("bce", "ral", "db"), batch_size=4, image_size=16, steps=1, rounds=3, warmup=1)
     times = measure_step_time(config)
     assert len(times) == 9 and (times["seconds_per_step"] > 0).all()
     assert list(times[times["round"] == 1]["loss"]) == ["db", "ral", "bce"]  # reversed every other round
@@ -37,8 +37,8 @@ def test_interleaved_measurement_runs_every_loss_every_round():
 def test_bad_settings_and_cli(tmp_path, capsys):
     with pytest.raises(ValueError, match="reference"):
         StepTimeConfig(losses=("bce",))
-    with pytest.raises(ValueError, match="repeats"):
-        StepTimeConfig(repeats=0)
+    with pytest.raises(ValueError, match="rounds"):
+        StepTimeConfig(rounds=0)
     code = main(
         [
             "bench",

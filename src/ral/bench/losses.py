@@ -45,7 +45,7 @@ from ral.bench.losses_report import (
     summary_frame,
     summary_markdown,
 )
-from ral.bench.parallel import WHOLE, Job, Shard, file_lock, missing_message, run_jobs
+from ral.bench.parallel import DEFAULT_RUN, WHOLE, Job, RunOptions, Shard, file_lock, missing_message, run_jobs
 from ral.bench.runner import RunStore, open_bench_folder
 from ral.losses.ral import PRESETS as RAL_PRESETS
 from ral.metrics import headline_metric
@@ -233,15 +233,10 @@ def collect_losses(folder: str | os.PathLike) -> tuple[dict[str, Any], pd.DataFr
     the order of the default lists (others after them, by run id), or None when the folder holds none."""
     from ral.report import to_jsonable
 
-    marker = Path(folder) / "bench.json"
-    if not marker.is_file():
+    finished = RunStore.finished(folder, "losses")
+    if finished is None:
         return None
-    settings = json.loads(marker.read_text(encoding="utf-8"))
-    if settings.get("benchmark") != "losses":
-        raise ValueError(f"{folder}: not a loss comparison (bench.json says {settings.get('benchmark')!r})")
-    stored = RunStore(folder, settings).results()
-    if not stored:
-        return None
+    settings, stored = finished
     order = {spec.label: i for i, spec in enumerate((*MULTILABEL_LOSSES, *SINGLE_LABEL_LOSSES))}
     stored.sort(key=lambda r: (int(r["spec"]["seed"]), order.get(r["spec"]["label"], len(order)), r["run_id"]))
     results, per_class = result_tables(stored, settings["data"]["task"], settings["budget"]["name"])
@@ -260,11 +255,8 @@ def write_loss_report(
     budget: Budget,
     command: str = "",
 ) -> str:
-    """Write results.csv, per_class.csv, summary.csv, summary.md, command.txt and the two figures.
-
-    Returns:
-        The markdown of summary.md.
-    """
+    """Write results.csv, per_class.csv, summary.csv, summary.md, command.txt and the two figures;
+    return summary.md's markdown."""
     from ral.report import write_csv, write_text
 
     out = Path(out_dir)
@@ -382,24 +374,22 @@ def benchmark_losses(
     *,
     seeds: int | None = None,
     losses: Sequence[str] | None = None,
-    shard: Shard = WHOLE,
-    command: str = "",
-    overwrite: bool = False,
-    log: Callable[[str], None] = print,
+    run: RunOptions = DEFAULT_RUN,
     **data_args: Any,
 ) -> str:
     """Prepare the data, run this shard's (loss, seed) runs (resuming finished ones) and, once every
     run of the benchmark has finished, write the report.
 
     ``data_args`` go to :func:`prepare_data`. ``out_dir`` is checked first
-    (:func:`ral.bench.runner.open_bench_folder`; ``overwrite`` discards an earlier benchmark: give
-    it to one shard only). Returns the markdown summary, or a line saying how many runs are still
+    (:func:`ral.bench.runner.open_bench_folder`; ``run.overwrite`` discards an earlier benchmark).
+    Returns the markdown summary, or a line saying how many runs are still
     missing.
     """
     n_seeds = budget.seeds if seeds is None else seeds
     if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
         raise ValueError(f"--seeds must be an integer >= 1, got {seeds!r}")
-    open_bench_folder(out_dir, overwrite=overwrite, settings=known_settings("losses", budget, data_args))
+    shard, command, log = run.shard, run.command, run.log
+    open_bench_folder(out_dir, overwrite=run.overwrite, settings=known_settings("losses", budget, data_args))
     data = prepare_data(out_dir, budget, **data_args)
     specs = loss_specs(data.task, losses, budget)
     part = "" if shard.whole else f", shard {shard}"

@@ -187,3 +187,19 @@ def missing_message(missing: int, total: int, shard: Shard, command: str) -> str
         f"the summary is written by the process that finishes the last run, or by re-running `{command}` "
         "without --shard (which also runs whatever is left)"
     )
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a training benchmark runs in this process: its ``shard``, the ``command`` line the report
+    records (without ``--shard``), ``overwrite`` (discard an earlier benchmark in the folder: give
+    it to one shard only) and ``log`` (where progress lines go)."""
+
+    shard: Shard = WHOLE
+    command: str = ""
+    overwrite: bool = False
+    log: Callable[[str], None] = print
+
+
+#: The options of a plain run: the whole benchmark in one process.
+DEFAULT_RUN = RunOptions()

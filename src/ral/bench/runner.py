@@ -154,6 +154,23 @@ class RunStore:
             write_text(json.dumps(result, indent=2) + "\n", folder / "result.json")
         return result, True
 
+    @classmethod
+    def finished(cls, folder: str | Path, benchmark: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """``(settings, results)`` of a benchmark folder of kind ``benchmark`` ("losses",
+        "sensitivity"), or None when it holds no finished run.
+
+        Raises:
+            ValueError: the folder holds another kind of benchmark.
+        """
+        marker = Path(folder) / MARKER
+        if not marker.is_file():
+            return None
+        settings = json.loads(marker.read_text(encoding="utf-8"))
+        if settings.get("benchmark") != benchmark:
+            raise ValueError(f"{folder}: not a {benchmark} benchmark (bench.json says {settings.get('benchmark')!r})")
+        results = cls(folder, settings).results()
+        return (settings, results) if results else None
+
     def results(self) -> list[dict[str, Any]]:
         """All finished results in this folder, sorted by run id."""
         runs = self.root / "runs"

@@ -20,7 +20,7 @@ import hashlib
 import itertools
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ import pandas as pd
 
 from ral.bench.experiment import BenchData, Budget, LossSpec, train_and_evaluate
 from ral.bench.losses import prepare_data
-from ral.bench.parallel import WHOLE, Job, Shard, missing_message, run_jobs
+from ral.bench.parallel import DEFAULT_RUN, Job, RunOptions, missing_message, run_jobs
 from ral.bench.runner import RunStore, open_bench_folder
 from ral.metrics import headline_metric
 
@@ -249,15 +249,10 @@ def collect_sensitivity(folder: str | os.PathLike) -> tuple[dict[str, Any], pd.D
     Raises:
         ValueError: the folder is another benchmark.
     """
-    marker = Path(folder) / "bench.json"
-    if not marker.is_file():
+    finished = RunStore.finished(folder, "sensitivity")
+    if finished is None:
         return None
-    settings = json.loads(marker.read_text(encoding="utf-8"))
-    if settings.get("benchmark") != "sensitivity":
-        raise ValueError(f"{folder}: not a sensitivity benchmark (bench.json says {settings.get('benchmark')!r})")
-    stored = RunStore(folder, settings).results()
-    if not stored:
-        return None
+    settings, stored = finished
     order = {label: i for i, label in enumerate(ARMS)}
     stored.sort(
         key=lambda r: (
@@ -300,10 +295,7 @@ def benchmark_sensitivity(
     seed: int = 0,
     seeds: int | None = None,
     missing_rate: Sequence[float] | None = None,
-    shard: Shard = WHOLE,
-    command: str = "",
-    overwrite: bool = False,
-    log: Callable[[str], None] = print,
+    run: RunOptions = DEFAULT_RUN,
     **data_args: Any,
 ) -> str:
     """Prepare the datasets, run this shard's runs (resuming) and, once every run has finished, write
@@ -315,8 +307,8 @@ def benchmark_sensitivity(
             the budget's number of seeds).
         missing_rate: the simulated multi-label sets' missing rates (:func:`missing_rates`).
         data_args: go to :func:`ral.bench.losses.prepare_data`.
-        overwrite: discard an earlier benchmark in ``out_dir`` (checked first by
-            :func:`ral.bench.runner.open_bench_folder`; give it to one shard only).
+        run: shard, command line, ``overwrite`` (discard an earlier benchmark in ``out_dir``,
+            checked first by :func:`ral.bench.runner.open_bench_folder`) and log.
 
     Returns:
         The markdown summary, or a line saying how many runs are still missing.
@@ -328,7 +320,10 @@ def benchmark_sensitivity(
     for name, value, low in (("--seed", seed, 0), ("--seeds", count, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    open_bench_folder(out_dir, overwrite=overwrite, settings={"benchmark": "sensitivity", "budget": budget.__dict__})
+    shard, command, log = run.shard, run.command, run.log
+    open_bench_folder(
+        out_dir, overwrite=run.overwrite, settings={"benchmark": "sensitivity", "budget": budget.__dict__}
+    )
     rates = missing_rates(
         missing_rate, simulate=bool(data_args.get("simulate")), task=data_args.get("task"), quick=quick
     )

@@ -34,10 +34,10 @@ from ral.bench.timing import (
     clock_function,
     interleaved_times,
     machine_description,
+    measure_and_write,
     median_time,
     paired_summary,
     ratio_text,
-    write_timing,
 )
 from ral.losses import RobustAsymmetricLoss, build_loss
 
@@ -254,20 +254,14 @@ def run_speed(
     config: SpeedConfig, out_dir: str | Path | None = None, command: str = "", *, overwrite: bool = False
 ) -> tuple[pd.DataFrame, str]:
     """Measure, summarise and (with ``out_dir``) write ``speed.csv`` (every round),
-    ``speed_summary.csv`` and ``speed.md``. Returns the summary and the markdown.
+    ``speed_summary.csv`` and ``speed.md`` (:func:`ral.bench.timing.measure_and_write`)."""
 
-    ``out_dir`` is checked before measuring: missing or empty, or ``overwrite`` (see
-    :func:`ral.report.files.check_output`)."""
-    from ral.report.files import check_output
+    def measure() -> tuple[pd.DataFrame, pd.DataFrame, str]:
+        times = measure_speed(config)
+        summary = summarize_speed(times)
+        return times, summary, speed_report(config, summary, machine_description(config.device), command)
 
-    if out_dir is not None:
-        check_output(out_dir, folder=True, overwrite=overwrite)
-    times = measure_speed(config)
-    summary = summarize_speed(times)
-    text = speed_report(config, summary, machine_description(config.device), command)
-    if out_dir is not None:
-        write_timing(out_dir, "speed", times, summary, text)
-    return summary, text
+    return measure_and_write(out_dir, "speed", measure, overwrite=overwrite)
 
 
 def ral_breakdown(shape: tuple[int, int], config: SpeedConfig = SpeedConfig()) -> pd.DataFrame:

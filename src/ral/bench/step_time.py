@@ -19,39 +19,39 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ral.bench.timing import interleaved_times, machine_description, paired_summary, ratio_text, write_timing
+from ral.bench.timing import (
+    StepBatch,
+    interleaved_times,
+    machine_description,
+    measure_and_write,
+    paired_summary,
+    ratio_text,
+)
 from ral.report import markdown_table
 
 
 @dataclass(frozen=True)
-class StepTimeConfig:
+class StepTimeConfig(StepBatch):
     """What is timed. Defaults: the demo model (tiny CNN) at the demo batch and image size.
 
     Attributes:
         losses: registry names (``ral.losses.LOSSES``); the first is the reference (BCE).
         model: backbone name for ``ral.models.build_model``.
         num_classes: C (26 = CXR-LT).
-        batch_size, image_size: the input batch (B, 1, image_size, image_size).
-        steps: optimiser steps per timed block; repeats: interleaved rounds; warmup: untimed steps.
         missing_rate: fraction of targets set to NaN (ignored), as in the simulated data.
-        seed: seed of the model initialisation and the batch.
+        batch_size, image_size, rounds, steps, warmup, seed: see :class:`ral.bench.timing.StepBatch`
+            (the input batch is (B, 1, image_size, image_size); a step is one optimiser step).
     """
 
     losses: tuple[str, ...] = ("bce", "ral")
     model: str = "tiny"
     num_classes: int = 26
-    batch_size: int = 32
-    image_size: int = 64
-    steps: int = 10
-    repeats: int = 15
-    warmup: int = 3
     missing_rate: float = 0.15
-    seed: int = 0
 
     def __post_init__(self) -> None:
         if len(self.losses) < 2:
             raise ValueError(f"losses needs a reference and at least one loss, got {self.losses!r}")
-        for name in ("num_classes", "batch_size", "image_size", "steps", "repeats"):
+        for name in ("num_classes", "batch_size", "image_size", "steps", "rounds"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -74,7 +74,7 @@ def _batch(cfg: StepTimeConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
 
 
 def measure_step_time(cfg: StepTimeConfig) -> pd.DataFrame:
-    """Time ``cfg.repeats`` interleaved rounds of ``cfg.steps`` steps per loss.
+    """Time ``cfg.rounds`` interleaved rounds of ``cfg.steps`` steps per loss.
 
     Returns:
         One row per (round, loss): ``round``, ``loss``, ``seconds_per_step``.
@@ -98,7 +98,7 @@ def measure_step_time(cfg: StepTimeConfig) -> pd.DataFrame:
         steps[name] = _training_step(
             copy.deepcopy(base).train(), criterion, images, targets_single if single else targets_ml
         )
-    times = interleaved_times(steps, rounds=cfg.repeats, calls=cfg.steps, warmup=cfg.warmup)
+    times = interleaved_times(steps, rounds=cfg.rounds, calls=cfg.steps, warmup=cfg.warmup)
     return times.rename(columns={"name": "loss", "seconds": "seconds_per_step"})
 
 
@@ -149,7 +149,7 @@ def step_time_report(cfg: StepTimeConfig, summary: pd.DataFrame, reference: str 
     return (
         f"Full training step (forward + loss + backward + AdamW step) of `{cfg.model}` on a batch "
         f"of {cfg.batch_size} x 1 x {cfg.image_size} x {cfg.image_size}, {cfg.num_classes} classes, "
-        f"{cfg.repeats} interleaved rounds of {cfg.steps} steps per loss.\n\n"
+        f"{cfg.rounds} interleaved rounds of {cfg.steps} steps per loss.\n\n"
         f"Machine: {machine_description()}\n\n" + markdown_table(step_table(summary, reference))
     )
 
@@ -158,17 +158,11 @@ def run_step_time(
     cfg: StepTimeConfig, out_dir: str | Path | None = None, *, overwrite: bool = False
 ) -> tuple[pd.DataFrame, str]:
     """Measure, summarise and (when ``out_dir`` is given) write ``step_time.csv`` (raw rounds),
-    ``step_time_summary.csv`` and ``step_time.md``. Returns the summary and the markdown.
+    ``step_time_summary.csv`` and ``step_time.md`` (:func:`ral.bench.timing.measure_and_write`)."""
 
-    ``out_dir`` is checked before measuring: missing or empty, or ``overwrite`` (see
-    :func:`ral.report.files.check_output`)."""
-    from ral.report.files import check_output
+    def measure() -> tuple[pd.DataFrame, pd.DataFrame, str]:
+        times = measure_step_time(cfg)
+        summary = summarize_step_time(times, reference=cfg.losses[0])
+        return times, summary, step_time_report(cfg, summary, reference=cfg.losses[0])
 
-    if out_dir is not None:
-        check_output(out_dir, folder=True, overwrite=overwrite)
-    times = measure_step_time(cfg)
-    summary = summarize_step_time(times, reference=cfg.losses[0])
-    text = step_time_report(cfg, summary, reference=cfg.losses[0])
-    if out_dir is not None:
-        write_timing(out_dir, "step_time", times, summary, text)
-    return summary, text
+    return measure_and_write(out_dir, "step_time", measure, overwrite=overwrite)

@@ -35,40 +35,42 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from ral.bench.timing import interleaved_times, machine_description, paired_summary, ratio_text, write_timing
+from ral.bench.timing import (
+    StepBatch,
+    interleaved_times,
+    machine_description,
+    paired_summary,
+    ratio_text,
+    write_timing,
+)
 
 #: Mixed precisions: the forward pass under autocast (16-mixed also scales the loss on CUDA).
 AUTOCAST = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}
 
 
 @dataclass(frozen=True)
-class ThroughputConfig:
+class ThroughputConfig(StepBatch):
     """What is measured.
 
     Attributes:
-        backbone, image_size, batch_size, channels: the network and its input (simulated
-            chest radiographs, 26 classes); ``channels`` 3 repeats the gray channel on the device.
+        backbone, channels: the network and its input (simulated chest radiographs, 26 classes);
+            ``channels`` 3 repeats the gray channel on the device.
         augment: preset of :data:`ral.data.transforms.AUGMENTATIONS`. loss: registry name.
         precision: "32", "16-mixed" or "bf16-mixed". device: "cpu" or "cuda".
         num_workers: loader workers of both loops.
-        rounds, steps, warmup: interleaved rounds, timed steps per round and task, untimed steps
-            of each task before the first round (one more untimed step starts every round).
-        seed: the simulation, the initial weights and the shuffling.
+        batch_size, image_size, rounds, steps, warmup, seed: see :class:`ral.bench.timing.StepBatch`
+            (one more untimed step starts every round; the seed also seeds the simulation and the
+            shuffling).
     """
 
     backbone: str = "resnet18"
-    image_size: int = 64
-    batch_size: int = 32
     channels: int = 1
     augment: str = "light"
     loss: str = "ral"
     precision: str = "32"
     device: str = "cpu"
     num_workers: int = 0
-    rounds: int = 15
     steps: int = 5
-    warmup: int = 3
-    seed: int = 0
 
     def __post_init__(self) -> None:
         for name in ("image_size", "batch_size", "rounds", "steps"):
@@ -342,14 +344,9 @@ def measure_throughput(config: ThroughputConfig, out: Path, data_dir: Path) -> t
         "loss": _loss_step(plain.loss, plain.last_logits, plain.last_targets),
     }
     try:
-        times = interleaved_times(
-            tasks,
-            rounds=config.rounds,
-            calls=config.steps,
-            warmup=config.warmup,
-            round_warmup=1,
-            sync=torch.cuda.synchronize if config.device == "cuda" else None,
-        )
+        sync = torch.cuda.synchronize if config.device == "cuda" else None
+        timing = dict(rounds=config.rounds, calls=config.steps, warmup=config.warmup, round_warmup=1)
+        times = interleaved_times(tasks, sync=sync, **timing)
     finally:
         gate.finish()
     return times, {"loader": gate.loader, "channels_last": channels_last}

@@ -17,12 +17,27 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 #: Clocks by name: wall-clock time, or the CPU time of the process (every thread's work, spinning included).
 CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+@dataclass(frozen=True)
+class StepBatch:
+    """The batch and timing of a training-step benchmark (``ral bench step`` / ``throughput``):
+    ``batch_size`` images of ``image_size`` px, ``rounds`` interleaved rounds of ``steps`` timed
+    steps per task after ``warmup`` untimed ones; ``seed`` seeds the data and the weights."""
+
+    batch_size: int = 32
+    image_size: int = 64
+    rounds: int = 15
+    steps: int = 10
+    warmup: int = 3
+    seed: int = 0
 
 
 def _no_sync() -> None:
@@ -187,3 +202,25 @@ def write_timing(out_dir: str | os.PathLike, stem: str, times: pd.DataFrame, sum
     write_csv(times, out / f"{stem}.csv")
     write_csv(summary, out / f"{stem}_summary.csv")
     write_text(text, out / f"{stem}.md")
+
+
+def measure_and_write(
+    out_dir: str | os.PathLike | None,
+    stem: str,
+    measure: Callable[[], tuple[pd.DataFrame, pd.DataFrame, str]],
+    *,
+    overwrite: bool = False,
+) -> tuple[pd.DataFrame, str]:
+    """Check ``out_dir`` (missing or empty, or ``overwrite``: :func:`ral.report.files.check_output`),
+    run ``measure() -> (times, summary, markdown)`` and write them (:func:`write_timing`).
+
+    Returns the summary and the markdown.
+    """
+    from ral.report.files import check_output
+
+    if out_dir is not None:
+        check_output(out_dir, folder=True, overwrite=overwrite)
+    times, summary, text = measure()
+    if out_dir is not None:
+        write_timing(out_dir, stem, times, summary, text)
+    return summary, text

@@ -61,6 +61,24 @@ _FRONTAL, _LATERAL = "frontal", "lateral"
 
 
 @dataclass(frozen=True)
+class ImageList:
+    """How a table of a format can be read as an image list (labels or not, for ``ral predict``).
+
+    Attributes:
+        columns: the columns that name the format's images: a table with them is an image list
+            of the format (:func:`load_image_list`).
+        placeholders: values of the other columns the reader needs (they make its rows readable;
+            the labels they give are dropped).
+        keep: patient / study / view columns an image list also reads when the table has them
+            (``ral predict --aggregate study``); a placeholder fills such a column only when absent.
+    """
+
+    columns: tuple[str, ...]
+    placeholders: Mapping[str, str] = field(default_factory=dict)
+    keep: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class TableFormat:
     """One label-table format: how it is recognised, which columns it needs, who reads it, what the docs say.
 
@@ -74,12 +92,7 @@ class TableFormat:
         task: "multilabel" or "single"; None when the table decides (generic).
         view_groups: ``{"frontal": (...), "lateral": (...)}``: the format's view names of each group
             (``views=["frontal"]``); empty when the format records no view.
-        image_columns: the columns that name the format's images: a table with them (labels or
-            not) is an image list of the format (:func:`load_image_list`); empty: no image lists.
-        list_placeholders: values of the other columns the reader needs, given to an image list
-            (they make its rows readable; the labels they give are dropped).
-        list_columns: patient / study / view columns an image list also reads when the table has
-            them (``ral predict --aggregate study``); a placeholder fills such a column only when absent.
+        image_list: how a table of the format is read as an image list; None: it cannot be.
         labels, images, patients: what the docs say about labels, image paths and patients / studies.
         example: a one-line example command for the docs.
     """
@@ -96,9 +109,7 @@ class TableFormat:
     excludes: tuple[str, ...] = ()
     task: str | None = "multilabel"
     view_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    image_columns: tuple[str, ...] = ()
-    list_placeholders: Mapping[str, str] = field(default_factory=dict)
-    list_columns: tuple[str, ...] = ()
+    image_list: ImageList | None = None
 
     @property
     def columns(self) -> list[str]:
@@ -135,9 +146,11 @@ TABLE_FORMATS: tuple[TableFormat, ...] = (
         patients="`subject_id` and `study_id`; without them, from `fpath`; view: an optional `ViewPosition` column",
         example="ral data stats cxr-lt-2024/train_labeled.csv",
         view_groups={_FRONTAL: ("PA", "AP"), _LATERAL: ("LATERAL", "LL")},
-        image_columns=("dicom_id", "fpath"),
-        list_placeholders={"subject_id": "", "study_id": ""},
-        list_columns=("subject_id", "study_id", "ViewPosition"),
+        image_list=ImageList(
+            ("dicom_id", "fpath"),
+            placeholders={"subject_id": "", "study_id": ""},
+            keep=("subject_id", "study_id", "ViewPosition"),
+        ),
     ),
     TableFormat(
         name="nih",
@@ -150,9 +163,11 @@ TABLE_FORMATS: tuple[TableFormat, ...] = (
         patients="`Patient ID`; view `View Position`",
         example="ral data stats ChestX-ray14/Data_Entry_2017_v2020.csv",
         view_groups={_FRONTAL: ("PA", "AP")},
-        image_columns=("Image Index",),
-        list_placeholders={"Finding Labels": "No Finding", "Patient ID": ""},
-        list_columns=("Patient ID", "View Position"),
+        image_list=ImageList(
+            ("Image Index",),
+            placeholders={"Finding Labels": "No Finding", "Patient ID": ""},
+            keep=("Patient ID", "View Position"),
+        ),
     ),
     TableFormat(
         name="chexpert",
@@ -167,9 +182,9 @@ TABLE_FORMATS: tuple[TableFormat, ...] = (
         patients="`patientNNNNN` and `patientNNNNN/studyN` from the path; view `AP/PA` (frontal) or `Lateral`",
         example="ral data stats CheXpert-v1.0-small/train.csv --view frontal",
         view_groups=_CHEXPERT_VIEWS,
-        image_columns=("Path",),
-        list_placeholders=dict.fromkeys(CHEXPERT_CLASSES, ""),
-        list_columns=("Frontal/Lateral", "AP/PA"),
+        image_list=ImageList(
+            ("Path",), placeholders=dict.fromkeys(CHEXPERT_CLASSES, ""), keep=("Frontal/Lateral", "AP/PA")
+        ),
     ),
     TableFormat(
         name="isic2018",
@@ -182,8 +197,9 @@ TABLE_FORMATS: tuple[TableFormat, ...] = (
         "inside or beside `root`",
         patients="the image (one per lesion)",
         example="ral data stats ISIC2018_Task3_Training_GroundTruth/ISIC2018_Task3_Training_GroundTruth.csv",
-        image_columns=("image",),
-        list_placeholders={c: "1" if j == 0 else "0" for j, c in enumerate(ISIC2018_CLASSES)},
+        image_list=ImageList(
+            ("image",), placeholders={c: "1" if j == 0 else "0" for j, c in enumerate(ISIC2018_CLASSES)}
+        ),
     ),
     TableFormat(
         name="aptos",
@@ -195,8 +211,7 @@ TABLE_FORMATS: tuple[TableFormat, ...] = (
         images="`<id_code>.png` in `root`, `root/train_images/`, `root/test_images/` or `root/images/`",
         patients="the image",
         example="ral data stats aptos2019/train.csv",
-        image_columns=("id_code",),
-        list_placeholders={"diagnosis": "0"},
+        image_list=ImageList(("id_code",), placeholders={"diagnosis": "0"}),
     ),
     TableFormat(
         name="padchest",
@@ -211,9 +226,11 @@ TABLE_FORMATS: tuple[TableFormat, ...] = (
         patients="`PatientID` and `StudyID`; view `Projection`",
         example="ral data stats padchest/PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv.gz --max-classes 30",
         view_groups={_FRONTAL: ("PA", "AP", "AP_horizontal"), _LATERAL: ("L",)},
-        image_columns=("ImageID", "ImageDir"),
-        list_placeholders={"Labels": "[]", "StudyID": "", "PatientID": "", "Projection": ""},
-        list_columns=("StudyID", "PatientID", "Projection"),
+        image_list=ImageList(
+            ("ImageID", "ImageDir"),
+            placeholders={"Labels": "[]", "StudyID": "", "PatientID": "", "Projection": ""},
+            keep=("StudyID", "PatientID", "Projection"),
+        ),
     ),
     TableFormat(
         name="vindr",
@@ -228,8 +245,7 @@ TABLE_FORMATS: tuple[TableFormat, ...] = (
         "`root/images/`",
         patients="not recorded (one per image)",
         example="ral data stats vinbigdata/train.csv --vindr-agreement majority",
-        image_columns=("image_id",),
-        list_placeholders={"class_name": "No finding", "rad_id": "0"},
+        image_list=ImageList(("image_id",), placeholders={"class_name": "No finding", "rad_id": "0"}),
     ),
     TableFormat(
         name="mimic",
@@ -244,8 +260,8 @@ TABLE_FORMATS: tuple[TableFormat, ...] = (
         images="`files/p<first 2 digits>/p<subject_id>/s<study_id>/<dicom_id>.jpg`, relative to the label file's "
         "folder",
         patients="`subject_id` and `study_id`; view `ViewPosition` of the metadata",
-        example="ral data stats mimic-cxr-jpg/2.0.0/mimic-cxr-2.0.0-chexpert.csv.gz --split train --view frontal",
         view_groups={_FRONTAL: ("PA", "AP"), _LATERAL: ("LATERAL", "LL")},
+        example="ral data stats mimic-cxr-jpg/2.0.0/mimic-cxr-2.0.0-chexpert.csv.gz --split train --view frontal",
     ),
     TableFormat(
         name="generic",
@@ -260,15 +276,14 @@ TABLE_FORMATS: tuple[TableFormat, ...] = (
         patients="`subject_id` (else the path) and `study_id`; view `view`",
         example="ral data stats my-dataset/labels.csv",
         view_groups={_FRONTAL: ("PA", "AP"), _LATERAL: ("LATERAL", "LL", "L")},
-        image_columns=("path",),
-        list_columns=("subject_id", "study_id", "view"),
+        image_list=ImageList(("path",), keep=("subject_id", "study_id", "view")),
     ),
     TableFormat(
         name="folder",
         title="a folder per class",
         signature=(),
-        reader=read_folder,
         task="single",
+        reader=read_folder,
         labels="single-label, classes = sub-folder names (sorted)",
         images="every image file below each class folder (hidden files ignored)",
         patients="the file",
@@ -438,14 +453,14 @@ def _image_list_format(columns: Sequence[str]) -> TableFormat:
     """The format of an image list: its label-table format when detected, else the first whose image columns it has."""
     try:
         fmt = FORMAT_BY_NAME[detect_format(columns)]
-        if fmt.image_columns:
+        if fmt.image_list:
             return fmt
     except ValueError:
         pass
     for fmt in TABLE_FORMATS:
-        if fmt.image_columns and set(fmt.image_columns) <= set(columns):
+        if fmt.image_list and set(fmt.image_list.columns) <= set(columns):
             return fmt
-    expected = "; ".join(f"{f.name}: {', '.join(f.image_columns)}" for f in TABLE_FORMATS if f.image_columns)
+    expected = "; ".join(f"{f.name}: {', '.join(f.image_list.columns)}" for f in TABLE_FORMATS if f.image_list)
     raise ValueError(f"no image columns among {list(columns)}; expected those of a format ({expected})")
 
 
@@ -460,8 +475,8 @@ def load_image_list(
     """The images of a table of any CSV format with image lists, without labels (label columns are not needed).
 
     The format is ``format`` or the table's (:func:`detect_format`), else the first of
-    :data:`TABLE_FORMATS` whose ``image_columns`` the header has. Only those columns and the
-    format's ``list_columns`` (patient, study, view) are read (label columns, when there, are
+    :data:`TABLE_FORMATS` whose ``image_list.columns`` the header has. Only those columns and the
+    format's ``image_list.keep`` columns (patient, study, view) are read (label columns, when there, are
     ignored, also bad values in them); ids and image paths are
     those :func:`load_table` gives (``dicom_id`` / ``fpath`` for CXR-LT, ``path`` for the generic
     layout, ``<image>.jpg`` found as for ISIC 2018, ...).
@@ -475,8 +490,8 @@ def load_image_list(
     """
     hints = {**DEFAULT_HINTS, **(hints or {})}
     path = Path(path)
-    if format is not None and (format not in FORMAT_BY_NAME or not FORMAT_BY_NAME[format].image_columns):
-        listed = tuple(f.name for f in TABLE_FORMATS if f.image_columns)
+    if format is not None and (format not in FORMAT_BY_NAME or not FORMAT_BY_NAME[format].image_list):
+        listed = tuple(f.name for f in TABLE_FORMATS if f.image_list)
         raise ValueError(f"format must be one of {listed} for a table of images, got {format!r}")
     if not path.is_file():
         raise FileNotFoundError(f"table not found: {path}")
@@ -485,9 +500,10 @@ def load_image_list(
         fmt = FORMAT_BY_NAME[format] if format is not None else _image_list_format(list(frame.columns))
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
-    require(frame, fmt.image_columns, path, fmt.name)
-    columns = [*fmt.image_columns, *(c for c in fmt.list_columns if c in frame.columns)]
-    images = frame[columns].assign(**{k: v for k, v in fmt.list_placeholders.items() if k not in columns})
+    listing = fmt.image_list
+    require(frame, listing.columns, path, fmt.name)
+    columns = [*listing.columns, *(c for c in listing.keep if c in frame.columns)]
+    images = frame[columns].assign(**{k: v for k, v in listing.placeholders.items() if k not in columns})
     options = ReadOptions(root=Path(root) if root is not None else path.parent, root_given=root is not None)
     try:
         table = fmt.reader(images, path, options)

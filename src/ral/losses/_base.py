@@ -17,6 +17,7 @@ and :func:`ral.losses.build_loss` passes exactly those.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -253,3 +254,34 @@ class EpochSchedule:
     def set_epoch(self, epoch: int) -> None:
         """Tell the loss the current (0-based) epoch."""
         self.epoch = check_epoch("epoch", epoch)
+
+
+def functional(cls: type[Loss], name: str) -> Callable[..., Tensor]:
+    """The functional form of loss class ``cls``: ``name(logits, targets, *statistics, mask=None,
+    epoch=None, **options)`` builds ``cls(*statistics, **options)``, tells it the training
+    epoch (losses with an epoch schedule) and applies it once, so module and function share one
+    code path. ``mask`` is for multi-label losses only."""
+
+    def loss(
+        logits: Tensor,
+        targets: Tensor,
+        *statistics: Any,
+        mask: Tensor | None = None,
+        epoch: int | None = None,
+        **options: Any,
+    ) -> Tensor:
+        module = cls(*statistics, **options)
+        if epoch is not None:
+            module.set_epoch(epoch)
+        if cls.task == "multilabel":
+            return module(logits, targets, mask)
+        if mask is not None:
+            raise ValueError(f"{name} is a single-label loss and takes no mask; ignore samples with ignore_index")
+        return module(logits, targets)
+
+    loss.__name__ = loss.__qualname__ = name
+    loss.__doc__ = (
+        f"Functional form of :class:`{cls.__name__}`: builds it with the given training statistics "
+        "(positionally) and keyword options, and applies it to ``logits`` and ``targets`` once."
+    )
+    return loss

@@ -25,11 +25,17 @@ def compute_dtype(logits: Tensor) -> torch.dtype:
     return torch.float64 if logits.dtype == torch.float64 else torch.float32
 
 
+def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
+    """Return ``value`` if it is one of ``choices``; else ``ValueError`` naming ``name``, the
+    choices and the received value."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+    return value
+
+
 def check_reduction(reduction: str) -> str:
     """Return ``reduction`` if it is one of "mean", "sum", "none"; raise ``ValueError`` otherwise."""
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    return reduction
+    return check_choice("reduction", reduction, REDUCTIONS)
 
 
 def check_finite(name: str, value: float, requirement: str = "a finite number") -> float:

@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import Tensor
 
-from ._base import MultiLabelLoss
+from ._base import MultiLabelLoss, functional
 from ._common import check_bool, check_float_tuple, check_in_range, check_nonnegative
 from ._terms import negative_part, positive_part, sigmoid_probabilities
 
@@ -114,21 +114,7 @@ class AsymmetricLoss(AsymmetricPolynomialLoss):
         )
 
 
-def asymmetric_loss(logits: Tensor, targets: Tensor, *, mask: Tensor | None = None, **options) -> Tensor:
-    """Functional form of :class:`AsymmetricLoss` (same keyword options).
-
-    Example:
-        >>> import torch
-        >>> loss = asymmetric_loss(torch.randn(4, 3), torch.ones(4, 3), gamma_neg=4.0, clip=0.05)
-    """
-    return AsymmetricLoss(**options)(logits, targets, mask)
+asymmetric_loss = functional(AsymmetricLoss, "asymmetric_loss")
 
 
-def asymmetric_polynomial_loss(logits: Tensor, targets: Tensor, *, mask: Tensor | None = None, **options) -> Tensor:
-    """Functional form of :class:`AsymmetricPolynomialLoss` (same keyword options).
-
-    Example:
-        >>> import torch
-        >>> loss = asymmetric_polynomial_loss(torch.randn(4, 3), torch.ones(4, 3))
-    """
-    return AsymmetricPolynomialLoss(**options)(logits, targets, mask)
+asymmetric_polynomial_loss = functional(AsymmetricPolynomialLoss, "asymmetric_polynomial_loss")

@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from ._base import MultiLabelLoss
-from ._common import ClassVector, check_in_range, check_nonnegative
+from ._base import MultiLabelLoss, functional
+from ._common import ClassVector, check_choice, check_in_range, check_nonnegative
 from ._terms import (
     effective_number_weights,
     log_prior_odds,
@@ -65,9 +65,7 @@ class ClassBalancedLoss(MultiLabelLoss):
     ) -> None:
         super().__init__(class_counts=class_counts, **common)
         self.beta = check_in_range("beta", beta, 0.0, 1.0)
-        if base not in CB_BASES:
-            raise ValueError(f"base must be one of {CB_BASES}, got {base!r}")
-        self.base = base
+        self.base = check_choice("base", base, CB_BASES)
         self.gamma = check_nonnegative("gamma", gamma) if base == "focal" else 0.0
 
     def elementwise(self, x: Tensor, y: Tensor) -> Tensor:
@@ -162,31 +160,7 @@ class DistributionBalancedLoss(MultiLabelLoss):
         return weights * (y * positive + (1 - y) * negative)
 
 
-def class_balanced_loss(
-    logits: Tensor, targets: Tensor, class_counts: ClassVector, *, mask: Tensor | None = None, **options
-) -> Tensor:
-    """Functional form of :class:`ClassBalancedLoss` (same keyword options).
-
-    Example:
-        >>> import torch
-        >>> loss = class_balanced_loss(torch.randn(4, 3), torch.ones(4, 3), [900, 90, 9])
-    """
-    return ClassBalancedLoss(class_counts, **options)(logits, targets, mask)
+class_balanced_loss = functional(ClassBalancedLoss, "class_balanced_loss")
 
 
-def distribution_balanced_loss(
-    logits: Tensor,
-    targets: Tensor,
-    class_counts: ClassVector,
-    num_samples: int,
-    *,
-    mask: Tensor | None = None,
-    **options,
-) -> Tensor:
-    """Functional form of :class:`DistributionBalancedLoss` (same keyword options).
-
-    Example:
-        >>> import torch
-        >>> loss = distribution_balanced_loss(torch.randn(4, 3), torch.ones(4, 3), [900, 90, 9], 1000)
-    """
-    return DistributionBalancedLoss(class_counts, num_samples, **options)(logits, targets, mask)
+distribution_balanced_loss = functional(DistributionBalancedLoss, "distribution_balanced_loss")

@@ -7,7 +7,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._base import MultiLabelLoss
+from ._base import MultiLabelLoss, functional
 from ._common import ClassVector, check_nonnegative
 
 
@@ -58,11 +58,4 @@ class BinaryCrossEntropyLoss(MultiLabelLoss):
         return weight * y * F.softplus(-x) + (1 - y) * F.softplus(x)
 
 
-def binary_cross_entropy(logits: Tensor, targets: Tensor, *, mask: Tensor | None = None, **options) -> Tensor:
-    """Functional form of :class:`BinaryCrossEntropyLoss` (same keyword options).
-
-    Example:
-        >>> import torch
-        >>> loss = binary_cross_entropy(torch.randn(4, 3), torch.ones(4, 3), pos_weight=2.0)
-    """
-    return BinaryCrossEntropyLoss(**options)(logits, targets, mask)
+binary_cross_entropy = functional(BinaryCrossEntropyLoss, "binary_cross_entropy")

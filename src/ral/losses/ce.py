@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import Tensor
 
-from ._base import SingleLabelLoss
+from ._base import SingleLabelLoss, functional
 from ._common import check_in_range, check_nonnegative
 from ._terms import positive_part, softmax_focal_terms, softmax_probabilities
 
@@ -104,31 +104,10 @@ class PolyCrossEntropyLoss(SingleLabelLoss):
         return q * positive_part(softmax_probabilities(x), eps=(self.epsilon,))
 
 
-def poly_cross_entropy(logits: Tensor, targets: Tensor, **options) -> Tensor:
-    """Functional form of :class:`PolyCrossEntropyLoss` (same keyword options).
-
-    Example:
-        >>> import torch
-        >>> loss = poly_cross_entropy(torch.randn(4, 3), torch.tensor([0, 2, 1, 0]), epsilon=2.0)
-    """
-    return PolyCrossEntropyLoss(**options)(logits, targets)
+poly_cross_entropy = functional(PolyCrossEntropyLoss, "poly_cross_entropy")
 
 
-def focal_cross_entropy(logits: Tensor, targets: Tensor, **options) -> Tensor:
-    """Functional form of :class:`FocalCrossEntropyLoss` (same keyword options).
-
-    Example:
-        >>> import torch
-        >>> loss = focal_cross_entropy(torch.randn(4, 3), torch.tensor([0, 2, 1, 0]), gamma=2.0)
-    """
-    return FocalCrossEntropyLoss(**options)(logits, targets)
+focal_cross_entropy = functional(FocalCrossEntropyLoss, "focal_cross_entropy")
 
 
-def cross_entropy(logits: Tensor, targets: Tensor, **options) -> Tensor:
-    """Functional form of :class:`CrossEntropyLoss` (same keyword options).
-
-    Example:
-        >>> import torch
-        >>> loss = cross_entropy(torch.randn(4, 3), torch.tensor([0, 2, 1, 0]), label_smoothing=0.1)
-    """
-    return CrossEntropyLoss(**options)(logits, targets)
+cross_entropy = functional(CrossEntropyLoss, "cross_entropy")

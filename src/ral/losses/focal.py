@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import Tensor
 
-from ._base import MultiLabelLoss
+from ._base import MultiLabelLoss, functional
 from ._common import check_in_range, check_nonnegative
 from ._terms import negative_part, positive_part, sigmoid_probabilities
 
@@ -53,11 +53,4 @@ class SigmoidFocalLoss(MultiLabelLoss):
         return weight_pos * y * positive_part(t, self.gamma) + weight_neg * (1 - y) * negative_part(t, self.gamma)
 
 
-def sigmoid_focal_loss(logits: Tensor, targets: Tensor, *, mask: Tensor | None = None, **options) -> Tensor:
-    """Functional form of :class:`SigmoidFocalLoss` (same keyword options).
-
-    Example:
-        >>> import torch
-        >>> loss = sigmoid_focal_loss(torch.randn(4, 3), torch.ones(4, 3), gamma=2.0)
-    """
-    return SigmoidFocalLoss(**options)(logits, targets, mask)
+sigmoid_focal_loss = functional(SigmoidFocalLoss, "sigmoid_focal_loss")

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._base import EpochSchedule, MultiLabelLoss
+from ._base import EpochSchedule, MultiLabelLoss, functional
 from ._common import check_epoch, check_in_range, check_nonnegative
 from ._terms import negative_part, positive_part, sigmoid_probabilities
 
@@ -140,23 +140,7 @@ class SPLCLoss(EpochSchedule, MultiLabelLoss):
         return y * focal_margin_positive(x, self.margin, self.gamma) + (1 - y) * negative
 
 
-def hill_loss(logits: Tensor, targets: Tensor, *, mask: Tensor | None = None, **options) -> Tensor:
-    """Functional form of :class:`HillLoss` (same keyword options).
-
-    Example:
-        >>> import torch
-        >>> loss = hill_loss(torch.randn(4, 3), torch.ones(4, 3), lam=1.5)
-    """
-    return HillLoss(**options)(logits, targets, mask)
+hill_loss = functional(HillLoss, "hill_loss")
 
 
-def splc_loss(logits: Tensor, targets: Tensor, *, mask: Tensor | None = None, epoch: int = 0, **options) -> Tensor:
-    """Functional form of :class:`SPLCLoss` at training epoch ``epoch`` (same keyword options).
-
-    Example:
-        >>> import torch
-        >>> loss = splc_loss(torch.randn(4, 3), torch.ones(4, 3), epoch=2)
-    """
-    criterion = SPLCLoss(**options)
-    criterion.set_epoch(epoch)
-    return criterion(logits, targets, mask)
+splc_loss = functional(SPLCLoss, "splc_loss")

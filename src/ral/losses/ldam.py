@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from ._base import EpochSchedule, SingleLabelLoss
+from ._base import EpochSchedule, SingleLabelLoss, functional
 from ._common import ClassVector, check_epoch, check_in_range, check_nonnegative
 from ._terms import effective_number_weights, softmax_focal_terms
 
@@ -92,11 +92,4 @@ class LDAMLoss(EpochSchedule, SingleLabelLoss):
         return softmax_focal_terms(self.scale * (x - q * margins), q)
 
 
-def ldam_loss(logits: Tensor, targets: Tensor, class_counts: ClassVector, **options) -> Tensor:
-    """Functional form of :class:`LDAMLoss` (same keyword options).
-
-    Example:
-        >>> import torch
-        >>> loss = ldam_loss(torch.randn(2, 3), torch.tensor([0, 2]), [900, 90, 9], scale=1.0)
-    """
-    return LDAMLoss(class_counts, **options)(logits, targets)
+ldam_loss = functional(LDAMLoss, "ldam_loss")

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from ._base import SingleLabelLoss
+from ._base import SingleLabelLoss, functional
 from ._common import ClassVector, check_nonnegative
 from ._terms import log_prior, softmax_focal_terms
 
@@ -67,21 +67,7 @@ class BalancedSoftmaxLoss(LogitAdjustedLoss):
         super().__init__(class_counts, tau=1.0, **common)
 
 
-def logit_adjusted_cross_entropy(logits: Tensor, targets: Tensor, class_counts: ClassVector, **options) -> Tensor:
-    """Functional form of :class:`LogitAdjustedLoss` (same keyword options).
-
-    Example:
-        >>> import torch
-        >>> loss = logit_adjusted_cross_entropy(torch.randn(2, 3), torch.tensor([0, 2]), [900, 90, 9])
-    """
-    return LogitAdjustedLoss(class_counts, **options)(logits, targets)
+logit_adjusted_cross_entropy = functional(LogitAdjustedLoss, "logit_adjusted_cross_entropy")
 
 
-def balanced_softmax_loss(logits: Tensor, targets: Tensor, class_counts: ClassVector, **options) -> Tensor:
-    """Functional form of :class:`BalancedSoftmaxLoss` (same keyword options).
-
-    Example:
-        >>> import torch
-        >>> loss = balanced_softmax_loss(torch.randn(2, 3), torch.tensor([0, 2]), [900, 90, 9])
-    """
-    return BalancedSoftmaxLoss(class_counts, **options)(logits, targets)
+balanced_softmax_loss = functional(BalancedSoftmaxLoss, "balanced_softmax_loss")

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._base import MultiLabelLoss
+from ._base import MultiLabelLoss, functional
 from ._common import check_nonnegative, reduce_samples
 
 
@@ -168,21 +168,7 @@ def _check_temperature(name: str, value: float) -> float:
     return number
 
 
-def zlpr_loss(logits: Tensor, targets: Tensor, *, mask: Tensor | None = None, **options) -> Tensor:
-    """Functional form of :class:`ZLPRLoss` (same keyword options).
-
-    Example:
-        >>> import torch
-        >>> loss = zlpr_loss(torch.randn(4, 3), torch.ones(4, 3))
-    """
-    return ZLPRLoss(**options)(logits, targets, mask)
+zlpr_loss = functional(ZLPRLoss, "zlpr_loss")
 
 
-def two_way_loss(logits: Tensor, targets: Tensor, *, mask: Tensor | None = None, **options) -> Tensor:
-    """Functional form of :class:`TwoWayLoss` (same keyword options).
-
-    Example:
-        >>> import torch
-        >>> loss = two_way_loss(torch.randn(4, 3), torch.eye(4, 3))
-    """
-    return TwoWayLoss(**options)(logits, targets, mask)
+two_way_loss = functional(TwoWayLoss, "two_way_loss")

@@ -32,9 +32,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from ._base import MultiLabelLoss, SingleLabelLoss
+from ._base import MultiLabelLoss, SingleLabelLoss, functional
 from ._common import (
     check_bool,
+    check_choice,
     check_finite,
     check_float_tuple,
     check_in_range,
@@ -157,8 +158,7 @@ def ral_params(**options: Any) -> RALParams:
         raise ValueError(f"unknown RAL option(s) {unknown}; the options are {list(RAL_OPTIONS)}")
     o = {**dataclasses.asdict(RALParams()), **options}
     hill = check_bool("hill", o["hill"])
-    if o["weight_form"] not in WEIGHT_FORMS:
-        raise ValueError(f"weight_form must be one of {WEIGHT_FORMS}, got {o['weight_form']!r}")
+    check_choice("weight_form", o["weight_form"], WEIGHT_FORMS)
     lam = check_finite("lam", o["lam"])
     if hill and lam < 1.0:
         raise ValueError(f"lam must be >= 1 when hill=True (keeps lam - p > 0), got {o['lam']!r}")
@@ -175,12 +175,6 @@ def ral_params(**options: Any) -> RALParams:
         weight_form=o["weight_form"],
         detach_focal=check_bool("detach_focal", o["detach_focal"]),
     )
-
-
-def _check_impl(impl: str) -> str:
-    if impl not in IMPLS:
-        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-    return impl
 
 
 def _elementwise(
@@ -229,7 +223,7 @@ class _RALMixin:
         common = {name: value for name, value in options.items() if name not in RAL_OPTIONS}
         super().__init__(**common)  # the base class checks and stores reduction, weights, statistics, ...
         self.params = ral_params(**{name: value for name, value in options.items() if name in RAL_OPTIONS})
-        self.impl = _check_impl(impl)
+        self.impl = check_choice("impl", impl, IMPLS)
         self.prior_tau = check_nonnegative("prior_tau", prior_tau)
         if self.prior_tau > 0:
             for name in self.prior_statistics:
@@ -272,9 +266,7 @@ class _RALMixin:
         "official-code": the authors' released ``Ralloss`` (kalelpark/RAL): same constants
         but w(p) = (lam - p) p^2 (lam - 1 + p_tau), which is *not* Eq. 6, and reduction "sum".
         """
-        if name not in PRESETS:
-            raise ValueError(f"preset must be one of {tuple(PRESETS)}, got {name!r}")
-        return cls(**{**PRESETS[name], **overrides})
+        return cls(**{**PRESETS[check_choice("preset", name, tuple(PRESETS))], **overrides})
 
     def options(self) -> dict[str, Any]:
         return {
@@ -376,22 +368,10 @@ class RobustAsymmetricLossSingleLabel(_RALMixin, SingleLabelLoss):
         return log_prior(self.class_counts.double())
 
 
-def robust_asymmetric_loss(logits: Tensor, targets: Tensor, *, mask: Tensor | None = None, **options) -> Tensor:
-    """Functional form of :class:`RobustAsymmetricLoss` (same keyword options).
-
-    Example:
-        >>> loss = robust_asymmetric_loss(torch.randn(8, 26), torch.randint(0, 2, (8, 26)))
-    """
-    return RobustAsymmetricLoss(**options)(logits, targets, mask)
+robust_asymmetric_loss = functional(RobustAsymmetricLoss, "robust_asymmetric_loss")
 
 
-def robust_asymmetric_loss_single_label(logits: Tensor, targets: Tensor, **options) -> Tensor:
-    """Functional form of :class:`RobustAsymmetricLossSingleLabel` (same keyword options).
-
-    Example:
-        >>> loss = robust_asymmetric_loss_single_label(torch.randn(4, 7), torch.tensor([0, 3, 6, 1]))
-    """
-    return RobustAsymmetricLossSingleLabel(**options)(logits, targets)
+robust_asymmetric_loss_single_label = functional(RobustAsymmetricLossSingleLabel, "robust_asymmetric_loss_single_label")
 
 
 __all__ = [

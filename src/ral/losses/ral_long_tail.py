@@ -13,7 +13,8 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from ._common import ClassVector, check_in_range
+from ._base import functional
+from ._common import ClassVector, check_choice, check_in_range
 from ._terms import effective_number_weights
 from .ral import RobustAsymmetricLoss, RobustAsymmetricLossSingleLabel
 
@@ -64,9 +65,7 @@ class RobustAsymmetricLossClassBalanced(RobustAsymmetricLoss):
     ) -> None:
         super().__init__(class_counts=class_counts, **options)
         self.cb_beta = check_in_range("cb_beta", cb_beta, 0.0, 1.0)
-        if balance not in BALANCES:
-            raise ValueError(f"balance must be one of {BALANCES}, got {balance!r}")
-        self.balance = balance
+        self.balance = check_choice("balance", balance, BALANCES)
 
     def balance_weights(self) -> Tensor:
         """The class-balanced weights w_c (C,), float64, mean 1."""
@@ -120,25 +119,11 @@ class RobustAsymmetricLossLogitAdjusted(RobustAsymmetricLossSingleLabel):
         super().__init__(class_counts=class_counts, prior_tau=prior_tau, **options)
 
 
-def robust_asymmetric_loss_class_balanced(
-    logits: Tensor, targets: Tensor, class_counts: ClassVector, *, mask: Tensor | None = None, **options
-) -> Tensor:
-    """Functional form of :class:`RobustAsymmetricLossClassBalanced` (same keyword options).
-
-    Example:
-        >>> import torch
-        >>> loss = robust_asymmetric_loss_class_balanced(torch.randn(4, 3), torch.ones(4, 3), [900, 90, 9])
-    """
-    return RobustAsymmetricLossClassBalanced(class_counts, **options)(logits, targets, mask)
+robust_asymmetric_loss_class_balanced = functional(
+    RobustAsymmetricLossClassBalanced, "robust_asymmetric_loss_class_balanced"
+)
 
 
-def robust_asymmetric_loss_logit_adjusted(
-    logits: Tensor, targets: Tensor, class_counts: ClassVector, **options
-) -> Tensor:
-    """Functional form of :class:`RobustAsymmetricLossLogitAdjusted` (same keyword options).
-
-    Example:
-        >>> import torch
-        >>> loss = robust_asymmetric_loss_logit_adjusted(torch.randn(2, 3), torch.tensor([0, 2]), [900, 90, 9])
-    """
-    return RobustAsymmetricLossLogitAdjusted(class_counts, **options)(logits, targets)
+robust_asymmetric_loss_logit_adjusted = functional(
+    RobustAsymmetricLossLogitAdjusted, "robust_asymmetric_loss_logit_adjusted"
+)

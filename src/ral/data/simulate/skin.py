@@ -111,9 +111,9 @@ def isic_table(names: list[str], targets: np.ndarray) -> pd.DataFrame:
 
 
 SKIN = SingleLabelSet(
+    majority="NV",
     classes=ISIC2018_CLASSES,
     published_counts=ISIC2018_TRAIN_COUNTS,
-    majority="NV",
     split_codes=SPLIT_CODES,
     render=render_lesions,
     image_name=lambda index: f"ISIC_{index:07d}",
