@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -375,7 +377,7 @@ def _add_bench_commands(sub: argparse._SubParsersAction) -> None:
         "--losses",
         nargs="+",
         metavar="NAME",
-        help="labels of the default list (bce ... ral, ral_cb, ral_cb_positive, ral_prior) or registry names",
+        help="labels of the default list (bce ... ral, ral_cb, ral_cb_both, ral_prior) or registry names",
     )
     _add_shard_option(losses)
 
@@ -555,11 +557,10 @@ def _add_bench_speed_command(bench_sub: argparse._SubParsersAction) -> None:
     speed.add_argument(
         "--breakdown",
         action="store_true",
-        help="also time the parts of fused RAL (validation, forward with / without the "
-        "gradient, backward) at each shape",
+        help="also time the parts of RAL (validation, forward with / without the gradient, backward) at each shape",
     )
     speed.add_argument(
-        "--profile", action="store_true", help="also print torch.profiler's operator table of fused RAL at each shape"
+        "--profile", action="store_true", help="also print torch.profiler's operator table of RAL at each shape"
     )
     speed.add_argument("--out", default="runs/bench/speed", help="output folder (default runs/bench/speed)")
     _add_overwrite(speed, "the files in a non-empty --out")
@@ -756,7 +757,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """One line per warning: ral's own show their message, others also their category and origin."""
+    if str(Path(filename).resolve()).startswith(_PACKAGE_DIR):
+        return f"ral: warning: {message}\n"
+    return f"warning: {category.__name__} ({Path(filename).name}:{lineno}): {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.formatwarning = _one_line_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

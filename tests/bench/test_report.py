@@ -87,7 +87,7 @@ def _timing_folders(runs: Path) -> None:
             "first_call_s": [0.01, 1.5, 0.1, 1.5],
         }
     ).to_csv(runs / "speed" / "speed_summary.csv", index=False)
-    breakdown = {"shape": ["256x26"], "part": ["fused RAL forward+backward"], "median_ms": [0.263]}
+    breakdown = {"shape": ["256x26"], "part": ["RAL forward+backward"], "median_ms": [0.263]}
     pd.DataFrame(breakdown).to_csv(runs / "speed" / "breakdown.csv", index=False)
     (runs / "throughput").mkdir()
     (runs / "throughput" / "throughput.json").write_text(
@@ -142,7 +142,7 @@ def test_every_claim_gets_a_verdict_by_its_rule(report):
     assert "Claim 3 | supported: no measurable overhead" in glance
     assert "time at 4096x1000: 2.70 x BCE, target <= 1.3 x: **not met**" in text
     assert "ratio 0.980, target >= 0.95: **met**" in text
-    assert "| 256x26 | fused RAL forward+backward | 0.263 |" in text
+    assert "| 256x26 | RAL forward+backward | 0.263 |" in text
     assert "| Smoke test | not run |" in glance
 
 
@@ -150,7 +150,7 @@ def test_the_report_shows_where_ral_does_not_win_and_the_variants(report):
     text = report.read_text()
     assert "tail_mAP: higher by their interval: `cb_focal`" in text
     assert "`ral_cb` reaches (interval holds 0) `cb_focal` on tail_mAP" in text
-    assert "`ral_prior` exceeds `ral` on tail_mAP" in text
+    assert "- Answer: **yes** — `ral_prior` is higher than `ral` on tail_mAP" in text
     assert "**Start with `ral`** for multilabel data" in text
     assert "**Start with `ral_la`** for single data" in text
 
@@ -195,3 +195,14 @@ def test_evidence_plan_fits_the_budget():
     assert SHARDS == 2 and all(s.sharded for s in steps.values() if s.runs > 20)
     hours = sum(step.seconds for step in steps.values()) / 3600
     assert 2.0 < hours < 3.3
+
+
+def test_a_help_question_needs_a_gain_beyond_the_interval():
+    import pandas as pd
+
+    from ral.bench.losses_report import Comparison, _answer
+
+    comparison = Comparison("ral_prior", "ral", ("tail_mAP",), (("help", ("tail_mAP",), "help?"),))
+    for verdict, word in (("higher", "yes"), ("level", "no"), ("lower", "no")):
+        frame = pd.DataFrame({"metric": ["tail_mAP"], "verdict": [verdict]})
+        assert _answer(pd.DataFrame(), comparison, "help", ("tail_mAP",), frame).startswith(f"- Answer: **{word}**")

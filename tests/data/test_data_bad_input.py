@@ -217,3 +217,16 @@ def test_cli_stats_names_its_own_options_in_hints(tmp_path, capsys):
     assert main(["data", "stats", str(path)]) == 2
     assert "--allow-outside-root allows them" in capsys.readouterr().err
     assert main(["data", "stats", str(path), "--allow-outside-root"]) == 0
+
+
+def test_command_line_warnings_are_one_line_each(tmp_path):
+    import subprocess
+    import sys
+
+    path = _generic(tmp_path, "a.png,p,1,0\nb.png,p,0,1\n./a.png,q,1,1\n", images=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "ral.cli", "data", "stats", str(path)], capture_output=True, text=True, check=True
+    )
+    warned = [line for line in done.stderr.splitlines() if "repeat the image" in line]
+    assert len(warned) == 1 and warned[0].startswith("ral: warning: ") and "t.csv: 1 row(s)" in warned[0]
+    assert "UserWarning" not in done.stderr and "warn(" not in done.stderr

@@ -321,7 +321,7 @@ def test_registry_statistics():
     assert loss.num_samples == NUM_SAMPLES and loss.class_counts.tolist() == COUNTS
     assert build_loss("ral_cb", class_counts=COUNTS, num_samples=NUM_SAMPLES).num_samples == NUM_SAMPLES
     assert "prior_tau=1.0" in repr(build_loss("ral_la", class_counts=COUNTS))
-    assert "balance='both'" in repr(build_loss("ral_cb", class_counts=COUNTS))
+    assert "balance='positive'" in repr(build_loss("ral_cb", class_counts=COUNTS))
     assert {"cb_beta", "balance", "prior_tau", "gamma_neg", "beta", "impl"} <= set(LOSSES["ral_cb"].option_names())
     assert {"prior_tau", "label_smoothing", "tau", "lam"} <= set(LOSSES["ral_la"].option_names())
     assert "prior_tau" in LOSSES["ral"].option_names() and "class_counts" not in LOSSES["ral"].option_names()

@@ -53,8 +53,9 @@ class Comparison:
         candidate, baseline: row labels (candidate minus baseline, paired by seed).
         metrics: the metrics shown.
         checks: ``(rule, metrics the rule reads, question)`` triples; rule "reach" (does the candidate
-            reach the baseline?), "keep" (does it keep the baseline's level?) or "default" (does it
-            beat the baseline, the current default, by the project's rule?).
+            reach the baseline?), "keep" (does it keep the baseline's level?), "help" (is it higher than
+            the baseline by its interval?) or "default" (does it beat the baseline, the current
+            default, by the project's rule?).
     """
 
     candidate: str
@@ -66,7 +67,7 @@ class Comparison:
 _GROUPS_ML = ("mAP", "head_mAP", "medium_mAP", "tail_mAP")
 _GROUPS_SL = ("balanced_accuracy", "accuracy", "head_acc", "medium_acc", "tail_acc")
 
-#: Issue 14's questions about the long-tail variants of RAL (rows of the default loss lists).
+#: The questions about the long-tail variants of RAL (rows of the default loss lists).
 COMPARISONS: dict[str, tuple[Comparison, ...]] = {
     "multilabel": (
         Comparison(
@@ -82,15 +83,15 @@ COMPARISONS: dict[str, tuple[Comparison, ...]] = {
             (("keep", ("head_mAP", "medium_mAP"), "Does class-balanced RAL keep RAL's head and medium mAP?"),),
         ),
         Comparison(
-            "ral_cb_positive",
+            "ral_cb_both",
             "ral_cb",
             _GROUPS_ML,
             (
                 (
                     "default",
                     ("mAP",),
-                    "`ral_cb`'s `balance`: should the weight apply to the positive term only (`positive`) instead "
-                    "of both terms (`both`, the default)?",
+                    "`ral_cb`'s `balance`: should the weight apply to both terms (`both`) instead of the "
+                    "positive term only (`positive`, the default)?",
                 ),
             ),
         ),
@@ -99,7 +100,7 @@ COMPARISONS: dict[str, tuple[Comparison, ...]] = {
             "ral",
             _GROUPS_ML,
             (
-                ("reach", ("tail_mAP",), "Does RAL's prior correction (`prior_tau=1`) help the tail?"),
+                ("help", ("tail_mAP",), "Does RAL's prior correction (`prior_tau=1`) help the tail?"),
                 ("default", ("mAP",), "Should RAL's prior correction be on by default?"),
             ),
         ),
@@ -133,7 +134,7 @@ COMPARISONS: dict[str, tuple[Comparison, ...]] = {
 }
 
 #: Variants that replace the reference as the loss to start with when they beat it by the project's rule.
-VARIANTS = {"multilabel": ("ral_cb", "ral_cb_positive", "ral_prior"), "single": ("ral_la",)}
+VARIANTS = {"multilabel": ("ral_cb", "ral_cb_both", "ral_prior"), "single": ("ral_la",)}
 
 
 def _signed(value: float, digits: int = 4) -> str:
@@ -321,6 +322,8 @@ def _answer(
     verdicts = frame.set_index("metric")["verdict"]
     if rule == "reach":
         words = {"higher": "exceeds", "level": "reaches (interval holds 0)", "lower": "falls short of"}
+    elif rule == "help":
+        words = {"higher": "is higher than", "level": "is not measurably different from", "lower": "is lower than"}
     else:
         words = {"higher": "keeps (higher than)", "level": "keeps (level with)", "lower": "loses against"}
     words["untested"] = "is untested against"
@@ -328,7 +331,8 @@ def _answer(
     if any(verdicts[m] == "untested" for m in decide):
         word = "untested"
     else:
-        word = "yes" if all(verdicts[m] in ("higher", "level") for m in decide) else "no"
+        helped = ("higher",) if rule == "help" else ("higher", "level")
+        word = "yes" if all(verdicts[m] in helped for m in decide) else "no"
     return f"- Answer: **{word}** — " + "; ".join(answers) + ".\n"
 
 
