@@ -78,7 +78,7 @@ def _command(folder: Path, step: Step) -> str:
     recorded = folder / "command.txt"
     if recorded.is_file():
         line = recorded.read_text(encoding="utf-8").strip()
-        if line and line != step.command:
+        if line and line.replace(" --overwrite", "") != step.command:  # --overwrite does not change results
             text += f"\nRecorded command of this folder: `{line}`\n"
     return text + "\n"
 
@@ -166,7 +166,7 @@ def _variants_part(tables: list[tuple[str, Any]]) -> Part:
     intro = (
         "The long-tail variants of RAL (`ral_cb`, class-balanced; `ral_la`, logit-adjusted; RAL's prior "
         "correction `prior_tau`) against the losses they borrow from, in the loss comparisons above (same runs). "
-        "Each answer is the rule of `ral.bench.losses_report`: *reach* / *keep* by the paired 95% t interval, "
+        "Each answer is the rule of `ral.bench.losses_report`: *reach* / *keep* / *help* by the paired 95% t interval, "
         "options by the project's rule for defaults (a candidate replaces the default only if it is higher on "
         "every seed and by a mean gain of at least twice the larger seed standard deviation).\n\n"
     )
@@ -199,6 +199,9 @@ def _sensitivity_part(runs: Path, step: Step, images: _Images) -> Part:
         + f"Output: `runs/bench/{step.folder}/`. "
         + _timing_line(frame)
         + f"Data (one simulated set per missing rate):\n\n{data}\n\n"
+        "The simulator keeps the observed training prevalence at CXR-LT's, so a higher missing rate means a "
+        "higher clean prevalence in every split (more test positives): compare the arms within a rate, not the "
+        "metric across rates.\n\n"
         f"Every grid point: backbone `{budget['backbone']}`, {budget['epochs']} epochs, {budget['image_size']} px, "
         f"seeds {', '.join(map(str, sorted(pd.unique(frame['seed']))))} (the same for every arm). Arms "
         "(`ral.bench.sensitivity.ARMS`): `asl` = ASL (gamma_pos 0) over gamma_neg x clip; `asl_hill` = RAL with "
@@ -260,7 +263,8 @@ def _speed_part(runs: Path, steps: list[Step]) -> Part:
     from ral.report import markdown_table
 
     blocks, verdicts = [], []
-    for step, title in zip(steps, SPEED_TITLES):
+    for index, (step, title) in enumerate(zip(steps, SPEED_TITLES)):
+        judged = index == 0  # the targets are set for torch's default threads; one thread is for reference
         folder = runs / step.folder
         path = folder / "speed_summary.csv"
         if not path.is_file():
@@ -279,13 +283,18 @@ def _speed_part(runs: Path, steps: list[Step]) -> Part:
         for shape, limit in SPEED_TARGETS:
             if shape in ral.index:
                 ratio = float(ral.loc[shape, "ratio_to_bce"])
-                lines.append(f"time at {shape}: {ratio:.2f} x BCE, target <= {limit} x: {_met(ratio <= limit)}")
+                target = f", target <= {limit} x: {_met(ratio <= limit)}" if judged else ""
+                lines.append(f"time at {shape}: {ratio:.2f} x BCE{target}")
         if len(ral):
             worst = float(ral["memory_ratio_to_bce"].max())
-            lines.append(
-                f"peak memory: up to {worst:.2f} x BCE's, target <= {MEMORY_TARGET} x: {_met(worst <= MEMORY_TARGET)}"
-            )
-        text += "\nTargets for RAL (`ral`, compiled fast path):\n\n" + "\n".join(f"- {line}" for line in lines) + "\n\n"
+            target = f", target <= {MEMORY_TARGET} x: {_met(worst <= MEMORY_TARGET)}" if judged else ""
+            lines.append(f"peak memory: up to {worst:.2f} x BCE's{target}")
+        heading = (
+            "Targets for RAL (`ral`, compiled fast path)"
+            if judged
+            else "RAL (`ral`) for reference (the targets are set for torch's default threads, above)"
+        )
+        text += f"\n{heading}:\n\n" + "\n".join(f"- {line}" for line in lines) + "\n\n"
         if (folder / "breakdown.csv").is_file():
             text += "Where the time goes (`--breakdown`, median ms):\n\n" + markdown_table(
                 pd.read_csv(folder / "breakdown.csv"), floatfmt=".3f"
@@ -309,7 +318,8 @@ def _throughput_part(runs: Path, step: Step) -> Part:
         return Part(_not_run(step) + "GPU figures: not yet measured.\n\n", [("Throughput", "not run")])
     record = json.loads(path.read_text(encoding="utf-8"))
     scalars = {k: v for k, v in record.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
-    table = pd.DataFrame({"field": list(scalars), "value": [str(v) for v in scalars.values()]})
+    shown = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in scalars.values()]
+    table = pd.DataFrame({"field": list(scalars), "value": shown})
     ratio = record.get("ratio")
     verdict = (
         f"ratio {ratio:.3f}, target >= {THROUGHPUT_TARGET}: {_met(ratio >= THROUGHPUT_TARGET)}"
