@@ -555,9 +555,7 @@ def _add_bench_speed_command(bench_sub: argparse._SubParsersAction) -> None:
     speed.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     speed.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     speed.add_argument(
-        "--breakdown",
-        action="store_true",
-        help="also time the parts of RAL (validation, forward with / without the gradient, backward) at each shape",
+        "--breakdown", action="store_true", help="also time RAL's parts (validation, forward, backward) at each shape"
     )
     speed.add_argument(
         "--profile", action="store_true", help="also print torch.profiler's operator table of RAL at each shape"

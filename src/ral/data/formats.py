@@ -452,11 +452,11 @@ def _read_table(
 def _image_list_format(columns: Sequence[str]) -> TableFormat:
     """The format of an image list: its label-table format when detected, else the first whose image columns it has."""
     try:
-        fmt = FORMAT_BY_NAME[detect_format(columns)]
-        if fmt.image_list:
-            return fmt
-    except ValueError:
-        pass
+        detected = FORMAT_BY_NAME[detect_format(columns)]
+    except ValueError:  # not a label table of a known format: match by the image-list columns below
+        detected = None
+    if detected is not None and detected.image_list:
+        return detected
     for fmt in TABLE_FORMATS:
         if fmt.image_list and set(fmt.image_list.columns) <= set(columns):
             return fmt
