@@ -152,3 +152,20 @@ def test_full_quick_benchmark_of_each_task(tmp_path, task, expected):
     metric = headline_metric("multilabel" if task == "multilabel" else "single")
     assert results[metric].between(0, 1).all()
     assert "**Verdict: not tested** — one seed gives no interval" in (tmp_path / "summary.md").read_text()
+
+
+def test_a_simulated_fundus_benchmark_resumes_and_other_sets_are_refused(tmp_path):
+    import json
+
+    from ral.bench.runner import open_bench_folder
+
+    budget = get_budget("quick")
+    folder = tmp_path / "fundus"
+    folder.mkdir()
+    stored = {"simulated": "fundus", "task": "single", "train": "t", "val": "v", "test": "s"}  # as a bench writes it
+    (folder / "bench.json").write_text(json.dumps({"benchmark": "losses", "budget": budget.__dict__, "data": stored}))
+    fundus = bench_losses.known_settings("losses", budget, {"simulate": True, "task": "fundus"})
+    assert open_bench_folder(folder, settings=fundus) == folder
+    single = bench_losses.known_settings("losses", budget, {"simulate": True, "task": "single"})
+    with pytest.raises(ValueError, match=r"differs in \['data.simulated'\]"):
+        open_bench_folder(folder, settings=single)

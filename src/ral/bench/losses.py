@@ -361,10 +361,11 @@ def prepare_data(
 
 def known_settings(benchmark: str, budget: Budget, data_args: dict[str, Any]) -> dict[str, Any]:
     """The settings of a benchmark known before its data is prepared (see
-    :func:`ral.bench.runner.open_bench_folder`): its name, the budget, the simulated task."""
+    :func:`ral.bench.runner.open_bench_folder`): its name, the budget, the simulated set (``fundus``
+    is a single-label task: the set's name, not the task, tells the sets apart)."""
     settings: dict[str, Any] = {"benchmark": benchmark, "budget": budget.__dict__}
     if data_args.get("simulate"):
-        settings["data"] = {"task": data_args.get("task") or "multilabel"}
+        settings["data"] = {"simulated": data_args.get("task") or "multilabel"}
     return settings
 
 
