@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 CLASSES = ["Alpha", "Beta", "Gamma", "Delta"]
@@ -97,5 +98,9 @@ def tiny_config(data: dict[str, Path], out: Path, **sections: dict[str, Any]) ->
 
 
 @pytest.fixture(autouse=True)
-def engine_tests_run_single_threaded(one_thread):
-    """Engine tests run single-threaded (the shared ``one_thread`` fixture of tests/conftest.py)."""
+def one_thread():
+    """Engine tests run single-threaded (deterministic and fair to other processes)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
