@@ -5,18 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from ral.bench.throughput import StepGate, ThroughputConfig, run_throughput
 from ral.cli import main
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_a_short_measurement_writes_the_figures(tmp_path, capsys, monkeypatch):
