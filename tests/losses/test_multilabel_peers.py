@@ -1,4 +1,4 @@
-"""Multi-label peer losses against the independent float64 formulas in peer_refs.py, for
+"""Multi-label peer losses against the independent float64 formulas (the peer_ref fixture), for
 every reduction, with ignore values, masks and class weights; plus identities between them."""
 
 from __future__ import annotations
@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import peer_refs as R
 import pytest
 import torch
 
@@ -33,64 +32,69 @@ NUM_SAMPLES = 6000
 POS_WEIGHT = [1.0, 2.5, 0.5, 4.0, 1.25]
 CLASS_WEIGHTS = [0.5, 1.0, 2.0, 1.5, 0.25]
 
-# name -> (functional, positional extras, kwargs, reference(x, y) in float64)
+# name -> (functional, positional extras, kwargs, reference(peer_ref, x, y) in float64)
 CASES = {
-    "bce": (binary_cross_entropy, (), {}, lambda x, y: R.bce(x, y)),
-    "bce_pos_weight": (binary_cross_entropy, (), {"pos_weight": 3.0}, lambda x, y: R.bce(x, y, 3.0)),
+    "bce": (binary_cross_entropy, (), {}, lambda ref, x, y: ref.bce(x, y)),
+    "bce_pos_weight": (binary_cross_entropy, (), {"pos_weight": 3.0}, lambda ref, x, y: ref.bce(x, y, 3.0)),
     "bce_pos_weight_vector": (
         binary_cross_entropy,
         (),
         {"pos_weight": POS_WEIGHT},
-        lambda x, y: R.bce(x, y, np.array(POS_WEIGHT)[None, :]),
+        lambda ref, x, y: ref.bce(x, y, np.array(POS_WEIGHT)[None, :]),
     ),
-    "focal": (sigmoid_focal_loss, (), {}, lambda x, y: R.focal(x, y, 0.25, 2.0)),
+    "focal": (sigmoid_focal_loss, (), {}, lambda ref, x, y: ref.focal(x, y, 0.25, 2.0)),
     "focal_no_alpha_fractional": (
         sigmoid_focal_loss,
         (),
         {"alpha": None, "gamma": 0.5},
-        lambda x, y: R.focal(x, y, None, 0.5),
+        lambda ref, x, y: ref.focal(x, y, None, 0.5),
     ),
-    "asl": (asymmetric_loss, (), {}, lambda x, y: R.asl(x, y, 0.0, 4.0, 0.05)),
+    "asl": (asymmetric_loss, (), {}, lambda ref, x, y: ref.asl(x, y, 0.0, 4.0, 0.05)),
     "asl_custom": (
         asymmetric_loss,
         (),
         {"gamma_pos": 1.0, "gamma_neg": 2.5, "clip": 0.2},
-        lambda x, y: R.asl(x, y, 1.0, 2.5, 0.2),
+        lambda ref, x, y: ref.asl(x, y, 1.0, 2.5, 0.2),
     ),
     "asl_no_clip": (
         asymmetric_loss,
         (),
         {"gamma_pos": 0.5, "gamma_neg": 3.0, "clip": 0.0},
-        lambda x, y: R.asl(x, y, 0.5, 3.0, 0.0),
+        lambda ref, x, y: ref.asl(x, y, 0.5, 3.0, 0.0),
     ),
-    "asl_detach": (asymmetric_loss, (), {"detach_focal": True}, lambda x, y: R.asl(x, y, 0.0, 4.0, 0.05)),
-    "apl": (asymmetric_polynomial_loss, (), {}, lambda x, y: R.apl(x, y)),
+    "asl_detach": (asymmetric_loss, (), {"detach_focal": True}, lambda ref, x, y: ref.asl(x, y, 0.0, 4.0, 0.05)),
+    "apl": (asymmetric_polynomial_loss, (), {}, lambda ref, x, y: ref.apl(x, y)),
     "apl_custom": (
         asymmetric_polynomial_loss,
         (),
         {"gamma_pos": 1.0, "gamma_neg": 2.0, "clip": 0.1, "eps_pos": (2.0,), "eps_neg": (0.5, -0.25, 1.0)},
-        lambda x, y: R.apl(x, y, 1.0, 2.0, 0.1, (2.0,), (0.5, -0.25, 1.0)),
+        lambda ref, x, y: ref.apl(x, y, 1.0, 2.0, 0.1, (2.0,), (0.5, -0.25, 1.0)),
     ),
-    "hill": (hill_loss, (), {}, lambda x, y: R.hill(x, y)),
-    "hill_custom": (hill_loss, (), {"lam": 2.0, "margin": 0.5, "gamma": 0.5}, lambda x, y: R.hill(x, y, 2.0, 0.5, 0.5)),
-    "cb_focal": (class_balanced_loss, (COUNTS,), {}, lambda x, y: R.cb(x, y, COUNTS)),
+    "hill": (hill_loss, (), {}, lambda ref, x, y: ref.hill(x, y)),
+    "hill_custom": (
+        hill_loss,
+        (),
+        {"lam": 2.0, "margin": 0.5, "gamma": 0.5},
+        lambda ref, x, y: ref.hill(x, y, 2.0, 0.5, 0.5),
+    ),
+    "cb_focal": (class_balanced_loss, (COUNTS,), {}, lambda ref, x, y: ref.cb(x, y, COUNTS)),
     "cb_bce": (
         class_balanced_loss,
         (COUNTS,),
         {"base": "bce", "beta": 0.99},
-        lambda x, y: R.cb(x, y, COUNTS, 0.99, "bce"),
+        lambda ref, x, y: ref.cb(x, y, COUNTS, 0.99, "bce"),
     ),
     "db": (
         distribution_balanced_loss,
         (COUNTS, NUM_SAMPLES),
         {},
-        lambda x, y: R.db(x, y, COUNTS, NUM_SAMPLES),
+        lambda ref, x, y: ref.db(x, y, COUNTS, NUM_SAMPLES),
     ),
     "db_focal": (
         distribution_balanced_loss,
         (COUNTS, NUM_SAMPLES),
         {"gamma": 2.0, "map_alpha": 0.2, "map_beta": 5.0, "map_mu": 0.1, "init_bias": 0.1, "neg_scale": 3.0},
-        lambda x, y: R.db(x, y, COUNTS, NUM_SAMPLES, 0.2, 5.0, 0.1, 0.1, 3.0, 2.0),
+        lambda ref, x, y: ref.db(x, y, COUNTS, NUM_SAMPLES, 0.2, 5.0, 0.1, 0.1, 3.0, 2.0),
     ),
 }
 
@@ -140,17 +144,17 @@ def scenario_inputs(scenario: str, targets: torch.Tensor):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("scenario", SCENARIOS)
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_matches_float64_reference(name, scenario, dtype):
+def test_matches_float64_reference(name, scenario, dtype, peer_ref):
     function, extras, options, reference = CASES[name]
     logits, clean_targets = make_inputs(seed=sorted(CASES).index(name), dtype=dtype)
     targets, kwargs, valid = scenario_inputs(scenario, clean_targets)
     x = logits.double().numpy()
     # Ignored / masked targets count as 0 (they matter only in DB's per-sample weights).
     y = np.where(valid, clean_targets.numpy(), 0.0)
-    expected_elements = reference(x, y)
+    expected_elements = reference(peer_ref, x, y)
     for reduction in ("none", "sum", "mean"):
         got = function(logits, targets.to(dtype), *extras, reduction=reduction, **options, **kwargs)
-        expected = R.reduce(
+        expected = peer_ref.reduce(
             expected_elements, valid=valid, class_weights=kwargs.get("class_weights"), reduction=reduction
         )
         assert got.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)

@@ -1,12 +1,10 @@
-"""ZLPR and the two-way loss against independent float64 formulas (peer_refs.py) and the
-two-way loss's released code (ral_refs.py), with masks, ignore values and soft targets."""
+"""ZLPR and the two-way loss against independent float64 formulas (the peer_ref fixture) and the
+two-way loss's released code (the ral_ref fixture), with masks, ignore values and soft targets."""
 
 from __future__ import annotations
 
 import numpy as np
-import peer_refs as R
 import pytest
-import ral_refs
 import torch
 
 from ral.losses import TwoWayLoss, ZLPRLoss, build_loss, two_way_loss, zlpr_loss
@@ -43,10 +41,10 @@ def scenario_inputs(scenario: str, targets: torch.Tensor):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_zlpr_matches_reference(scenario, dtype):
+def test_zlpr_matches_reference(scenario, dtype, peer_ref):
     logits, clean = make_inputs(0, dtype)
     targets, kwargs, valid = scenario_inputs(scenario, clean)
-    per_sample = R.zlpr(logits.double().numpy(), np.where(valid, clean.numpy(), 0.0), valid)
+    per_sample = peer_ref.zlpr(logits.double().numpy(), np.where(valid, clean.numpy(), 0.0), valid)
     rows = valid.any(axis=1)
     expected = {
         "none": np.where(rows, per_sample, 0.0),
@@ -80,26 +78,26 @@ def test_zlpr_hard_targets_equal_the_papers_pairwise_form():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("scenario", SCENARIOS)
 @pytest.mark.parametrize("temperatures", [(4.0, 1.0), (1.0, 1.0), (0.5, 2.0)], ids=["paper", "ones", "custom"])
-def test_two_way_matches_reference(scenario, dtype, temperatures):
+def test_two_way_matches_reference(scenario, dtype, temperatures, peer_ref):
     t_pos, t_neg = temperatures
     logits, clean = make_inputs(3, dtype)
     targets, kwargs, valid = scenario_inputs(scenario, clean)
     y = np.where(valid, clean.numpy(), 0.0)
     for reduction in ("mean", "sum"):
-        expected = R.two_way(logits.double().numpy(), y, valid, t_pos, t_neg, reduction)
+        expected = peer_ref.two_way(logits.double().numpy(), y, valid, t_pos, t_neg, reduction)
         got = two_way_loss(
             logits, targets.to(dtype), temperature_pos=t_pos, temperature_neg=t_neg, reduction=reduction, **kwargs
         )
         torch.testing.assert_close(got, torch.as_tensor(expected, dtype=got.dtype), **TOLERANCE[dtype])
 
 
-def test_two_way_equals_the_released_code_for_hard_targets():
+def test_two_way_equals_the_released_code_for_hard_targets(ral_ref):
     logits, targets = make_inputs(4, soft=False)
     for t_pos, t_neg in ((4.0, 1.0), (2.0, 0.5)):
         x = logits.clone().requires_grad_()
         x_ref = logits.clone().requires_grad_()
         got = TwoWayLoss(temperature_pos=t_pos, temperature_neg=t_neg)(x, targets)
-        expected = ral_refs.official_two_way_loss(x_ref, targets, t_pos, t_neg)
+        expected = ral_ref.official_two_way_loss(x_ref, targets, t_pos, t_neg)
         torch.testing.assert_close(got, expected, rtol=1e-12, atol=0)
         got.backward()
         expected.backward()

@@ -4,11 +4,9 @@ reference computes ASL. No timing is asserted (benchmarks are not tests)."""
 from __future__ import annotations
 
 import pytest
-import ral_refs as R
 import torch
 
 from ral.bench.speed import OfficialStyleASL, SpeedConfig, parse_shape, peak_memory_bytes, run_speed
-from ral.cli import main
 
 
 def test_run_speed_writes_a_table(tmp_path):
@@ -31,11 +29,11 @@ def test_peak_memory_counts_what_a_step_allocates():
     assert 1_000_000 <= peak < 1_100_000
 
 
-def test_official_style_asl_is_asl():
+def test_official_style_asl_is_asl(ral_ref):
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(6, 4, generator=gen, dtype=torch.float64) * 3
     y = (torch.rand(6, 4, generator=gen) < 0.4).double()
-    expected = R.asl(x, y, gamma_pos=1.0, gamma_neg=4.0, clip=0.05).sum()
+    expected = ral_ref.asl(x, y, gamma_pos=1.0, gamma_neg=4.0, clip=0.05).sum()
     torch.testing.assert_close(OfficialStyleASL()(x, y), expected, rtol=1e-10, atol=0)
 
 
@@ -49,6 +47,8 @@ def test_bad_settings():
 
 
 def test_cli(tmp_path, capsys):
+    from ral.cli import main
+
     code = main(
         [
             "bench",
@@ -76,7 +76,9 @@ def test_cli(tmp_path, capsys):
     assert main(["bench", "speed", "--shapes", "4by3", "--out", str(tmp_path)]) == 2
 
 
+@pytest.mark.slow
 def test_breakdown_and_profile(tmp_path):
+    """The breakdown times the opt-in compiled kernel too: it compiles."""
     from ral.bench.speed import breakdown_report, profile_ral
 
     config = SpeedConfig(shapes=((6, 4),), rounds=1, repeats=1, warmup=0)

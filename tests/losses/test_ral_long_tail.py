@@ -1,15 +1,14 @@
 """The long-tail variants of RAL: class-balanced RAL (``ral_cb``), logit-adjusted single-label
 RAL (``ral_la``) and the prior correction of the multi-label RAL (``prior_tau``), against
-float64 formulas written here from ral_refs.py / peer_refs.py (never from ral.losses).
+float64 formulas written here from the ral_ref / peer_ref fixtures (never from ral.losses).
 
-Most checks run the eager formula; a handful of settings check the compiled path (each one
-compiles, see conftest.py)."""
+A handful of settings also check the opt-in compiled path (slow suite: each one compiles)."""
 
 from __future__ import annotations
 
-import peer_refs
+import inspect
+
 import pytest
-import ral_refs as R
 import torch
 import torch.nn.functional as F
 
@@ -39,8 +38,8 @@ def _multilabel_data(seed=0, dtype=torch.float64):
     return x.to(dtype), y
 
 
-def _cb_weights(beta=0.9999):
-    return torch.as_tensor(peer_refs.cb_weights(COUNTS, beta))
+def _cb_weights(peer_ref, beta=0.9999):
+    return torch.as_tensor(peer_ref.cb_weights(COUNTS, beta))
 
 
 def _log_odds():
@@ -53,12 +52,13 @@ def _log_prior():
     return torch.log(n / n.sum())
 
 
-def _cb_reference(x, y, config, balance, beta=0.9999, shift=None):
+def _cb_reference(refs, x, y, config, balance, beta=0.9999, shift=None):
     """Element-wise class-balanced RAL from the separate L+ and L- of the reference."""
     z = x if shift is None else x + shift
-    positive = R.ral_multilabel(z, torch.ones_like(y), **config)
-    negative = R.ral_multilabel(z, torch.zeros_like(y), **config)
-    w = _cb_weights(beta)
+    ral_ref, peer_ref = refs
+    positive = ral_ref.ral_multilabel(z, torch.ones_like(y), **config)
+    negative = ral_ref.ral_multilabel(z, torch.zeros_like(y), **config)
+    w = _cb_weights(peer_ref, beta)
     if balance == "both":
         return w * (y * positive + (1 - y) * negative)
     return y * w * positive + (1 - y) * negative
@@ -82,7 +82,7 @@ def _close(got, want, rtol=1e-10):
 @pytest.mark.parametrize("scenario", ["plain", "mask", "class_weights"])
 @pytest.mark.parametrize("balance", ["both", "positive"])
 @pytest.mark.parametrize("config", sorted(CONFIGS))
-def test_class_balanced_matches_reference(config, balance, scenario, reduction):
+def test_class_balanced_matches_reference(config, balance, scenario, reduction, ral_ref, peer_ref):
     x, y = _multilabel_data(seed=1)
     mask = (torch.rand(N, C, generator=torch.Generator().manual_seed(2)) < 0.7) if scenario == "mask" else None
     weights = CLASS_WEIGHTS if scenario == "class_weights" else None
@@ -91,18 +91,21 @@ def test_class_balanced_matches_reference(config, balance, scenario, reduction):
     )
     got = _value_and_grad(lambda z: loss(z, y, mask), x)
     want = _value_and_grad(
-        lambda z: R.reduce(
-            _cb_reference(z, y, CONFIGS[config], balance), reduction=reduction, mask=mask, class_weights=weights
+        lambda z: ral_ref.reduce(
+            _cb_reference((ral_ref, peer_ref), z, y, CONFIGS[config], balance),
+            reduction=reduction,
+            mask=mask,
+            class_weights=weights,
         ),
         x,
     )
     _close(got, want)
 
 
-def test_class_balanced_weights_are_effective_numbers_with_mean_one():
+def test_class_balanced_weights_are_effective_numbers_with_mean_one(peer_ref):
     loss = RobustAsymmetricLossClassBalanced(COUNTS, cb_beta=0.999)
     weights = loss.balance_weights()
-    torch.testing.assert_close(weights, torch.as_tensor(peer_refs.cb_weights(COUNTS, 0.999)), rtol=1e-12, atol=0)
+    torch.testing.assert_close(weights, torch.as_tensor(peer_ref.cb_weights(COUNTS, 0.999)), rtol=1e-12, atol=0)
     assert weights.mean().item() == pytest.approx(1.0, rel=1e-12)
     assert torch.all(weights[:-1] <= weights[1:])  # rarer classes weigh more
 
@@ -131,7 +134,7 @@ def test_class_balanced_shares_rals_compiled_formula():
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 @pytest.mark.parametrize("prior_tau", [1.0, 0.5])
-def test_multilabel_prior_correction_matches_reference(prior_tau, config, reduction):
+def test_multilabel_prior_correction_matches_reference(prior_tau, config, reduction, ral_ref):
     x, y = _multilabel_data(seed=4)
     loss = build_loss(
         "ral",
@@ -144,15 +147,18 @@ def test_multilabel_prior_correction_matches_reference(prior_tau, config, reduct
     )
     got = _value_and_grad(lambda z: loss(z, y), x)
     want = _value_and_grad(
-        lambda z: R.reduce(R.ral_multilabel(z + prior_tau * _log_odds(), y, **CONFIGS[config]), reduction=reduction), x
+        lambda z: ral_ref.reduce(
+            ral_ref.ral_multilabel(z + prior_tau * _log_odds(), y, **CONFIGS[config]), reduction=reduction
+        ),
+        x,
     )
     _close(got, want)
 
 
-def test_prior_correction_composes_with_class_balance():
+def test_prior_correction_composes_with_class_balance(ral_ref, peer_ref):
     x, y = _multilabel_data(seed=5)
     loss = build_loss("ral_cb", class_counts=COUNTS, num_samples=NUM_SAMPLES, prior_tau=1.0, impl="eager")
-    want = R.reduce(_cb_reference(x, y, {}, "positive", shift=_log_odds()))
+    want = ral_ref.reduce(_cb_reference((ral_ref, peer_ref), x, y, {}, "positive", shift=_log_odds()))
     torch.testing.assert_close(loss(x, y), want, rtol=1e-10, atol=0)
 
 
@@ -178,7 +184,7 @@ def test_prior_correction_pushes_rare_labels_up():
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("scenario", ["indices", "ignore_index", "smoothing", "class_weights"])
 @pytest.mark.parametrize(("config", "prior_tau"), [("default", 1.0), ("custom", 0.7)])
-def test_logit_adjusted_matches_reference(config, prior_tau, scenario, reduction):
+def test_logit_adjusted_matches_reference(config, prior_tau, scenario, reduction, ral_ref):
     gen = torch.Generator().manual_seed(7)
     x = torch.randn(N, C, generator=gen, dtype=torch.float64) * 2.5
     labels = torch.randint(0, C, (N,), generator=gen)
@@ -197,8 +203,8 @@ def test_logit_adjusted_matches_reference(config, prior_tau, scenario, reduction
     )
     got = _value_and_grad(lambda z: loss(z, targets), x)
     want = _value_and_grad(
-        lambda z: R.reduce(
-            R.ral_single(z + prior_tau * _log_prior(), q, **CONFIGS[config]),
+        lambda z: ral_ref.reduce(
+            ral_ref.ral_single(z + prior_tau * _log_prior(), q, **CONFIGS[config]),
             reduction=reduction,
             class_weights=kwargs.get("class_weights"),
             mask=valid[:, None].expand(N, C),
@@ -223,7 +229,7 @@ def test_logit_adjusted_with_uniform_counts_or_tau_zero_is_single_label_ral():
     torch.testing.assert_close(option, robust_asymmetric_loss_logit_adjusted(x, labels, COUNTS, impl="eager"))
 
 
-# ----------------------------------------------------------------------------- compiled path (a handful)
+# ----------------------------------------------------------------------------- compiled path (slow suite)
 def _compiled_vs_eager(make, x, target, **call):
     results = []
     for impl in ("compiled", "eager"):
@@ -233,6 +239,7 @@ def _compiled_vs_eager(make, x, target, **call):
     torch.testing.assert_close(grad, grad_e, rtol=1e-4, atol=1e-6 * grad_e.abs().max().item())
 
 
+@pytest.mark.slow
 def test_compiled_class_balanced_positive_with_mask():
     x, y = _multilabel_data(seed=9, dtype=torch.float32)
     mask = torch.rand(N, C, generator=torch.Generator().manual_seed(10)) < 0.7
@@ -241,6 +248,7 @@ def test_compiled_class_balanced_positive_with_mask():
     )
 
 
+@pytest.mark.slow
 def test_compiled_class_balanced_both_with_class_weights_and_prior_sum():
     x, y = _multilabel_data(seed=11, dtype=torch.float32)
     _compiled_vs_eager(
@@ -252,6 +260,7 @@ def test_compiled_class_balanced_both_with_class_weights_and_prior_sum():
     )
 
 
+@pytest.mark.slow
 def test_compiled_logit_adjusted_per_sample():
     gen = torch.Generator().manual_seed(12)
     x = torch.randn(N, C, generator=gen) * 2.5
@@ -264,12 +273,12 @@ def test_compiled_logit_adjusted_per_sample():
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
-def test_compiled_variants_finite_at_extreme_logits(dtype):
+def test_variants_finite_at_extreme_logits(dtype, impl):
     x = torch.tensor([[1e4, -1e4, 0.0, 1e4, -1e4], [-1e4, 1e4, 3.0, -2.0, 1e4], [30.0, -30.0, 1e4, 0.5, -0.5]])
     y = torch.tensor([[1.0, 0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 0.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0, 1.0]])
     cases = [
-        (RobustAsymmetricLossClassBalanced(COUNTS, balance="positive", num_samples=NUM_SAMPLES, prior_tau=1.0), y),
-        (RobustAsymmetricLossLogitAdjusted(COUNTS), torch.tensor([1, 0, 4])),
+        (RobustAsymmetricLossClassBalanced(COUNTS, num_samples=NUM_SAMPLES, prior_tau=1.0, impl=impl), y),
+        (RobustAsymmetricLossLogitAdjusted(COUNTS, impl=impl), torch.tensor([1, 0, 4])),
     ]
     for loss, target in cases:
         logits = x.to(dtype).requires_grad_()
@@ -292,9 +301,7 @@ def test_compiled_variants_finite_at_extreme_logits(dtype):
         (lambda: RobustAsymmetricLoss(prior_tau=1.0, class_counts=COUNTS), r"prior_tau > 0 needs num_samples"),
         (lambda: RobustAsymmetricLoss(class_counts=COUNTS, num_samples=100), r"num_samples must be >= every"),
         (lambda: RobustAsymmetricLossSingleLabel(prior_tau=1.0), r"prior_tau > 0 needs class_counts"),
-        (lambda: RobustAsymmetricLossSingleLabel(num_samples=10), r"takes no num_samples"),
         (lambda: RobustAsymmetricLossLogitAdjusted(COUNTS, prior_tau=-0.5), r"prior_tau.*-0\.5"),
-        (lambda: RobustAsymmetricLossLogitAdjusted(COUNTS, num_samples=NUM_SAMPLES), r"takes no num_samples"),
         (lambda: build_loss("ral_la"), r"loss 'ral_la' needs class_counts"),
         (lambda: build_loss("ral_cb"), r"loss 'ral_cb' needs class_counts"),
     ],
@@ -302,6 +309,13 @@ def test_compiled_variants_finite_at_extreme_logits(dtype):
 def test_bad_options_are_rejected(make, pattern):
     with pytest.raises(ValueError, match=pattern):
         make()
+
+
+def test_single_label_variants_take_no_num_samples():
+    with pytest.raises(TypeError, match="num_samples"):
+        RobustAsymmetricLossSingleLabel(num_samples=10)
+    with pytest.raises(TypeError, match="num_samples"):
+        RobustAsymmetricLossLogitAdjusted(COUNTS, num_samples=NUM_SAMPLES)
 
 
 def test_counts_of_the_wrong_length_are_rejected_at_call_time():
@@ -322,6 +336,9 @@ def test_registry_statistics():
     assert build_loss("ral_cb", class_counts=COUNTS, num_samples=NUM_SAMPLES).num_samples == NUM_SAMPLES
     assert "prior_tau=1.0" in repr(build_loss("ral_la", class_counts=COUNTS))
     assert "balance='positive'" in repr(build_loss("ral_cb", class_counts=COUNTS))
-    assert {"cb_beta", "balance", "prior_tau", "gamma_neg", "beta", "impl"} <= set(LOSSES["ral_cb"].option_names())
-    assert {"prior_tau", "label_smoothing", "tau", "lam"} <= set(LOSSES["ral_la"].option_names())
-    assert "prior_tau" in LOSSES["ral"].option_names() and "class_counts" not in LOSSES["ral"].option_names()
+    options = {name: set(inspect.signature(LOSSES[name]).parameters) for name in ("ral_cb", "ral_la", "ral")}
+    assert {"cb_beta", "balance", "prior_tau", "gamma_neg", "beta", "impl", "num_samples"} <= options["ral_cb"]
+    assert {"prior_tau", "label_smoothing", "tau", "lam"} <= options["ral_la"] and "num_samples" not in options[
+        "ral_la"
+    ]
+    assert {"prior_tau", "class_counts", "num_samples"} <= options["ral"]

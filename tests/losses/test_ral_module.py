@@ -1,4 +1,5 @@
-"""RobustAsymmetricLoss as an nn.Module: attributes, buffers, masks, registry, torch.compile."""
+"""RobustAsymmetricLoss as an nn.Module: attributes, buffers, masks, registry, inside a user's
+torch.compile (slow suite)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def test_mask_argument_and_nan_ignore_value():
 
 def _compile_check(backend, impl, fullgraph):
     """The loss inside a user's torch.compile'd code: the outer compiler traces the eager
-    formula (the fast path steps aside while it is tracing); values and gradients unchanged."""
+    formula (the opt-in compiled path steps aside while it is tracing); values and gradients
+    unchanged."""
     torch._dynamo.reset()
     criterion = RobustAsymmetricLoss(impl=impl, gamma_pos=0.5, check_targets=False)
     single = RobustAsymmetricLossSingleLabel(impl=impl, check_targets=False)
@@ -63,15 +65,14 @@ def _compile_check(backend, impl, fullgraph):
         torch.testing.assert_close(grad, x.grad)
 
 
-@pytest.mark.parametrize("impl", ["compiled", "eager"])
+@pytest.mark.slow
 def test_inside_a_users_torch_compile_aot_eager(impl):
-    """Dynamo + AOTAutograd (no code generation: fast); without target checks the loss traces
-    as one graph."""
+    """Dynamo + AOTAutograd (no code generation, but seconds of tracing); without target checks
+    the loss traces as one graph."""
     _compile_check("aot_eager", impl, fullgraph=True)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("impl", ["compiled", "eager"])
 def test_inside_a_users_torch_compile_inductor(impl):
     """The default backend (Inductor, C++ code generation): slow on a 2-core CPU."""
     _compile_check("inductor", impl, fullgraph=False)

@@ -61,7 +61,6 @@ def test_lam_below_one_is_allowed_without_hill():
     assert torch.isfinite(loss)
 
 
-@pytest.mark.parametrize("impl", ["compiled", "eager"])
 def test_bad_inputs(impl):
     with pytest.raises(ValueError, match=r"targets.*\(3, 4\).*\(3, 5\)"):
         robust_asymmetric_loss(torch.zeros(3, 4), torch.zeros(3, 5), impl=impl)

@@ -112,10 +112,15 @@ def test_per_class_vectors_are_buffers_that_follow_to_and_stay_out_of_state_dict
     assert loss.class_weights.dtype == torch.float64
 
 
-def test_losses_import_nothing_else_from_ral():
+def test_losses_import_nothing_else_from_ral_and_the_default_runs_without_a_compiler():
+    """In a fresh process: ``ral.losses`` imports no other part of ``ral``, and the default RAL's
+    forward + backward imports no compiler (``impl="compiled"`` is opt-in)."""
     code = (
-        "import sys, ral.losses; "
-        "print('\\n'.join(sorted(m for m in sys.modules if m == 'ral' or m.startswith('ral.'))))"
+        "import sys, torch, ral.losses\n"
+        "x = torch.randn(256, 26, requires_grad=True)\n"
+        "ral.losses.RobustAsymmetricLoss()(x, (torch.rand(256, 26) < 0.2).float()).backward()\n"
+        "print(' '.join(sorted(m for m in sys.modules if m == 'ral' or m.startswith(('ral.', 'torch._inductor', "
+        "'torch._dynamo')))))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     imported = result.stdout.split()

@@ -1,10 +1,9 @@
-"""Single-label peer losses against the float64 formulas in peer_refs.py, every reduction,
+"""Single-label peer losses against the float64 formulas of the peer_ref fixture, every reduction,
 with ignore_index, one-hot targets, label smoothing and class weights; LDAM's DRW schedule."""
 
 from __future__ import annotations
 
 import numpy as np
-import peer_refs as R
 import pytest
 import torch
 import torch.nn.functional as F
@@ -28,25 +27,25 @@ N, C = 8, 4
 COUNTS = [600.0, 90.0, 12.0, 0.0]
 CLASS_WEIGHTS = [0.5, 1.0, 2.0, 3.0]
 
-# name -> (functional, module class, positional extras, kwargs, reference(x, q), takes label smoothing)
+# name -> (functional, module class, positional extras, kwargs, reference(peer_ref, x, q), takes label smoothing)
 CASES = {
-    "ce": (cross_entropy, CrossEntropyLoss, (), {}, R.ce, True),
-    "focal_ce": (focal_cross_entropy, FocalCrossEntropyLoss, (), {}, lambda x, q: R.focal_ce(x, q, 2.0), True),
+    "ce": (cross_entropy, CrossEntropyLoss, (), {}, lambda ref, x, q: ref.ce(x, q), True),
+    "focal_ce": (focal_cross_entropy, FocalCrossEntropyLoss, (), {}, lambda ref, x, q: ref.focal_ce(x, q, 2.0), True),
     "focal_ce_fractional": (
         focal_cross_entropy,
         FocalCrossEntropyLoss,
         (),
         {"gamma": 0.5},
-        lambda x, q: R.focal_ce(x, q, 0.5),
+        lambda ref, x, q: ref.focal_ce(x, q, 0.5),
         True,
     ),
-    "poly_ce": (poly_cross_entropy, PolyCrossEntropyLoss, (), {}, lambda x, q: R.poly1(x, q, 1.0), True),
+    "poly_ce": (poly_cross_entropy, PolyCrossEntropyLoss, (), {}, lambda ref, x, q: ref.poly1(x, q, 1.0), True),
     "poly_ce_custom": (
         poly_cross_entropy,
         PolyCrossEntropyLoss,
         (),
         {"epsilon": -0.5},
-        lambda x, q: R.poly1(x, q, -0.5),
+        lambda ref, x, q: ref.poly1(x, q, -0.5),
         True,
     ),
     "logit_adjusted": (
@@ -54,7 +53,7 @@ CASES = {
         LogitAdjustedLoss,
         (COUNTS,),
         {"tau": 0.7},
-        lambda x, q: R.logit_adjusted(x, q, COUNTS, 0.7),
+        lambda ref, x, q: ref.logit_adjusted(x, q, COUNTS, 0.7),
         True,
     ),
     "balanced_softmax": (
@@ -62,7 +61,7 @@ CASES = {
         BalancedSoftmaxLoss,
         (COUNTS,),
         {},
-        lambda x, q: R.balanced_softmax(x, q, COUNTS),
+        lambda ref, x, q: ref.balanced_softmax(x, q, COUNTS),
         True,
     ),
     "ldam": (
@@ -70,7 +69,7 @@ CASES = {
         LDAMLoss,
         (COUNTS,),
         {"max_margin": 0.4, "scale": 5.0},
-        lambda x, q: R.ldam(x, q, COUNTS, 0.4, 5.0),
+        lambda ref, x, q: ref.ldam(x, q, COUNTS, 0.4, 5.0),
         False,
     ),
 }
@@ -92,7 +91,7 @@ COMBINATIONS = [
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize(("name", "scenario"), COMBINATIONS)
-def test_matches_float64_reference(name, scenario, dtype):
+def test_matches_float64_reference(name, scenario, dtype, peer_ref):
     function, _, extras, options, reference, _ = CASES[name]
     logits, labels = make_inputs(seed=sorted(CASES).index(name), dtype=dtype)
     kwargs: dict = {}
@@ -110,12 +109,12 @@ def test_matches_float64_reference(name, scenario, dtype):
         kwargs["label_smoothing"] = smoothing
     elif scenario == "class_weights":
         kwargs["class_weights"] = CLASS_WEIGHTS
-    q = R.one_hot(labels.numpy(), C, smoothing)
+    q = peer_ref.one_hot(labels.numpy(), C, smoothing)
     q[~valid_rows] = 0.0
-    expected_elements = reference(logits.double().numpy(), q)
+    expected_elements = reference(peer_ref, logits.double().numpy(), q)
     for reduction in ("none", "sum", "mean"):
         got = function(logits, targets, *extras, reduction=reduction, **options, **kwargs)
-        expected = R.reduce_rows(
+        expected = peer_ref.reduce_rows(
             expected_elements, valid_rows=valid_rows, class_weights=kwargs.get("class_weights"), reduction=reduction
         )
         torch.testing.assert_close(got, torch.as_tensor(expected, dtype=got.dtype), **TOLERANCE[dtype])
@@ -189,7 +188,7 @@ def test_ldam_margins_follow_quarter_power_and_only_hit_the_target():
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=0)
 
 
-def test_ldam_deferred_reweighting_switches_on_at_drw_epoch():
+def test_ldam_deferred_reweighting_switches_on_at_drw_epoch(peer_ref):
     logits, labels = make_inputs(seed=15, dtype=torch.float64)
     loss = LDAMLoss(COUNTS, scale=1.0, drw_epoch=3, drw_beta=0.999)
     plain = ldam_loss(logits, labels, COUNTS, scale=1.0)
@@ -199,19 +198,19 @@ def test_ldam_deferred_reweighting_switches_on_at_drw_epoch():
         torch.testing.assert_close(loss(logits, labels), plain, rtol=0, atol=0)
     loss.set_epoch(3)
     assert loss.drw_active
-    weights = R.cb_weights(COUNTS, 0.999)
-    expected = R.reduce_rows(
-        R.ldam(logits.numpy(), R.one_hot(labels.numpy(), C), COUNTS, 0.5, 1.0), class_weights=weights
+    weights = peer_ref.cb_weights(COUNTS, 0.999)
+    expected = peer_ref.reduce_rows(
+        peer_ref.ldam(logits.numpy(), peer_ref.one_hot(labels.numpy(), C), COUNTS, 0.5, 1.0), class_weights=weights
     )
     torch.testing.assert_close(loss(logits, labels), torch.tensor(expected, dtype=torch.float64), rtol=1e-10, atol=0)
 
 
-def test_ldam_drw_multiplies_user_class_weights():
+def test_ldam_drw_multiplies_user_class_weights(peer_ref):
     logits, labels = make_inputs(seed=16, dtype=torch.float64)
     loss = LDAMLoss(COUNTS, scale=1.0, drw_epoch=0, class_weights=CLASS_WEIGHTS)
-    weights = R.cb_weights(COUNTS, 0.9999) * np.array(CLASS_WEIGHTS)
-    expected = R.reduce_rows(
-        R.ldam(logits.numpy(), R.one_hot(labels.numpy(), C), COUNTS, 0.5, 1.0), class_weights=weights
+    weights = peer_ref.cb_weights(COUNTS, 0.9999) * np.array(CLASS_WEIGHTS)
+    expected = peer_ref.reduce_rows(
+        peer_ref.ldam(logits.numpy(), peer_ref.one_hot(labels.numpy(), C), COUNTS, 0.5, 1.0), class_weights=weights
     )
     torch.testing.assert_close(loss(logits, labels), torch.tensor(expected, dtype=torch.float64), rtol=1e-10, atol=0)
 

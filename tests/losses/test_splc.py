@@ -1,12 +1,10 @@
-"""SPLC against the float64 formula (peer_refs.py) and the Hill paper's released code
-(ral_refs.py), before and after its correction epoch, with masks, ignore values and weights."""
+"""SPLC against the float64 formula (the peer_ref fixture) and the Hill paper's released code
+(the ral_ref fixture), before and after its correction epoch, with masks, ignore values and weights."""
 
 from __future__ import annotations
 
 import numpy as np
-import peer_refs as R
 import pytest
-import ral_refs
 import torch
 
 from ral.losses import HillLoss, SPLCLoss, build_loss, splc_loss
@@ -32,7 +30,7 @@ def make_inputs(seed: int, dtype: torch.dtype = torch.float64):
     [(0, {}), (1, {}), (5, {"threshold": 0.3, "margin": 0.5, "gamma": 0.5, "correction_epoch": 3})],
     ids=["before", "from_epoch_1", "custom"],
 )
-def test_matches_float64_reference(epoch, options, scenario, dtype):
+def test_matches_float64_reference(epoch, options, scenario, dtype, peer_ref):
     logits, clean = make_inputs(epoch, dtype)
     drop = torch.rand(N, C, generator=torch.Generator().manual_seed(2)) < 0.3
     targets, kwargs = clean, {}
@@ -46,28 +44,30 @@ def test_matches_float64_reference(epoch, options, scenario, dtype):
     correcting = epoch >= options.get("correction_epoch", 1)
     reference_options = {k: v for k, v in options.items() if k != "correction_epoch"}
     y = np.where(valid, clean.numpy(), 0.0)
-    elements = R.splc(logits.double().numpy(), y, correcting, **reference_options)
+    elements = peer_ref.splc(logits.double().numpy(), y, correcting, **reference_options)
     for reduction in ("none", "sum", "mean"):
         got = splc_loss(logits, targets.to(dtype), epoch=epoch, reduction=reduction, **options, **kwargs)
-        expected = R.reduce(elements, valid=valid, class_weights=kwargs.get("class_weights"), reduction=reduction)
+        expected = peer_ref.reduce(
+            elements, valid=valid, class_weights=kwargs.get("class_weights"), reduction=reduction
+        )
         torch.testing.assert_close(got, torch.as_tensor(expected, dtype=got.dtype), **TOLERANCE[dtype])
 
 
 @pytest.mark.parametrize("epoch", [0, 1, 4])
-def test_equals_the_released_code(epoch):
+def test_equals_the_released_code(epoch, ral_ref):
     logits, targets = make_inputs(7)
     targets = (targets > 0.5).double()
     x = logits.clone().requires_grad_()
     x_ref = logits.clone().requires_grad_()
     got = splc_loss(x, targets, epoch=epoch, reduction="sum")
-    expected = ral_refs.official_splc(x_ref, targets, epoch)
+    expected = ral_ref.official_splc(x_ref, targets, epoch)
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=0)
     got.backward()
     expected.backward()
     torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-10, atol=1e-14)
 
 
-def test_follows_the_trainers_epoch():
+def test_follows_the_trainers_epoch(peer_ref):
     logits, targets = make_inputs(8)
     loss = build_loss("splc", correction_epoch=2)
     before = loss(logits, targets)
@@ -77,7 +77,7 @@ def test_follows_the_trainers_epoch():
     loss.set_epoch(2)
     assert loss.correcting and loss.epoch == 2
     corrected = loss(logits, targets)
-    expected = R.reduce(R.splc(logits.numpy(), targets.numpy(), True))
+    expected = peer_ref.reduce(peer_ref.splc(logits.numpy(), targets.numpy(), True))
     torch.testing.assert_close(corrected, torch.tensor(expected, dtype=torch.float64), rtol=1e-10, atol=0)
     assert corrected.item() != before.item()
 

@@ -16,7 +16,7 @@ and :func:`ral.losses.build_loss` passes exactly those.
 
 from __future__ import annotations
 
-import inspect
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -92,23 +92,6 @@ class Loss(nn.Module):
         elif num_samples is not None:
             raise ValueError(f"{type(self).__name__} takes no num_samples, got {num_samples!r}")
 
-    @classmethod
-    def option_names(cls) -> tuple[str, ...]:
-        """Every keyword option the constructor accepts (training statistics excluded): its own
-        and, while an ``__init__`` forwards ``**options``, those of the classes above it (plus
-        the ``hyper_parameters`` a class takes through ``**options``)."""
-        names: list[str] = list(getattr(cls, "hyper_parameters", ()))
-        for klass in cls.__mro__:
-            if "__init__" not in vars(klass) or klass in (nn.Module, object):
-                continue
-            parameters = inspect.signature(klass.__init__).parameters.values()
-            names += [
-                p.name for p in parameters if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-            ]
-            if not any(p.kind is p.VAR_KEYWORD for p in parameters):
-                break
-        return tuple(name for name in dict.fromkeys(names) if name not in STATISTICS)
-
     def register_class_vector(self, name: str, value: ClassVector, *, required: bool = False) -> None:
         """Validate a per-class vector (1-D, finite, >= 0) and store it as a buffer (or None).
 
@@ -170,8 +153,23 @@ class MultiLabelLoss(Loss):
 
     task: ClassVar[str] = "multilabel"
 
-    def __init__(self, *, ignore_value: float | None = None, **options: Any) -> None:
-        super().__init__(**options)
+    def __init__(
+        self,
+        *,
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        ignore_value: float | None = None,
+        check_targets: bool = True,
+        class_counts: ClassVector = None,
+        num_samples: int | None = None,
+    ) -> None:
+        super().__init__(
+            reduction=reduction,
+            class_weights=class_weights,
+            check_targets=check_targets,
+            class_counts=class_counts,
+            num_samples=num_samples,
+        )
         if ignore_value is not None and (isinstance(ignore_value, bool) or not isinstance(ignore_value, (int, float))):
             raise ValueError(f"ignore_value must be a number (e.g. -1 or float('nan')) or None, got {ignore_value!r}")
         self.ignore_value = None if ignore_value is None else float(ignore_value)
@@ -210,8 +208,19 @@ class SingleLabelLoss(Loss):
 
     task: ClassVar[str] = "single"
 
-    def __init__(self, *, label_smoothing: float = 0.0, ignore_index: int = -100, **options: Any) -> None:
-        super().__init__(**options)
+    def __init__(
+        self,
+        *,
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        label_smoothing: float = 0.0,
+        ignore_index: int = -100,
+        check_targets: bool = True,
+        class_counts: ClassVector = None,
+    ) -> None:
+        super().__init__(
+            reduction=reduction, class_weights=class_weights, check_targets=check_targets, class_counts=class_counts
+        )
         self.label_smoothing = check_in_range("label_smoothing", label_smoothing, 0.0, 1.0)
         if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
             raise ValueError(f"ignore_index must be an integer, got {ignore_index!r}")
@@ -256,11 +265,41 @@ class EpochSchedule:
         self.epoch = check_epoch("epoch", epoch)
 
 
+#: Modules the functional forms built, by class and settings (least recently used dropped).
+_MODULES: OrderedDict[tuple, Loss] = OrderedDict()
+MAX_CACHED_MODULES = 64
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for a constructor argument: sequences and tensors by their values."""
+    if isinstance(value, Tensor):
+        return ("tensor", str(value.dtype), str(value.device), tuple(value.detach().cpu().reshape(-1).tolist()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(item) for item in value)
+    return value
+
+
+def cached_module(cls: type[Loss], statistics: tuple[Any, ...], options: dict[str, Any]) -> Loss:
+    """The module ``cls(*statistics, **options)``, built once per distinct setting and reused."""
+    key = (cls, _frozen(statistics), tuple(sorted((name, _frozen(v)) for name, v in options.items())))
+    try:
+        module = _MODULES.get(key)
+    except TypeError:  # an argument without a hashable value: build it for this call
+        return cls(*statistics, **options)
+    if module is None:
+        module = _MODULES[key] = cls(*statistics, **options)
+        if len(_MODULES) > MAX_CACHED_MODULES:
+            _MODULES.popitem(last=False)
+    _MODULES.move_to_end(key)
+    return module
+
+
 def functional(cls: type[Loss], name: str) -> Callable[..., Tensor]:
     """The functional form of loss class ``cls``: ``name(logits, targets, *statistics, mask=None,
-    epoch=None, **options)`` builds ``cls(*statistics, **options)``, tells it the training
-    epoch (losses with an epoch schedule) and applies it once, so module and function share one
-    code path. ``mask`` is for multi-label losses only."""
+    epoch=None, **options)`` applies ``cls(*statistics, **options)`` (built once per distinct
+    setting, see :func:`cached_module`) at the given training epoch (losses with an epoch
+    schedule; 0 when None), so module and function share one code path. ``mask`` is for
+    multi-label losses only."""
 
     def loss(
         logits: Tensor,
@@ -270,9 +309,11 @@ def functional(cls: type[Loss], name: str) -> Callable[..., Tensor]:
         epoch: int | None = None,
         **options: Any,
     ) -> Tensor:
-        module = cls(*statistics, **options)
-        if epoch is not None:
-            module.set_epoch(epoch)
+        module = cached_module(cls, statistics, options)
+        if isinstance(module, EpochSchedule):
+            module.set_epoch(0 if epoch is None else epoch)
+        elif epoch is not None:
+            raise ValueError(f"{name} has no epoch schedule, got epoch={epoch!r}")
         if cls.task == "multilabel":
             return module(logits, targets, mask)
         if mask is not None:
@@ -281,7 +322,14 @@ def functional(cls: type[Loss], name: str) -> Callable[..., Tensor]:
 
     loss.__name__ = loss.__qualname__ = name
     loss.__doc__ = (
-        f"Functional form of :class:`{cls.__name__}`: builds it with the given training statistics "
-        "(positionally) and keyword options, and applies it to ``logits`` and ``targets`` once."
+        f"Functional form of :class:`{cls.__name__}`: applies it, built with the given training statistics "
+        "(positionally) and keyword options, to ``logits`` and ``targets``."
     )
     return loss
+
+
+def parent_arguments(arguments: dict[str, Any], *own: str) -> dict[str, Any]:
+    """A constructor's arguments (its ``locals()`` taken first thing) without ``self``, the
+    ``__class__`` cell of ``super()`` and the constructor's ``own`` options: the keyword
+    arguments to hand to the parent class, so a long signature is not written out twice."""
+    return {name: value for name, value in arguments.items() if name not in ("self", "__class__", *own)}

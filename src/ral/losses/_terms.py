@@ -10,66 +10,136 @@ exactly 0 or 1 in floating point and for fractional exponents.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 
-class Probabilities(NamedTuple):
-    """``p``, ``q = 1 - p`` and their logarithms, each (N, C), all finite for finite logits."""
+class computed_once:  # noqa: N801 (used like functools.cached_property)
+    """``functools.cached_property`` without its lock: Python 3.11's lock breaks the graph of a
+    user's ``torch.compile`` (Dynamo cannot enter an RLock)."""
 
-    p: Tensor
-    q: Tensor
-    log_p: Tensor
-    log_q: Tensor
+    def __init__(self, compute: Callable[[Any], Tensor]) -> None:
+        self.compute = compute
+        self.name = compute.__name__
+        self.__doc__ = compute.__doc__
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        value = instance.__dict__[self.name] = self.compute(instance)
+        return value
 
 
-def sigmoid_probabilities(x: Tensor) -> Probabilities:
-    """The terms of p = sigmoid(x): log p = -softplus(-x), log(1 - p) = -softplus(x).
+class Probabilities:
+    """The probability terms of (N, C) logits: ``p``, ``q = 1 - p`` and their negative logs
+    ``nll_p = -log p``, ``nll_q = -log q``, all finite for finite logits. Each is computed on
+    first use, so a loss pays (in time and autograd memory) only for the terms it reads."""
 
-    Two softplus rather than softplus(x) - x, and 1 - p as sigmoid(-x): each is accurate to a
-    few ulp, with no cancellation at confident logits.
+    def __init__(self, x: Tensor) -> None:
+        self.x = x
+
+
+class SigmoidProbabilities(Probabilities):
+    """The terms of p = sigmoid(x): -log p = softplus(-x), -log(1 - p) = softplus(x).
+
+    1 - p is sigmoid(-x) and both logs are softplus (not softplus(x) - x): each is accurate to
+    a few ulp, with no cancellation at confident logits.
     """
-    return Probabilities(torch.sigmoid(x), torch.sigmoid(-x), -F.softplus(-x), -F.softplus(x))
+
+    @computed_once
+    def negated(self) -> Tensor:
+        """-x, shared by q and -log p."""
+        return -self.x
+
+    @computed_once
+    def p(self) -> Tensor:  # noqa: D102
+        return torch.sigmoid(self.x)
+
+    @computed_once
+    def q(self) -> Tensor:  # noqa: D102
+        return torch.sigmoid(self.negated)
+
+    @computed_once
+    def nll_p(self) -> Tensor:  # noqa: D102
+        return F.softplus(self.negated)
+
+    @computed_once
+    def nll_q(self) -> Tensor:  # noqa: D102
+        return F.softplus(self.x)
 
 
-def softmax_probabilities(x: Tensor) -> Probabilities:
+class SoftmaxProbabilities(Probabilities):
     """The terms of p = softmax(x, dim=1) for (N, C) logits, C >= 2.
 
     ``log(1 - p_c)`` is ``log1p(-p_c)`` for every class but the row's arg-max (where
     p_c <= 1/2, so it is exact) and ``logsumexp(x without x_c) - logsumexp(x)`` for the
     arg-max, so it stays finite even where p_c rounds to 1.
     """
-    lse = torch.logsumexp(x, dim=1, keepdim=True)
-    log_p = x - lse
-    top = x.argmax(dim=1, keepdim=True)
-    log_q_top = torch.logsumexp(x.scatter(1, top, float("-inf")), dim=1, keepdim=True) - lse
-    # p_top is zeroed before log1p so that no infinite slope (p_top = 1) meets the zero of scatter
-    log_q = torch.log1p(-log_p.exp().scatter(1, top, 0.0)).scatter(1, top, log_q_top)
-    return Probabilities(log_p.exp(), log_q.exp(), log_p, log_q)
+
+    @computed_once
+    def log_p(self) -> Tensor:
+        """log p = x - logsumexp(x)."""
+        return self.x - torch.logsumexp(self.x, dim=1, keepdim=True)
+
+    @computed_once
+    def log_q(self) -> Tensor:
+        """log(1 - p), exact for every class (see the class docstring)."""
+        top = self.x.argmax(dim=1, keepdim=True)
+        lse = torch.logsumexp(self.x, dim=1, keepdim=True)
+        log_q_top = torch.logsumexp(self.x.scatter(1, top, float("-inf")), dim=1, keepdim=True) - lse
+        # p_top is zeroed before log1p so that no infinite slope (p_top = 1) meets the zero of scatter
+        return torch.log1p(-self.p.scatter(1, top, 0.0)).scatter(1, top, log_q_top)
+
+    @computed_once
+    def p(self) -> Tensor:  # noqa: D102
+        return self.log_p.exp()
+
+    @computed_once
+    def q(self) -> Tensor:  # noqa: D102
+        return self.log_q.exp()
+
+    @computed_once
+    def nll_p(self) -> Tensor:  # noqa: D102
+        return -self.log_p
+
+    @computed_once
+    def nll_q(self) -> Tensor:  # noqa: D102
+        return -self.log_q
 
 
-def power_from_log(log_base: Tensor, exponent: float) -> Tensor:
-    """``base ** exponent`` from ``log(base)``: exp(exponent * log_base); ones for exponent 0."""
-    if exponent == 0:
-        return torch.ones_like(log_base)
-    return torch.exp(exponent * log_base)
+def sigmoid_probabilities(x: Tensor) -> SigmoidProbabilities:
+    """The probability terms of p = sigmoid(x) (see :class:`SigmoidProbabilities`)."""
+    return SigmoidProbabilities(x)
+
+
+def softmax_probabilities(x: Tensor) -> SoftmaxProbabilities:
+    """The probability terms of p = softmax(x, dim=1) (see :class:`SoftmaxProbabilities`)."""
+    return SoftmaxProbabilities(x)
+
+
+def power_from_nll(nll: Tensor, exponent: float) -> Tensor:
+    """``base ** exponent`` from ``nll = -log(base)``: exp(-exponent * nll) (exponent != 0)."""
+    return torch.exp(nll * -exponent)
 
 
 def safe_pow(base: Tensor, exponent: float) -> Tensor:
     """``base ** exponent`` for ``base >= 0`` with a zero (not NaN) gradient where base == 0.
 
-    ``0 ** 0`` is 1 and ``0 ** e`` is 0 for e > 0, as in :func:`torch.pow`.
+    ``0 ** 0`` is 1 and ``0 ** e`` is 0 for e > 0, as in :func:`torch.pow`. Exponents >= 1
+    have a finite slope at 0 and need no guard.
     """
     if exponent == 0:
         return torch.ones_like(base)
+    if exponent >= 1:
+        return base.pow(exponent)
     positive = base > 0
     # Double where: the pow branch never sees a 0 base, so its gradient stays finite.
-    safe_base = torch.where(positive, base, torch.ones_like(base))
-    return torch.where(positive, safe_base.pow(exponent), torch.zeros_like(base))
+    safe_base = torch.where(positive, base, 1.0)
+    return torch.where(positive, safe_base.pow(exponent), 0.0)
 
 
 def maybe_detach(weight: Tensor, detach: bool) -> Tensor:
@@ -79,13 +149,22 @@ def maybe_detach(weight: Tensor, detach: bool) -> Tensor:
 
 
 def polynomial(base: Tensor, coefficients: Sequence[float]) -> Tensor:
-    """``sum_k coefficients[k] * base ** (k + 1)`` (Horner's rule); zeros for no coefficients."""
-    if not coefficients:
-        return torch.zeros_like(base)
-    value = torch.full_like(base, coefficients[-1])
+    """``sum_k coefficients[k] * base ** (k + 1)`` (Horner's rule), at least one coefficient."""
+    value = base * coefficients[-1]
     for coefficient in reversed(coefficients[:-1]):
-        value = coefficient + base * value
-    return base * value
+        value = base * (value + coefficient)
+    return value
+
+
+def plus_polynomial(value: Tensor, base: Tensor, coefficients: Sequence[float]) -> Tensor:
+    """``value + polynomial(base, coefficients)``; ``value`` itself for no coefficients."""
+    return value + polynomial(base, coefficients) if coefficients else value
+
+
+def focused(focal: Tensor | None, bracket: Tensor, detach: bool) -> Tensor:
+    """``focal * bracket`` (``focal`` detached when ``detach``); ``bracket`` when ``focal`` is None
+    (exponent 0: the factor is 1)."""
+    return bracket if focal is None else maybe_detach(focal, detach) * bracket
 
 
 def positive_part(
@@ -101,10 +180,9 @@ def positive_part(
     (1 - p)^gamma * (-log p + sum_m eps[m] (1 - p)^m)      log form: BCE, focal, ASL, APL
     (1 - p)^gamma * sum_m series[m] (1 - p)^m              series form (Eq. 6 of RAL)
     """
-    focal = maybe_detach(power_from_log(t.log_q, gamma), detach_focal)
-    if series is not None:
-        return focal * polynomial(t.q, series)
-    return focal * (-t.log_p + polynomial(t.q, eps))
+    bracket = polynomial(t.q, series) if series is not None else plus_polynomial(t.nll_p, t.q, eps)
+    focal = power_from_nll(t.nll_q, gamma) if gamma else None
+    return focused(focal, bracket, detach_focal)
 
 
 def negative_part(
@@ -125,16 +203,15 @@ def negative_part(
     For clip = 0, -log(1 - p) is -log q; otherwise -log1p(-p_m), finite since p_m <= 1 - clip.
     """
     if clip == 0:
-        shifted, nll = t.p, -t.log_q
-        focal = power_from_log(t.log_p, gamma)
+        shifted = t.p
+        focal = power_from_nll(t.nll_p, gamma) if gamma else None
+        nll = t.nll_q if series is None else None
     else:
         shifted = torch.relu(t.p - clip)
-        nll = -torch.log1p(-shifted)
-        focal = safe_pow(shifted, gamma)
-    focal = maybe_detach(focal, detach_focal)
-    if series is not None:
-        return focal * polynomial(shifted, series)
-    return focal * (nll + polynomial(shifted, eps))
+        focal = safe_pow(shifted, gamma) if gamma else None
+        nll = -torch.log1p(-shifted) if series is None else None
+    bracket = polynomial(shifted, series) if series is not None else plus_polynomial(nll, shifted, eps)
+    return focused(focal, bracket, detach_focal)
 
 
 def softmax_focal_terms(z: Tensor, q: Tensor, gamma: float = 0.0) -> Tensor:
@@ -142,9 +219,10 @@ def softmax_focal_terms(z: Tensor, q: Tensor, gamma: float = 0.0) -> Tensor:
 
     gamma = 0 is plain cross-entropy; 1 - p is -expm1(log p), taken to a power safely.
     """
-    log_p = F.log_softmax(z, dim=1)
-    focal = safe_pow(-torch.expm1(log_p), gamma)
-    return -q * focal * log_p
+    nll = -F.log_softmax(z, dim=1)
+    if gamma == 0:
+        return q * nll
+    return q * safe_pow(-torch.expm1(-nll), gamma) * nll
 
 
 def effective_number_weights(counts: Tensor, beta: float) -> Tensor:

@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from torch import Tensor
 
-from ._base import MultiLabelLoss, functional
-from ._common import check_bool, check_float_tuple, check_in_range, check_nonnegative
+from ._base import MultiLabelLoss, functional, parent_arguments
+from ._common import ClassVector, check_bool, check_float_tuple, check_in_range, check_nonnegative
 from ._terms import negative_part, positive_part, sigmoid_probabilities
 
 
@@ -55,9 +54,14 @@ class AsymmetricPolynomialLoss(MultiLabelLoss):
         eps_neg: Sequence[float] = (),
         *,
         detach_focal: bool = False,
-        **common: Any,
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        ignore_value: float | None = None,
+        check_targets: bool = True,
     ) -> None:
-        super().__init__(**common)
+        super().__init__(
+            reduction=reduction, class_weights=class_weights, ignore_value=ignore_value, check_targets=check_targets
+        )
         self.gamma_pos = check_nonnegative("gamma_pos", gamma_pos)
         self.gamma_neg = check_nonnegative("gamma_neg", gamma_neg)
         self.clip = check_in_range("clip", clip, 0.0, 1.0)
@@ -101,17 +105,12 @@ class AsymmetricLoss(AsymmetricPolynomialLoss):
         clip: float = 0.05,
         *,
         detach_focal: bool = False,
-        **common: Any,
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        ignore_value: float | None = None,
+        check_targets: bool = True,
     ) -> None:
-        super().__init__(
-            gamma_pos,
-            gamma_neg,
-            clip,
-            (),
-            (),
-            detach_focal=detach_focal,
-            **common,
-        )
+        super().__init__(eps_pos=(), eps_neg=(), **parent_arguments(locals()))
 
 
 asymmetric_loss = functional(AsymmetricLoss, "asymmetric_loss")

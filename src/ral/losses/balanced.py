@@ -6,12 +6,12 @@ Both take ``class_counts``: the number of positive TRAINING images per class, sh
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from ._base import MultiLabelLoss, functional
+from ._base import MultiLabelLoss, functional, parent_arguments
 from ._common import ClassVector, check_choice, check_in_range, check_nonnegative
 from ._terms import (
     effective_number_weights,
@@ -61,9 +61,19 @@ class ClassBalancedLoss(MultiLabelLoss):
         beta: float = 0.9999,
         base: str = "focal",
         gamma: float = 2.0,
-        **common: Any,
+        *,
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        ignore_value: float | None = None,
+        check_targets: bool = True,
     ) -> None:
-        super().__init__(class_counts=class_counts, **common)
+        super().__init__(
+            reduction=reduction,
+            class_weights=class_weights,
+            ignore_value=ignore_value,
+            check_targets=check_targets,
+            class_counts=class_counts,
+        )
         self.beta = check_in_range("beta", beta, 0.0, 1.0)
         self.base = check_choice("base", base, CB_BASES)
         self.gamma = check_nonnegative("gamma", gamma) if base == "focal" else 0.0
@@ -139,9 +149,14 @@ class DistributionBalancedLoss(MultiLabelLoss):
         init_bias: float = 0.05,
         neg_scale: float = 2.0,
         gamma: float = 0.0,
-        **common: Any,
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        ignore_value: float | None = None,
+        check_targets: bool = True,
     ) -> None:
-        super().__init__(class_counts=class_counts, num_samples=num_samples, **common)
+        super().__init__(
+            **parent_arguments(locals(), "map_alpha", "map_beta", "map_mu", "init_bias", "neg_scale", "gamma")
+        )
         self.map_alpha = check_nonnegative("map_alpha", map_alpha)
         self.map_beta = check_nonnegative("map_beta", map_beta)
         self.map_mu = check_nonnegative("map_mu", map_mu)

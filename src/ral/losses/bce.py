@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -39,9 +37,15 @@ class BinaryCrossEntropyLoss(MultiLabelLoss):
     def __init__(
         self,
         pos_weight: float | ClassVector = None,
-        **common: Any,
+        *,
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        ignore_value: float | None = None,
+        check_targets: bool = True,
     ) -> None:
-        super().__init__(**common)
+        super().__init__(
+            reduction=reduction, class_weights=class_weights, ignore_value=ignore_value, check_targets=check_targets
+        )
         if (
             pos_weight is None
             or isinstance(pos_weight, (int, float))

@@ -4,12 +4,11 @@ cross-entropy (single-label)."""
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from torch import Tensor
 
-from ._base import SingleLabelLoss, functional
-from ._common import check_in_range, check_nonnegative
+from ._base import SingleLabelLoss, functional, parent_arguments
+from ._common import ClassVector, check_in_range, check_nonnegative
 from ._terms import positive_part, softmax_focal_terms, softmax_probabilities
 
 
@@ -42,8 +41,23 @@ class FocalCrossEntropyLoss(SingleLabelLoss):
         >>> loss = FocalCrossEntropyLoss(gamma=2.0)(torch.randn(4, 3), torch.tensor([0, 2, 1, 0]))
     """
 
-    def __init__(self, gamma: float = 2.0, **common: Any) -> None:
-        super().__init__(**common)
+    def __init__(
+        self,
+        gamma: float = 2.0,
+        *,
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        label_smoothing: float = 0.0,
+        ignore_index: int = -100,
+        check_targets: bool = True,
+    ) -> None:
+        super().__init__(
+            reduction=reduction,
+            class_weights=class_weights,
+            label_smoothing=label_smoothing,
+            ignore_index=ignore_index,
+            check_targets=check_targets,
+        )
         self.gamma = check_nonnegative("gamma", gamma)
 
     def elementwise(self, x: Tensor, q: Tensor) -> Tensor:
@@ -62,8 +76,16 @@ class CrossEntropyLoss(FocalCrossEntropyLoss):
         >>> loss = CrossEntropyLoss(label_smoothing=0.1)(torch.randn(4, 3), torch.tensor([0, 2, 1, 0]))
     """
 
-    def __init__(self, **common: Any) -> None:
-        super().__init__(gamma=0.0, **common)
+    def __init__(
+        self,
+        *,
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        label_smoothing: float = 0.0,
+        ignore_index: int = -100,
+        check_targets: bool = True,
+    ) -> None:
+        super().__init__(gamma=0.0, **parent_arguments(locals()))
 
 
 class PolyCrossEntropyLoss(SingleLabelLoss):
@@ -96,8 +118,17 @@ class PolyCrossEntropyLoss(SingleLabelLoss):
         >>> loss = PolyCrossEntropyLoss(epsilon=1.0)(torch.randn(4, 3), torch.tensor([0, 2, 1, 0]))
     """
 
-    def __init__(self, epsilon: float = 1.0, **common: Any) -> None:
-        super().__init__(**common)
+    def __init__(
+        self,
+        epsilon: float = 1.0,
+        *,
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        label_smoothing: float = 0.0,
+        ignore_index: int = -100,
+        check_targets: bool = True,
+    ) -> None:
+        super().__init__(**parent_arguments(locals(), "epsilon"))
         self.epsilon = check_in_range("epsilon", epsilon, -1.0, math.inf)
 
     def elementwise(self, x: Tensor, q: Tensor) -> Tensor:

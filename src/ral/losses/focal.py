@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import Tensor
 
 from ._base import MultiLabelLoss, functional
-from ._common import check_in_range, check_nonnegative
+from ._common import ClassVector, check_in_range, check_nonnegative
 from ._terms import negative_part, positive_part, sigmoid_probabilities
 
 
@@ -40,9 +38,15 @@ class SigmoidFocalLoss(MultiLabelLoss):
         self,
         alpha: float | None = 0.25,
         gamma: float = 2.0,
-        **common: Any,
+        *,
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        ignore_value: float | None = None,
+        check_targets: bool = True,
     ) -> None:
-        super().__init__(**common)
+        super().__init__(
+            reduction=reduction, class_weights=class_weights, ignore_value=ignore_value, check_targets=check_targets
+        )
         self.gamma = check_nonnegative("gamma", gamma)
         self.alpha = None if alpha is None else check_in_range("alpha", alpha, 0.0, 1.0, high_inclusive=True)
 

@@ -4,13 +4,12 @@ with missing labels. Both use the paper's focal-margin positive term."""
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from ._base import EpochSchedule, MultiLabelLoss, functional
-from ._common import check_epoch, check_in_range, check_nonnegative
+from ._common import ClassVector, check_epoch, check_in_range, check_nonnegative
 from ._terms import negative_part, positive_part, sigmoid_probabilities
 
 
@@ -58,9 +57,15 @@ class HillLoss(MultiLabelLoss):
         lam: float = 1.5,
         margin: float = 1.0,
         gamma: float = 2.0,
-        **common: Any,
+        *,
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        ignore_value: float | None = None,
+        check_targets: bool = True,
     ) -> None:
-        super().__init__(**common)
+        super().__init__(
+            reduction=reduction, class_weights=class_weights, ignore_value=ignore_value, check_targets=check_targets
+        )
         self.lam = check_in_range("lam", lam, 1.0, math.inf)  # keeps the Hill weight lam - p >= 0
         self.margin = check_nonnegative("margin", margin)
         self.gamma = check_nonnegative("gamma", gamma)
@@ -118,9 +123,15 @@ class SPLCLoss(EpochSchedule, MultiLabelLoss):
         correction_epoch: int = 1,
         margin: float = 1.0,
         gamma: float = 2.0,
-        **common: Any,
+        *,
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        ignore_value: float | None = None,
+        check_targets: bool = True,
     ) -> None:
-        super().__init__(**common)
+        super().__init__(
+            reduction=reduction, class_weights=class_weights, ignore_value=ignore_value, check_targets=check_targets
+        )
         self.threshold = check_in_range("threshold", threshold, 0.0, 1.0, high_inclusive=True)
         self.correction_epoch = check_epoch("correction_epoch", correction_epoch)
         self.margin = check_nonnegative("margin", margin)

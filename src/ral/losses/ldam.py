@@ -3,11 +3,11 @@ NeurIPS 2019)."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from torch import Tensor
 
-from ._base import EpochSchedule, SingleLabelLoss, functional
+from ._base import EpochSchedule, SingleLabelLoss, functional, parent_arguments
 from ._common import ClassVector, check_epoch, check_in_range, check_nonnegative
 from ._terms import effective_number_weights, softmax_focal_terms
 
@@ -65,9 +65,13 @@ class LDAMLoss(EpochSchedule, SingleLabelLoss):
         *,
         drw_epoch: int | None = None,
         drw_beta: float = 0.9999,
-        **common: Any,
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        label_smoothing: float = 0.0,
+        ignore_index: int = -100,
+        check_targets: bool = True,
     ) -> None:
-        super().__init__(class_counts=class_counts, **common)
+        super().__init__(**parent_arguments(locals(), "max_margin", "scale", "drw_epoch", "drw_beta"))
         self.max_margin = check_nonnegative("max_margin", max_margin)
         self.scale = check_nonnegative("scale", scale)
         if self.scale == 0:

@@ -4,11 +4,11 @@ number of TRAINING samples per class."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from torch import Tensor
 
-from ._base import SingleLabelLoss, functional
+from ._base import SingleLabelLoss, functional, parent_arguments
 from ._common import ClassVector, check_nonnegative
 from ._terms import log_prior, softmax_focal_terms
 
@@ -40,8 +40,18 @@ class LogitAdjustedLoss(SingleLabelLoss):
 
     statistics: ClassVar[tuple[str, ...]] = ("class_counts",)
 
-    def __init__(self, class_counts: ClassVector, tau: float = 1.0, **common: Any) -> None:
-        super().__init__(class_counts=class_counts, **common)
+    def __init__(
+        self,
+        class_counts: ClassVector,
+        tau: float = 1.0,
+        *,
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        label_smoothing: float = 0.0,
+        ignore_index: int = -100,
+        check_targets: bool = True,
+    ) -> None:
+        super().__init__(**parent_arguments(locals(), "tau"))
         self.tau = check_nonnegative("tau", tau)
 
     def elementwise(self, x: Tensor, q: Tensor) -> Tensor:
@@ -63,8 +73,17 @@ class BalancedSoftmaxLoss(LogitAdjustedLoss):
         >>> loss = BalancedSoftmaxLoss([900, 90, 9])(torch.randn(2, 3), torch.tensor([0, 2]))
     """
 
-    def __init__(self, class_counts: ClassVector, **common: Any) -> None:
-        super().__init__(class_counts, tau=1.0, **common)
+    def __init__(
+        self,
+        class_counts: ClassVector,
+        *,
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        label_smoothing: float = 0.0,
+        ignore_index: int = -100,
+        check_targets: bool = True,
+    ) -> None:
+        super().__init__(tau=1.0, **parent_arguments(locals()))
 
 
 logit_adjusted_cross_entropy = functional(LogitAdjustedLoss, "logit_adjusted_cross_entropy")

@@ -12,14 +12,12 @@ with each other, so a class's weight has no single place to go.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ._base import MultiLabelLoss, functional
-from ._common import check_nonnegative, reduce_samples
+from ._common import ClassVector, check_nonnegative, reduce_samples
 
 
 def log_sum_exp(z: Tensor, weights: Tensor, dim: int) -> Tensor:
@@ -50,8 +48,17 @@ def _pair_weights(y: Tensor, valid: Tensor | None) -> tuple[Tensor, Tensor]:
 class _PairwiseLoss(MultiLabelLoss):
     """The shared constructor: the common options, without per-class weights."""
 
-    def __init__(self, **common: Any) -> None:
-        super().__init__(**common)
+    def __init__(
+        self,
+        *,
+        reduction: str = "mean",
+        ignore_value: float | None = None,
+        check_targets: bool = True,
+        class_weights: ClassVector = None,
+    ) -> None:
+        super().__init__(
+            reduction=reduction, class_weights=class_weights, ignore_value=ignore_value, check_targets=check_targets
+        )
         if self.class_weights is not None:
             raise ValueError(
                 f"{type(self).__name__} takes no class_weights (its terms compare classes), "
@@ -140,8 +147,19 @@ class TwoWayLoss(_PairwiseLoss):
         >>> loss = TwoWayLoss()(torch.randn(4, 3), torch.tensor([[1.0, 0, 0], [0, 1, 1], [0, 0, 0], [1, 0, 1]]))
     """
 
-    def __init__(self, temperature_pos: float = 4.0, temperature_neg: float = 1.0, **common: Any) -> None:
-        super().__init__(**common)
+    def __init__(
+        self,
+        temperature_pos: float = 4.0,
+        temperature_neg: float = 1.0,
+        *,
+        reduction: str = "mean",
+        ignore_value: float | None = None,
+        check_targets: bool = True,
+        class_weights: ClassVector = None,
+    ) -> None:
+        super().__init__(
+            reduction=reduction, ignore_value=ignore_value, check_targets=check_targets, class_weights=class_weights
+        )
         if self.reduction == "none":
             raise ValueError("reduction must be 'mean' or 'sum' for twoway (its class terms mix samples), got 'none'")
         self.temperature_pos = _check_temperature("temperature_pos", temperature_pos)

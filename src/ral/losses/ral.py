@@ -10,10 +10,11 @@ and p_tau = max(p - tau, 0)::
 
 The series form (Eq. 6 of the paper) replaces a bracket by sum_m alpha_m (1-p)^m or
 sum_n beta_n p_tau^n; it is used for a side when ``alpha`` / ``beta`` is given.
-:func:`ral_elementwise` below is the whole formula. The default ``impl="compiled"`` runs that
-same function through ``torch.func.grad_and_value`` and ``torch.compile`` (``_fast.py``);
-``impl="eager"`` differentiates it with plain autograd. docs/losses.md has the maths, the
-presets and the evidence behind the defaults.
+:func:`ral_elementwise` below is the whole formula, differentiated by plain autograd (the
+default, ``impl="eager"``: no compiler, no warm-up). ``impl="compiled"`` opts into running that
+same function through ``torch.func.grad_and_value`` and TorchInductor (``_fast.py``, imported
+only then); wrapping the module in ``torch.compile`` is the other way to fuse it.
+docs/losses.md has the maths, the presets and the evidence behind the defaults.
 
 Two long-tail options act around that formula, never inside a second copy of it: a per-class
 weight of the positive term (``ral_long_tail.py``'s class-balanced RAL) and ``prior_tau``, a
@@ -27,13 +28,14 @@ import dataclasses
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from ._base import MultiLabelLoss, SingleLabelLoss, functional
 from ._common import (
+    ClassVector,
     check_bool,
     check_choice,
     check_finite,
@@ -43,7 +45,6 @@ from ._common import (
     reduce_loss,
     reduce_per_sample,
 )
-from ._fast import CompiledLoss, can_use_fast_path, fast_loss
 from ._terms import (
     Probabilities,
     log_prior,
@@ -55,10 +56,14 @@ from ._terms import (
 )
 from .hill import hill_weight
 
+if TYPE_CHECKING:
+    from ._fast import CompiledLoss
+
 #: Forms of the negative weight: Eq. 6's Hill weight, or the authors' released code.
 WEIGHT_FORMS = ("paper", "official-code")
-#: "compiled": the formula and its gradient compiled together (default); "eager": plain autograd.
-IMPLS = ("compiled", "eager")
+#: "eager": the formula under plain autograd (default); "compiled": the formula and its gradient
+#: compiled together by TorchInductor (opt-in, ``_fast.py``).
+IMPLS = ("eager", "compiled")
 
 #: Named presets (docs/losses.md, "Robust Asymmetric Loss in depth").
 PRESETS: dict[str, dict[str, Any]] = {
@@ -124,7 +129,8 @@ def ral_elementwise(t: Probabilities, y: Tensor, params: RALParams, positive_wei
     negative = negative_part(t, prm.gamma_neg, prm.tau, prm.eps_neg, series=prm.beta, detach_focal=prm.detach_focal)
     if prm.hill:
         negative = negative * negative_weight(t.p, prm)
-    return y * positive + (1 - y) * negative
+    # y * positive + (1 - y) * negative in one op, exact at y = 0 and y = 1
+    return torch.lerp(negative, positive, y)
 
 
 def negative_weight(p: Tensor, params: RALParams) -> Tensor:
@@ -187,8 +193,8 @@ def _elementwise(
 
 
 def _reduced(params: RALParams, single: bool, reduction: str):
-    """(x, y, valid, weights, positive_weights) -> reduced RAL: the eager formula, and what the
-    fast path compiles."""
+    """(x, y, valid, weights, positive_weights) -> reduced RAL: the eager formula, and what
+    ``impl="compiled"`` compiles."""
     reduce = reduce_per_sample if single else reduce_loss
 
     def reduced(
@@ -207,24 +213,25 @@ def _reduced(params: RALParams, single: bool, reduction: str):
 @functools.lru_cache(maxsize=64)
 def _compiled(params: RALParams, single: bool, reduction: str) -> CompiledLoss:
     """One compiled loss per distinct setting (losses with equal settings share its kernels)."""
+    from ._fast import CompiledLoss  # the opt-in compiled path: imported only when used
+
     return CompiledLoss(_reduced(params, single, reduction))
 
 
 class _RALMixin:
-    """What both RAL modules share: the constructor, ``impl``, presets, the prior correction,
-    the fast-path call."""
+    """What both RAL modules share: RAL's options, ``impl``, presets, the prior correction and
+    the call of the formula."""
 
     single: bool = False
-    hyper_parameters = RAL_OPTIONS
     #: The training statistics ``prior_tau > 0`` needs.
     prior_statistics: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, *, impl: str = "compiled", prior_tau: float = 0.0, **options: Any) -> None:
-        common = {name: value for name, value in options.items() if name not in RAL_OPTIONS}
-        super().__init__(**common)  # the base class checks and stores reduction, weights, statistics, ...
-        self.params = ral_params(**{name: value for name, value in options.items() if name in RAL_OPTIONS})
-        self.impl = check_choice("impl", impl, IMPLS)
-        self.prior_tau = check_nonnegative("prior_tau", prior_tau)
+    def set_ral_options(self, arguments: dict[str, Any]) -> None:
+        """Validate and store RAL's hyper-parameters, ``impl`` and ``prior_tau`` from the
+        constructor's arguments (its ``locals()``; the base class has stored the statistics)."""
+        self.params = ral_params(**{name: arguments[name] for name in RAL_OPTIONS})
+        self.impl = check_choice("impl", arguments["impl"], IMPLS)
+        self.prior_tau = check_nonnegative("prior_tau", arguments["prior_tau"])
         if self.prior_tau > 0:
             for name in self.prior_statistics:
                 if getattr(self, name) is None:
@@ -232,7 +239,7 @@ class _RALMixin:
 
     def compiled_loss(self) -> CompiledLoss:
         """This setting's compiled ``(x, y, valid, weights, positive_weights) -> (value, gradient)``
-        (shared cache)."""
+        (shared cache; what ``impl="compiled"`` runs)."""
         return _compiled(self.params, self.single, self.reduction)
 
     def adjusted_logits(self, x: Tensor) -> Tensor:
@@ -249,9 +256,12 @@ class _RALMixin:
     def reduced_loss(self, x: Tensor, y: Tensor, valid: Tensor | None) -> Tensor:
         x = self.adjusted_logits(x)
         constants = (y, valid, self.weights(), self.positive_weights())
-        if self.impl == "compiled" and can_use_fast_path(x):
-            per_row = self.single and self.reduction == "none"
-            return fast_loss(self.compiled_loss(), x, *constants, per_row=per_row)
+        if self.impl == "compiled":
+            from ._fast import can_use_fast_path, fast_loss
+
+            if can_use_fast_path(x):
+                per_row = self.single and self.reduction == "none"
+                return fast_loss(self.compiled_loss(), x, *constants, per_row=per_row)
         return _reduced(self.params, self.single, self.reduction)(x, *constants)
 
     def elementwise(self, x: Tensor, y: Tensor) -> Tensor:
@@ -308,9 +318,10 @@ class RobustAsymmetricLoss(_RALMixin, MultiLabelLoss):
             its ``init_bias``.) Provisional: whether it helps the tail is measured in
             docs/results.md.
         class_counts, num_samples: training statistics, used by ``prior_tau`` only.
-        impl: "compiled" (default: formula and gradient compiled together, see ``_fast.py``;
-            falls back to "eager" with a warning where torch.compile cannot run) or "eager"
-            (plain autograd, also for second derivatives).
+        impl: "eager" (default: plain autograd, no compiler, also for second derivatives) or
+            "compiled" (opt-in: formula and gradient compiled together by TorchInductor, see
+            ``_fast.py``; needs a C++ compiler on a CPU, compiles once per batch shape, falls back
+            to "eager" with a warning where it cannot compile). ``torch.compile(loss)`` also works.
         reduction: "mean" over valid elements (default), "sum" (what the ASL and official RAL
             code use: the gradient is N*C times larger, scale the learning rate), or "none".
         class_weights: optional (C,) weights multiplying each class's element-wise loss.
@@ -332,6 +343,40 @@ class RobustAsymmetricLoss(_RALMixin, MultiLabelLoss):
 
     optional_statistics: ClassVar[tuple[str, ...]] = ("class_counts", "num_samples")
     prior_statistics: ClassVar[tuple[str, ...]] = ("class_counts", "num_samples")
+
+    def __init__(
+        self,
+        *,
+        gamma_pos: float = 0.0,
+        gamma_neg: float = 4.0,
+        tau: float = 0.05,
+        lam: float = 1.5,
+        eps_pos: Sequence[float] = (-1.0, 1.25),
+        eps_neg: Sequence[float] = (),
+        alpha: Sequence[float] | None = None,
+        beta: Sequence[float] | None = None,
+        hill: bool = True,
+        weight_form: str = "paper",
+        detach_focal: bool = False,
+        prior_tau: float = 0.0,
+        impl: str = "eager",
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        ignore_value: float | None = None,
+        check_targets: bool = True,
+        class_counts: ClassVector = None,
+        num_samples: int | None = None,
+    ) -> None:
+        arguments = locals()
+        super().__init__(
+            reduction=reduction,
+            class_weights=class_weights,
+            ignore_value=ignore_value,
+            check_targets=check_targets,
+            class_counts=class_counts,
+            num_samples=num_samples,
+        )
+        self.set_ral_options(arguments)
 
     def prior_logits(self) -> Tensor:
         """log(pi_c / (1 - pi_c)) of the training labels (C,), float64."""
@@ -362,6 +407,40 @@ class RobustAsymmetricLossSingleLabel(_RALMixin, SingleLabelLoss):
     single = True
     optional_statistics: ClassVar[tuple[str, ...]] = ("class_counts",)
     prior_statistics: ClassVar[tuple[str, ...]] = ("class_counts",)
+
+    def __init__(
+        self,
+        *,
+        gamma_pos: float = 0.0,
+        gamma_neg: float = 4.0,
+        tau: float = 0.05,
+        lam: float = 1.5,
+        eps_pos: Sequence[float] = (-1.0, 1.25),
+        eps_neg: Sequence[float] = (),
+        alpha: Sequence[float] | None = None,
+        beta: Sequence[float] | None = None,
+        hill: bool = True,
+        weight_form: str = "paper",
+        detach_focal: bool = False,
+        prior_tau: float = 0.0,
+        impl: str = "eager",
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        label_smoothing: float = 0.0,
+        ignore_index: int = -100,
+        check_targets: bool = True,
+        class_counts: ClassVector = None,
+    ) -> None:
+        arguments = locals()
+        super().__init__(
+            reduction=reduction,
+            class_weights=class_weights,
+            label_smoothing=label_smoothing,
+            ignore_index=ignore_index,
+            check_targets=check_targets,
+            class_counts=class_counts,
+        )
+        self.set_ral_options(arguments)
 
     def prior_logits(self) -> Tensor:
         """log pi_c of the training labels (C,), float64."""

@@ -1,19 +1,20 @@
 """Long-tail-aware RAL: class-balanced weights (Cui et al., CVPR 2019) for multi-label RAL and
 logit adjustment (Menon et al., ICLR 2021) for single-label RAL.
 
-Both are RAL's one formula (:func:`ral.losses.ral.ral_elementwise`) and its compiled fast path
-with training-count information around it: a per-class weight (of the positive term or of both
-terms) or a shift of the logits by the training prior. Both take ``class_counts`` (C,), the
+Both are RAL's one formula (:func:`ral.losses.ral.ral_elementwise`) with training-count
+information around it: a per-class weight (of the positive term or of both terms) or a shift
+of the logits by the training prior. Both take ``class_counts`` (C,), the
 TRAINING counts per class.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from torch import Tensor
 
-from ._base import functional
+from ._base import functional, parent_arguments
 from ._common import ClassVector, check_choice, check_in_range
 from ._terms import effective_number_weights
 from .ral import RobustAsymmetricLoss, RobustAsymmetricLossSingleLabel
@@ -62,9 +63,31 @@ class RobustAsymmetricLossClassBalanced(RobustAsymmetricLoss):
     optional_statistics: ClassVar[tuple[str, ...]] = ("num_samples",)
 
     def __init__(
-        self, class_counts: ClassVector, *, cb_beta: float = 0.9999, balance: str = "positive", **options: Any
+        self,
+        class_counts: ClassVector,
+        *,
+        cb_beta: float = 0.9999,
+        balance: str = "positive",
+        gamma_pos: float = 0.0,
+        gamma_neg: float = 4.0,
+        tau: float = 0.05,
+        lam: float = 1.5,
+        eps_pos: Sequence[float] = (-1.0, 1.25),
+        eps_neg: Sequence[float] = (),
+        alpha: Sequence[float] | None = None,
+        beta: Sequence[float] | None = None,
+        hill: bool = True,
+        weight_form: str = "paper",
+        detach_focal: bool = False,
+        prior_tau: float = 0.0,
+        impl: str = "eager",
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        ignore_value: float | None = None,
+        check_targets: bool = True,
+        num_samples: int | None = None,
     ) -> None:
-        super().__init__(class_counts=class_counts, **options)
+        super().__init__(**parent_arguments(locals(), "cb_beta", "balance"))
         self.cb_beta = check_in_range("cb_beta", cb_beta, 0.0, 1.0)
         self.balance = check_choice("balance", balance, BALANCES)
 
@@ -116,8 +139,30 @@ class RobustAsymmetricLossLogitAdjusted(RobustAsymmetricLossSingleLabel):
     statistics: ClassVar[tuple[str, ...]] = ("class_counts",)
     optional_statistics: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, class_counts: ClassVector, *, prior_tau: float = 1.0, **options: Any) -> None:
-        super().__init__(class_counts=class_counts, prior_tau=prior_tau, **options)
+    def __init__(
+        self,
+        class_counts: ClassVector,
+        *,
+        prior_tau: float = 1.0,
+        gamma_pos: float = 0.0,
+        gamma_neg: float = 4.0,
+        tau: float = 0.05,
+        lam: float = 1.5,
+        eps_pos: Sequence[float] = (-1.0, 1.25),
+        eps_neg: Sequence[float] = (),
+        alpha: Sequence[float] | None = None,
+        beta: Sequence[float] | None = None,
+        hill: bool = True,
+        weight_form: str = "paper",
+        detach_focal: bool = False,
+        impl: str = "eager",
+        reduction: str = "mean",
+        class_weights: ClassVector = None,
+        label_smoothing: float = 0.0,
+        ignore_index: int = -100,
+        check_targets: bool = True,
+    ) -> None:
+        super().__init__(**parent_arguments(locals()))
 
 
 robust_asymmetric_loss_class_balanced = functional(
