@@ -9,17 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from data_helpers import write_tiny_image
 
 import ral.data.cache as cache_module
 from ral.data import ImageDataset, cache_path, load_table
 
 
 @pytest.fixture
-def table(tmp_path):
+def table(tmp_path, write_image):
     rows = ["path,subject_id,A,B"]
     for k in range(5):
-        write_tiny_image(tmp_path / "img" / f"{k}.png", seed=k, size=(20, 14))
+        write_image(tmp_path / "img" / f"{k}.png", seed=k, size=(20, 14))
         rows.append(f"img/{k}.png,p{k // 2},{k % 2},{'' if k == 3 else 1}")
     (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
     return load_table(tmp_path / "t.csv")
@@ -85,11 +84,11 @@ def test_cache_key_follows_paths_size_and_channels_without_touching_files(table,
     assert cache_path(table, 16, tmp_path) == before
 
 
-def test_a_cache_whose_probed_images_changed_is_rebuilt(table, tmp_path):
+def test_a_cache_whose_probed_images_changed_is_rebuilt(table, tmp_path, write_image):
     first = ImageDataset(table, image_size=16, cache_dir=tmp_path / "cache")
     assert cache_module.is_current(first.cache_file, table)
     path = table.image_path(2)
-    write_tiny_image(path, seed=99, size=(20, 14))
+    write_image(path, seed=99, size=(20, 14))
     os.utime(path, ns=(1_000_000_000, 1_000_000_000))
     assert not cache_module.is_current(first.cache_file, table)  # 5 rows: every image is probed
     rebuilt = ImageDataset(table, image_size=16, cache_dir=tmp_path / "cache")
@@ -167,13 +166,13 @@ def test_a_killed_build_leaves_a_temporary_file_the_next_build_removes(table, tm
     assert not stale.exists() and target.is_file()
 
 
-def test_three_channel_images_are_read_in_colour_and_gray_ones_repeated(tmp_path):
+def test_three_channel_images_are_read_in_colour_and_gray_ones_repeated(tmp_path, write_image):
     from PIL import Image
 
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
     Image.fromarray(rgb, mode="RGB").save(tmp_path / "c.png")
-    write_tiny_image(tmp_path / "g.png", seed=1)
+    write_image(tmp_path / "g.png", seed=1)
     (tmp_path / "t.csv").write_text("path,subject_id,A\nc.png,p,1\ng.png,q,0\n")
     colour = load_table(tmp_path / "t.csv")
     ds = ImageDataset(colour, image_size=16, channels=3, cache_dir=tmp_path / "cache")
@@ -212,9 +211,9 @@ def test_augment_changes_pixels_but_not_shape_or_type(table, preset):
     assert torch.equal(aug[(2, 0)][0], images[2])  # the same item of the same epoch: the same draws
 
 
-def test_single_label_targets_are_class_indices(tmp_path):
+def test_single_label_targets_are_class_indices(tmp_path, write_image):
     for k, cls in enumerate(["cat", "dog", "dog"]):
-        write_tiny_image(tmp_path / "tree" / cls / f"{k}.png", seed=k)
+        write_image(tmp_path / "tree" / cls / f"{k}.png", seed=k)
     ds = ImageDataset(load_table(tmp_path / "tree"), image_size=16)
     assert [int(ds[i][1]) for i in range(3)] == [0, 1, 1] and ds[0][1].dtype == torch.int64
 

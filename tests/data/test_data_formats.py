@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from data_helpers import FIXTURES, write_tiny_image
+from pydantic import ValidationError
 
 from ral.data import (
     APTOS_CLASSES,
@@ -16,9 +16,14 @@ from ral.data import (
     ISIC2018_CLASSES,
     NIH_CLASSES,
     ImageDataset,
+    TableOptions,
     detect_format,
+    load_image_list,
     load_table,
 )
+from ral.data.formats import FORMATS, TABLE_FORMATS
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def _row(table, image_id: str) -> dict[str, float]:
@@ -42,12 +47,12 @@ def test_cxrlt_layout(fixture_copy):
     assert table.class_counts()[CXRLT_CLASSES.index("No Finding")] == 2
 
 
-def test_cxrlt_images_resolved_against_root(tmp_path, fixture_copy):
+def test_cxrlt_images_resolved_against_root(tmp_path, fixture_copy, write_image):
     path = fixture_copy("cxrlt_train.csv")
     mimic = tmp_path / "mimic-cxr-jpg"
     table = load_table(path, root=mimic, check_images="none")
     for i in range(len(table)):
-        write_tiny_image(table.image_path(i).with_suffix(".jpg"), seed=i)
+        write_image(table.image_path(i).with_suffix(".jpg"), seed=i)
     table = load_table(path, root=mimic)  # default check: every file exists
     image, target = ImageDataset(table, image_size=16)[2]
     assert image.shape == (1, 16, 16) and target.shape == (26,)
@@ -62,14 +67,14 @@ def test_nih_layout_pipe_labels_and_no_finding(fixture_copy):
     assert table.subject_ids == ["1", "1", "1", "2", "3", "5"]
 
 
-def test_nih_images_in_download_folders(tmp_path, fixture_copy):
+def test_nih_images_in_download_folders(tmp_path, fixture_copy, write_image):
     path = fixture_copy("Data_Entry_2017.csv")
     names = ["00000001_000.png", "00000001_001.png", "00000001_002.png"]
     rest = ["00000002_000.png", "00000003_000.png", "00000005_006.png"]
     for k, name in enumerate(names):
-        write_tiny_image(path.parent / "images_001" / "images" / name, seed=k)
+        write_image(path.parent / "images_001" / "images" / name, seed=k)
     for k, name in enumerate(rest):
-        write_tiny_image(path.parent / "images_002" / "images" / name, seed=k)
+        write_image(path.parent / "images_002" / "images" / name, seed=k)
     table = load_table(path)
     assert table.paths[0] == "images_001/images/00000001_000.png"
     assert table.paths[-1] == "images_002/images/00000005_006.png"
@@ -99,10 +104,10 @@ def test_chexpert_root_is_parent_of_the_dataset_folder(fixture_copy):
     assert table.image_path(0) == path.parent / "train/patient00001/study1/view1_frontal.jpg"
 
 
-def test_isic2018_layout_single_label(fixture_copy):
+def test_isic2018_layout_single_label(fixture_copy, write_image):
     path = fixture_copy("ISIC2018_Task3_Training_GroundTruth.csv", folder="ISIC2018_Task3_Training_GroundTruth")
     for k, image_id in enumerate(["ISIC_0024306", "ISIC_0024307"]):
-        write_tiny_image(path.parent.parent / "ISIC2018_Task3_Training_Input" / f"{image_id}.jpg", seed=k)
+        write_image(path.parent.parent / "ISIC2018_Task3_Training_Input" / f"{image_id}.jpg", seed=k)
     table = load_table(path, check_images="none")
     assert table.format == "isic2018" and table.task == "single" and table.class_names == ISIC2018_CLASSES
     assert table.root.name == "ISIC2018_Task3_Training_Input"  # the official folder beside the CSV's
@@ -129,9 +134,9 @@ def test_generic_layout_nan_and_blank_are_uncertain(tmp_path):
     assert table.subject_ids == ["p1", "p1", "p2"] and table.ids == ["x/1.png", "x/2.png", "x/3.png"]
 
 
-def test_folder_per_class_tree(tmp_path):
+def test_folder_per_class_tree(tmp_path, write_image):
     for k, rel in enumerate(["b_cls/1.png", "a_cls/x.jpg", "a_cls/sub/y.png", "b_cls/.hidden/z.png"]):
-        write_tiny_image(tmp_path / "tree" / rel, seed=k)
+        write_image(tmp_path / "tree" / rel, seed=k)
     (tmp_path / "tree" / "a_cls" / ".DS_Store").write_bytes(b"\0")
     table = load_table(tmp_path / "tree")
     assert table.format == "folder" and table.task == "single" and table.class_names == ["a_cls", "b_cls"]
@@ -161,12 +166,33 @@ def test_forced_format_and_unknown_format(tmp_path):
     path.write_text("path,subject_id,A\n1.png,p,1\n")
     with pytest.raises(ValueError, match="missing column.*'dicom_id'"):
         load_table(path, format="cxrlt", check_images="none")
-    with pytest.raises(ValueError, match="format must be one of"):
+    with pytest.raises(ValidationError, match=r"format\n.*Input should be 'cxrlt', 'nih'"):
         load_table(path, format="dicom", check_images="none")
     other = tmp_path / "o.csv"
     other.write_text("file,label\n1.png,2\n")
-    with pytest.raises(ValueError, match=r"cannot detect the table format.*\['file', 'label'\]"):
+    with pytest.raises(ValueError, match=r"o\.csv: cannot detect the table format.*\['file', 'label'\]"):
         load_table(other, check_images="none")
+
+
+def test_the_format_names_are_those_of_the_table():
+    assert tuple(f.name for f in TABLE_FORMATS) == FORMATS
+
+
+def test_one_options_object_or_its_fields(fixture_copy):
+    class WithMore(TableOptions):  # as the training config's dataset section extends it
+        train: str = "t.csv"
+
+    path = fixture_copy("chexpert_train.csv")
+    options = WithMore(uncertain="ones", classes=["Edema"])
+    expected = load_table(path, uncertain="ones", classes=["Edema"], check_images="none")
+    for table in (
+        load_table(path, options, check_images="none"),
+        load_table(path, TableOptions(uncertain="ones", classes=["Edema"]), check_images="none"),
+        load_table(path, TableOptions(uncertain="zeros"), uncertain="ones", classes=["Edema"], check_images="none"),
+    ):
+        np.testing.assert_array_equal(table.labels, expected.labels)
+    with pytest.raises(ValidationError, match="give classes or max_classes"):  # fields are validated with the rest
+        load_table(path, options, max_classes=2)
 
 
 def test_classes_selects_and_orders(fixture_copy):
@@ -191,15 +217,13 @@ def test_missing_table_file(tmp_path: Path):
         ("padchest/PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv", ["ImageID", "ImageDir"], "padchest"),
     ],
 )
-def test_image_lists_of_every_format_need_no_label_columns(fixture_copy, fixture, columns, fmt):
+def test_image_lists_of_every_format_need_no_label_columns(fixture_copy, fixture, columns, fmt, write_image):
     import pandas as pd
-
-    from ral.data.formats import load_image_list
 
     labelled = fixture_copy(fixture)
     reference = load_table(labelled, check_images="none")
     for i in range(len(reference)):
-        write_tiny_image(reference.image_path(i), seed=i)
+        write_image(reference.image_path(i), seed=i)
     bare = labelled.with_name("bare.csv")
     pd.read_csv(labelled, dtype=str)[columns].to_csv(bare, index=False)  # the id / path columns only
     for path in (bare, labelled):  # label columns, when there, are not read
@@ -218,8 +242,6 @@ def test_image_lists_of_every_format_need_no_label_columns(fixture_copy, fixture
 
 
 def test_image_lists_refuse_tables_without_image_columns_and_missing_images(tmp_path):
-    from ral.data.formats import load_image_list
-
     other = tmp_path / "o.csv"
     other.write_text("file,label\n1.png,2\n")
     with pytest.raises(ValueError, match=r"no image columns among \['file', 'label'\]; expected those of a format"):
@@ -228,4 +250,6 @@ def test_image_lists_refuse_tables_without_image_columns_and_missing_images(tmp_
     listed.write_text("path\nmissing.png\n")
     with pytest.raises(FileNotFoundError, match="image file not found") as caught:
         load_image_list(listed)
-    assert "skip" not in str(caught.value)  # no option to point to
+    assert "skip" not in str(caught.value) and caught.value.option is None  # no option lets it through
+    with pytest.raises(ValueError, match=r"format must be one of \('cxrlt', .*\) for a table of images, got 'mimic'"):
+        load_image_list(listed, format="mimic")

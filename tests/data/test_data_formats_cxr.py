@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from data_helpers import FIXTURES
 from PIL import Image
 
 from ral.data import CXRLT2024_TASK1_CLASSES, CXRLT2024_TASK2_CLASSES, MIMIC_CLASSES, VINDR_CLASSES, load_table
@@ -16,6 +15,7 @@ from ral.data.formats import detect_format, view_types
 from ral.data.images import bit_depth, png_significant_bits, read_image
 from ral.data.readers._common import read_csv
 
+FIXTURES = Path(__file__).parent / "fixtures"
 MIMIC = FIXTURES / "mimic"
 PADCHEST = FIXTURES / "padchest"
 PADCHEST_CSV = PADCHEST / "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv"

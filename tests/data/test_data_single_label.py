@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from data_helpers import assert_bad, assert_skipped
 
 from ral.data import load_table
 
@@ -20,7 +19,7 @@ def test_label_column_of_class_names_is_single_label(tmp_path):
     assert val.class_names == ["nevus", "melanoma", "vascular"] and val.targets_single().tolist() == [0, 1, 0]
 
 
-def test_label_column_bad_rows(tmp_path):
+def test_label_column_bad_rows(tmp_path, assert_bad, assert_skipped):
     path = tmp_path / "t.csv"
     path.write_text("path,label\na.png,nevus\nb.png,\nc.png,melanoma\n")
     assert_bad(path, r"t\.csv; first: line 3 \(data row 2\), column 'label': empty value")
@@ -45,7 +44,7 @@ def test_one_hot_table_with_task_single(tmp_path):
     "row, count",
     [("0,0,0", 0), ("1,1,0", 2)],
 )
-def test_one_hot_single_row_with_zero_or_several_positives(tmp_path, row, count):
+def test_one_hot_single_row_with_zero_or_several_positives(tmp_path, row, count, assert_bad, assert_skipped):
     path = tmp_path / "t.csv"
     path.write_text(f"path,A,B,C\na.png,0,1,0\nb.png,{row}\nc.png,0,0,1\n")
     assert_bad(path, rf"line 3 \(data row 2\): label row '{row}' is not one-hot \({count} positives", task="single")
@@ -56,7 +55,7 @@ def test_one_hot_single_row_with_zero_or_several_positives(tmp_path, row, count)
     assert_bad(blank, r"column 'B': invalid label value ''", task="single")
 
 
-def test_fixed_task_formats_refuse_the_other_task(fixture_copy):
+def test_fixed_task_formats_refuse_the_other_task(fixture_copy, assert_bad):
     isic = fixture_copy("ISIC2018_Task3_Training_GroundTruth.csv")
     assert_bad(isic, r"format 'isic2018' is single, task 'multilabel' was asked for", task="multilabel")
     assert load_table(fixture_copy("aptos_train.csv"), task="single", check_images="none").task == "single"

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from data_helpers import FIXTURES
 
 from ral.cli import main
 from ral.data.formats import TABLE_FORMATS, formats_reference
 
 REPO = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).parent / "fixtures"
 PADCHEST_CSV = FIXTURES / "padchest" / "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv"
 
 

@@ -16,9 +16,12 @@ from ral.data.classes import (
     NIH_CLASSES,
     VINDR_CLASSES,
 )
-from ral.data.formats import FORMATS, TABLE_FORMATS, detect_format, list_images, load_image_list, load_table
+from ral.data.errors import MissingFileError, TableError
+from ral.data.formats import FORMATS, TABLE_FORMATS, detect_format
 from ral.data.groups import frequency_groups
-from ral.data.images import check_images, read_image
+from ral.data.images import check_images, list_images, read_image
+from ral.data.load import load_image_list, load_table
+from ral.data.options import TableOptions
 from ral.data.simulate import preview_grid, simulate_dataset
 from ral.data.split import patient_split
 from ral.data.stats import format_stats, table_stats, write_stats
@@ -52,6 +55,9 @@ __all__ = [
     "VINDR_CLASSES",
     "ImageDataset",
     "LabelTable",
+    "MissingFileError",
+    "TableError",
+    "TableOptions",
     "build_cache",
     "cache_path",
     "check_images",

@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-
-class BadRowsError(ValueError):
-    """Bad rows were found and ``skip_bad`` is off. ``summary``: the message without a hint."""
-
-    def __init__(self, summary: str, hint: str | None = None) -> None:
-        self.summary = summary
-        super().__init__(summary + (f" ({hint} drops such rows)" if hint else ""))
+from ral.data.errors import TableError
 
 
-class MissingImagesError(FileNotFoundError):
-    """Rows whose image file is missing were found and ``skip_bad`` is off (as :class:`BadRowsError`)."""
+@dataclass(frozen=True)
+class _Problem:
+    """The first row of one kind of problem: its message and the fields of the error."""
 
-    def __init__(self, summary: str, hint: str | None = None) -> None:
-        self.summary = summary
-        super().__init__(summary + (f" ({hint} drops such rows)" if hint else ""))
-
-
-BAD_ROW_ERRORS = (BadRowsError, MissingImagesError)
+    message: str
+    row: int
+    column: str | None
+    value: Any
+    error: type[TableError]
 
 
 class BadRows:
@@ -32,40 +30,58 @@ class BadRows:
     Args:
         source: the file (or folder) being read, named in every message.
         num_rows: number of data rows N.
+        csv: whether row i is data row i of a CSV file (its line is ``i + 2``); False for a
+            folder or a table's image list, whose errors name no line.
     """
 
-    def __init__(self, source: object, num_rows: int) -> None:
+    def __init__(self, source: str | os.PathLike, num_rows: int, *, csv: bool = True) -> None:
         self.source = source
+        self.csv = csv
         self.bad = np.zeros(num_rows, dtype=bool)
-        self.messages: list[str] = []
-        self.errors: list[type[Exception]] = []
+        self.problems: list[_Problem] = []
 
-    def add(self, mask: np.ndarray, describe, error: type[Exception] = BadRowsError) -> None:
+    def add(
+        self,
+        mask: np.ndarray,
+        describe: Callable[[int], str],
+        *,
+        column: str | None = None,
+        values: Any = None,
+        error: type[TableError] = TableError,
+    ) -> None:
         """Mark rows where ``mask`` (N,) is True; ``describe(i)`` gives the message of row i.
 
-        ``error`` is the exception raised when this is the first problem found
-        (:class:`MissingImagesError` for missing files, :class:`BadRowsError` otherwise).
+        ``values[i]`` is the bad value of row i (anything indexable by the row: a list, a
+        Series, a dict). ``error`` is the exception raised when this is the first problem
+        found (:class:`~ral.data.errors.MissingFileError` for missing files).
         """
         new = np.flatnonzero(np.asarray(mask, dtype=bool) & ~self.bad)
         if new.size:
-            self.messages.append(describe(int(new[0])))
-            self.errors.append(error)
+            i = int(new[0])
+            value = None if values is None else values[i]
+            self.problems.append(_Problem(describe(i), i, column, value, error))
             self.bad[new] = True
 
     @property
     def count(self) -> int:
         return int(self.bad.sum())
 
-    def resolve(self, skip_bad: bool, hint: str | None = "skip_bad=True") -> np.ndarray:
+    def resolve(self, skip_bad: bool) -> np.ndarray:
         """Raise on any bad row, or (``skip_bad``) warn and return the kept row indices (sorted).
 
-        ``hint`` names the option that drops bad rows in the error (None: no hint).
+        Raises:
+            TableError (MissingFileError for a missing image): the first problem, with
+                ``option="skip_bad"``.
         """
         if self.count == 0:
             return np.arange(self.bad.size)
-        summary = f"{self.count} bad row(s) of {self.bad.size} in {self.source}; first: {self.messages[0]}"
+        first = self.problems[0]
+        summary = f"{self.count} bad row(s) of {self.bad.size} in {self.source}; first: {first.message}"
         if not skip_bad:
-            raise self.errors[0](summary, hint)
+            line = first.row + 2 if self.csv else None
+            raise first.error(
+                summary, path=self.source, row=line, column=first.column, value=first.value, option="skip_bad"
+            )
         warnings.warn("skipped " + summary, stacklevel=3)
         return np.flatnonzero(~self.bad)
 

@@ -1,8 +1,8 @@
 """Checks of a table's content that are not errors of one row: image paths and classes without positives.
 
 Each finding is one line naming the table, the rows or the classes: a warning, or a
-``ValueError`` where going on would be wrong (a path escaping the image root, a validation set
-without any positive).
+``ValueError`` where going on would be wrong (:class:`~ral.data.errors.TableError` for a path
+escaping the image root; a validation set without any positive).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import warnings
 
+from ral.data.errors import TableError
 from ral.data.table import LabelTable
 
 
@@ -22,7 +23,7 @@ def _rows(rows: list[int], table: LabelTable, limit: int = 3) -> str:
     return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
 
 
-def check_paths(table: LabelTable, *, allow_outside_root: bool = False, hint: str | None = None) -> None:
+def check_paths(table: LabelTable, *, allow_outside_root: bool = False) -> None:
     """Refuse relative image paths that lead out of the image root; warn about repeated images.
 
     Paths are compared as written, normalised (``a/../b`` is ``b``; symbolic links are not
@@ -31,10 +32,10 @@ def check_paths(table: LabelTable, *, allow_outside_root: bool = False, hint: st
 
     Args:
         table: the table (N rows). allow_outside_root: accept paths escaping the root.
-        hint: how the caller names ``allow_outside_root`` in the error (None: no hint).
 
     Raises:
-        ValueError: a relative path leads out of the root and ``allow_outside_root`` is False.
+        TableError: a relative path leads out of the root and ``allow_outside_root`` is False
+            (``value``: the first such path; ``option="allow_outside_root"``).
     """
     root = os.path.normpath(os.path.abspath(table.root))
     inside = root.rstrip(os.sep) + os.sep
@@ -46,10 +47,12 @@ def check_paths(table: LabelTable, *, allow_outside_root: bool = False, hint: st
             if not os.path.isabs(p) and not full.startswith(inside)
         ]
         if outside:
-            allow = f"; {hint} allows them" if hint else ""
-            raise ValueError(
+            raise TableError(
                 f"{_where(table)}: {len(outside)} image path(s) lead out of the image root {root} "
-                f"({_rows(outside, table)}){allow}"
+                f"({_rows(outside, table)})",
+                path=table.source or table.root,
+                value=table.paths[outside[0]],
+                option="allow_outside_root",
             )
     first: dict[str, int] = {}
     repeats = []

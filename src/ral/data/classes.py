@@ -171,20 +171,3 @@ CLASS_SETS: dict[str, list[str]] = {
     "nih": NIH_CLASSES,
     "vindr": VINDR_CLASSES,
 }
-
-
-def resolve_classes(classes: str | list[str] | tuple[str, ...] | None) -> list[str] | None:
-    """``classes`` as a list: a name of :data:`CLASS_SETS` is replaced by its list.
-
-    Raises:
-        ValueError: an unknown class-set name, or an empty list.
-    """
-    if classes is None:
-        return None
-    if isinstance(classes, str):
-        if classes not in CLASS_SETS:
-            raise ValueError(f"classes {classes!r} is not a class list name; known names: {sorted(CLASS_SETS)}")
-        return list(CLASS_SETS[classes])
-    if len(classes) == 0:
-        raise ValueError("classes must name at least one class, got an empty list")
-    return [str(c) for c in classes]

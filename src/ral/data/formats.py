@@ -1,13 +1,10 @@
-"""The table of label-table formats `ral` reads (name, signature columns, reader), detection and ``load_table``.
+"""The table of label-table formats `ral` reads (name, signature columns, reader), detection and views.
 
 Detection (:func:`detect_format`), the column check before a reader runs, the error listing
-the formats and the formats table of docs/dataset.md (:func:`formats_reference`,
-``python -m ral.data.formats``) all come from :data:`TABLE_FORMATS`. Every reader returns a
-:class:`~ral.data.table.LabelTable`; a bad row raises ``ValueError`` naming the file, line,
-column and value, or is dropped with a warning and a count when ``skip_bad=True``. The readers
-live in :mod:`ral.data.readers` (one module per family of formats). :func:`load_table` also
-checks the image paths (:func:`ral.data.checks.check_paths`: duplicates, paths escaping the
-root); :func:`load_image_list` reads the images of a table without its labels (``ral predict``).
+the formats, the view groups (``views=["frontal"]``) and the formats table of docs/dataset.md
+(:func:`formats_reference`, ``python -m ral.data.formats``) all come from :data:`TABLE_FORMATS`.
+Every reader (:mod:`ral.data.readers`, one module per family of formats) returns a
+:class:`~ral.data.table.LabelTable`; :func:`ral.data.load_table` runs them.
 """
 
 from __future__ import annotations
@@ -15,48 +12,30 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 
-import numpy as np
-
-from ral.data import images as _images
-from ral.data._bad_rows import BAD_ROW_ERRORS
-from ral.data.checks import check_paths
-from ral.data.classes import CHEXPERT_CLASSES, ISIC2018_CLASSES, resolve_classes
-from ral.data.images import IMAGE_EXTENSIONS
-from ral.data.readers._common import ReadOptions, read_csv, require
-from ral.data.readers.chest import VINDR_AGREEMENTS, read_chexpert, read_nih, read_padchest, read_vindr
-from ral.data.readers.mimic import MIMIC_SPLITS, read_cxrlt, read_mimic
+from ral.data.classes import CHEXPERT_CLASSES, ISIC2018_CLASSES
+from ral.data.errors import TableError
+from ral.data.options import FORMATS, TASKS, UNCERTAIN_POLICIES, VINDR_AGREEMENTS, FormatName
+from ral.data.readers.chest import read_chexpert, read_nih, read_padchest, read_vindr
+from ral.data.readers.mimic import read_cxrlt, read_mimic
 from ral.data.readers.plain import read_aptos, read_folder, read_generic, read_isic2018
-from ral.data.table import LabelTable
+from ral.data.table import LabelTable, Task
 
 __all__ = [
-    "DEFAULT_HINTS",
     "FORMATS",
-    "MIMIC_SPLITS",
     "TABLE_FORMATS",
     "TASKS",
     "UNCERTAIN_POLICIES",
     "VINDR_AGREEMENTS",
+    "ImageList",
     "TableFormat",
     "detect_format",
     "formats_reference",
-    "list_images",
-    "load_image_list",
-    "load_table",
-    "most_frequent",
-    "read_csv",
-    "select_classes",
     "select_views",
     "view_types",
 ]
 
-UNCERTAIN_POLICIES = ("ignore", "ones", "zeros")
-#: How the options of :func:`load_table` are named in its hints; callers with other names
-#: (``--skip-bad``, ``dataset.skip_bad: true``) pass their own, or None for an option they lack.
-DEFAULT_HINTS = {"skip_bad": "skip_bad=True", "allow_outside_root": "allow_outside_root=True"}
-TASKS = ("auto", "multilabel", "single")
 _FRONTAL, _LATERAL = "frontal", "lateral"
 
 
@@ -83,10 +62,10 @@ class TableFormat:
     """One label-table format: how it is recognised, which columns it needs, who reads it, what the docs say.
 
     Attributes:
-        name: the ``format=`` / ``--format`` / ``dataset.format`` value.
+        name: the ``format`` option's value (:data:`ral.data.options.FormatName`).
         title: the dataset and its file names (docs).
         signature: header columns that identify the format (all present); empty for "folder".
-        reader: ``reader(frame, source, options) -> LabelTable`` (``reader(folder, options)`` for "folder").
+        reader: ``reader(frame, source, options, root) -> LabelTable`` (``reader(folder, options)`` for "folder").
         required: further columns the reader needs; checked, with the signature, before it runs.
         excludes: columns whose presence rules the format out in detection.
         task: "multilabel" or "single"; None when the table decides (generic).
@@ -97,7 +76,7 @@ class TableFormat:
         example: a one-line example command for the docs.
     """
 
-    name: str
+    name: FormatName
     title: str
     signature: tuple[str, ...]
     reader: Callable[..., LabelTable]
@@ -107,7 +86,7 @@ class TableFormat:
     example: str
     required: tuple[str, ...] = ()
     excludes: tuple[str, ...] = ()
-    task: str | None = "multilabel"
+    task: Task | None = "multilabel"
     view_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     image_list: ImageList | None = None
 
@@ -291,288 +270,50 @@ TABLE_FORMATS: tuple[TableFormat, ...] = (
     ),
 )
 FORMAT_BY_NAME: dict[str, TableFormat] = {f.name: f for f in TABLE_FORMATS}
-FORMATS: tuple[str, ...] = tuple(FORMAT_BY_NAME)
 
 
-def detect_format(columns: Sequence[str]) -> str:
+def detect_format(columns: Sequence[str], source: str | os.PathLike | None = None) -> FormatName:
     """Name of the first format of :data:`TABLE_FORMATS` whose signature columns are all in ``columns``.
 
     Raises:
-        ValueError: no known format matches (the message lists the columns received and the signatures).
+        TableError: no known format matches (the message names ``source``, lists the columns received
+            and the signatures).
     """
     for fmt in TABLE_FORMATS:
         if fmt.matches(columns):
             return fmt.name
     expected = "; ".join(f"{f.name} ({', '.join(f.signature)})" for f in TABLE_FORMATS if f.signature)
-    raise ValueError(
-        f"cannot detect the table format from its columns {list(columns)}; expected the columns of one of: "
-        f"{expected}; or pass format=..."
+    where = f"{source}: " if source is not None else ""
+    raise TableError(
+        f"{where}cannot detect the table format from its columns {list(columns)}; expected the columns of one of: "
+        f"{expected}; or give the format",
+        path=source,
     )
-
-
-def load_table(
-    path: str | os.PathLike,
-    *,
-    format: str | None = None,
-    root: str | os.PathLike | None = None,
-    uncertain: str = "ignore",
-    skip_bad: bool = False,
-    classes: Sequence[str] | str | None = None,
-    check_images: str = "exists",
-    task: str = "auto",
-    views: Sequence[str] | None = None,
-    split: str | None = None,
-    vindr_agreement: str = "any",
-    max_classes: int | None = None,
-    allow_outside_root: bool = False,
-    hints: Mapping[str, str | None] | None = None,
-) -> LabelTable:
-    """Read a label table (CSV or ``.csv.gz`` file, or a folder-per-class tree) into a LabelTable.
-
-    Args:
-        path: the CSV file, or a folder whose sub-folders are the classes (format "folder").
-        format: one of ``FORMATS``; ``None`` detects it from the CSV header.
-        root: folder that image paths are relative to (default: the table's folder; for
-            CheXpert the folder above it when paths start with the table folder's name).
-        uncertain: -1 labels (CheXpert, MIMIC-CXR-JPG): "ignore" (NaN, masked in the loss), "ones" or "zeros".
-        skip_bad: drop bad rows (invalid labels, missing/corrupt images) with a warning and a
-            count instead of raising.
-        classes: keep only these classes, in this order, or the name of a list of
-            :data:`ral.data.classes.CLASS_SETS` (default: all of the table's classes). A table with
-            no label columns gets NaN (unknown) labels for them.
-        check_images: "exists" (default: every image file must exist), "decode" (must also
-            decode) or "none" (labels only, e.g. for ``ral data stats``).
-        task: "auto" (the format decides; one-hot generic tables are multi-label), "multilabel" or
-            "single" (a generic one-hot table with exactly one positive per row).
-        views: keep only images of these views (the format's names such as ``PA``, or the groups
-            ``frontal`` / ``lateral``); None keeps all.
-        split: the part of an official split file to read (MIMIC-CXR-JPG: "train", "validate",
-            "test"); None reads everything. Formats without a split file ignore it.
-        vindr_agreement: VinDr-CXR: a class is positive if "any" radiologist marked it, or a "majority".
-        max_classes: keep the ``max_classes`` most frequent classes (in table order); not with ``classes``.
-        allow_outside_root: accept relative image paths that lead out of the root (``../``).
-        hints: how the caller names ``skip_bad`` / ``allow_outside_root`` in error hints
-            (see ``DEFAULT_HINTS``; None for an option the caller does not offer).
-
-    Returns:
-        LabelTable with N rows and C classes; ``labels`` float32 (N, C), NaN = uncertain.
-
-    Raises:
-        FileNotFoundError: the table, a file it needs (MIMIC's metadata) or an image file is missing.
-        ValueError: unknown format / option / class, missing column, an invalid label value, or an
-            image path outside the root.
-    """
-    hints = {**DEFAULT_HINTS, **(hints or {})}
-    try:
-        table = _read_table(
-            path,
-            format=format,
-            root=root,
-            uncertain=uncertain,
-            skip_bad=skip_bad,
-            classes=classes,
-            task=task,
-            views=views,
-            split=split,
-            vindr_agreement=vindr_agreement,
-            max_classes=max_classes,
-        )
-        check_paths(table, allow_outside_root=allow_outside_root, hint=hints["allow_outside_root"])
-        return _images.check_images(table, check_images, skip_bad=skip_bad)
-    except BAD_ROW_ERRORS as exc:
-        raise type(exc)(exc.summary, hints["skip_bad"]) from None
-
-
-def _read_table(
-    path: str | os.PathLike,
-    *,
-    format: str | None,
-    root: str | os.PathLike | None,
-    uncertain: str,
-    skip_bad: bool,
-    classes: Sequence[str] | str | None,
-    task: str,
-    views: Sequence[str] | None,
-    split: str | None,
-    vindr_agreement: str,
-    max_classes: int | None,
-) -> LabelTable:
-    """:func:`load_table` without its image checks."""
-    path = Path(path)
-    for name, value, choices in (
-        ("format", format, (None, *FORMATS)),
-        ("uncertain", uncertain, UNCERTAIN_POLICIES),
-        ("task", task, TASKS),
-        ("vindr_agreement", vindr_agreement, VINDR_AGREEMENTS),
-        ("split", split, (None, *MIMIC_SPLITS)),
-    ):
-        if value not in choices:
-            raise ValueError(f"{name} must be one of {tuple(c for c in choices if c is not None)}, got {value!r}")
-    wanted = resolve_classes(classes)
-    if max_classes is not None:
-        if isinstance(max_classes, bool) or not isinstance(max_classes, int) or max_classes < 1:
-            raise ValueError(f"max_classes must be an integer >= 1, got {max_classes!r}")
-        if wanted is not None:
-            raise ValueError("give classes or max_classes, not both")
-    if not path.exists():
-        raise FileNotFoundError(f"label table not found: {path}")
-    options = ReadOptions(
-        root=Path(root) if root is not None else (path if path.is_dir() else path.parent),
-        root_given=root is not None,
-        uncertain=uncertain,
-        skip_bad=skip_bad,
-        task=task,
-        classes=tuple(wanted) if wanted is not None else None,
-        split=split,
-        vindr_agreement=vindr_agreement,
-    )
-    if path.is_dir() or format == "folder":
-        if not path.is_dir():
-            raise ValueError(f"format 'folder' needs a directory, got file {path}")
-        if format not in (None, "folder"):
-            raise ValueError(f"format {format!r} needs a CSV file, got directory {path}")
-        fmt = FORMAT_BY_NAME["folder"]
-        _check_task(fmt, task, path)
-        table = read_folder(path, options)
-    else:
-        frame = read_csv(path)
-        fmt = FORMAT_BY_NAME[format] if format is not None else FORMAT_BY_NAME[detect_format(list(frame.columns))]
-        _check_task(fmt, task, path)
-        require(frame, fmt.columns, path, fmt.name)
-        table = fmt.reader(frame, path, options)
-    if views is not None:
-        table = select_views(table, views)
-    if max_classes is not None:
-        table = most_frequent(table, max_classes)
-    if wanted is not None:
-        table = select_classes(table, wanted)
-    return table
-
-
-def _image_list_format(columns: Sequence[str]) -> TableFormat:
-    """The format of an image list: its label-table format when detected, else the first whose image columns it has."""
-    try:
-        detected = FORMAT_BY_NAME[detect_format(columns)]
-    except ValueError:  # not a label table of a known format: match by the image-list columns below
-        detected = None
-    if detected is not None and detected.image_list:
-        return detected
-    for fmt in TABLE_FORMATS:
-        if fmt.image_list and set(fmt.image_list.columns) <= set(columns):
-            return fmt
-    expected = "; ".join(f"{f.name}: {', '.join(f.image_list.columns)}" for f in TABLE_FORMATS if f.image_list)
-    raise ValueError(f"no image columns among {list(columns)}; expected those of a format ({expected})")
-
-
-def load_image_list(
-    path: str | os.PathLike,
-    *,
-    format: str | None = None,
-    root: str | os.PathLike | None = None,
-    allow_outside_root: bool = False,
-    hints: Mapping[str, str | None] | None = None,
-) -> LabelTable:
-    """The images of a table of any CSV format with image lists, without labels (label columns are not needed).
-
-    The format is ``format`` or the table's (:func:`detect_format`), else the first of
-    :data:`TABLE_FORMATS` whose ``image_list.columns`` the header has. Only those columns and the
-    format's ``image_list.keep`` columns (patient, study, view) are read (label columns, when there, are
-    ignored, also bad values in them); ids and image paths are
-    those :func:`load_table` gives (``dicom_id`` / ``fpath`` for CXR-LT, ``path`` for the generic
-    layout, ``<image>.jpg`` found as for ISIC 2018, ...).
-
-    Returns:
-        LabelTable with no classes (labels of shape (N, 0)); every image file exists.
-
-    Raises:
-        FileNotFoundError: the table or an image is missing. ValueError: no image columns, an empty
-            or repeated id, or a path outside the root (``hints`` as in :func:`load_table`).
-    """
-    hints = {**DEFAULT_HINTS, **(hints or {})}
-    path = Path(path)
-    if format is not None and (format not in FORMAT_BY_NAME or not FORMAT_BY_NAME[format].image_list):
-        listed = tuple(f.name for f in TABLE_FORMATS if f.image_list)
-        raise ValueError(f"format must be one of {listed} for a table of images, got {format!r}")
-    if not path.is_file():
-        raise FileNotFoundError(f"table not found: {path}")
-    frame = read_csv(path)
-    try:
-        fmt = FORMAT_BY_NAME[format] if format is not None else _image_list_format(list(frame.columns))
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    listing = fmt.image_list
-    require(frame, listing.columns, path, fmt.name)
-    columns = [*listing.columns, *(c for c in listing.keep if c in frame.columns)]
-    images = frame[columns].assign(**{k: v for k, v in listing.placeholders.items() if k not in columns})
-    options = ReadOptions(root=Path(root) if root is not None else path.parent, root_given=root is not None)
-    try:
-        table = fmt.reader(images, path, options)
-        table = replace(table, class_names=[], labels=np.zeros((len(table), 0), dtype=np.float32), task="multilabel")
-        check_paths(table, allow_outside_root=allow_outside_root, hint=hints["allow_outside_root"])
-        return _images.check_images(table, "exists")
-    except BAD_ROW_ERRORS as exc:
-        raise type(exc)(exc.summary, None) from None
-
-
-def list_images(folder: str | os.PathLike) -> tuple[list[Path], list[Path]]:
-    """The image files under ``folder`` (recursively, sorted) and the other files found there.
-
-    Hidden files and folders (starting with ".") are left out of both lists.
-    """
-    folder = Path(folder)
-    images, others = [], []
-    for file in sorted(folder.rglob("*")):
-        rel = file.relative_to(folder)
-        if file.is_file() and not any(part.startswith(".") for part in rel.parts):
-            (images if file.suffix.lower() in IMAGE_EXTENSIONS else others).append(file)
-    return images, others
-
-
-def _check_task(fmt: TableFormat, task: str, path: Path) -> None:
-    if fmt.task is not None and task not in ("auto", fmt.task):
-        raise ValueError(
-            f"{path}: format {fmt.name!r} is {fmt.task}, task {task!r} was asked for (only generic tables "
-            "can be read either way)"
-        )
-
-
-def select_classes(table: LabelTable, classes: Sequence[str]) -> LabelTable:
-    """Table restricted to ``classes`` (in that order); unknown names raise ValueError.
-
-    A table without label columns (an unlabeled table to predict) gets NaN labels for ``classes``.
-    """
-    if table.num_classes == 0:
-        return replace(table, class_names=list(classes), labels=np.full((len(table), len(classes)), np.nan))
-    unknown = [c for c in classes if c not in table.class_names]
-    if unknown:
-        raise ValueError(f"unknown class name(s) {unknown} for {table.source}; available: {table.class_names}")
-    idx = [table.class_names.index(c) for c in classes]
-    return replace(table, class_names=list(classes), labels=table.labels[:, idx])
-
-
-def most_frequent(table: LabelTable, count: int) -> LabelTable:
-    """The ``count`` classes with the most positives (ties: the earlier column), in table order."""
-    counts = table.class_counts()
-    ranked = sorted(range(table.num_classes), key=lambda j: -int(counts[j]))
-    keep = sorted(ranked[:count])
-    return select_classes(table, [table.class_names[j] for j in keep])
 
 
 def select_views(table: LabelTable, views: Sequence[str]) -> LabelTable:
     """Images whose view is one of ``views`` (the format's names, or the groups ``frontal`` / ``lateral``).
 
     Raises:
-        ValueError: the format records no views, or no image has one of ``views``.
+        TableError: the format records no views, or no image has one of ``views``.
     """
     fmt = FORMAT_BY_NAME.get(table.format)
     if table.views is None or fmt is None:
         with_views = [f.name for f in TABLE_FORMATS if f.view_groups]
-        raise ValueError(f"{table.source}: views={list(views)} needs a table with views ({with_views}); it has none")
+        raise TableError(
+            f"{table.source}: selecting views {list(views)} needs a table with views ({with_views}); it has none",
+            path=table.source,
+            value=list(views),
+        )
     allowed = {v for name in views for v in (name, *fmt.view_groups.get(str(name).lower(), ()))}
     keep = [i for i, view in enumerate(table.views) if view in allowed]
     if not keep and len(table):
         found = sorted(set(table.views))
-        raise ValueError(f"{table.source}: no image has a view in {list(views)}; views in the table: {found}")
+        raise TableError(
+            f"{table.source}: no image has a view in {list(views)}; views in the table: {found}",
+            path=table.source,
+            value=list(views),
+        )
     return table.subset(keep)
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Literal, get_args
 
 import numpy as np
 
-GROUPS = ("head", "medium", "tail")
+#: A class's group by its training-set label frequency.
+Group = Literal["head", "medium", "tail"]
+GROUPS: tuple[str, ...] = get_args(Group)
 
 # Prevalence thresholds (positives / training images). On the CXR-LT 2023 training counts
 # (264,849 images) they give the challenge's split: 8 head (>= 38,574 images, 14.6%),
@@ -22,7 +25,7 @@ def frequency_groups(
     thresholds: tuple[float, float] | None = None,
     mapping: Mapping[str, object] | None = None,
     class_names: Sequence[str] | None = None,
-) -> list[str]:
+) -> list[Group]:
     """Group of each class: "head", "medium" or "tail".
 
     Args:
@@ -55,7 +58,7 @@ def frequency_groups(
     return ["head" if p >= head else "tail" if p < tail else "medium" for p in prevalence]
 
 
-def _groups_from_mapping(mapping: Mapping[str, object], class_names: Sequence[str] | None, num: int) -> list[str]:
+def _groups_from_mapping(mapping: Mapping[str, object], class_names: Sequence[str] | None, num: int) -> list[Group]:
     if class_names is None or len(class_names) != num:
         raise ValueError(f"mapping needs class_names with {num} names, got {class_names!r}")
     if set(mapping) <= set(GROUPS) and all(isinstance(v, (list, tuple)) for v in mapping.values()):

@@ -5,15 +5,19 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ral.data._bad_rows import BadRows, MissingImagesError
+from ral.data._bad_rows import BadRows
+from ral.data.errors import MissingFileError, TableError
 from ral.data.table import LabelTable
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-CHECK_MODES = ("none", "exists", "decode")
+#: How image files are checked: not at all, that each exists, or that each also decodes.
+ImageCheck = Literal["none", "exists", "decode"]
+CHECK_MODES: tuple[str, ...] = get_args(ImageCheck)
 #: Smallest square side images are read at (config, datasets, simulator and benchmarks share it).
 MIN_IMAGE_SIZE = 16
 #: PIL modes of grayscale images (1-bit, 8-bit, 16-bit, 32-bit integer and float; with alpha).
@@ -100,7 +104,21 @@ def png_significant_bits(path: str | os.PathLike) -> int | None:
     return None
 
 
-def check_images(table: LabelTable, mode: str = "exists", *, skip_bad: bool = False) -> LabelTable:
+def list_images(folder: str | os.PathLike) -> tuple[list[Path], list[Path]]:
+    """The image files under ``folder`` (recursively, sorted) and the other files found there.
+
+    Hidden files and folders (starting with ".") are left out of both lists.
+    """
+    folder = Path(folder)
+    images, others = [], []
+    for file in sorted(folder.rglob("*")):
+        rel = file.relative_to(folder)
+        if file.is_file() and not any(part.startswith(".") for part in rel.parts):
+            (images if file.suffix.lower() in IMAGE_EXTENSIONS else others).append(file)
+    return images, others
+
+
+def check_images(table: LabelTable, mode: ImageCheck = "exists", *, skip_bad: bool = False) -> LabelTable:
     """Check the image files of ``table`` and return it (or, with ``skip_bad``, the usable rows).
 
     Args:
@@ -111,21 +129,22 @@ def check_images(table: LabelTable, mode: str = "exists", *, skip_bad: bool = Fa
             raising.
 
     Raises:
-        FileNotFoundError: an image file is missing (message names the file and the row).
-        ValueError: ``mode`` is unknown, or a file cannot be decoded.
+        MissingFileError (a FileNotFoundError): an image file is missing (naming the file and the row).
+        TableError (a ValueError): a file cannot be decoded. ValueError: ``mode`` is unknown.
     """
     if mode not in CHECK_MODES:
         raise ValueError(f"check_images must be one of {CHECK_MODES}, got {mode!r}")
     if mode == "none" or len(table) == 0:
         return table
     source = table.source or table.root
-    bad = BadRows(source, len(table))
+    bad = BadRows(source, len(table), csv=False)
     paths = [table.image_path(i) for i in range(len(table))]
     missing = np.array([not os.path.isfile(p) for p in paths], dtype=bool)
     bad.add(
         missing,
         lambda i: f"row {i} (id {table.ids[i]!r}): image file not found: {paths[i]}",
-        MissingImagesError,
+        values=paths,
+        error=MissingFileError,
     )
     if mode == "decode":
         corrupt = np.zeros(len(table), dtype=bool)
@@ -140,6 +159,8 @@ def check_images(table: LabelTable, mode: str = "exists", *, skip_bad: bool = Fa
         bad.add(
             corrupt,
             lambda i: f"row {i} (id {table.ids[i]!r}): cannot decode image file {paths[i]}: {reasons[i]}",
+            values=paths,
+            error=TableError,
         )
     keep = bad.resolve(skip_bad)
     return table if keep.size == len(table) else table.subset(keep)

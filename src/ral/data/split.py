@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ral.data.table import LabelTable
+from ral.data.table import LabelTable, Task
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -51,7 +51,7 @@ def patient_split(
 
 
 def _split_off(
-    y: np.ndarray, patients: np.ndarray, share: float, task: str, seed: int
+    y: np.ndarray, patients: np.ndarray, share: float, task: Task, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split ``patients`` into (kept, split off) with about ``share`` of them split off."""
     n_off = int(round(share * patients.size))

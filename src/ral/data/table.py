@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
+#: The task of a table (and of its model, loss and metrics): multi-label or single-label.
 Task = Literal["multilabel", "single"]
 
 
@@ -52,8 +53,8 @@ class LabelTable:
         labels = np.asarray(self.labels, dtype=np.float32)
         if labels.ndim != 2 or labels.shape != (n, len(self.class_names)):
             raise ValueError(f"labels must have shape (N, C) = ({n}, {len(self.class_names)}), got {labels.shape}")
-        if self.task not in ("multilabel", "single"):
-            raise ValueError(f"task must be 'multilabel' or 'single', got {self.task!r}")
+        if self.task not in get_args(Task):
+            raise ValueError(f"task must be one of {get_args(Task)}, got {self.task!r}")
         self.labels = labels
         self.root = Path(self.root)
 

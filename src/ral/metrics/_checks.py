@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-GROUPS = ("head", "medium", "tail")
+from ral.data.groups import GROUPS
 
 
 def check_multilabel(y_true: object, y_score: object) -> tuple[np.ndarray, np.ndarray]:

@@ -7,37 +7,42 @@ order, and the validation monitor of training is ``"val_" + headline_metric(task
 
 from __future__ import annotations
 
-TASKS = ("multilabel", "single")
+from typing import get_args
+
+from ral.data.table import Task
+
+TASKS: tuple[str, ...] = get_args(Task)
 
 #: Scalar metrics per task, in report order.
-METRIC_NAMES: dict[str, tuple[str, ...]] = {
+METRIC_NAMES: dict[Task, tuple[str, ...]] = {
     "multilabel": ("mAP", "mAUC", "mF1", "head_mAP", "medium_mAP", "tail_mAP"),
     "single": ("accuracy", "balanced_accuracy", "macro_f1", "head_acc", "medium_acc", "tail_acc"),
 }
 
-_HEADLINE = {"multilabel": "mAP", "single": "balanced_accuracy"}
+_HEADLINE: dict[Task, str] = {"multilabel": "mAP", "single": "balanced_accuracy"}
 
 
-def _check_task(task: str) -> str:
+def _check_task(task: object) -> None:
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    return task
 
 
-def metric_names(task: str) -> tuple[str, ...]:
+def metric_names(task: Task) -> tuple[str, ...]:
     """The scalar metric names of ``task`` ("multilabel" or "single"), in report order.
 
     Raises:
         ValueError: unknown task.
     """
-    return METRIC_NAMES[_check_task(task)]
+    _check_task(task)
+    return METRIC_NAMES[task]
 
 
-def headline_metric(task: str) -> str:
+def headline_metric(task: Task) -> str:
     """The metric that ranks runs of ``task`` (higher is better): "mAP" for "multilabel",
     "balanced_accuracy" for "single".
 
     Raises:
         ValueError: unknown task.
     """
-    return _HEADLINE[_check_task(task)]
+    _check_task(task)
+    return _HEADLINE[task]

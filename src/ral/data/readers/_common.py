@@ -1,4 +1,8 @@
-"""Pieces every label-table reader shares: read options, column checks, label parsing, the final table."""
+"""Pieces every label-table reader shares: column checks, label parsing, the final table.
+
+A reader is ``reader(frame, source, options, root) -> LabelTable``: the CSV (all cells text),
+its path, the :class:`~ral.data.options.TableOptions` and the image root resolved by ``load_table``.
+"""
 
 from __future__ import annotations
 
@@ -13,35 +17,20 @@ import numpy as np
 import pandas as pd
 
 from ral.data._bad_rows import BadRows, csv_line
-from ral.data.table import LabelTable
+from ral.data.errors import TableError
+from ral.data.options import TableOptions
+from ral.data.table import LabelTable, Task
 
 _BLANKS = ("", "nan", "NaN", "NA")
-
-
-@dataclass(frozen=True)
-class ReadOptions:
-    """What ``load_table`` hands every reader (see its docstring for the meaning of each)."""
-
-    root: Path
-    root_given: bool = False
-    uncertain: str = "ignore"
-    skip_bad: bool = False
-    task: str = "auto"
-    classes: tuple[str, ...] | None = None
-    split: str | None = None
-    vindr_agreement: str = "any"
-
-    @property
-    def uncertain_value(self) -> float:
-        """What a -1 (uncertain) label becomes: NaN (masked), 1 or 0."""
-        return {"ignore": np.nan, "ones": 1.0, "zeros": 0.0}[self.uncertain]
+#: What a -1 (uncertain) label becomes under each ``uncertain`` policy: NaN (masked), 1 or 0.
+UNCERTAIN_VALUE = {"ignore": np.nan, "ones": 1.0, "zeros": 0.0}
 
 
 def read_csv(path: Path) -> pd.DataFrame:
     """All cells as strings ("" for blank), header names stripped; gzip (``.csv.gz``) read transparently.
 
     Raises:
-        ValueError: the file is empty, not CSV, not UTF-8 or a broken gzip file (naming it).
+        TableError: the file is empty, not CSV, not UTF-8 or a broken gzip file (naming it).
     """
     path = Path(path)
     with open(path, "rb") as fh:
@@ -51,19 +40,21 @@ def read_csv(path: Path) -> pd.DataFrame:
             path, dtype=str, keep_default_na=False, index_col=False, encoding="utf-8-sig", compression=compression
         )
     except pd.errors.EmptyDataError as exc:
-        raise ValueError(f"label table {path} is empty") from exc
+        raise TableError(f"label table {path} is empty", path=path) from exc
     except (pd.errors.ParserError, UnicodeDecodeError, gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise ValueError(f"cannot parse label table {path}: {exc}") from exc
+        raise TableError(f"cannot parse label table {path}: {exc}", path=path) from exc
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
 
 
 def require(frame: pd.DataFrame, columns: Sequence[str], source: Path, fmt: str) -> None:
-    """Raise ValueError naming the file and the missing columns."""
+    """Raise TableError naming the file and the missing columns (``column``: the first)."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ValueError(
-            f"{source}: missing column(s) {missing} required by format {fmt!r}; columns found: {list(frame.columns)}"
+        raise TableError(
+            f"{source}: missing column(s) {missing} required by format {fmt!r}; columns found: {list(frame.columns)}",
+            path=source,
+            column=missing[0],
         )
 
 
@@ -75,7 +66,7 @@ def text(frame: pd.DataFrame, column: str) -> list[str]:
 def mark_blank(frame: pd.DataFrame, column: str, bad: BadRows) -> None:
     """Rows whose ``column`` is empty are bad."""
     empty = np.array([not v for v in text(frame, column)], dtype=bool)
-    bad.add(empty, lambda i: f"{csv_line(i)}, column {column!r}: empty value")
+    bad.add(empty, lambda i: f"{csv_line(i)}, column {column!r}: empty value", column=column, values=frame[column])
 
 
 def mark_duplicates(values: Sequence[str], column: str, bad: BadRows) -> None:
@@ -90,6 +81,8 @@ def mark_duplicates(values: Sequence[str], column: str, bad: BadRows) -> None:
         lambda i: (
             f"{csv_line(i)}, column {column!r}: duplicated value {values[i]!r} (first on {csv_line(first[values[i]])})"
         ),
+        column=column,
+        values=values,
     )
 
 
@@ -107,7 +100,7 @@ def label_columns(
     """The table's own class columns: every column that is not a metadata column, in table order.
 
     A class column holds label values (``allowed`` or blank); one with values but none of them
-    a label value is not a label column: ValueError naming it (single bad values are bad rows,
+    a label value is not a label column: TableError naming it (single bad values are bad rows,
     found by :func:`parse_numeric`).
     """
     classes = [c for c in frame.columns if c not in metadata]
@@ -116,9 +109,12 @@ def label_columns(
         filled = ~np.isin(texts, _BLANKS)
         if filled.any() and not np.isin(numbers[filled], np.asarray(allowed, dtype=np.float64)).any():
             shown = ", ".join(repr(t) for t in texts[filled][:5])
-            raise ValueError(
+            raise TableError(
                 f"{source}: column {column!r} is neither a metadata column of format {fmt!r} ({list(metadata)}) "
-                f"nor a label column (values {', '.join(f'{v:g}' for v in allowed)} or blank); it holds {shown}"
+                f"nor a label column (values {', '.join(f'{v:g}' for v in allowed)} or blank); it holds {shown}",
+                path=source,
+                column=column,
+                value=texts[filled][0],
             )
     return classes
 
@@ -156,6 +152,8 @@ def parse_numeric(
                 f"{csv_line(i)}, column {col!r}: invalid label value {frame[col].iloc[i]!r} "
                 f"(expected one of {expected})"
             ),
+            column=col,
+            values=frame[col],
         )
         out[:, j] = values[codes]
     return out
@@ -171,6 +169,7 @@ def one_positive(frame: pd.DataFrame, columns: Sequence[str], labels: np.ndarray
             f"{csv_line(i)}: label row {row_text.iloc[i]!r} is not one-hot ({int(positives[i])} positives; "
             "a single-label row has exactly one 1)"
         ),
+        values=row_text,
     )
 
 
@@ -206,7 +205,7 @@ class Rows:
     study_ids: Sequence[str] | None = None
     views: Sequence[str] | None = None
 
-    def table(self, keep: np.ndarray, *, task: str, root: Path, fmt: str, source: Path) -> LabelTable:
+    def table(self, keep: np.ndarray, *, task: Task, root: Path, fmt: str, source: Path) -> LabelTable:
         """The LabelTable of rows ``keep``."""
 
         def pick(values: Sequence[str] | None) -> list[str] | None:
@@ -218,7 +217,7 @@ class Rows:
             subject_ids=pick(self.subject_ids if self.subject_ids is not None else self.ids),
             class_names=list(self.class_names),
             labels=self.labels[keep],
-            task=task,  # type: ignore[arg-type]
+            task=task,
             root=root,
             format=fmt,
             source=source,
@@ -227,9 +226,11 @@ class Rows:
         )
 
 
-def finish(rows: Rows, bad: BadRows, opts: ReadOptions, *, task: str, fmt: str, source: Path, root: Path) -> LabelTable:
-    """Raise on bad rows (or drop them with ``opts.skip_bad``) and build the table."""
-    return rows.table(bad.resolve(opts.skip_bad), task=task, root=root, fmt=fmt, source=source)
+def finish(
+    rows: Rows, bad: BadRows, options: TableOptions, *, task: Task, fmt: str, source: Path, root: Path
+) -> LabelTable:
+    """Raise on bad rows (or drop them with ``options.skip_bad``) and build the table."""
+    return rows.table(bad.resolve(options.skip_bad), task=task, root=root, fmt=fmt, source=source)
 
 
 def unlabeled(num_rows: int) -> tuple[np.ndarray, list[str]]:

@@ -14,8 +14,9 @@ import pandas as pd
 
 from ral.data._bad_rows import BadRows, csv_line
 from ral.data.classes import CHEXPERT_CLASSES, NIH_CLASSES, VINDR_CLASSES
+from ral.data.options import TableOptions
 from ral.data.readers._common import (
-    ReadOptions,
+    UNCERTAIN_VALUE,
     Rows,
     finish,
     mark_blank,
@@ -67,10 +68,9 @@ PADCHEST_COLUMNS = (
     "labelCUIS",
     "LocalizationsCUIS",
 )
-VINDR_AGREEMENTS = ("any", "majority")
 
 
-def read_nih(frame: pd.DataFrame, source: Path, opts: ReadOptions) -> LabelTable:
+def read_nih(frame: pd.DataFrame, source: Path, options: TableOptions, root: Path) -> LabelTable:
     """NIH ChestX-ray14 ``Data_Entry_2017*.csv``: ``Finding Labels`` is pipe-separated."""
     bad = BadRows(source, len(frame))
     mark_blank(frame, "Image Index", bad)
@@ -92,11 +92,13 @@ def read_nih(frame: pd.DataFrame, source: Path, opts: ReadOptions) -> LabelTable
             f"{csv_line(i)}, column 'Finding Labels': unknown class name {first_unknown[i]!r} "
             f"(expected '|'-separated names from {NIH_CLASSES})"
         ),
+        column="Finding Labels",
+        values=first_unknown,
     )
     names = text(frame, "Image Index")
     views = optional_text(frame, "View Position")
-    rows = Rows(names, _nih_paths(opts.root, names), labels, NIH_CLASSES, text(frame, "Patient ID"), views=views)
-    return finish(rows, bad, opts, task="multilabel", fmt="nih", source=source, root=opts.root)
+    rows = Rows(names, _nih_paths(root, names), labels, NIH_CLASSES, text(frame, "Patient ID"), views=views)
+    return finish(rows, bad, options, task="multilabel", fmt="nih", source=source, root=root)
 
 
 def _nih_paths(root: Path, names: list[str]) -> list[str]:
@@ -116,7 +118,7 @@ def _nih_paths(root: Path, names: list[str]) -> list[str]:
 _CHEXPERT_STUDY = re.compile(r"(patient\d+)/(study\d+)")
 
 
-def read_chexpert(frame: pd.DataFrame, source: Path, opts: ReadOptions) -> LabelTable:
+def read_chexpert(frame: pd.DataFrame, source: Path, options: TableOptions, root: Path) -> LabelTable:
     """CheXpert ``train.csv`` / ``valid.csv``: 1 / 0 / -1 (uncertain) / blank (-> 0).
 
     Patient and study come from the path (``patientNNNNN/studyN``); the view is ``AP/PA`` for
@@ -126,17 +128,16 @@ def read_chexpert(frame: pd.DataFrame, source: Path, opts: ReadOptions) -> Label
     bad = BadRows(source, len(frame))
     mark_blank(frame, "Path", bad)
     labels = parse_numeric(
-        frame, CHEXPERT_CLASSES, (1.0, 0.0, -1.0), bad, blank=0.0, remap={-1.0: opts.uncertain_value}
+        frame, CHEXPERT_CLASSES, (1.0, 0.0, -1.0), bad, blank=0.0, remap={-1.0: UNCERTAIN_VALUE[options.uncertain]}
     )
     paths = text(frame, "Path")
-    root = opts.root
-    if not opts.root_given and paths and Path(paths[0]).parts[:1] == (source.parent.name,):
+    if options.root is None and paths and Path(paths[0]).parts[:1] == (source.parent.name,):
         root = source.parent.parent  # paths start with "CheXpert-v1.0-small/..."
     found = [_CHEXPERT_STUDY.search(p) for p in paths]
     subjects = [m.group(1) if m else p for m, p in zip(found, paths)]
     studies = [f"{m.group(1)}/{m.group(2)}" if m else p for m, p in zip(found, paths)]
     rows = Rows(paths, paths, labels, CHEXPERT_CLASSES, subjects, studies, _chexpert_views(frame))
-    return finish(rows, bad, opts, task="multilabel", fmt="chexpert", source=source, root=root)
+    return finish(rows, bad, options, task="multilabel", fmt="chexpert", source=source, root=root)
 
 
 def _chexpert_views(frame: pd.DataFrame) -> list[str] | None:
@@ -147,11 +148,11 @@ def _chexpert_views(frame: pd.DataFrame) -> list[str] | None:
     return ["Lateral" if s == "Lateral" else (p or s) for s, p in zip(side, position)]
 
 
-def read_padchest(frame: pd.DataFrame, source: Path, opts: ReadOptions) -> LabelTable:
+def read_padchest(frame: pd.DataFrame, source: Path, options: TableOptions, root: Path) -> LabelTable:
     """PadChest ``PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv(.gz)``: ``Labels`` is a Python list
     string such as ``"['cardiomegaly', 'pleural effusion']"`` (parsed with ``ast.literal_eval``).
 
-    Classes: every label that occurs, most frequent first (``opts.classes``: those, in that
+    Classes: every label that occurs, most frequent first (``options.classes``: those, in that
     order; labels not listed are left out). Images ``<ImageDir>/<ImageID>`` below the root
     (or ``<ImageID>`` in a flat copy). Bad rows: unparseable or empty ``Labels``, a duplicated ImageID.
     """
@@ -161,8 +162,8 @@ def read_padchest(frame: pd.DataFrame, source: Path, opts: ReadOptions) -> Label
     ids = text(frame, "ImageID")
     mark_duplicates(ids, "ImageID", bad)
     names = _padchest_labels(frame, bad)
-    if opts.classes is not None:
-        classes = list(opts.classes)
+    if options.classes is not None:
+        classes = list(options.classes)
     else:
         counts = Counter(name for i, row in enumerate(names) if not bad.bad[i] for name in row)
         classes = sorted(counts, key=lambda c: (-counts[c], c))
@@ -172,12 +173,12 @@ def read_padchest(frame: pd.DataFrame, source: Path, opts: ReadOptions) -> Label
         labels[i, [column[c] for c in row if c in column]] = 1.0
     folders = [_integer_text(d) for d in text(frame, "ImageDir")]
     nested = [f"{d}/{n}" for d, n in zip(folders, ids)]
-    flat = bool(ids) and not (opts.root / nested[0]).is_file() and (opts.root / ids[0]).is_file()
+    flat = bool(ids) and not (root / nested[0]).is_file() and (root / ids[0]).is_file()
     paths = ids if flat else nested
     rows = Rows(
         ids, paths, labels, classes, text(frame, "PatientID"), text(frame, "StudyID"), text(frame, "Projection")
     )
-    return finish(rows, bad, opts, task="multilabel", fmt="padchest", source=source, root=opts.root)
+    return finish(rows, bad, options, task="multilabel", fmt="padchest", source=source, root=root)
 
 
 def _padchest_labels(frame: pd.DataFrame, bad: BadRows) -> list[tuple[str, ...]]:
@@ -198,6 +199,8 @@ def _padchest_labels(frame: pd.DataFrame, bad: BadRows) -> list[tuple[str, ...]]
             f"{csv_line(i)}, column 'Labels': cannot parse {frame['Labels'].iloc[i]!r} "
             "as a Python list of label names such as \"['cardiomegaly', 'pleural effusion']\""
         ),
+        column="Labels",
+        values=frame["Labels"],
     )
     return [parsed[c] or () for c in codes]
 
@@ -211,18 +214,16 @@ def _integer_text(value: str) -> str:
     return str(int(number)) if number.is_integer() else value
 
 
-def read_vindr(frame: pd.DataFrame, source: Path, opts: ReadOptions) -> LabelTable:
+def read_vindr(frame: pd.DataFrame, source: Path, options: TableOptions, root: Path) -> LabelTable:
     """VinDr-CXR ``train.csv`` (``image_id, class_name, class_id, rad_id, x_min, y_min, x_max, y_max``): one
     row per radiologist finding, turned into one multi-label row per image.
 
-    A class is positive when any radiologist marked it (``opts.vindr_agreement="any"``) or more
+    A class is positive when any radiologist marked it (``options.vindr_agreement="any"``) or more
     than half of the image's radiologists did (``"majority"``). Classes: the 15 of ``class_id``
     0-14 (without ``class_id``: every ``class_name`` that occurs, sorted). Images
     ``<image_id>.png`` (or ``.jpg``) in the root, ``train/``, ``test/`` or ``images/``. An image
     with a bad row (empty id, unknown class, ``class_id`` not matching ``class_name``) is bad as a whole.
     """
-    if opts.vindr_agreement not in VINDR_AGREEMENTS:
-        raise ValueError(f"vindr_agreement must be one of {VINDR_AGREEMENTS}, got {opts.vindr_agreement!r}")
     bad = BadRows(source, len(frame))
     for column in ("image_id", "class_name", "rad_id"):
         mark_blank(frame, column, bad)
@@ -236,11 +237,13 @@ def read_vindr(frame: pd.DataFrame, source: Path, opts: ReadOptions) -> LabelTab
             lambda i: (
                 f"{csv_line(i)}: class_id {code[i]!r} with class_name {name[i]!r} (expected the pairs {expected})"
             ),
+            column="class_id",
+            values=code,
         )
     bad_images = {image[i] for i in np.flatnonzero(bad.bad) if image[i]}
-    keep = bad.resolve(opts.skip_bad)
+    keep = bad.resolve(options.skip_bad)
     keep = keep[[image[i] not in bad_images for i in keep]]
-    if bad_images and opts.skip_bad:
+    if bad_images and options.skip_bad:
         warnings.warn(f"dropped {len(bad_images)} image(s) of {source} with a skipped row", stacklevel=4)
     kept = pd.DataFrame(
         {"image": [image[i] for i in keep], "name": [name[i] for i in keep], "rad": [rad[i] for i in keep]}
@@ -249,10 +252,10 @@ def read_vindr(frame: pd.DataFrame, source: Path, opts: ReadOptions) -> LabelTab
     readers = kept.groupby("image")["rad"].nunique().reindex(order).to_numpy()
     votes = kept.groupby(["image", "name"])["rad"].nunique().unstack(fill_value=0).reindex(index=order, columns=classes)
     votes = votes.fillna(0).to_numpy()
-    positive = votes >= 1 if opts.vindr_agreement == "any" else 2 * votes > readers[:, None]
-    paths = _vindr_paths(opts.root, order)
+    positive = votes >= 1 if options.vindr_agreement == "any" else 2 * votes > readers[:, None]
+    paths = _vindr_paths(root, order)
     rows = Rows(order, paths, positive.astype(np.float32), classes)
-    return rows.table(np.arange(len(order)), task="multilabel", root=opts.root, fmt="vindr", source=source)
+    return rows.table(np.arange(len(order)), task="multilabel", root=root, fmt="vindr", source=source)
 
 
 def _vindr_paths(root: Path, image_ids: list[str]) -> list[str]:

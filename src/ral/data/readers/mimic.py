@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 
 from ral.data._bad_rows import BadRows, csv_line
+from ral.data.errors import MissingFileError
+from ral.data.options import MIMIC_SPLITS, TableOptions
 from ral.data.readers._common import (
-    ReadOptions,
+    UNCERTAIN_VALUE,
     Rows,
     finish,
     label_columns,
@@ -29,11 +31,10 @@ from ral.data.table import LabelTable
 # ViewPosition: MIMIC-CXR's metadata column, where a user joined it in (the simulated set has it)
 CXRLT_META = ("dicom_id", "subject_id", "study_id", "fpath", "ViewPosition")
 MIMIC_LABEL_META = ("subject_id", "study_id")
-MIMIC_SPLITS = ("train", "validate", "test")
 _MIMIC_PATH = re.compile(r"(?:^|/)p(\d+)/s(\d+)/[^/]+$")  # files/p10/p10000032/s50414267/<dicom_id>.jpg
 
 
-def read_cxrlt(frame: pd.DataFrame, source: Path, opts: ReadOptions) -> LabelTable:
+def read_cxrlt(frame: pd.DataFrame, source: Path, options: TableOptions, root: Path) -> LabelTable:
     """CXR-LT 2023 / 2024: ``dicom_id, [subject_id,] [study_id,] <class columns>, fpath`` (0 / 1, blank = NaN).
 
     The class columns are the table's own (26 in 2023, 40 in 2024 task 1); a table with only
@@ -62,12 +63,14 @@ def read_cxrlt(frame: pd.DataFrame, source: Path, opts: ReadOptions) -> LabelTab
                 f"{csv_line(i)}, column 'fpath': {paths[i]!r} is not a MIMIC path "
                 "files/pXX/p<subject_id>/s<study_id>/<dicom_id>.jpg (needed without subject_id / study_id columns)"
             ),
+            column="fpath",
+            values=paths,
         )
         subjects = subjects or [m.group(1) if m else "" for m in found]
         studies = studies or [m.group(2) if m else "" for m in found]
     views = optional_text(frame, "ViewPosition")
     rows = Rows(ids, paths, labels, classes, subject_ids=subjects, study_ids=studies, views=views)
-    return finish(rows, bad, opts, task="multilabel", fmt="cxrlt", source=source, root=opts.root)
+    return finish(rows, bad, options, task="multilabel", fmt="cxrlt", source=source, root=root)
 
 
 def mimic_sibling(label_file: Path, kind: str) -> Path | None:
@@ -83,12 +86,12 @@ def mimic_sibling(label_file: Path, kind: str) -> Path | None:
     return found[0] if found else None
 
 
-def read_mimic(frame: pd.DataFrame, source: Path, opts: ReadOptions) -> LabelTable:
+def read_mimic(frame: pd.DataFrame, source: Path, options: TableOptions, root: Path) -> LabelTable:
     """MIMIC-CXR-JPG 2.x ``mimic-cxr-2.0.0-chexpert.csv(.gz)`` or ``-negbio``: labels per study, joined to
     the images of ``mimic-cxr-2.0.0-metadata.csv(.gz)`` beside it.
 
-    Labels 1.0 / 0.0 / -1.0 (uncertain: ``opts.uncertain``) / blank (not mentioned: 0). With
-    ``opts.split`` and ``mimic-cxr-2.0.0-split.csv(.gz)`` beside the labels, only that part of
+    Labels 1.0 / 0.0 / -1.0 (uncertain: ``options.uncertain``) / blank (not mentioned: 0). With
+    ``options.split`` and ``mimic-cxr-2.0.0-split.csv(.gz)`` beside the labels, only that part of
     the official split is read. Image paths: ``files/p<first 2 digits>/p<subject>/s<study>/<dicom_id>.jpg``.
     Bad rows: invalid labels, a study labelled twice, a labelled study without images, an image
     whose study has no labels, a dicom_id listed twice, an image missing from the split file.
@@ -99,12 +102,15 @@ def read_mimic(frame: pd.DataFrame, source: Path, opts: ReadOptions) -> LabelTab
         mark_blank(frame, column, bad_labels)
     label_keys = [f"{s}/{t}" for s, t in zip(text(frame, "subject_id"), text(frame, "study_id"))]
     mark_duplicates(label_keys, "subject_id/study_id", bad_labels)
-    values = parse_numeric(frame, classes, (1.0, 0.0, -1.0), bad_labels, blank=0.0, remap={-1.0: opts.uncertain_value})
+    values = parse_numeric(
+        frame, classes, (1.0, 0.0, -1.0), bad_labels, blank=0.0, remap={-1.0: UNCERTAIN_VALUE[options.uncertain]}
+    )
     meta_path = mimic_sibling(source, "metadata")
     if meta_path is None:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{source}: MIMIC-CXR-JPG labels need mimic-cxr-2.0.0-metadata.csv(.gz) (dicom_id, subject_id, "
-            f"study_id, ViewPosition) beside them in {source.parent}"
+            f"study_id, ViewPosition) beside them in {source.parent}",
+            path=source,
         )
     meta = read_csv(meta_path)
     require(meta, ["dicom_id", "subject_id", "study_id", "ViewPosition"], meta_path, "mimic")
@@ -122,16 +128,20 @@ def read_mimic(frame: pd.DataFrame, source: Path, opts: ReadOptions) -> LabelTab
             f"{csv_line(i)}: image {dicom[i]!r} of study {studies[i]!r} (subject {subjects[i]!r}) "
             f"has no label row in {source.name}"
         ),
+        column="dicom_id",
+        values=dicom,
     )
     imaged = set(image_keys)
     bad_labels.add(
         np.array([key not in imaged for key in label_keys], dtype=bool),
         lambda i: f"{csv_line(i)}: study {label_keys[i]!r} (subject_id/study_id) has no image in {meta_path.name}",
+        column="subject_id/study_id",
+        values=label_keys,
     )
-    in_split = _split_mask(source, opts, dicom, bad_meta)
+    in_split = _split_mask(source, options, dicom, bad_meta)
     kept_labels = np.zeros(len(frame), dtype=bool)
-    kept_labels[bad_labels.resolve(opts.skip_bad)] = True
-    keep = bad_meta.resolve(opts.skip_bad)
+    kept_labels[bad_labels.resolve(options.skip_bad)] = True
+    keep = bad_meta.resolve(options.skip_bad)
     orphaned = keep[~kept_labels[label_row[keep]]]
     if orphaned.size:
         warnings.warn(f"dropped {orphaned.size} image(s) of {meta_path} whose label row was skipped", stacklevel=4)
@@ -141,24 +151,24 @@ def read_mimic(frame: pd.DataFrame, source: Path, opts: ReadOptions) -> LabelTab
     rows = Rows(
         dicom, paths, labels, classes, subject_ids=subjects, study_ids=studies, views=text(meta, "ViewPosition")
     )
-    return rows.table(keep, task="multilabel", root=opts.root, fmt="mimic", source=source)
+    return rows.table(keep, task="multilabel", root=root, fmt="mimic", source=source)
 
 
-def _split_mask(source: Path, opts: ReadOptions, dicom: list[str], bad_meta: BadRows) -> np.ndarray:
-    """(N,) images of the metadata file in ``opts.split`` of the official split file (all when it is None)."""
-    split = opts.split
+def _split_mask(source: Path, options: TableOptions, dicom: list[str], bad_meta: BadRows) -> np.ndarray:
+    """(N,) images of the metadata file in ``options.split`` of the official split file (all when it is None)."""
+    split = options.split
     everything = np.ones(len(dicom), dtype=bool)
     if split is None:
         return everything
-    if split not in MIMIC_SPLITS:
-        raise ValueError(f"split must be one of {MIMIC_SPLITS} for MIMIC-CXR-JPG, got {split!r}")
     split_path = mimic_sibling(source, "split")
     if split_path is None:
         if split == "train":
             warnings.warn(f"{source}: no mimic-cxr-2.0.0-split.csv(.gz) beside it: all images are read", stacklevel=5)
             return everything
-        raise FileNotFoundError(
-            f"{source}: the {split!r} part needs the official split file mimic-cxr-2.0.0-split.csv(.gz) beside it"
+        raise MissingFileError(
+            f"{source}: the {split!r} part needs the official split file mimic-cxr-2.0.0-split.csv(.gz) beside it",
+            path=source,
+            value=split,
         )
     table = read_csv(split_path)
     require(table, ["dicom_id", "split"], split_path, "mimic")
@@ -167,11 +177,15 @@ def _split_mask(source: Path, opts: ReadOptions, dicom: list[str], bad_meta: Bad
     bad_split.add(
         ~np.isin(np.asarray(names, dtype=object), MIMIC_SPLITS),
         lambda i: f"{csv_line(i)}, column 'split': {names[i]!r} is not one of {MIMIC_SPLITS}",
+        column="split",
+        values=names,
     )
     split_ids = text(table, "dicom_id")
-    part = {split_ids[i]: names[i] for i in bad_split.resolve(opts.skip_bad)}
+    part = {split_ids[i]: names[i] for i in bad_split.resolve(options.skip_bad)}
     bad_meta.add(
         np.array([d not in part for d in dicom], dtype=bool),
         lambda i: f"{csv_line(i)}: image {dicom[i]!r} has no row in {split_path.name}",
+        column="dicom_id",
+        values=dicom,
     )
     return np.array([part.get(d) == split for d in dicom], dtype=bool)

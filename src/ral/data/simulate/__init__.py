@@ -23,7 +23,7 @@ import os
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -32,7 +32,9 @@ from ral.data.images import MIN_IMAGE_SIZE
 from ral.data.simulate.preview import preview_grid
 from ral.report.files import check_writable, is_empty_folder, write_csv, write_json
 
-TASKS = ("multilabel", "single", "fundus")
+#: The simulated sets: chest radiographs (multi-label), skin lesions or fundus photographs (single-label).
+SimulatedSet = Literal["multilabel", "single", "fundus"]
+TASKS: tuple[str, ...] = get_args(SimulatedSet)
 SPLITS = ("train", "val", "test")
 DEFAULT_SIZES = {"multilabel": (24_000, 4_000, 8_000), "single": (8_000, 1_500, 3_000), "fundus": (3_000, 800, 1_200)}
 GENERATOR = "ral.data.simulate"
@@ -62,7 +64,13 @@ def code_hash() -> str:
 
 
 def _checked_settings(
-    task: str, seed: int, size: int, n_train: int | None, n_val: int | None, n_test: int | None, missing_rate: float
+    task: SimulatedSet,
+    seed: int,
+    size: int,
+    n_train: int | None,
+    n_val: int | None,
+    n_test: int | None,
+    missing_rate: float,
 ) -> dict:
     """The checked settings that decide the output (split sizes with the task's defaults filled in).
 
@@ -221,7 +229,7 @@ def simulate_dataset(
     n_train: int | None = None,
     n_val: int | None = None,
     n_test: int | None = None,
-    task: str = "multilabel",
+    task: SimulatedSet = "multilabel",
     missing_rate: float = 0.15,
     overwrite: bool = False,
 ) -> Path:
@@ -322,7 +330,7 @@ def _simulate_cxr(out: Path, seed: int, size: int, sizes: dict[str, int], missin
     return info
 
 
-def _simulate_single(task: str, out: Path, seed: int, size: int, sizes: dict[str, int]) -> dict:
+def _simulate_single(task: SimulatedSet, out: Path, seed: int, size: int, sizes: dict[str, int]) -> dict:
     from ral.data.simulate.fundus import FUNDUS
     from ral.data.simulate.single_label import MIN_POSITIVES, simulate_split
     from ral.data.simulate.skin import SKIN
@@ -354,7 +362,7 @@ def _single_label_counts(frame, classes: list[str]) -> dict[str, int]:
     return {c: int(frame[c].astype(float).sum()) for c in classes}
 
 
-def _header(task: str, seed: int, size: int, sizes: dict[str, int], classes: list[str]) -> dict:
+def _header(task: SimulatedSet, seed: int, size: int, sizes: dict[str, int], classes: list[str]) -> dict:
     return {
         "generator": GENERATOR,
         "task": task,
