@@ -1,27 +1,37 @@
-"""The one base class of every loss: options validated once, per-class vectors as buffers,
-and the shared validate -> element-wise loss -> mask / weight / reduce pipeline.
+"""The one base class of every loss: options declared once as typed fields, validated once,
+per-class vectors as buffers, and the shared validate -> element-wise loss -> mask / weight /
+reduce pipeline.
 
-A loss subclasses :class:`MultiLabelLoss` or :class:`SingleLabelLoss`, validates its own
-hyper-parameters in ``__init__`` with the ``check_*`` helpers of ``_common`` and implements
-``elementwise(x, y)``: float32 (float64 for float64 input) logits and targets (N, C) in,
-the per-element loss (N, C) out. A loss without a per-element form (its terms compare labels
-with each other, e.g. ZLPR) overrides ``reduced_loss(x, y, valid)`` instead. Its functional
-form is a one-liner that builds the module and calls it, so both forms share one code path.
+Every loss is a dataclass-style ``nn.Module``: its options are annotated class attributes
+(fields), and the constructor is generated from them (with the fields of the classes above it),
+so each option is written once, has a type and a default, and appears in
+``inspect.signature(cls)`` and in an IDE (``dataclass_transform``). Fields given with
+``field(kw_only=True)`` are keyword-only; the others may also be passed by position, in order.
+A loss validates its own fields in ``__post_init__`` (after ``super().__post_init__()``) with the
+``check_*`` helpers of ``_common`` and implements ``elementwise(x, y)``: float32 (float64 for
+float64 input) logits and targets (N, C) in, the per-element loss (N, C) out. A loss without a
+per-element form (its terms compare labels with each other, e.g. ZLPR) overrides
+``reduced_loss(x, y, valid)`` instead. Its functional form applies a module cached per setting,
+so both forms share one code path.
 
 Training statistics are passed one way: a loss lists the ones its constructor needs in the
 class attribute ``statistics`` and the ones it can use in ``optional_statistics``
 ("class_counts": positive training samples per class, (C,); "num_samples": training images),
-and :func:`ral.losses.build_loss` passes exactly those.
+declares them as fields, and :func:`ral.losses.build_loss` passes exactly those.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import field
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
+from typing_extensions import dataclass_transform
 
 from ._common import (
     ClassVector,
@@ -37,10 +47,25 @@ from ._common import (
     reduce_per_sample,
 )
 
-#: Training statistics a loss may take (the names of its constructor arguments).
-STATISTICS = ("class_counts", "num_samples")
+#: Fields stored as (non-persistent) buffers: per-class vectors that follow ``.to(device)``.
+CLASS_VECTORS = ("class_weights", "class_counts", "pos_weight")
 
 
+def as_loss_dataclass(cls: type) -> None:
+    """Generate ``cls``'s constructor from its fields (and its bases'), with resolved type
+    annotations; keep ``nn.Module``'s identity, hash and repr. A per-class-vector field loses
+    its class-level default (the field keeps it) so that ``register_buffer`` can take the name."""
+    dataclasses.dataclass(cls, eq=False, repr=False)
+    # the generated constructor's annotations resolved (each field's in its own module), so
+    # inspect.signature(cls, eval_str=True) and config tools see types, not strings
+    hints = typing.get_type_hints(cls)
+    cls.__init__.__annotations__ = {name: hints.get(name, hint) for name, hint in cls.__init__.__annotations__.items()}
+    for name in CLASS_VECTORS:
+        if name in vars(cls):
+            delattr(cls, name)
+
+
+@dataclass_transform(field_specifiers=(field,))
 class Loss(nn.Module):
     """Base of every loss in ``ral.losses``.
 
@@ -50,11 +75,11 @@ class Loss(nn.Module):
         class_weights: optional (C,) non-negative weights multiplying each class's loss.
         check_targets: check the target values on every call (a host-device synchronisation on
             a GPU; switch it off when the labels were validated when they were read).
-        class_counts: (C,) positive training samples per class, for the losses that list
-            "class_counts" in ``statistics`` (required there) or ``optional_statistics``
-            (may be None there); refused elsewhere.
-        num_samples: number of training images (>= 2 and >= every class count), likewise
-            for the losses that list "num_samples".
+
+    Subclasses that take training statistics declare them as fields: ``class_counts`` (C,)
+    positive training samples per class, ``num_samples`` the number of training images (>= 2
+    and >= every class count); ``statistics`` lists the needed ones (None is an error),
+    ``optional_statistics`` the ones that may be None.
 
     Per-class vectors (``class_weights``, ``class_counts``) are non-persistent buffers:
     ``.to(device)`` moves them and they are not part of ``state_dict``.
@@ -66,31 +91,28 @@ class Loss(nn.Module):
     #: Training statistics the constructor can use (for an option) but does not need.
     optional_statistics: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(
-        self,
-        *,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        check_targets: bool = True,
-        class_counts: ClassVector = None,
-        num_samples: int | None = None,
-    ):
-        super().__init__()
-        self.reduction = check_reduction(reduction)
-        self.check_targets = check_bool("check_targets", check_targets)
-        self.register_class_vector("class_weights", class_weights)
+    reduction: str = field(default="mean", kw_only=True)
+    class_weights: ClassVector = field(default=None, kw_only=True)
+    check_targets: bool = field(default=True, kw_only=True)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        as_loss_dataclass(cls)
+
+    def __post_init__(self) -> None:
+        """Set up the module and validate the common options and the statistics."""
+        nn.Module.__init__(self)
+        self.reduction = check_reduction(self.reduction)
+        self.check_targets = check_bool("check_targets", self.check_targets)
+        self.register_class_vector("class_weights", self.class_weights)
         taken = self.statistics + self.optional_statistics
         if "class_counts" in taken:
-            self.register_class_vector("class_counts", class_counts, required="class_counts" in self.statistics)
-        elif class_counts is not None:
-            raise ValueError(f"{type(self).__name__} takes no class_counts, got {class_counts!r}")
+            self.register_class_vector("class_counts", self.class_counts, required="class_counts" in self.statistics)
         if "num_samples" in taken:
-            if num_samples is None and "num_samples" in self.statistics:
+            if self.num_samples is None and "num_samples" in self.statistics:
                 raise ValueError("num_samples must be given (the number of training images), got None")
-            counts = getattr(self, "class_counts", None)
-            self.num_samples = None if num_samples is None else check_num_samples(num_samples, counts)
-        elif num_samples is not None:
-            raise ValueError(f"{type(self).__name__} takes no num_samples, got {num_samples!r}")
+            if self.num_samples is not None:
+                self.num_samples = check_num_samples(self.num_samples, getattr(self, "class_counts", None))
 
     def register_class_vector(self, name: str, value: ClassVector, *, required: bool = False) -> None:
         """Validate a per-class vector (1-D, finite, >= 0) and store it as a buffer (or None).
@@ -101,6 +123,7 @@ class Loss(nn.Module):
         if required and value is None:
             raise ValueError(f"{name} must be given (from the training set, one number per class), got None")
         dtype = torch.float64 if isinstance(value, Tensor) and value.dtype == torch.float64 else torch.float32
+        self.__dict__.pop(name, None)  # the field's plain value makes way for the buffer
         self.register_buffer(name, check_class_vector(name, value, dtype=dtype), persistent=False)
 
     def weights(self) -> Tensor | None:
@@ -141,6 +164,9 @@ class Loss(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} has no element-wise form; it overrides reduced_loss")
 
 
+as_loss_dataclass(Loss)
+
+
 class MultiLabelLoss(Loss):
     """Base of multi-label (sigmoid) losses: ``loss(logits (N, C), targets (N, C), mask=None)``.
 
@@ -148,31 +174,19 @@ class MultiLabelLoss(Loss):
         ignore_value: target value marking an element to ignore (e.g. -1 for CheXpert's
             uncertain labels, or ``float("nan")``); such elements count neither in the loss
             nor in the mean's denominator.
-        reduction, class_weights, check_targets, class_counts: see :class:`Loss`.
+        reduction, class_weights, check_targets: see :class:`Loss`.
     """
 
     task: ClassVar[str] = "multilabel"
 
-    def __init__(
-        self,
-        *,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        ignore_value: float | None = None,
-        check_targets: bool = True,
-        class_counts: ClassVector = None,
-        num_samples: int | None = None,
-    ) -> None:
-        super().__init__(
-            reduction=reduction,
-            class_weights=class_weights,
-            check_targets=check_targets,
-            class_counts=class_counts,
-            num_samples=num_samples,
-        )
-        if ignore_value is not None and (isinstance(ignore_value, bool) or not isinstance(ignore_value, (int, float))):
-            raise ValueError(f"ignore_value must be a number (e.g. -1 or float('nan')) or None, got {ignore_value!r}")
-        self.ignore_value = None if ignore_value is None else float(ignore_value)
+    ignore_value: float | None = field(default=None, kw_only=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        value = self.ignore_value
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"ignore_value must be a number (e.g. -1 or float('nan')) or None, got {value!r}")
+        self.ignore_value = None if value is None else float(value)
 
     def prepare(self, logits: Tensor, targets: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
         """Validated compute-dtype logits, targets (ignored entries 0) and the valid mask or None."""
@@ -201,30 +215,21 @@ class SingleLabelLoss(Loss):
     Args:
         ignore_index: class index marking a sample to ignore.
         label_smoothing: eps in [0, 1): targets become (1 - eps) * onehot + eps / C.
-        reduction, class_weights, check_targets, class_counts: see :class:`Loss`. With one-hot targets, class
+        reduction, class_weights, check_targets: see :class:`Loss`. With one-hot targets, class
             weights weight sample i by ``class_weights[target_i]``; "mean" divides by the number
             of samples (torch's ``CrossEntropyLoss(weight=...)`` divides by the sum of weights).
     """
 
     task: ClassVar[str] = "single"
 
-    def __init__(
-        self,
-        *,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        label_smoothing: float = 0.0,
-        ignore_index: int = -100,
-        check_targets: bool = True,
-        class_counts: ClassVector = None,
-    ) -> None:
-        super().__init__(
-            reduction=reduction, class_weights=class_weights, check_targets=check_targets, class_counts=class_counts
-        )
-        self.label_smoothing = check_in_range("label_smoothing", label_smoothing, 0.0, 1.0)
-        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-            raise ValueError(f"ignore_index must be an integer, got {ignore_index!r}")
-        self.ignore_index = ignore_index
+    label_smoothing: float = field(default=0.0, kw_only=True)
+    ignore_index: int = field(default=-100, kw_only=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.label_smoothing = check_in_range("label_smoothing", self.label_smoothing, 0.0, 1.0)
+        if isinstance(self.ignore_index, bool) or not isinstance(self.ignore_index, int):
+            raise ValueError(f"ignore_index must be an integer, got {self.ignore_index!r}")
 
     def prepare(self, logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         """Validated compute-dtype logits, one-hot (smoothed) targets (N, C) and the valid mask."""
@@ -326,10 +331,3 @@ def functional(cls: type[Loss], name: str) -> Callable[..., Tensor]:
         "(positionally) and keyword options, to ``logits`` and ``targets``."
     )
     return loss
-
-
-def parent_arguments(arguments: dict[str, Any], *own: str) -> dict[str, Any]:
-    """A constructor's arguments (its ``locals()`` taken first thing) without ``self``, the
-    ``__class__`` cell of ``super()`` and the constructor's ``own`` options: the keyword
-    arguments to hand to the parent class, so a long signature is not written out twice."""
-    return {name: value for name, value in arguments.items() if name not in ("self", "__class__", *own)}

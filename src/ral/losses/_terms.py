@@ -11,36 +11,36 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 
-class computed_once:  # noqa: N801 (used like functools.cached_property)
-    """``functools.cached_property`` without its lock: Python 3.11's lock breaks the graph of a
-    user's ``torch.compile`` (Dynamo cannot enter an RLock)."""
-
-    def __init__(self, compute: Callable[[Any], Tensor]) -> None:
-        self.compute = compute
-        self.name = compute.__name__
-        self.__doc__ = compute.__doc__
-
-    def __get__(self, instance: Any, owner: type | None = None) -> Any:
-        if instance is None:
-            return self
-        value = instance.__dict__[self.name] = self.compute(instance)
-        return value
-
-
 class Probabilities:
     """The probability terms of (N, C) logits: ``p``, ``q = 1 - p`` and their negative logs
     ``nll_p = -log p``, ``nll_q = -log q``, all finite for finite logits. Each is computed on
-    first use, so a loss pays (in time and autograd memory) only for the terms it reads."""
+    first use (by the class's ``formulas``), so a loss pays, in time and autograd memory, only
+    for the terms it reads."""
+
+    #: term name -> how it is computed from the terms object (its logits ``x`` and other terms)
+    formulas: ClassVar[dict[str, Callable[[Probabilities], Tensor]]] = {}
 
     def __init__(self, x: Tensor) -> None:
         self.x = x
+        self.computed: dict[str, Tensor] = {}
+
+    def term(self, name: str) -> Tensor:
+        """The term ``name``, computed once."""
+        if name not in self.computed:
+            self.computed[name] = self.formulas[name](self)
+        return self.computed[name]
+
+    p = property(lambda self: self.term("p"))
+    q = property(lambda self: self.term("q"))
+    nll_p = property(lambda self: self.term("nll_p"))
+    nll_q = property(lambda self: self.term("nll_q"))
 
 
 class SigmoidProbabilities(Probabilities):
@@ -50,26 +50,21 @@ class SigmoidProbabilities(Probabilities):
     a few ulp, with no cancellation at confident logits.
     """
 
-    @computed_once
-    def negated(self) -> Tensor:
-        """-x, shared by q and -log p."""
-        return -self.x
+    formulas: ClassVar[dict[str, Callable[[Probabilities], Tensor]]] = {
+        "p": lambda t: torch.sigmoid(t.x),
+        "q": lambda t: torch.sigmoid(-t.x),
+        "nll_p": lambda t: F.softplus(-t.x),
+        "nll_q": lambda t: F.softplus(t.x),
+    }
 
-    @computed_once
-    def p(self) -> Tensor:  # noqa: D102
-        return torch.sigmoid(self.x)
 
-    @computed_once
-    def q(self) -> Tensor:  # noqa: D102
-        return torch.sigmoid(self.negated)
-
-    @computed_once
-    def nll_p(self) -> Tensor:  # noqa: D102
-        return F.softplus(self.negated)
-
-    @computed_once
-    def nll_q(self) -> Tensor:  # noqa: D102
-        return F.softplus(self.x)
+def _softmax_log_q(t: Probabilities) -> Tensor:
+    """log(1 - p) of a softmax, exact for every class (see :class:`SoftmaxProbabilities`)."""
+    top = t.x.argmax(dim=1, keepdim=True)
+    lse = torch.logsumexp(t.x, dim=1, keepdim=True)
+    log_q_top = torch.logsumexp(t.x.scatter(1, top, float("-inf")), dim=1, keepdim=True) - lse
+    # p_top is zeroed before log1p so that no infinite slope (p_top = 1) meets the zero of scatter
+    return torch.log1p(-t.p.scatter(1, top, 0.0)).scatter(1, top, log_q_top)
 
 
 class SoftmaxProbabilities(Probabilities):
@@ -80,35 +75,14 @@ class SoftmaxProbabilities(Probabilities):
     arg-max, so it stays finite even where p_c rounds to 1.
     """
 
-    @computed_once
-    def log_p(self) -> Tensor:
-        """log p = x - logsumexp(x)."""
-        return self.x - torch.logsumexp(self.x, dim=1, keepdim=True)
-
-    @computed_once
-    def log_q(self) -> Tensor:
-        """log(1 - p), exact for every class (see the class docstring)."""
-        top = self.x.argmax(dim=1, keepdim=True)
-        lse = torch.logsumexp(self.x, dim=1, keepdim=True)
-        log_q_top = torch.logsumexp(self.x.scatter(1, top, float("-inf")), dim=1, keepdim=True) - lse
-        # p_top is zeroed before log1p so that no infinite slope (p_top = 1) meets the zero of scatter
-        return torch.log1p(-self.p.scatter(1, top, 0.0)).scatter(1, top, log_q_top)
-
-    @computed_once
-    def p(self) -> Tensor:  # noqa: D102
-        return self.log_p.exp()
-
-    @computed_once
-    def q(self) -> Tensor:  # noqa: D102
-        return self.log_q.exp()
-
-    @computed_once
-    def nll_p(self) -> Tensor:  # noqa: D102
-        return -self.log_p
-
-    @computed_once
-    def nll_q(self) -> Tensor:  # noqa: D102
-        return -self.log_q
+    formulas: ClassVar[dict[str, Callable[[Probabilities], Tensor]]] = {
+        "log_p": lambda t: t.x - torch.logsumexp(t.x, dim=1, keepdim=True),
+        "log_q": _softmax_log_q,
+        "p": lambda t: t.term("log_p").exp(),
+        "q": lambda t: t.term("log_q").exp(),
+        "nll_p": lambda t: -t.term("log_p"),
+        "nll_q": lambda t: -t.term("log_q"),
+    }
 
 
 def sigmoid_probabilities(x: Tensor) -> SigmoidProbabilities:

@@ -6,12 +6,13 @@ Both take ``class_counts``: the number of positive TRAINING images per class, sh
 
 from __future__ import annotations
 
+from dataclasses import field
 from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from ._base import MultiLabelLoss, functional, parent_arguments
+from ._base import MultiLabelLoss, functional
 from ._common import ClassVector, check_choice, check_in_range, check_nonnegative
 from ._terms import (
     effective_number_weights,
@@ -55,28 +56,16 @@ class ClassBalancedLoss(MultiLabelLoss):
 
     statistics: ClassVar[tuple[str, ...]] = ("class_counts",)
 
-    def __init__(
-        self,
-        class_counts: ClassVector,
-        beta: float = 0.9999,
-        base: str = "focal",
-        gamma: float = 2.0,
-        *,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        ignore_value: float | None = None,
-        check_targets: bool = True,
-    ) -> None:
-        super().__init__(
-            reduction=reduction,
-            class_weights=class_weights,
-            ignore_value=ignore_value,
-            check_targets=check_targets,
-            class_counts=class_counts,
-        )
-        self.beta = check_in_range("beta", beta, 0.0, 1.0)
-        self.base = check_choice("base", base, CB_BASES)
-        self.gamma = check_nonnegative("gamma", gamma) if base == "focal" else 0.0
+    class_counts: ClassVector
+    beta: float = 0.9999
+    base: str = "focal"
+    gamma: float = 2.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.beta = check_in_range("beta", self.beta, 0.0, 1.0)
+        self.base = check_choice("base", self.base, CB_BASES)
+        self.gamma = check_nonnegative("gamma", self.gamma) if self.base == "focal" else 0.0
 
     def elementwise(self, x: Tensor, y: Tensor) -> Tensor:
         weights = effective_number_weights(self.class_counts.to(x.dtype), self.beta)
@@ -138,33 +127,21 @@ class DistributionBalancedLoss(MultiLabelLoss):
 
     statistics: ClassVar[tuple[str, ...]] = ("class_counts", "num_samples")
 
-    def __init__(
-        self,
-        class_counts: ClassVector,
-        num_samples: int,
-        *,
-        map_alpha: float = 0.1,
-        map_beta: float = 10.0,
-        map_mu: float = 0.2,
-        init_bias: float = 0.05,
-        neg_scale: float = 2.0,
-        gamma: float = 0.0,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        ignore_value: float | None = None,
-        check_targets: bool = True,
-    ) -> None:
-        super().__init__(
-            **parent_arguments(locals(), "map_alpha", "map_beta", "map_mu", "init_bias", "neg_scale", "gamma")
-        )
-        self.map_alpha = check_nonnegative("map_alpha", map_alpha)
-        self.map_beta = check_nonnegative("map_beta", map_beta)
-        self.map_mu = check_nonnegative("map_mu", map_mu)
-        self.init_bias = check_nonnegative("init_bias", init_bias)
-        self.gamma = check_nonnegative("gamma", gamma)
-        self.neg_scale = check_nonnegative("neg_scale", neg_scale)
+    class_counts: ClassVector
+    num_samples: int
+    map_alpha: float = field(default=0.1, kw_only=True)
+    map_beta: float = field(default=10.0, kw_only=True)
+    map_mu: float = field(default=0.2, kw_only=True)
+    init_bias: float = field(default=0.05, kw_only=True)
+    neg_scale: float = field(default=2.0, kw_only=True)
+    gamma: float = field(default=0.0, kw_only=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("map_alpha", "map_beta", "map_mu", "init_bias", "gamma", "neg_scale"):
+            setattr(self, name, check_nonnegative(name, getattr(self, name)))
         if self.neg_scale == 0:
-            raise ValueError(f"neg_scale must be > 0, got {neg_scale!r}")
+            raise ValueError(f"neg_scale must be > 0, got {self.neg_scale!r}")
 
     def elementwise(self, x: Tensor, y: Tensor) -> Tensor:
         counts = self.class_counts.to(x.dtype)

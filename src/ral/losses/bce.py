@@ -34,26 +34,15 @@ class BinaryCrossEntropyLoss(MultiLabelLoss):
         >>> loss = BinaryCrossEntropyLoss(pos_weight=2.0)(torch.randn(4, 3), torch.ones(4, 3))
     """
 
-    def __init__(
-        self,
-        pos_weight: float | ClassVector = None,
-        *,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        ignore_value: float | None = None,
-        check_targets: bool = True,
-    ) -> None:
-        super().__init__(
-            reduction=reduction, class_weights=class_weights, ignore_value=ignore_value, check_targets=check_targets
-        )
-        if (
-            pos_weight is None
-            or isinstance(pos_weight, (int, float))
-            or (isinstance(pos_weight, Tensor) and pos_weight.ndim == 0)
-        ):
-            self.pos_weight = 1.0 if pos_weight is None else check_nonnegative("pos_weight", float(pos_weight))
+    pos_weight: float | ClassVector = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        weight = self.pos_weight
+        if weight is None or isinstance(weight, (int, float)) or (isinstance(weight, Tensor) and weight.ndim == 0):
+            self.pos_weight = 1.0 if weight is None else check_nonnegative("pos_weight", float(weight))
         else:
-            self.register_class_vector("pos_weight", pos_weight)
+            self.register_class_vector("pos_weight", weight)
 
     def elementwise(self, x: Tensor, y: Tensor) -> Tensor:
         weight = self.pos_weight

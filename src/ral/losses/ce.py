@@ -7,21 +7,20 @@ import math
 
 from torch import Tensor
 
-from ._base import SingleLabelLoss, functional, parent_arguments
-from ._common import ClassVector, check_in_range, check_nonnegative
+from ._base import SingleLabelLoss, functional
+from ._common import check_in_range, check_nonnegative
 from ._terms import positive_part, softmax_focal_terms, softmax_probabilities
 
 
-class FocalCrossEntropyLoss(SingleLabelLoss):
-    """Softmax focal loss: ``-sum_c q_c (1 - p_c)^gamma log p_c``, p = softmax(x).
+class CrossEntropyLoss(SingleLabelLoss):
+    """Softmax cross-entropy ``-sum_c q_c log p_c`` with optional label smoothing.
 
-    T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollar, "Focal Loss for Dense Object
-    Detection", ICCV 2017 (softmax form). q is the one-hot target, optionally smoothed
-    (q = (1 - eps) onehot + eps / C). log p comes from log_softmax in float32. Use for
-    imbalanced single-label data where easy majority-class samples dominate.
+    Equals ``torch.nn.functional.cross_entropy`` (without ``weight``): the single-label
+    baseline. Label smoothing: C. Szegedy et al., "Rethinking the Inception Architecture for
+    Computer Vision", CVPR 2016. q is the one-hot target, optionally smoothed
+    (q = (1 - eps) onehot + eps / C); log p comes from log_softmax in float32.
 
     Args:
-        gamma: focusing exponent >= 0; 0 gives cross-entropy.
         label_smoothing: eps in [0, 1).
         reduction: "mean" over valid samples | "sum" | "none" ((N,), ignored ones 0).
         class_weights: optional (C,) factors; with one-hot targets sample i is weighted by
@@ -33,59 +32,46 @@ class FocalCrossEntropyLoss(SingleLabelLoss):
     Shapes: ``forward(logits (N, C), targets (N,) int class indices or (N, C) one-hot rows)``.
 
     Raises:
-        ValueError: negative ``gamma``, ``label_smoothing`` outside [0, 1), bad common options;
-            at call time bad targets or C < 2.
-
-    Example:
-        >>> import torch
-        >>> loss = FocalCrossEntropyLoss(gamma=2.0)(torch.randn(4, 3), torch.tensor([0, 2, 1, 0]))
-    """
-
-    def __init__(
-        self,
-        gamma: float = 2.0,
-        *,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        label_smoothing: float = 0.0,
-        ignore_index: int = -100,
-        check_targets: bool = True,
-    ) -> None:
-        super().__init__(
-            reduction=reduction,
-            class_weights=class_weights,
-            label_smoothing=label_smoothing,
-            ignore_index=ignore_index,
-            check_targets=check_targets,
-        )
-        self.gamma = check_nonnegative("gamma", gamma)
-
-    def elementwise(self, x: Tensor, q: Tensor) -> Tensor:
-        return softmax_focal_terms(x, q, self.gamma)
-
-
-class CrossEntropyLoss(FocalCrossEntropyLoss):
-    """Softmax cross-entropy ``-sum_c q_c log p_c`` with optional label smoothing.
-
-    Equals ``torch.nn.functional.cross_entropy`` (without ``weight``): the single-label
-    baseline. Label smoothing: C. Szegedy et al., "Rethinking the Inception Architecture for
-    Computer Vision", CVPR 2016. Options as :class:`FocalCrossEntropyLoss` without ``gamma``.
+        ValueError: ``label_smoothing`` outside [0, 1), bad common options; at call time bad
+            targets or C < 2.
 
     Example:
         >>> import torch
         >>> loss = CrossEntropyLoss(label_smoothing=0.1)(torch.randn(4, 3), torch.tensor([0, 2, 1, 0]))
     """
 
-    def __init__(
-        self,
-        *,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        label_smoothing: float = 0.0,
-        ignore_index: int = -100,
-        check_targets: bool = True,
-    ) -> None:
-        super().__init__(gamma=0.0, **parent_arguments(locals()))
+    def elementwise(self, x: Tensor, q: Tensor) -> Tensor:
+        return softmax_focal_terms(x, q)
+
+
+class FocalCrossEntropyLoss(CrossEntropyLoss):
+    """Softmax focal loss: ``-sum_c q_c (1 - p_c)^gamma log p_c``, p = softmax(x).
+
+    T.-Y. Lin, P. Goyal, R. Girshick, K. He, P. Dollar, "Focal Loss for Dense Object
+    Detection", ICCV 2017 (softmax form). Use for imbalanced single-label data where easy
+    majority-class samples dominate.
+
+    Args:
+        gamma: focusing exponent >= 0; 0 gives cross-entropy.
+        label_smoothing, reduction, class_weights, ignore_index, check_targets: see
+            :class:`CrossEntropyLoss`.
+
+    Raises:
+        ValueError: negative ``gamma``, and the errors of :class:`CrossEntropyLoss`.
+
+    Example:
+        >>> import torch
+        >>> loss = FocalCrossEntropyLoss(gamma=2.0)(torch.randn(4, 3), torch.tensor([0, 2, 1, 0]))
+    """
+
+    gamma: float = 2.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.gamma = check_nonnegative("gamma", self.gamma)
+
+    def elementwise(self, x: Tensor, q: Tensor) -> Tensor:
+        return softmax_focal_terms(x, q, self.gamma)
 
 
 class PolyCrossEntropyLoss(SingleLabelLoss):
@@ -107,7 +93,7 @@ class PolyCrossEntropyLoss(SingleLabelLoss):
         epsilon: the first polynomial coefficient's perturbation, >= -1 (default 1.0; the paper
             tunes it per task).
         label_smoothing, reduction, class_weights, ignore_index, check_targets: see
-            :class:`FocalCrossEntropyLoss`.
+            :class:`CrossEntropyLoss`.
 
     Raises:
         ValueError: ``epsilon`` below -1 or not finite, bad common options; at call time bad
@@ -115,21 +101,15 @@ class PolyCrossEntropyLoss(SingleLabelLoss):
 
     Example:
         >>> import torch
-        >>> loss = PolyCrossEntropyLoss(epsilon=1.0)(torch.randn(4, 3), torch.tensor([0, 2, 1, 0]))
+        >>> logits, labels = torch.randn(4, 3), torch.tensor([0, 2, 1, 0])
+        >>> loss = PolyCrossEntropyLoss(epsilon=1.0)(logits, labels)
     """
 
-    def __init__(
-        self,
-        epsilon: float = 1.0,
-        *,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        label_smoothing: float = 0.0,
-        ignore_index: int = -100,
-        check_targets: bool = True,
-    ) -> None:
-        super().__init__(**parent_arguments(locals(), "epsilon"))
-        self.epsilon = check_in_range("epsilon", epsilon, -1.0, math.inf)
+    epsilon: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.epsilon = check_in_range("epsilon", self.epsilon, -1.0, math.inf)
 
     def elementwise(self, x: Tensor, q: Tensor) -> Tensor:
         return q * positive_part(softmax_probabilities(x), eps=(self.epsilon,))

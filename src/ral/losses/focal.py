@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from ._base import MultiLabelLoss, functional
-from ._common import ClassVector, check_in_range, check_nonnegative
+from ._common import check_in_range, check_nonnegative
 from ._terms import negative_part, positive_part, sigmoid_probabilities
 
 
@@ -34,21 +34,13 @@ class SigmoidFocalLoss(MultiLabelLoss):
         >>> loss = SigmoidFocalLoss(gamma=2.0)(torch.randn(4, 3), torch.ones(4, 3))
     """
 
-    def __init__(
-        self,
-        alpha: float | None = 0.25,
-        gamma: float = 2.0,
-        *,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        ignore_value: float | None = None,
-        check_targets: bool = True,
-    ) -> None:
-        super().__init__(
-            reduction=reduction, class_weights=class_weights, ignore_value=ignore_value, check_targets=check_targets
-        )
-        self.gamma = check_nonnegative("gamma", gamma)
-        self.alpha = None if alpha is None else check_in_range("alpha", alpha, 0.0, 1.0, high_inclusive=True)
+    alpha: float | None = 0.25
+    gamma: float = 2.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.gamma = check_nonnegative("gamma", self.gamma)
+        self.alpha = None if self.alpha is None else check_in_range("alpha", self.alpha, 0.0, 1.0, high_inclusive=True)
 
     def elementwise(self, x: Tensor, y: Tensor) -> Tensor:
         weight_pos = 1.0 if self.alpha is None else self.alpha

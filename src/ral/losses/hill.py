@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ._base import EpochSchedule, MultiLabelLoss, functional
-from ._common import ClassVector, check_epoch, check_in_range, check_nonnegative
+from ._common import check_epoch, check_in_range, check_nonnegative
 from ._terms import negative_part, positive_part, sigmoid_probabilities
 
 
@@ -52,23 +52,15 @@ class HillLoss(MultiLabelLoss):
         >>> loss = HillLoss(lam=1.5)(torch.randn(4, 3), torch.ones(4, 3))
     """
 
-    def __init__(
-        self,
-        lam: float = 1.5,
-        margin: float = 1.0,
-        gamma: float = 2.0,
-        *,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        ignore_value: float | None = None,
-        check_targets: bool = True,
-    ) -> None:
-        super().__init__(
-            reduction=reduction, class_weights=class_weights, ignore_value=ignore_value, check_targets=check_targets
-        )
-        self.lam = check_in_range("lam", lam, 1.0, math.inf)  # keeps the Hill weight lam - p >= 0
-        self.margin = check_nonnegative("margin", margin)
-        self.gamma = check_nonnegative("gamma", gamma)
+    lam: float = 1.5
+    margin: float = 1.0
+    gamma: float = 2.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.lam = check_in_range("lam", self.lam, 1.0, math.inf)  # keeps the Hill weight lam - p >= 0
+        self.margin = check_nonnegative("margin", self.margin)
+        self.gamma = check_nonnegative("gamma", self.gamma)
 
     def elementwise(self, x: Tensor, y: Tensor) -> Tensor:
         p = sigmoid_probabilities(x).p
@@ -117,25 +109,17 @@ class SPLCLoss(EpochSchedule, MultiLabelLoss):
         >>> value = loss(torch.randn(4, 3), torch.ones(4, 3))
     """
 
-    def __init__(
-        self,
-        threshold: float = 0.6,
-        correction_epoch: int = 1,
-        margin: float = 1.0,
-        gamma: float = 2.0,
-        *,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        ignore_value: float | None = None,
-        check_targets: bool = True,
-    ) -> None:
-        super().__init__(
-            reduction=reduction, class_weights=class_weights, ignore_value=ignore_value, check_targets=check_targets
-        )
-        self.threshold = check_in_range("threshold", threshold, 0.0, 1.0, high_inclusive=True)
-        self.correction_epoch = check_epoch("correction_epoch", correction_epoch)
-        self.margin = check_nonnegative("margin", margin)
-        self.gamma = check_nonnegative("gamma", gamma)
+    threshold: float = 0.6
+    correction_epoch: int = 1
+    margin: float = 1.0
+    gamma: float = 2.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.threshold = check_in_range("threshold", self.threshold, 0.0, 1.0, high_inclusive=True)
+        self.correction_epoch = check_epoch("correction_epoch", self.correction_epoch)
+        self.margin = check_nonnegative("margin", self.margin)
+        self.gamma = check_nonnegative("gamma", self.gamma)
         self.epoch = 0
 
     @property

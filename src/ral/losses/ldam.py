@@ -3,11 +3,12 @@ NeurIPS 2019)."""
 
 from __future__ import annotations
 
+from dataclasses import field
 from typing import ClassVar
 
 from torch import Tensor
 
-from ._base import EpochSchedule, SingleLabelLoss, functional, parent_arguments
+from ._base import EpochSchedule, SingleLabelLoss, functional
 from ._common import ClassVector, check_epoch, check_in_range, check_nonnegative
 from ._terms import effective_number_weights, softmax_focal_terms
 
@@ -44,7 +45,7 @@ class LDAMLoss(EpochSchedule, SingleLabelLoss):
         scale: logit scale s > 0 (paper 30).
         drw_epoch: first (0-based) epoch of deferred re-weighting, or None.
         drw_beta: beta of the DRW weights, in [0, 1).
-        reduction, class_weights, ignore_index, check_targets: see :class:`FocalCrossEntropyLoss`.
+        reduction, class_weights, ignore_index, check_targets: see :class:`CrossEntropyLoss`.
 
     Raises:
         ValueError: negative ``max_margin``, ``scale`` <= 0, bad ``drw_epoch`` / ``drw_beta``,
@@ -57,27 +58,20 @@ class LDAMLoss(EpochSchedule, SingleLabelLoss):
 
     statistics: ClassVar[tuple[str, ...]] = ("class_counts",)
 
-    def __init__(
-        self,
-        class_counts: ClassVector,
-        max_margin: float = 0.5,
-        scale: float = 30.0,
-        *,
-        drw_epoch: int | None = None,
-        drw_beta: float = 0.9999,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        label_smoothing: float = 0.0,
-        ignore_index: int = -100,
-        check_targets: bool = True,
-    ) -> None:
-        super().__init__(**parent_arguments(locals(), "max_margin", "scale", "drw_epoch", "drw_beta"))
-        self.max_margin = check_nonnegative("max_margin", max_margin)
-        self.scale = check_nonnegative("scale", scale)
+    class_counts: ClassVector
+    max_margin: float = 0.5
+    scale: float = 30.0
+    drw_epoch: int | None = field(default=None, kw_only=True)
+    drw_beta: float = field(default=0.9999, kw_only=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.max_margin = check_nonnegative("max_margin", self.max_margin)
+        self.scale = check_nonnegative("scale", self.scale)
         if self.scale == 0:
-            raise ValueError(f"scale must be > 0, got {scale!r}")
-        self.drw_epoch = check_epoch("drw_epoch", drw_epoch, optional=True)
-        self.drw_beta = check_in_range("drw_beta", drw_beta, 0.0, 1.0)
+            raise ValueError(f"scale must be > 0, got {self.scale!r}")
+        self.drw_epoch = check_epoch("drw_epoch", self.drw_epoch, optional=True)
+        self.drw_beta = check_in_range("drw_beta", self.drw_beta, 0.0, 1.0)
         self.epoch = 0
 
     @property

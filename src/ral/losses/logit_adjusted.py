@@ -8,12 +8,44 @@ from typing import ClassVar
 
 from torch import Tensor
 
-from ._base import SingleLabelLoss, functional, parent_arguments
+from ._base import SingleLabelLoss, functional
 from ._common import ClassVector, check_nonnegative
 from ._terms import log_prior, softmax_focal_terms
 
 
-class LogitAdjustedLoss(SingleLabelLoss):
+class BalancedSoftmaxLoss(SingleLabelLoss):
+    """Balanced softmax: cross-entropy of ``softmax`` re-weighted by the class counts.
+
+    J. Ren, C. Yu, S. Sheng, R. Ma, H. Zhao, S. Yi, H. Li, "Balanced Meta-Softmax for
+    Long-Tailed Visual Recognition", NeurIPS 2020::
+
+        loss = -sum_c q_c log( n_c exp(x_c) / sum_j n_j exp(x_j) )
+
+    which is :class:`LogitAdjustedLoss` with tau = 1 (no hyper-parameter beyond the counts).
+
+    Args:
+        class_counts: (C,) training samples per class, >= 0.
+        label_smoothing, reduction, class_weights, ignore_index, check_targets: see
+            :class:`CrossEntropyLoss`.
+
+    Example:
+        >>> import torch
+        >>> loss = BalancedSoftmaxLoss([900, 90, 9])(torch.randn(2, 3), torch.tensor([0, 2]))
+    """
+
+    statistics: ClassVar[tuple[str, ...]] = ("class_counts",)
+
+    class_counts: ClassVector
+
+    def elementwise(self, x: Tensor, q: Tensor) -> Tensor:
+        return softmax_focal_terms(x + self.strength() * log_prior(self.class_counts.to(x.dtype)), q)
+
+    def strength(self) -> float:
+        """tau, the strength of the adjustment by the log prior (1 for the balanced softmax)."""
+        return 1.0
+
+
+class LogitAdjustedLoss(BalancedSoftmaxLoss):
     """Logit-adjusted cross-entropy: cross-entropy of ``x + tau * log(prior)``.
 
     A. K. Menon, S. Jayasumana, A. S. Rawat, H. Jain, A. Veit, S. Kumar, "Long-Tail Learning
@@ -28,7 +60,7 @@ class LogitAdjustedLoss(SingleLabelLoss):
         class_counts: (C,) training samples per class, >= 0.
         tau: adjustment strength >= 0 (paper 1.0).
         label_smoothing, reduction, class_weights, ignore_index, check_targets: see
-            :class:`FocalCrossEntropyLoss`.
+            :class:`CrossEntropyLoss`.
 
     Raises:
         ValueError: negative ``tau``, ``class_counts`` missing, of the wrong length or negative.
@@ -38,52 +70,14 @@ class LogitAdjustedLoss(SingleLabelLoss):
         >>> loss = LogitAdjustedLoss([900, 90, 9])(torch.randn(2, 3), torch.tensor([0, 2]))
     """
 
-    statistics: ClassVar[tuple[str, ...]] = ("class_counts",)
+    tau: float = 1.0
 
-    def __init__(
-        self,
-        class_counts: ClassVector,
-        tau: float = 1.0,
-        *,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        label_smoothing: float = 0.0,
-        ignore_index: int = -100,
-        check_targets: bool = True,
-    ) -> None:
-        super().__init__(**parent_arguments(locals(), "tau"))
-        self.tau = check_nonnegative("tau", tau)
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.tau = check_nonnegative("tau", self.tau)
 
-    def elementwise(self, x: Tensor, q: Tensor) -> Tensor:
-        return softmax_focal_terms(x + self.tau * log_prior(self.class_counts.to(x.dtype)), q)
-
-
-class BalancedSoftmaxLoss(LogitAdjustedLoss):
-    """Balanced softmax: cross-entropy of ``softmax`` re-weighted by the class counts.
-
-    J. Ren, C. Yu, S. Sheng, R. Ma, H. Zhao, S. Yi, H. Li, "Balanced Meta-Softmax for
-    Long-Tailed Visual Recognition", NeurIPS 2020::
-
-        loss = -sum_c q_c log( n_c exp(x_c) / sum_j n_j exp(x_j) )
-
-    which is :class:`LogitAdjustedLoss` with tau = 1 (no hyper-parameter beyond the counts).
-
-    Example:
-        >>> import torch
-        >>> loss = BalancedSoftmaxLoss([900, 90, 9])(torch.randn(2, 3), torch.tensor([0, 2]))
-    """
-
-    def __init__(
-        self,
-        class_counts: ClassVector,
-        *,
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        label_smoothing: float = 0.0,
-        ignore_index: int = -100,
-        check_targets: bool = True,
-    ) -> None:
-        super().__init__(tau=1.0, **parent_arguments(locals()))
+    def strength(self) -> float:
+        return self.tau
 
 
 logit_adjusted_cross_entropy = functional(LogitAdjustedLoss, "logit_adjusted_cross_entropy")

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._base import MultiLabelLoss, functional
-from ._common import ClassVector, check_nonnegative, reduce_samples
+from ._common import check_nonnegative, reduce_samples
 
 
 def log_sum_exp(z: Tensor, weights: Tensor, dim: int) -> Tensor:
@@ -48,17 +48,8 @@ def _pair_weights(y: Tensor, valid: Tensor | None) -> tuple[Tensor, Tensor]:
 class _PairwiseLoss(MultiLabelLoss):
     """The shared constructor: the common options, without per-class weights."""
 
-    def __init__(
-        self,
-        *,
-        reduction: str = "mean",
-        ignore_value: float | None = None,
-        check_targets: bool = True,
-        class_weights: ClassVector = None,
-    ) -> None:
-        super().__init__(
-            reduction=reduction, class_weights=class_weights, ignore_value=ignore_value, check_targets=check_targets
-        )
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if self.class_weights is not None:
             raise ValueError(
                 f"{type(self).__name__} takes no class_weights (its terms compare classes), "
@@ -147,23 +138,15 @@ class TwoWayLoss(_PairwiseLoss):
         >>> loss = TwoWayLoss()(torch.randn(4, 3), torch.tensor([[1.0, 0, 0], [0, 1, 1], [0, 0, 0], [1, 0, 1]]))
     """
 
-    def __init__(
-        self,
-        temperature_pos: float = 4.0,
-        temperature_neg: float = 1.0,
-        *,
-        reduction: str = "mean",
-        ignore_value: float | None = None,
-        check_targets: bool = True,
-        class_weights: ClassVector = None,
-    ) -> None:
-        super().__init__(
-            reduction=reduction, ignore_value=ignore_value, check_targets=check_targets, class_weights=class_weights
-        )
+    temperature_pos: float = 4.0
+    temperature_neg: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if self.reduction == "none":
             raise ValueError("reduction must be 'mean' or 'sum' for twoway (its class terms mix samples), got 'none'")
-        self.temperature_pos = _check_temperature("temperature_pos", temperature_pos)
-        self.temperature_neg = _check_temperature("temperature_neg", temperature_neg)
+        self.temperature_pos = _check_temperature("temperature_pos", self.temperature_pos)
+        self.temperature_neg = _check_temperature("temperature_neg", self.temperature_neg)
 
     def reduced_loss(self, x: Tensor, y: Tensor, valid: Tensor | None) -> Tensor:
         positive, negative = _pair_weights(y, valid)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -218,20 +218,36 @@ def _compiled(params: RALParams, single: bool, reduction: str) -> CompiledLoss:
     return CompiledLoss(_reduced(params, single, reduction))
 
 
+@dataclasses.dataclass(eq=False, repr=False, init=False, kw_only=True)
 class _RALMixin:
-    """What both RAL modules share: RAL's options, ``impl``, presets, the prior correction and
-    the call of the formula."""
+    """What both RAL modules share: RAL's options (fields), ``impl``, presets, the prior
+    correction and the call of the formula."""
 
-    single: bool = False
+    single: ClassVar[bool] = False
     #: The training statistics ``prior_tau > 0`` needs.
     prior_statistics: ClassVar[tuple[str, ...]] = ()
 
-    def set_ral_options(self, arguments: dict[str, Any]) -> None:
-        """Validate and store RAL's hyper-parameters, ``impl`` and ``prior_tau`` from the
-        constructor's arguments (its ``locals()``; the base class has stored the statistics)."""
-        self.params = ral_params(**{name: arguments[name] for name in RAL_OPTIONS})
-        self.impl = check_choice("impl", arguments["impl"], IMPLS)
-        self.prior_tau = check_nonnegative("prior_tau", arguments["prior_tau"])
+    gamma_pos: float = 0.0
+    gamma_neg: float = 4.0
+    tau: float = 0.05
+    lam: float = 1.5
+    eps_pos: Sequence[float] = (-1.0, 1.25)
+    eps_neg: Sequence[float] = ()
+    alpha: Sequence[float] | None = None
+    beta: Sequence[float] | None = None
+    hill: bool = True
+    weight_form: str = "paper"
+    detach_focal: bool = False
+    prior_tau: float = 0.0
+    impl: str = "eager"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()  # the loss base: common options and statistics
+        self.params = ral_params(**{name: getattr(self, name) for name in RAL_OPTIONS})
+        for name in RAL_OPTIONS:  # the validated values (tuples, floats)
+            setattr(self, name, getattr(self.params, name))
+        self.impl = check_choice("impl", self.impl, IMPLS)
+        self.prior_tau = check_nonnegative("prior_tau", self.prior_tau)
         if self.prior_tau > 0:
             for name in self.prior_statistics:
                 if getattr(self, name) is None:
@@ -344,39 +360,8 @@ class RobustAsymmetricLoss(_RALMixin, MultiLabelLoss):
     optional_statistics: ClassVar[tuple[str, ...]] = ("class_counts", "num_samples")
     prior_statistics: ClassVar[tuple[str, ...]] = ("class_counts", "num_samples")
 
-    def __init__(
-        self,
-        *,
-        gamma_pos: float = 0.0,
-        gamma_neg: float = 4.0,
-        tau: float = 0.05,
-        lam: float = 1.5,
-        eps_pos: Sequence[float] = (-1.0, 1.25),
-        eps_neg: Sequence[float] = (),
-        alpha: Sequence[float] | None = None,
-        beta: Sequence[float] | None = None,
-        hill: bool = True,
-        weight_form: str = "paper",
-        detach_focal: bool = False,
-        prior_tau: float = 0.0,
-        impl: str = "eager",
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        ignore_value: float | None = None,
-        check_targets: bool = True,
-        class_counts: ClassVector = None,
-        num_samples: int | None = None,
-    ) -> None:
-        arguments = locals()
-        super().__init__(
-            reduction=reduction,
-            class_weights=class_weights,
-            ignore_value=ignore_value,
-            check_targets=check_targets,
-            class_counts=class_counts,
-            num_samples=num_samples,
-        )
-        self.set_ral_options(arguments)
+    class_counts: ClassVector = field(default=None, kw_only=True)
+    num_samples: int | None = field(default=None, kw_only=True)
 
     def prior_logits(self) -> Tensor:
         """log(pi_c / (1 - pi_c)) of the training labels (C,), float64."""
@@ -408,39 +393,7 @@ class RobustAsymmetricLossSingleLabel(_RALMixin, SingleLabelLoss):
     optional_statistics: ClassVar[tuple[str, ...]] = ("class_counts",)
     prior_statistics: ClassVar[tuple[str, ...]] = ("class_counts",)
 
-    def __init__(
-        self,
-        *,
-        gamma_pos: float = 0.0,
-        gamma_neg: float = 4.0,
-        tau: float = 0.05,
-        lam: float = 1.5,
-        eps_pos: Sequence[float] = (-1.0, 1.25),
-        eps_neg: Sequence[float] = (),
-        alpha: Sequence[float] | None = None,
-        beta: Sequence[float] | None = None,
-        hill: bool = True,
-        weight_form: str = "paper",
-        detach_focal: bool = False,
-        prior_tau: float = 0.0,
-        impl: str = "eager",
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        label_smoothing: float = 0.0,
-        ignore_index: int = -100,
-        check_targets: bool = True,
-        class_counts: ClassVector = None,
-    ) -> None:
-        arguments = locals()
-        super().__init__(
-            reduction=reduction,
-            class_weights=class_weights,
-            label_smoothing=label_smoothing,
-            ignore_index=ignore_index,
-            check_targets=check_targets,
-            class_counts=class_counts,
-        )
-        self.set_ral_options(arguments)
+    class_counts: ClassVector = field(default=None, kw_only=True)
 
     def prior_logits(self) -> Tensor:
         """log pi_c of the training labels (C,), float64."""

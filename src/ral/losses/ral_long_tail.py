@@ -9,12 +9,12 @@ TRAINING counts per class.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import field
 from typing import Any, ClassVar
 
 from torch import Tensor
 
-from ._base import functional, parent_arguments
+from ._base import functional
 from ._common import ClassVector, check_choice, check_in_range
 from ._terms import effective_number_weights
 from .ral import RobustAsymmetricLoss, RobustAsymmetricLossSingleLabel
@@ -62,34 +62,14 @@ class RobustAsymmetricLossClassBalanced(RobustAsymmetricLoss):
     statistics: ClassVar[tuple[str, ...]] = ("class_counts",)
     optional_statistics: ClassVar[tuple[str, ...]] = ("num_samples",)
 
-    def __init__(
-        self,
-        class_counts: ClassVector,
-        *,
-        cb_beta: float = 0.9999,
-        balance: str = "positive",
-        gamma_pos: float = 0.0,
-        gamma_neg: float = 4.0,
-        tau: float = 0.05,
-        lam: float = 1.5,
-        eps_pos: Sequence[float] = (-1.0, 1.25),
-        eps_neg: Sequence[float] = (),
-        alpha: Sequence[float] | None = None,
-        beta: Sequence[float] | None = None,
-        hill: bool = True,
-        weight_form: str = "paper",
-        detach_focal: bool = False,
-        prior_tau: float = 0.0,
-        impl: str = "eager",
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        ignore_value: float | None = None,
-        check_targets: bool = True,
-        num_samples: int | None = None,
-    ) -> None:
-        super().__init__(**parent_arguments(locals(), "cb_beta", "balance"))
-        self.cb_beta = check_in_range("cb_beta", cb_beta, 0.0, 1.0)
-        self.balance = check_choice("balance", balance, BALANCES)
+    class_counts: ClassVector
+    cb_beta: float = field(default=0.9999, kw_only=True)
+    balance: str = field(default="positive", kw_only=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.cb_beta = check_in_range("cb_beta", self.cb_beta, 0.0, 1.0)
+        self.balance = check_choice("balance", self.balance, BALANCES)
 
     def balance_weights(self) -> Tensor:
         """The class-balanced weights w_c (C,), float64, mean 1."""
@@ -139,30 +119,8 @@ class RobustAsymmetricLossLogitAdjusted(RobustAsymmetricLossSingleLabel):
     statistics: ClassVar[tuple[str, ...]] = ("class_counts",)
     optional_statistics: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(
-        self,
-        class_counts: ClassVector,
-        *,
-        prior_tau: float = 1.0,
-        gamma_pos: float = 0.0,
-        gamma_neg: float = 4.0,
-        tau: float = 0.05,
-        lam: float = 1.5,
-        eps_pos: Sequence[float] = (-1.0, 1.25),
-        eps_neg: Sequence[float] = (),
-        alpha: Sequence[float] | None = None,
-        beta: Sequence[float] | None = None,
-        hill: bool = True,
-        weight_form: str = "paper",
-        detach_focal: bool = False,
-        impl: str = "eager",
-        reduction: str = "mean",
-        class_weights: ClassVector = None,
-        label_smoothing: float = 0.0,
-        ignore_index: int = -100,
-        check_targets: bool = True,
-    ) -> None:
-        super().__init__(**parent_arguments(locals()))
+    class_counts: ClassVector
+    prior_tau: float = field(default=1.0, kw_only=True)
 
 
 robust_asymmetric_loss_class_balanced = functional(
