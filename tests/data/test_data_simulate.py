@@ -15,7 +15,7 @@ from ral.data.groups import frequency_groups
 from ral.data.simulate import labels as label_model
 from ral.data.simulate import preview_grid, simulate_dataset
 
-SMALL = {"n_train": 300, "n_val": 200, "n_test": 200, "size": 32}
+SMALL = {"n_train": 300, "n_val": 200, "n_test": 200, "size": 16}  # the smallest images: fast
 NF = CXRLT_CLASSES.index("No Finding")
 SD = CXRLT_CLASSES.index("Support Devices")
 
@@ -47,10 +47,10 @@ def test_layout_is_cxrlt_2023_with_mimic_paths_and_views(small):
     assert set(frame["ViewPosition"]) == {"PA", "LATERAL", "AP"} and frame["dicom_id"].is_unique
     table = load_table(small / "val.csv")  # checks every image exists
     assert table.format == "cxrlt" and len(table) == 200 and table.class_names == CXRLT_CLASSES
-    image, target = ImageDataset(table, image_size=32)[0]
-    assert image.shape == (1, 32, 32) and target.shape == (26,)
+    image, target = ImageDataset(table, image_size=16)[0]
+    assert image.shape == (1, 16, 16) and target.shape == (26,)
     info = json.loads((small / "dataset.json").read_text())
-    assert info["seed"] == 7 and info["image_size"] == 32 and info["noise"]["missing_rate"] == 0.15
+    assert info["seed"] == 7 and info["image_size"] == 16 and info["noise"]["missing_rate"] == 0.15
     assert info["classes"] == CXRLT_CLASSES and info["splits"]["test"]["images"] == 200
 
 
@@ -133,7 +133,7 @@ def test_label_model_counts_follow_cxrlt_and_groups_match():
 
 
 def test_single_label_task_uses_isic_layout(tmp_path):
-    out = simulate_dataset(tmp_path / "skin", task="single", seed=1, n_train=400, n_val=200, n_test=300, size=32)
+    out = simulate_dataset(tmp_path / "skin", task="single", seed=1, n_train=400, n_val=200, n_test=300, size=16)
     header = (out / "train.csv").read_text().splitlines()[0]
     assert header == "image,MEL,NV,BCC,AKIEC,BKL,DF,VASC"
     table = load_table(out / "val.csv")
@@ -141,22 +141,22 @@ def test_single_label_task_uses_isic_layout(tmp_path):
     assert np.bincount(table.targets_single(), minlength=7).min() >= 20
     train_counts = dict(zip(ISIC2018_CLASSES, load_table(out / "train.csv").class_counts()))
     assert train_counts["NV"] > train_counts["MEL"] > train_counts["DF"]
-    image, target = ImageDataset(table, image_size=32)[0]
-    assert image.shape == (1, 32, 32) and target.dtype.is_floating_point is False
+    image, target = ImageDataset(table, image_size=16)[0]
+    assert image.shape == (1, 16, 16) and target.dtype.is_floating_point is False
 
 
 def test_fundus_task_uses_aptos_layout(tmp_path):
-    out = simulate_dataset(tmp_path / "fundus", task="fundus", seed=1, n_train=400, n_val=300, n_test=300, size=32)
+    out = simulate_dataset(tmp_path / "fundus", task="fundus", seed=1, n_train=400, n_val=300, n_test=300, size=16)
     assert (out / "train.csv").read_text().splitlines()[0] == "id_code,diagnosis"
     table = load_table(out / "val.csv")
     assert table.format == "aptos" and table.task == "single" and table.class_names == APTOS_CLASSES
     assert np.bincount(table.targets_single(), minlength=5).min() >= 20
     counts = load_table(out / "train.csv").class_counts()
     assert counts[0] > counts[2] > counts[1] > counts[3]  # APTOS: No DR, Moderate, Mild, ... Severe rarest
-    image, _ = ImageDataset(table, image_size=32)[0]
-    assert image.shape == (1, 32, 32)
+    image, _ = ImageDataset(table, image_size=16)[0]
+    assert image.shape == (1, 16, 16)
     with Image.open(table.image_path(0)) as rgb:
-        assert rgb.mode == "RGB" and rgb.size == (32, 32)
+        assert rgb.mode == "RGB" and rgb.size == (16, 16)
 
 
 def test_preview_grid_and_cli(tmp_path, capsys):

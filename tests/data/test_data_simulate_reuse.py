@@ -12,7 +12,7 @@ import pytest
 from ral.data import simulate
 from ral.data.simulate import code_hash, ensure_simulated, simulate_dataset, simulation_key
 
-SMALL = {"n_train": 300, "n_val": 200, "n_test": 200, "size": 32}
+SMALL = {"n_train": 200, "n_val": 200, "n_test": 200, "size": 16}  # the smallest set: fast
 
 
 @pytest.fixture

@@ -82,6 +82,7 @@ def test_groups_thresholds_and_mapping_override():
         frequency_groups(counts, 100, thresholds=(0.01, 0.5))
 
 
+@pytest.mark.slow  # a 264,849-row table
 def test_stats_cli_writes_counts_and_plot(cxrlt_table, tmp_path, capsys):
     assert main(["data", "stats", str(cxrlt_table), "--out", str(tmp_path / "s")]) == 0
     printed = capsys.readouterr().out

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ral.report.files import atomic_write
 
-if TYPE_CHECKING:  # the package imports this module
-    from ral.data.simulate import SimulatedSet
 
-
-def render_examples(task: SimulatedSet, class_index: int, n: int, size: int, seed: int) -> np.ndarray:
+def render_examples(task: str, class_index: int, n: int, size: int, seed: int) -> np.ndarray:
     """uint8 (n, S, S) images showing only class ``class_index`` at visibility 0.1 ... 1.0."""
     rng = np.random.default_rng([seed, 99, class_index])
     visibility = np.linspace(0.1, 1.0, n, dtype=np.float32)
@@ -37,7 +33,7 @@ def render_examples(task: SimulatedSet, class_index: int, n: int, size: int, see
 
 
 def preview_grid(
-    path: str | os.PathLike, *, task: SimulatedSet = "multilabel", size: int = 64, per_row: int = 6, seed: int = 0
+    path: str | os.PathLike, *, task: str = "multilabel", size: int = 64, per_row: int = 6, seed: int = 0
 ) -> Path:
     """Write a PNG grid: one row per class (26 findings, 7 skin classes or 5 DR grades), ``per_row`` images.
 
