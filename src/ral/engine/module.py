@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel
 
 from ral.data.transforms import InputNormalizer
 from ral.engine.checkpoint import CHECKPOINT_FORMAT
 from ral.engine.config import Config
 from ral.engine.datamodule import gather_unique
+from ral.engine.schedule import advance, lr_schedule
 
 #: State-dict prefixes of the trained network and of its moving average.
 MODEL_PREFIX, EMA_PREFIX = "model.", "ema.module."
@@ -44,48 +45,26 @@ def monitor_metric(task: str) -> str:
     return "val_" + headline_metric(task)
 
 
-def lr_factor(step: int, *, total_steps: int, warmup_steps: int, schedule: str, min_lr_ratio: float) -> float:
-    """Learning-rate multiplier at optimiser step ``step``: linear warm-up, then cosine or constant."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    if schedule == "none":
-        return 1.0
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+def moving_average(model: nn.Module, decay: float) -> AveragedModel:
+    """Exponential moving average of ``model``'s weights and buffers: torch's ``AveragedModel``.
 
-
-class WeightEMA(nn.Module):
-    """Exponential moving average of a model's weights and floating-point buffers (others are copied).
-
-    ``update(model, step)``: ``ema = decay_t * ema + (1 - decay_t) * value`` with
-    ``decay_t = min(decay, (1 + step) / (10 + step))`` (the average follows the first steps closely);
-    fused ``foreach`` kernels, no host synchronisation.
-
-    Args:
-        model: the network to average (copied). decay: in (0, 1).
+    Its first update copies the weights; update ``n`` (counted from 0) then computes
+    ``average = d * average + (1 - d) * weights`` with ``d = min(decay, (2 + n) / (11 + n))``, so
+    the average follows the first steps closely (``get_ema_multi_avg_fn`` has a fixed decay). The
+    decay stays a device tensor: no host synchronisation. Integer buffers are copied.
     """
 
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        super().__init__()
-        self.decay = float(decay)
-        self.module = copy.deepcopy(model)
-        self.module.requires_grad_(False)
-
-    @staticmethod
-    def _values(model: nn.Module) -> list[Tensor]:
-        return [*model.parameters(), *model.buffers()]
-
     @torch.no_grad()
-    def update(self, model: nn.Module, step: int) -> None:
-        decay = min(self.decay, (1.0 + step) / (10.0 + step))
-        pairs = list(zip(self._values(self.module), self._values(model), strict=True))
-        floating = [(e, m.detach()) for e, m in pairs if e.is_floating_point()]
-        if floating:
-            averaged, current = zip(*floating)
-            torch._foreach_lerp_(list(averaged), list(current), 1.0 - decay)
-        for e, m in pairs:
-            if not e.is_floating_point():
-                e.copy_(m)
+    def update(averaged: list[Tensor], current: list[Tensor], n_averaged: Tensor) -> None:
+        if not averaged[0].is_floating_point():
+            torch._foreach_copy_(averaged, current)
+            return
+        keep = torch.clamp((2.0 + n_averaged) / (11.0 + n_averaged), max=decay).to(averaged[0].dtype)
+        torch._foreach_mul_(averaged, keep)
+        torch._foreach_add_(averaged, torch._foreach_mul(current, 1.0 - keep))
+
+    average = AveragedModel(model, multi_avg_fn=update, use_buffers=True)
+    return average.requires_grad_(False)
 
 
 class ClassifierModule(L.LightningModule):
@@ -127,7 +106,7 @@ class ClassifierModule(L.LightningModule):
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         decay = config.train.ema_decay
-        self.ema = WeightEMA(model, decay) if decay is not None else None
+        self.ema = moving_average(model, decay) if decay is not None else None
         if config.train.compile:
             self.model.compile()  # in place: the state-dict names stay those of the model
         self.loss_fn = loss
@@ -137,6 +116,7 @@ class ClassifierModule(L.LightningModule):
         self._val_batches: list[tuple[Tensor, Tensor, Tensor]] = []
         # sum of loss x batch size and number of samples of this epoch (checkpointed: exact after a resume)
         self._epoch_loss = torch.zeros(2)
+        self._resume_step = 0  # optimiser steps of the checkpoint a run resumes from
 
     def forward(self, images: Tensor) -> Tensor:
         """uint8 (N, c, H, W) -> (N, C) logits of the trained network."""
@@ -158,10 +138,6 @@ class ClassifierModule(L.LightningModule):
         if callable(set_epoch):
             set_epoch(self.current_epoch)
 
-    def on_train_start(self) -> None:
-        self._follow_epoch()  # a run resumed inside an epoch gets no on_train_epoch_start
-        self._epoch_loss = self._epoch_loss.to(self.device)
-
     def on_train_epoch_start(self) -> None:
         self._follow_epoch()
         self._epoch_loss.zero_()
@@ -180,7 +156,7 @@ class ClassifierModule(L.LightningModule):
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)
         if self.ema is not None:
-            self.ema.update(self.model, self.global_step)
+            self.ema.update_parameters(self.model)
 
     def on_train_epoch_end(self) -> None:
         total, count = self._epoch_loss
@@ -233,12 +209,23 @@ class ClassifierModule(L.LightningModule):
         else:
             total = int(self.trainer.estimated_stepping_batches)
         total = max(1, total)
-        warmup = int(round(sched_cfg.warmup_epochs * total / epochs))
-        factor: Callable[[int], float] = lambda step: lr_factor(  # noqa: E731
-            step, total_steps=total, warmup_steps=warmup, schedule=sched_cfg.name, min_lr_ratio=sched_cfg.min_lr_ratio
+        schedule = lr_schedule(
+            optimizer,
+            total_steps=total,
+            warmup_steps=int(round(sched_cfg.warmup_epochs * total / epochs)),
+            schedule=sched_cfg.name,
+            min_lr_ratio=sched_cfg.min_lr_ratio,
         )
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        advance(schedule, self._resume_step)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def on_train_start(self) -> None:
+        self._follow_epoch()  # a run resumed inside an epoch gets no on_train_epoch_start
+        self._epoch_loss = self._epoch_loss.to(self.device)
+        if self._resume_step:  # the restored optimiser holds the stored rate: take the schedule's
+            for scheduled in self.trainer.lr_scheduler_configs:
+                for group, lr in zip(scheduled.scheduler.optimizer.param_groups, scheduled.scheduler.get_last_lr()):
+                    group["lr"] = lr
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # plain data only: the checkpoint must load with torch.load(weights_only=True)
@@ -248,6 +235,11 @@ class ClassifierModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "ral_epoch_loss" in checkpoint:
             self._epoch_loss = checkpoint["ral_epoch_loss"].float().clone()
+        # The schedule is rebuilt from the current config and advanced to the stored step, not
+        # loaded: its stored state would keep the old total, so more epochs would not stretch it.
+        stored = checkpoint.get("lr_schedulers") or [{}]
+        self._resume_step = int(stored[0].get("last_epoch", checkpoint.get("global_step", 0)))
+        checkpoint["lr_schedulers"] = []
         # a resumed run that switches the moving average on starts it from the weights; one that
         # switches it off drops it (Lightning loads the state dict strictly, after this hook)
         state = checkpoint.get("state_dict", {})
@@ -259,3 +251,6 @@ class ClassifierModule(L.LightningModule):
         elif self.ema is None:
             for key in averaged:
                 del state[key]
+        if self.ema is not None and "ema.n_averaged" not in state:  # switched on, or an older checkpoint
+            # the decay goes on from the run's step, as if the average had been kept from the start
+            state["ema.n_averaged"] = torch.tensor(int(checkpoint.get("global_step", 0)))

@@ -34,7 +34,8 @@ from typing import Any
 
 from ral.engine.build import absolute_paths, prepare_run
 from ral.engine.callbacks import BEST, LAST, MID_EPOCH
-from ral.engine.config import Config, config_from_dict, dump_yaml, validate_config
+from ral.engine.config import Config
+from ral.engine.configfile import config_from_dict, dump_yaml, validate_config
 
 SKIPPED_IMAGES = "skipped_images.csv"
 PRETRAINED_LOAD = "pretrained_load.json"
@@ -162,6 +163,151 @@ def _mean(rows: list[dict[str, float]], key: str) -> float:
     return float(sum(values) / len(values)) if values else math.nan
 
 
+def _callbacks(config: Config, monitor: str | None, history: Any, extra: Sequence[Any]) -> list[Any]:
+    """The run's Lightning callbacks: RNG state, history, best / last / mid-epoch checkpoints,
+    ``extra``, then the progress bar and early stopping when the config asks for them."""
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+
+    from ral.engine.callbacks import RNGState, RunCheckpoints
+
+    t, folder = config.train, checkpoint_dir(config)
+    best = ModelCheckpoint(
+        dirpath=str(folder),
+        filename=Path(BEST).stem,
+        monitor=monitor,
+        mode="max",
+        save_top_k=1,
+        save_last=False,  # last.ckpt is RunCheckpoints': every epoch, not only a better one
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
+    callbacks = [RNGState(), history, best, RunCheckpoints(folder, t.checkpoint_every_n_steps), *extra]
+    if t.progress_bar:  # its numbers are read back from the device: only every log_every_n_steps steps
+        callbacks.append(TQDMProgressBar(refresh_rate=t.log_every_n_steps))
+    if t.early_stopping_patience is not None and monitor is not None:
+        callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=t.early_stopping_patience))
+    return callbacks
+
+
+def _trainer(config: Config, out: Path, callbacks: list[Any], validate: bool) -> Any:
+    """The Lightning ``Trainer`` of the config's ``train`` section (a bad combination raises ``ValueError``)."""
+    import lightning as L
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    from ral.engine.checkpoint import AtomicCheckpointIO
+
+    t = config.train
+    try:
+        return L.Trainer(
+            default_root_dir=str(out),
+            max_epochs=t.epochs,
+            accelerator=t.accelerator,
+            devices=t.devices,
+            strategy=t.strategy,
+            num_nodes=t.num_nodes,
+            precision="32-true" if t.precision in ("32", "32-true") else t.precision,
+            accumulate_grad_batches=t.accumulate_grad_batches,
+            gradient_clip_val=t.gradient_clip_val,
+            sync_batchnorm=t.sync_batchnorm,
+            deterministic=t.deterministic or None,
+            benchmark=t.cudnn_benchmark and not t.deterministic,
+            callbacks=callbacks,
+            logger=_loggers(out),
+            enable_progress_bar=t.progress_bar,
+            enable_model_summary=t.progress_bar,
+            log_every_n_steps=t.log_every_n_steps,
+            num_sanity_val_steps=0,  # keeps the RNG stream identical between fresh and resumed runs
+            limit_val_batches=None if validate else 0,
+            use_distributed_sampler=False,  # TableDataModule builds seed + epoch samplers itself
+            plugins=[AtomicCheckpointIO()],
+        )
+    except (MisconfigurationException, RuntimeError, ValueError) as exc:
+        raise ValueError(f"config section 'train' (accelerator / devices / strategy / precision): {exc}") from None
+
+
+def _module_and_data(config: Config, run: Any, trainer: Any) -> tuple[Any, Any]:
+    """The ``ClassifierModule`` (channels-last resolved for the trainer's device) and the data module."""
+    from ral.engine.datamodule import TableDataModule
+    from ral.engine.module import ClassifierModule
+
+    t, d = config.train, config.dataset
+    cuda = trainer.strategy.root_device.type == "cuda"
+    channels_last = (cuda and t.precision in MIXED_PRECISION) if t.channels_last is None else t.channels_last
+    run.meta["channels_last"] = channels_last
+    module = ClassifierModule(
+        run.model, run.loss, task=run.meta["task"], config=config, meta=run.meta, channels_last=channels_last
+    )
+    data = TableDataModule(
+        run.train_images,
+        run.val_images,
+        batch_size=t.batch_size,
+        eval_batch_size=t.eval_batch_size or t.batch_size,
+        num_workers=d.num_workers,
+        seed=config.seed,
+        persistent_workers=d.persistent_workers,
+        pin_memory=d.pin_memory,
+        prefetch_factor=d.prefetch_factor,
+    )
+    return module, data
+
+
+def _write_run_files(config: Config, run: Any, *, overwrite: bool, resumed: bool) -> None:
+    """Before fit, in the main process: clear a replaced run, keep the log of a resumed one, and
+    write config.yaml, pretrained_load.json and skipped_images.csv (stale copies are removed)."""
+    import pandas as pd
+
+    from ral.engine.checkpoint import remove_stale_temporaries
+    from ral.report import write_csv, write_json, write_text
+
+    out = Path(config.output_dir)
+    if overwrite:
+        _remove_run(out)
+    remove_stale_temporaries(checkpoint_dir(config))
+    if resumed:
+        _keep_previous_log(out)
+    write_text(dump_yaml(config), out / "config.yaml")
+    if run.pretrained is not None:
+        from ral.models import load_summary
+
+        write_json(run.pretrained, out / PRETRAINED_LOAD)
+        print(f"ral train: pretrained weights: {load_summary(run.pretrained)}")
+    else:
+        (out / PRETRAINED_LOAD).unlink(missing_ok=True)
+    skipped = out / SKIPPED_IMAGES
+    if run.skipped:
+        write_csv(pd.DataFrame(run.skipped), skipped)
+        print(f"ral train: {len(run.skipped)} image(s) that cannot be read were skipped; listed in {skipped}")
+    else:
+        skipped.unlink(missing_ok=True)
+
+
+def _result(config: Config, run: Any, rows: list[dict[str, float]], monitor: str | None) -> dict[str, Any]:
+    """What :func:`train` returns and writes to result.json (see there)."""
+    folder = checkpoint_dir(config)
+    best, score = _summary(rows, monitor)
+    return {
+        "output_dir": str(Path(config.output_dir)),
+        "best_checkpoint": str(folder / BEST),
+        "last_checkpoint": str(folder / LAST),
+        "monitor": monitor,
+        "best_epoch": int(best["epoch"]) if best else None,
+        "best_score": score,
+        "val_metrics": {k[4:]: v for k, v in best.items() if k.startswith("val_")},
+        "epochs_completed": len(rows),
+        "stopped_early": bool(len(rows) < config.train.epochs),
+        "train_seconds_per_epoch": _mean(rows, "train_seconds"),
+        "train_cpu_seconds_per_epoch": _mean(rows, "train_cpu_seconds"),
+        "epoch_seconds": _mean(rows, "epoch_seconds"),
+        "history": rows,
+        "task": run.meta["task"],
+        "loss": config.loss.name,
+        "backbone": config.model.backbone,
+        "num_classes": run.meta["num_classes"],
+        "num_train_images": run.meta["num_train_images"],
+        "skipped_images": len(run.skipped),
+    }
+
+
 def train(
     config: Config | Mapping[str, Any],
     *,
@@ -197,15 +343,10 @@ def train(
         OSError: ``output_dir`` cannot be written (the error names it).
     """
     import lightning as L
-    import pandas as pd
-    from lightning.fabric.utilities.exceptions import MisconfigurationException
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 
-    from ral.engine.callbacks import EpochHistory, RNGState, RunCheckpoints
-    from ral.engine.checkpoint import AtomicCheckpointIO, remove_stale_temporaries
-    from ral.engine.datamodule import TableDataModule
-    from ral.engine.module import ClassifierModule, monitor_metric
-    from ral.report import write_csv, write_json, write_text
+    from ral.engine.callbacks import EpochHistory
+    from ral.engine.module import monitor_metric
+    from ral.report import write_json
     from ral.report.files import check_writable
 
     if resume and overwrite:
@@ -221,120 +362,15 @@ def train(
     if resume:
         _warn_changed_config(config)
 
-    t = config.train
-    folder = checkpoint_dir(config)
     monitor = monitor_metric(run.meta["task"]) if run.val is not None else None
-    history = EpochHistory(verbose=not t.progress_bar)
-    all_callbacks: list[Any] = [
-        RNGState(),
-        history,
-        ModelCheckpoint(
-            dirpath=str(folder),
-            filename=Path(BEST).stem,
-            monitor=monitor,
-            mode="max",
-            save_top_k=1,
-            save_last=False,  # last.ckpt is RunCheckpoints': every epoch, not only a better one
-            auto_insert_metric_name=False,
-            enable_version_counter=False,
-        ),
-        RunCheckpoints(folder, t.checkpoint_every_n_steps),
-        *callbacks,
-    ]
-    if t.progress_bar:  # its numbers are read back from the device: only every log_every_n_steps steps
-        all_callbacks.append(TQDMProgressBar(refresh_rate=t.log_every_n_steps))
-    if t.early_stopping_patience is not None and monitor is not None:
-        all_callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=t.early_stopping_patience))
-    try:
-        trainer = L.Trainer(
-            default_root_dir=str(out),
-            max_epochs=t.epochs,
-            accelerator=t.accelerator,
-            devices=t.devices,
-            strategy=t.strategy,
-            num_nodes=t.num_nodes,
-            precision="32-true" if t.precision in ("32", "32-true") else t.precision,
-            accumulate_grad_batches=t.accumulate_grad_batches,
-            gradient_clip_val=t.gradient_clip_val,
-            sync_batchnorm=t.sync_batchnorm,
-            deterministic=t.deterministic or None,
-            benchmark=t.cudnn_benchmark and not t.deterministic,
-            callbacks=all_callbacks,
-            logger=_loggers(out),
-            enable_progress_bar=t.progress_bar,
-            enable_model_summary=t.progress_bar,
-            log_every_n_steps=t.log_every_n_steps,
-            num_sanity_val_steps=0,  # keeps the RNG stream identical between fresh and resumed runs
-            limit_val_batches=None if run.val is not None else 0,
-            use_distributed_sampler=False,  # TableDataModule builds seed + epoch samplers itself
-            plugins=[AtomicCheckpointIO()],
-        )
-    except (MisconfigurationException, RuntimeError, ValueError) as exc:
-        raise ValueError(f"config section 'train' (accelerator / devices / strategy / precision): {exc}") from None
-
-    cuda = trainer.strategy.root_device.type == "cuda"
-    channels_last = (cuda and t.precision in MIXED_PRECISION) if t.channels_last is None else t.channels_last
-    run.meta["channels_last"] = channels_last
-    module = ClassifierModule(
-        run.model, run.loss, task=run.meta["task"], config=config, meta=run.meta, channels_last=channels_last
-    )
-    d = config.dataset
-    data = TableDataModule(
-        run.train_images,
-        run.val_images,
-        batch_size=t.batch_size,
-        eval_batch_size=t.eval_batch_size or t.batch_size,
-        num_workers=d.num_workers,
-        seed=config.seed,
-        persistent_workers=d.persistent_workers,
-        pin_memory=d.pin_memory,
-        prefetch_factor=d.prefetch_factor,
-    )
-    skipped = out / SKIPPED_IMAGES
+    history = EpochHistory(verbose=not config.train.progress_bar)
+    trainer = _trainer(config, out, _callbacks(config, monitor, history, callbacks), validate=run.val is not None)
+    module, data = _module_and_data(config, run, trainer)
     if trainer.is_global_zero:  # before fit: the CSV logger opens its file lazily
-        if overwrite:
-            _remove_run(out)
-        remove_stale_temporaries(folder)
-        if ckpt_path is not None:
-            _keep_previous_log(out)
-        write_text(dump_yaml(config), out / "config.yaml")
-        if run.pretrained is not None:
-            from ral.models import load_summary
-
-            write_json(run.pretrained, out / PRETRAINED_LOAD)
-            print(f"ral train: pretrained weights: {load_summary(run.pretrained)}")
-        else:
-            (out / PRETRAINED_LOAD).unlink(missing_ok=True)
-        if run.skipped:
-            write_csv(pd.DataFrame(run.skipped), skipped)
-            print(f"ral train: {len(run.skipped)} image(s) that cannot be read were skipped; listed in {skipped}")
-        else:
-            skipped.unlink(missing_ok=True)
+        _write_run_files(config, run, overwrite=overwrite, resumed=ckpt_path is not None)
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
 
-    rows = history.rows
-    best, score = _summary(rows, monitor)
-    result = {
-        "output_dir": str(out),
-        "best_checkpoint": str(folder / BEST),
-        "last_checkpoint": str(folder / LAST),
-        "monitor": monitor,
-        "best_epoch": int(best["epoch"]) if best else None,
-        "best_score": score,
-        "val_metrics": {k[4:]: v for k, v in best.items() if k.startswith("val_")},
-        "epochs_completed": len(rows),
-        "stopped_early": bool(len(rows) < t.epochs),
-        "train_seconds_per_epoch": _mean(rows, "train_seconds"),
-        "train_cpu_seconds_per_epoch": _mean(rows, "train_cpu_seconds"),
-        "epoch_seconds": _mean(rows, "epoch_seconds"),
-        "history": rows,
-        "task": run.meta["task"],
-        "loss": config.loss.name,
-        "backbone": config.model.backbone,
-        "num_classes": run.meta["num_classes"],
-        "num_train_images": run.meta["num_train_images"],
-        "skipped_images": len(run.skipped),
-    }
+    result = _result(config, run, history.rows, monitor)
     if trainer.is_global_zero:
         write_json(result, out / "result.json")
     return result | {"is_global_zero": trainer.is_global_zero}
