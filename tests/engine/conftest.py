@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
 CLASSES = ["Alpha", "Beta", "Gamma", "Delta"]
@@ -97,10 +97,20 @@ def tiny_config(data: dict[str, Path], out: Path, **sections: dict[str, Any]) ->
     return config
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Engine tests run single-threaded (deterministic and fair to other processes)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+@pytest.fixture(name="tiny_config", scope="session")
+def tiny_config_factory() -> Callable[..., dict[str, Any]]:
+    """``tiny_config(data, out, **sections)``: a config dict training the tiny CNN for one CPU
+    epoch on ``data`` (a dict of table paths) into ``out``; each ``sections`` entry updates a section."""
+    return tiny_config
+
+
+@pytest.fixture(scope="session")
+def classes() -> list[str]:
+    """The class names of the tiny sets."""
+    return list(CLASSES)
+
+
+@pytest.fixture(scope="session")
+def write_split() -> Callable[[Path, str, int, int], Path]:
+    """``write_split(root, split, n, seed)``: writes a tiny generic-layout table and its images."""
+    return write_generic_split

@@ -1,4 +1,5 @@
-"""Samplers and resumable loaders, de-duplication of gathered predictions, learning-rate schedule."""
+"""Samplers and resumable loaders, de-duplication of gathered predictions, learning-rate schedule,
+moving average of the weights."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import torch
 from torch.utils.data import TensorDataset
 
 from ral.engine.datamodule import IndexedDataset, gather_unique, make_loader
-from ral.engine.module import lr_factor
+from ral.engine.module import moving_average
+from ral.engine.schedule import advance, lr_schedule
 
 
 def _order(loader, epoch):
@@ -47,27 +49,22 @@ def test_evaluation_loaders_pad_and_gather_unique_removes_the_padding():
 
 def test_a_loader_restored_from_its_state_continues_the_epoch_where_it_stopped():
     data = IndexedDataset(TensorDataset(torch.arange(50)))
-    straight = make_loader(data, batch_size=8, shuffle=True, seed=3, num_workers=0)
-    straight.sampler.set_epoch(2)
+    straight = make_loader(data, batch_size=8, shuffle=True, seed=3, num_workers=0, epoch=2)
     expected = [batch[0].tolist() for batch in straight]
 
-    interrupted = make_loader(data, batch_size=8, shuffle=True, seed=3, num_workers=0)
-    interrupted.sampler.set_epoch(2)
+    interrupted = make_loader(data, batch_size=8, shuffle=True, seed=3, num_workers=0, epoch=2)
     batches = iter(interrupted)
     seen = [next(batches)[0].tolist() for _ in range(2)]
     state = interrupted.state_dict()
-    assert state == {"epoch": 2, "samples": 16} and seen == expected[:2]
+    assert seen == expected[:2]
 
     torch.manual_seed(7)  # the global RNG does not matter
-    resumed = make_loader(data, batch_size=8, shuffle=True, seed=3, num_workers=0)  # a new process
+    resumed = make_loader(data, batch_size=8, shuffle=True, seed=3, num_workers=0, epoch=2)  # a new process
     resumed.load_state_dict(state)
-    resumed.sampler.set_epoch(2)  # what Lightning does before the epoch's iterator: keeps the position
     assert len(resumed) == len(straight)  # Lightning counts the skipped batches itself
-    rest = [batch[0].tolist() for batch in resumed]
-    assert seen + rest == expected
-    assert resumed.state_dict() == {"epoch": 2, "samples": 48}
+    assert seen + [batch[0].tolist() for batch in resumed] == expected
     resumed.sampler.set_epoch(3)  # the next epoch starts at its beginning
-    assert len([batch for batch in resumed]) == len(straight)
+    assert len(list(resumed)) == len(straight)
 
 
 def test_augmented_batches_do_not_depend_on_the_number_of_workers(tiny_data):
@@ -94,14 +91,52 @@ def test_gather_unique_keeps_trailing_dimensions():
     np.testing.assert_array_equal(gathered, [[2, 3], [4, 5], [0, 1]])
 
 
-def test_learning_rate_schedule():
-    kwargs = dict(total_steps=100, warmup_steps=10, min_lr_ratio=0.1)
-    assert lr_factor(0, schedule="cosine", **kwargs) == pytest.approx(0.1)
-    assert lr_factor(9, schedule="cosine", **kwargs) == pytest.approx(1.0)
-    assert lr_factor(10, schedule="cosine", **kwargs) == pytest.approx(1.0)
-    assert lr_factor(55, schedule="cosine", **kwargs) == pytest.approx(0.1 + 0.9 * 0.5)
-    assert lr_factor(100, schedule="cosine", **kwargs) == pytest.approx(0.1)
-    assert lr_factor(70, schedule="none", **kwargs) == 1.0
-    assert all(
-        math.isfinite(lr_factor(s, schedule="cosine", total_steps=1, warmup_steps=0, min_lr_ratio=0)) for s in range(3)
-    )
+def _rates(scheduler, steps: int) -> list[float]:
+    rates = []
+    for _ in range(steps):
+        rates.append(scheduler.optimizer.param_groups[0]["lr"])
+        scheduler.optimizer.step()
+        scheduler.step()
+    return rates
+
+
+@pytest.mark.parametrize("warmup", [0, 1, 10])
+def test_learning_rate_schedule_warms_up_linearly_then_follows_a_cosine_or_stays(warmup):
+    def schedule(name: str, total: int = 100):
+        optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=0.01)
+        return lr_schedule(optimizer, total_steps=total, warmup_steps=warmup, schedule=name, min_lr_ratio=0.1)
+
+    cosine = _rates(schedule("cosine"), 120)
+    ramp = [0.01 * (s + 1) / warmup for s in range(warmup)]
+    decay = [0.001 + 0.009 * 0.5 * (1 + math.cos(math.pi * (s - warmup) / (100 - warmup))) for s in range(warmup, 101)]
+    assert cosine[:101] == pytest.approx(ramp + decay, rel=1e-12)
+    assert cosine[-1] > cosine[100]  # past total_steps torch's cosine rises again (training never gets there)
+    assert _rates(schedule("none"), 30) == pytest.approx(ramp + [0.01] * (30 - warmup), rel=1e-12)
+    assert all(math.isfinite(lr) for lr in _rates(schedule("cosine", total=1), 3))
+
+
+def test_a_schedule_advanced_to_a_step_continues_like_the_uninterrupted_one():
+    def schedule():
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1)
+        return lr_schedule(optimizer, total_steps=40, warmup_steps=7, schedule="cosine", min_lr_ratio=0.0)
+
+    straight, resumed = schedule(), schedule()
+    rates = _rates(straight, 40)
+    advance(resumed, 13)
+    assert _rates(resumed, 27) == rates[13:]  # bit for bit
+
+
+def test_the_moving_average_copies_first_then_follows_with_a_growing_decay():
+    model = torch.nn.BatchNorm1d(2)  # float weights and buffers, and an integer buffer
+    average = moving_average(model, decay=0.9)
+    assert not any(p.requires_grad for p in average.parameters())
+    expected = None
+    for step in range(4):
+        with torch.no_grad():
+            model.weight.fill_(float(step + 1))
+            model.num_batches_tracked.fill_(step + 1)
+        keep = min(0.9, (2 + step) / (11 + step))  # after optimiser step ``step + 1``; the first copies
+        expected = 1.0 if expected is None else keep * expected + (1 - keep) * (step + 1)
+        average.update_parameters(model)
+        assert average.module.weight[0].item() == pytest.approx(expected, rel=1e-6)
+        assert int(average.module.num_batches_tracked) == step + 1

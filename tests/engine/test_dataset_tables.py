@@ -9,14 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import tiny_config
 from PIL import Image
 
 from ral import cli
 from ral.data import CXRLT2024_TASK1_CLASSES, CXRLT2024_TASK2_CLASSES, load_table
-from ral.engine import predict, train
+from ral.engine import config_from_dict, predict, train
 from ral.engine.build import prepare_run
-from ral.engine.config import config_from_dict
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "fixtures"
 
@@ -54,7 +52,7 @@ def cxrlt2024(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def cxrlt2024_runs(cxrlt2024, tmp_path_factory) -> list[Path]:
+def cxrlt2024_runs(tiny_config, cxrlt2024, tmp_path_factory) -> list[Path]:
     """Best checkpoints of two 1-epoch runs (seeds 0 and 1) on the CXR-LT 2024 table."""
     base = tmp_path_factory.mktemp("cxrlt2024-runs")
     results = [train(tiny_config(cxrlt2024, base / f"seed{seed}", seed=seed)) for seed in (0, 1)]
@@ -84,7 +82,7 @@ def test_cxrlt2024_submission_of_an_ensemble_with_flip_tta_and_study_aggregation
     assert len({tuple(row) for row in probs}) == 3
 
 
-def test_cxrlt2024_task2_from_the_task1_table(cxrlt2024, tmp_path):
+def test_cxrlt2024_task2_from_the_task1_table(tiny_config, cxrlt2024, tmp_path):
     run = prepare_run(
         config_from_dict(tiny_config(cxrlt2024, tmp_path / "run", dataset={"classes": "cxrlt2024-task2"}))
     )
@@ -92,13 +90,13 @@ def test_cxrlt2024_task2_from_the_task1_table(cxrlt2024, tmp_path):
     assert run.train.study_ids[:3] == ["50000000"] * 3 and run.train.subject_ids[0] == "10000000"
 
 
-def test_unlabeled_table_cannot_train(cxrlt2024, tmp_path):
+def test_unlabeled_table_cannot_train(tiny_config, cxrlt2024, tmp_path):
     config = tiny_config({"train": cxrlt2024["dev"], "val": cxrlt2024["dev"]}, tmp_path / "run")
     with pytest.raises(ValueError, match=r"dataset.train: .*development.csv has no labels"):
         prepare_run(config_from_dict(config))
 
 
-def test_mimic_label_file_with_official_split_and_frontal_views(tmp_path):
+def test_mimic_label_file_with_official_split_and_frontal_views(tiny_config, tmp_path):
     for item in (FIXTURES / "mimic").iterdir():
         shutil.copy(item, tmp_path / item.name)
     labels = tmp_path / "mimic-cxr-2.0.0-chexpert.csv.gz"
@@ -114,7 +112,7 @@ def test_mimic_label_file_with_official_split_and_frontal_views(tmp_path):
     assert run.meta["uncertain"] == "ones"
 
 
-def test_padchest_most_frequent_classes_of_the_training_table(tmp_path):
+def test_padchest_most_frequent_classes_of_the_training_table(tiny_config, tmp_path):
     padchest = FIXTURES / "padchest" / "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv"
     data = {"train": padchest, "val": padchest}
     run = prepare_run(config_from_dict(tiny_config(data, tmp_path / "run", dataset={"max_classes": 3})))
@@ -138,12 +136,12 @@ def single_tables(tiny_single_data, tmp_path_factory) -> dict[str, dict[str, Pat
     return {"named": named, "onehot": onehot}
 
 
-def test_label_column_trains_as_single_label(single_tables, tmp_path):
+def test_label_column_trains_as_single_label(tiny_config, single_tables, tmp_path):
     result = train(tiny_config(single_tables["named"], tmp_path / "run", loss={"name": "ce", "params": {}}))
     assert result["task"] == "single" and result["num_classes"] == 3
 
 
-def test_one_hot_table_needs_task_single(single_tables, tmp_path):
+def test_one_hot_table_needs_task_single(tiny_config, single_tables, tmp_path):
     ce = {"name": "ce", "params": {}}
     with pytest.raises(ValueError, match="single loss but the dataset is multilabel"):
         prepare_run(config_from_dict(tiny_config(single_tables["onehot"], tmp_path / "a", loss=ce)))

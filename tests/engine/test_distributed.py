@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import tiny_config, write_generic_split
 
 from ral.engine.inference import load_eval_table, load_trained_model, predict_probabilities
 from ral.engine.module import compute_metrics
@@ -33,7 +32,7 @@ def _write_config(config: dict, path: Path) -> Path:
     return path
 
 
-def test_two_process_ddp_gives_the_single_process_val_metrics_and_builds_one_cache(tiny_data, tmp_path):
+def test_two_process_ddp_gives_the_single_process_val_metrics_and_builds_one_cache(tiny_config, tiny_data, tmp_path):
     """DDP validation gathers every process's predictions (the odd val set is padded by the
     sampler) and must report exactly what one process computes on the saved model. The two
     processes start with a fresh cache_dir: one of them builds each cache (the other waits), and
@@ -89,11 +88,11 @@ sys.exit(main(sys.argv[1:]))
 
 
 @pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_matches_a_straight_run(tmp_path_factory, tmp_path):
+def test_sigkill_mid_epoch_then_resume_matches_a_straight_run(tiny_config, write_split, tmp_path_factory, tmp_path):
     """A real SIGKILL inside the second epoch, after its mid-epoch checkpoint; the resumed run (with
     loader workers, unlike the straight one) ends with the straight run's weights and metrics."""
     root = tmp_path_factory.mktemp("kill-data")
-    data = {"train": write_generic_split(root, "train", 200, 10), "val": write_generic_split(root, "val", 51, 11)}
+    data = {"train": write_split(root, "train", 200, 10), "val": write_split(root, "val", 51, 11)}
     steps_per_epoch, every, kill_at = 12, 5, 17  # 200 images / batch 16; checkpoints at steps 5, 10, 15
     sections = {
         "train": {"epochs": 2, "batch_size": 16, "checkpoint_every_n_steps": every},

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import CLASSES, tiny_config
 from PIL import Image
 from torch import nn
 
@@ -40,7 +39,7 @@ def _permute_classes(meta: dict, state: dict, order=(3, 1, 0, 2)) -> None:
 
 
 @pytest.fixture(scope="module")
-def runs(tiny_data, tmp_path_factory) -> dict[str, Path]:
+def runs(tiny_config, tiny_data, tmp_path_factory) -> dict[str, Path]:
     """Two tiny runs (the second with another seed, image size and width) and edited copies of the first."""
     base = tmp_path_factory.mktemp("ensemble")
     a = Path(train(tiny_config(tiny_data, base / "a"))["best_checkpoint"])
@@ -75,8 +74,8 @@ def study_tables(tiny_data) -> dict[str, Path]:
     return out
 
 
-def _probs(frame: pd.DataFrame) -> np.ndarray:
-    return frame[CLASSES].to_numpy()
+def _probs(frame: pd.DataFrame, classes: list[str]) -> np.ndarray:
+    return frame[classes].to_numpy()
 
 
 @pytest.mark.parametrize("task", ["multilabel", "single"])
@@ -101,7 +100,7 @@ def test_flip_average_gives_the_mean_probability_of_the_image_and_its_mirror(tas
         FlipAverage(model, "multi")
 
 
-def test_hflip_averages_each_image_with_its_horizontal_mirror(runs, tiny_data, tmp_path):
+def test_hflip_averages_each_image_with_its_horizontal_mirror(classes, runs, tiny_data, tmp_path):
     originals = sorted((tiny_data["test"].parent / "images").glob("test_*.png"))[:5]
     (tmp_path / "mirrored").mkdir()
     for path in originals:
@@ -109,28 +108,34 @@ def test_hflip_averages_each_image_with_its_horizontal_mirror(runs, tiny_data, t
     plain = predict(runs["a"], images=originals, out=tmp_path / "plain.csv")
     mirrored = predict(runs["a"], images=[tmp_path / "mirrored"], out=tmp_path / "mirrored.csv")
     flipped = predict(runs["a"], images=originals, out=tmp_path / "tta.csv", tta="hflip")
-    assert not np.allclose(_probs(plain), _probs(mirrored))
-    np.testing.assert_allclose(_probs(flipped), (_probs(plain) + _probs(mirrored)) / 2, rtol=1e-5)
+    assert not np.allclose(_probs(plain, classes), _probs(mirrored, classes))
+    np.testing.assert_allclose(
+        _probs(flipped, classes), (_probs(plain, classes) + _probs(mirrored, classes)) / 2, rtol=1e-5
+    )
 
 
-def test_an_ensemble_is_the_mean_of_its_members_each_with_its_own_image_size(runs, study_tables, tmp_path):
+def test_an_ensemble_is_the_mean_of_its_members_each_with_its_own_image_size(classes, runs, study_tables, tmp_path):
     data = study_tables["test"]
     a, b = (predict(runs[k], data=data, out=tmp_path / f"{k}.csv") for k in ("a", "b"))
     both = predict([runs["a"], runs["b"]], data=data, out=tmp_path / "ab.csv", tta="hflip")
     a_flip, b_flip = (predict(runs[k], data=data, out=tmp_path / f"{k}-f.csv", tta="hflip") for k in ("a", "b"))
-    np.testing.assert_allclose(_probs(both), (_probs(a_flip) + _probs(b_flip)) / 2, rtol=1e-6)
-    assert not np.allclose(_probs(a), _probs(b)) and not np.allclose(_probs(a), _probs(a_flip))
+    np.testing.assert_allclose(
+        _probs(both, classes), (_probs(a_flip, classes) + _probs(b_flip, classes)) / 2, rtol=1e-6
+    )
+    assert not np.allclose(_probs(a, classes), _probs(b, classes)) and not np.allclose(
+        _probs(a, classes), _probs(a_flip, classes)
+    )
 
 
-def test_members_with_the_classes_in_another_order_are_reordered(runs, study_tables, tmp_path):
+def test_members_with_the_classes_in_another_order_are_reordered(classes, runs, study_tables, tmp_path):
     data = study_tables["test"]
     plain = predict(runs["a"], data=data, out=tmp_path / "a.csv")
     permuted = predict(runs["permuted"], data=data, out=tmp_path / "p.csv")
     assert list(permuted.columns) == ["id", "Delta", "Beta", "Alpha", "Gamma"]
-    np.testing.assert_allclose(_probs(permuted), _probs(plain), rtol=1e-6)
+    np.testing.assert_allclose(_probs(permuted, classes), _probs(plain, classes), rtol=1e-6)
     both = predict([runs["a"], runs["permuted"]], data=data, out=tmp_path / "ap.csv")
-    assert list(both.columns) == ["id", *CLASSES]
-    np.testing.assert_allclose(_probs(both), _probs(plain), rtol=1e-6)
+    assert list(both.columns) == ["id", *classes]
+    np.testing.assert_allclose(_probs(both, classes), _probs(plain, classes), rtol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -150,13 +155,13 @@ def test_checkpoints_that_cannot_be_ensembled_are_named(runs, study_tables, tmp_
     assert not (tmp_path / "p.csv").exists() and not (tmp_path / "ev" / "metrics.json").exists()
 
 
-def _assert_equal_within_studies(frame: pd.DataFrame, studies: list[str]) -> None:
+def _assert_equal_within_studies(frame: pd.DataFrame, studies: list[str], classes: list[str]) -> None:
     for study in set(studies):
-        rows = _probs(frame)[np.array(studies) == study]
+        rows = _probs(frame, classes)[np.array(studies) == study]
         np.testing.assert_array_equal(rows, np.repeat(rows[:1], len(rows), axis=0))
 
 
-def test_evaluate_reports_the_metrics_with_and_without_aggregation(runs, study_tables, tmp_path):
+def test_evaluate_reports_the_metrics_with_and_without_aggregation(classes, runs, study_tables, tmp_path):
     data, val = study_tables["test"], study_tables["val"]
     report = evaluate(runs["a"], data, val_data=val, aggregate="study", tta="hflip", n_boot=20)
     out = Path(report["out_dir"])
@@ -169,13 +174,15 @@ def test_evaluate_reports_the_metrics_with_and_without_aggregation(runs, study_t
 
     predictions = pd.read_csv(out / "predictions.csv")
     studies = pd.read_csv(data)["study_id"].tolist()
-    _assert_equal_within_studies(predictions, studies)
+    _assert_equal_within_studies(predictions, studies, classes)
     image_level = pd.read_csv(tmp_path / "plain" / "predictions.csv")
-    study_mean = image_level.groupby(np.array(studies))[CLASSES].transform("mean").to_numpy()
-    np.testing.assert_allclose(_probs(predictions), study_mean, rtol=1e-6)
+    study_mean = image_level.groupby(np.array(studies))[classes].transform("mean").to_numpy()
+    np.testing.assert_allclose(_probs(predictions, classes), study_mean, rtol=1e-6)
     per_class = pd.read_csv(out / "per_class.csv")  # thresholds tuned on the aggregated validation probabilities
     recomputed = multilabel_metrics(
-        pd.read_csv(data)[CLASSES].to_numpy(dtype=float), _probs(predictions), thresholds=per_class["threshold"].values
+        pd.read_csv(data)[classes].to_numpy(dtype=float),
+        _probs(predictions, classes),
+        thresholds=per_class["threshold"].values,
     )
     assert report["mAP"] == pytest.approx(recomputed["mAP"], rel=1e-6)
     assert report["mF1"] == pytest.approx(recomputed["mF1"], rel=1e-6)
@@ -194,7 +201,7 @@ def test_aggregation_needs_study_ids_in_every_table(runs, tiny_data, study_table
     assert not list(tmp_path.iterdir())
 
 
-def test_cli_ensemble_with_tta_and_view_study_aggregation(runs, study_tables, tmp_path, capsys):
+def test_cli_ensemble_with_tta_and_view_study_aggregation(classes, runs, study_tables, tmp_path, capsys):
     a, b = str(runs["a"]), str(runs["b"])
     data, val = str(study_tables["test"]), str(study_tables["val"])
     options = ["--checkpoint", a, "--checkpoint", b, "--tta", "hflip", "--aggregate", "view-study"]
@@ -216,10 +223,10 @@ def test_cli_ensemble_with_tta_and_view_study_aggregation(runs, study_tables, tm
     out = tmp_path / "p.csv"
     assert cli.main(["predict", *options, "--data", data, "--out", str(out)]) == 0
     predicted = pd.read_csv(out)
-    assert len(predicted) == 24 and list(predicted.columns) == ["id", *CLASSES]
-    _assert_equal_within_studies(predicted, pd.read_csv(data)["study_id"].tolist())
+    assert len(predicted) == 24 and list(predicted.columns) == ["id", *classes]
+    _assert_equal_within_studies(predicted, pd.read_csv(data)["study_id"].tolist(), classes)
     evaluated = pd.read_csv(tmp_path / "ev" / "predictions.csv")
-    np.testing.assert_allclose(_probs(predicted), _probs(evaluated), rtol=1e-6)
+    np.testing.assert_allclose(_probs(predicted, classes), _probs(evaluated, classes), rtol=1e-6)
 
     folder = str(study_tables["test"].parent / "images")
     assert (

@@ -9,7 +9,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
 
 from ral.engine import train
 from ral.engine.inference import load_eval_table, load_trained_model, predict_probabilities
@@ -75,21 +74,27 @@ def test_autocast_stays_finite_at_logits_of_1e4_with_a_grad_scaler(dtype):
     assert scaler.get_scale() == (65536.0 if dtype is torch.float16 else 1.0)  # no step was skipped
 
 
-def _gpu_config(data, out, **train_options):
-    return tiny_config(
-        data,
-        out,
-        dataset={
-            "image_size": 64,
-            "channels": 3,
-            "normalize": "imagenet",
-            "augment": "cxr",
-            "cache_dir": str(out / "cache"),
-        },
-        model={"backbone": "resnet18", "options": {}},
-        loss={"name": "ral", "params": {}},
-        train={"accelerator": "gpu", "devices": 1, "epochs": 2, "batch_size": 32, **train_options},
-    )
+@pytest.fixture
+def gpu_config(gpu_config, tiny_config):
+    """``gpu_config(data, out, **train_options)``: ResNet-18 with RAL on one GPU, 64 px, 2 epochs."""
+
+    def make(data, out, **train_options):
+        return tiny_config(
+            data,
+            out,
+            dataset={
+                "image_size": 64,
+                "channels": 3,
+                "normalize": "imagenet",
+                "augment": "cxr",
+                "cache_dir": str(out / "cache"),
+            },
+            model={"backbone": "resnet18", "options": {}},
+            loss={"name": "ral", "params": {}},
+            train={"accelerator": "gpu", "devices": 1, "epochs": 2, "batch_size": 32, **train_options},
+        )
+
+    return make
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +105,8 @@ def simulated(tmp_path_factory):
     return {split: root / f"{split}.csv" for split in ("train", "val", "test")}
 
 
-def test_two_epochs_on_the_simulated_set_then_predict_with_autocast(simulated, tmp_path):
-    result = train(_gpu_config(simulated, tmp_path / "run", precision="16-mixed", ema_decay=0.99, num_workers=2))
+def test_two_epochs_on_the_simulated_set_then_predict_with_autocast(gpu_config, simulated, tmp_path):
+    result = train(gpu_config(simulated, tmp_path / "run", precision="16-mixed", ema_decay=0.99, num_workers=2))
     assert result["epochs_completed"] == 2 and 0 < result["val_metrics"]["mAP"] <= 1
     model, meta = load_trained_model(result["best_checkpoint"], device="cuda")
     assert meta["channels_last"] and meta["image_channels"] == 1 and meta["in_channels"] == 3
@@ -120,7 +125,7 @@ def test_two_epochs_on_the_simulated_set_then_predict_with_autocast(simulated, t
     )
 
 
-def test_a_training_step_never_waits_for_the_device(simulated, tmp_path, monkeypatch):
+def test_a_training_step_never_waits_for_the_device(gpu_config, simulated, tmp_path, monkeypatch):
     """Forward, loss, backward, AdamW and the moving average under ``set_sync_debug_mode("error")``
     (bf16: a float16 GradScaler reads its inf check back by design); the first steps compile the
     loss and pick kernels and are left out."""
@@ -138,5 +143,5 @@ def test_a_training_step_never_waits_for_the_device(simulated, tmp_path, monkeyp
             checked.append(self.global_step)
 
     monkeypatch.setattr(ClassifierModule, "optimizer_step", step)
-    train(_gpu_config(simulated, tmp_path / "run", precision="bf16-mixed", ema_decay=0.99, epochs=1))
+    train(gpu_config(simulated, tmp_path / "run", precision="bf16-mixed", ema_decay=0.99, epochs=1))
     assert len(checked) >= 10

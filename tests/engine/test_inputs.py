@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import CLASSES, tiny_config
 
 from ral import cli
 from ral.engine import predict, train
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tiny_data, tmp_path_factory) -> Path:
+def checkpoint(tiny_config, tiny_data, tmp_path_factory) -> Path:
     result = train(tiny_config(tiny_data, tmp_path_factory.mktemp("run") / "bce"))
     return Path(result["best_checkpoint"])
 
@@ -32,7 +31,7 @@ def _copy_split(source: Path, folder: Path) -> Path:
 
 
 @pytest.mark.parametrize("cached", [True, False])
-def test_skip_bad_drops_undecodable_training_images_and_lists_them(tiny_data, tmp_path, cached):
+def test_skip_bad_drops_undecodable_training_images_and_lists_them(tiny_config, tiny_data, tmp_path, cached):
     train_csv = _copy_split(tiny_data["train"], tmp_path / "data")
     broken = pd.read_csv(train_csv)["path"][5]
     (tmp_path / "data" / broken).write_bytes(b"\x89PNG\r\n\x1a\n cut off")
@@ -50,16 +49,16 @@ def test_skip_bad_drops_undecodable_training_images_and_lists_them(tiny_data, tm
         assert not (tmp_path / "strict" / "checkpoints").exists()
 
 
-def test_a_validation_table_without_positives_is_refused_before_training(tiny_data, tmp_path):
+def test_a_validation_table_without_positives_is_refused_before_training(tiny_config, classes, tiny_data, tmp_path):
     val = pd.read_csv(tiny_data["val"])
-    val[CLASSES] = 0
+    val[classes] = 0
     val.to_csv(tiny_data["val"].parent / "val_negative.csv", index=False)
     data = {"train": tiny_data["train"], "val": tiny_data["val"].parent / "val_negative.csv"}
     with pytest.raises(ValueError, match=r"dataset.val .*val_negative.csv: no class has a positive label in its 21"):
         train(tiny_config(data, tmp_path / "run"))
     assert not (tmp_path / "run").exists()
 
-    val[CLASSES] = pd.read_csv(tiny_data["val"])[CLASSES]
+    val[classes] = pd.read_csv(tiny_data["val"])[classes]
     val["Delta"] = 0
     val.to_csv(tiny_data["val"].parent / "val_no_delta.csv", index=False)
     data["val"] = tiny_data["val"].parent / "val_no_delta.csv"
@@ -67,7 +66,7 @@ def test_a_validation_table_without_positives_is_refused_before_training(tiny_da
         train(tiny_config(data, tmp_path / "run", train={"epochs": 1}))
 
 
-def test_training_classes_without_positives_are_named(tiny_data, tmp_path):
+def test_training_classes_without_positives_are_named(tiny_config, tiny_data, tmp_path):
     frame = pd.read_csv(tiny_data["train"])
     frame["Gamma"] = 0
     frame.to_csv(tiny_data["train"].parent / "train_no_gamma.csv", index=False)
@@ -78,7 +77,7 @@ def test_training_classes_without_positives_are_named(tiny_data, tmp_path):
         train(tiny_config(data, tmp_path / "run"))
 
 
-def test_paths_outside_the_root_need_the_config_key(tiny_data, tmp_path):
+def test_paths_outside_the_root_need_the_config_key(tiny_config, tiny_data, tmp_path):
     (tmp_path / "tables").mkdir()
     frame = pd.read_csv(tiny_data["train"])
     frame["path"] = [str(Path("..") / Path(tiny_data["train"]).parent.name / p) for p in frame["path"]]
@@ -91,7 +90,7 @@ def test_paths_outside_the_root_need_the_config_key(tiny_data, tmp_path):
     assert result["num_train_images"] == 64
 
 
-def test_predict_a_folder_of_images_recursively_in_sorted_order(checkpoint, tiny_data, tmp_path):
+def test_predict_a_folder_of_images_recursively_in_sorted_order(classes, checkpoint, tiny_data, tmp_path):
     folder = tmp_path / "scans"
     sources = sorted((tiny_data["test"].parent / "images").glob("test_*.png"))[:3]
     for target, source in zip(["b.png", "a/c.png", "a/b/d.png"], sources):
@@ -102,19 +101,19 @@ def test_predict_a_folder_of_images_recursively_in_sorted_order(checkpoint, tiny
         frame = predict(checkpoint, images=[folder], out=tmp_path / "p.csv")
     assert frame["id"].tolist() == ["a/b/d", "a/c", "b"]
     same = predict(checkpoint, data=folder, out=tmp_path / "q.csv")  # --data accepts a folder too
-    np.testing.assert_array_equal(same[CLASSES].to_numpy(), frame[CLASSES].to_numpy())
+    np.testing.assert_array_equal(same[classes].to_numpy(), frame[classes].to_numpy())
     single = predict(checkpoint, images=[folder / "b.png"], out=tmp_path / "r.csv")
-    np.testing.assert_allclose(single[CLASSES].to_numpy()[0], frame[CLASSES].to_numpy()[2], rtol=1e-6)
+    np.testing.assert_allclose(single[classes].to_numpy()[0], frame[classes].to_numpy()[2], rtol=1e-6)
 
 
-def test_predict_reads_tables_of_any_format_without_labels(checkpoint, tiny_data, tmp_path):
+def test_predict_reads_tables_of_any_format_without_labels(classes, checkpoint, tiny_data, tmp_path):
     labelled = predict(checkpoint, data=tiny_data["test"], out=tmp_path / "labelled.csv")
     frame = pd.read_csv(tiny_data["test"])
     cxrlt = pd.DataFrame({"dicom_id": [f"d{i}" for i in range(len(frame))], "fpath": frame["path"]})
     cxrlt.to_csv(tiny_data["test"].parent / "cxrlt_list.csv", index=False)
     by_ids = predict(checkpoint, data=tiny_data["test"].parent / "cxrlt_list.csv", out=tmp_path / "ids.csv")
     assert by_ids["id"].tolist() == cxrlt["dicom_id"].tolist()
-    np.testing.assert_allclose(by_ids[CLASSES].to_numpy(), labelled[CLASSES].to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(by_ids[classes].to_numpy(), labelled[classes].to_numpy(), rtol=1e-6)
 
 
 def test_inference_hints_name_only_options_the_command_has(checkpoint, tiny_data, tmp_path, capsys):

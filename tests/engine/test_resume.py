@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import tiny_config
 
 from ral import cli
 from ral.engine import train
@@ -43,7 +42,9 @@ def _count_steps(monkeypatch, crash_at_step: int | None = None) -> list[tuple[in
     return steps
 
 
-def test_last_checkpoint_is_every_finished_epoch_and_a_finished_run_can_be_extended(tiny_data, tmp_path, monkeypatch):
+def test_last_checkpoint_is_every_finished_epoch_and_a_finished_run_can_be_extended(
+    tiny_config, tiny_data, tmp_path, monkeypatch
+):
     import ral.engine.module as module
 
     scores = iter([0.9, 0.5, 0.4, 0.3])  # the first epoch stays the best one
@@ -66,7 +67,9 @@ def test_last_checkpoint_is_every_finished_epoch_and_a_finished_run_can_be_exten
 
 
 @pytest.mark.parametrize("accumulate", [1, 2])
-def test_resume_from_a_mid_epoch_checkpoint_matches_an_uninterrupted_run(tiny_data, tmp_path, monkeypatch, accumulate):
+def test_resume_from_a_mid_epoch_checkpoint_matches_an_uninterrupted_run(
+    tiny_config, tiny_data, tmp_path, monkeypatch, accumulate
+):
     steps_per_epoch = STEPS_PER_EPOCH // accumulate
     every = 3 if accumulate == 1 else 1
     mid = 6 if accumulate == 1 else 3  # the second epoch's mid-epoch checkpoint (a multiple of every)
@@ -118,7 +121,7 @@ def test_resume_from_a_mid_epoch_checkpoint_matches_an_uninterrupted_run(tiny_da
     assert epoch_losses(tmp_path / "straight") == epoch_losses(tmp_path / "resumed")  # the interrupted epoch too
 
 
-def test_resume_refuses_a_checkpoint_of_another_model_before_writing_anything(tiny_data, tmp_path, capsys):
+def test_resume_refuses_a_checkpoint_of_another_model_before_writing_anything(tiny_config, tiny_data, tmp_path, capsys):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(tiny_config(tiny_data, tmp_path / "run")))
     assert cli.main(["train", "--config", str(path)]) == 0
@@ -139,7 +142,7 @@ def test_resume_refuses_a_checkpoint_of_another_model_before_writing_anything(ti
     assert after == before  # the run folder is untouched: config.yaml, checkpoints, logs
 
 
-def test_a_checkpoint_whose_weights_do_not_fit_is_refused_in_one_line(tiny_data, tmp_path):
+def test_a_checkpoint_whose_weights_do_not_fit_is_refused_in_one_line(tiny_config, tiny_data, tmp_path):
     config = tiny_config(tiny_data, tmp_path / "run")
     train(config)
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
@@ -151,7 +154,7 @@ def test_a_checkpoint_whose_weights_do_not_fit_is_refused_in_one_line(tiny_data,
         train(config, resume=True)
 
 
-def test_overwrite_starts_a_run_anew_and_keeps_other_files(tiny_data, tmp_path, capsys):
+def test_overwrite_starts_a_run_anew_and_keeps_other_files(tiny_config, tiny_data, tmp_path, capsys):
     config = tiny_config(tiny_data, tmp_path / "run")
     train(config)
     run = tmp_path / "run"
@@ -175,7 +178,7 @@ def test_overwrite_starts_a_run_anew_and_keeps_other_files(tiny_data, tmp_path, 
     assert exit_status.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
 
 
-def test_train_checks_its_output_folder_before_any_work(tiny_data, tmp_path, monkeypatch, capsys):
+def test_train_checks_its_output_folder_before_any_work(tiny_config, tiny_data, tmp_path, monkeypatch, capsys):
     import importlib
 
     train_module = importlib.import_module("ral.engine.train")

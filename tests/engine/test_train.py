@@ -10,18 +10,16 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import CLASSES, tiny_config
 
 from ral import cli
-from ral.engine import evaluate, predict, train
-from ral.engine.config import config_from_checkpoint
+from ral.engine import config_from_checkpoint, evaluate, predict, train
 from ral.engine.module import ClassifierModule
 
 METRICS = ["mAP", "mAUC", "mF1", "head_mAP", "medium_mAP", "tail_mAP"]
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_data, tmp_path_factory):
+def trained(tiny_config, tiny_data, tmp_path_factory):
     """One epoch of the tiny CNN with BCE (shared by the tests that only read its outputs)."""
     out = tmp_path_factory.mktemp("run") / "bce"
     return train(tiny_config(tiny_data, out))
@@ -38,13 +36,13 @@ def test_train_writes_checkpoints_logs_and_result(trained):
     assert "train_seconds" in pd.read_csv(Path(out) / "logs" / "metrics.csv").columns
 
 
-def test_checkpoint_is_weights_only_and_self_describing(trained, tiny_data):
+def test_checkpoint_is_weights_only_and_self_describing(classes, trained, tiny_data):
     from ral.data import load_table
 
     checkpoint = torch.load(trained["best_checkpoint"], weights_only=True)
     meta = checkpoint["ral"]
     train_table = load_table(tiny_data["train"])
-    assert meta["class_names"] == CLASSES
+    assert meta["class_names"] == classes
     assert meta["train_counts"] == train_table.class_counts().tolist()
     assert meta["num_train_images"] == 64 and meta["task"] == "multilabel" and meta["image_size"] == 16
     assert meta["config"]["loss"]["name"] == "bce" and isinstance(meta["config"], dict)
@@ -52,7 +50,7 @@ def test_checkpoint_is_weights_only_and_self_describing(trained, tiny_data):
     assert any(key.startswith("model.") for key in checkpoint["state_dict"])
 
 
-def test_evaluate_writes_metrics_tables_and_plots(trained, tiny_data, tmp_path):
+def test_evaluate_writes_metrics_tables_and_plots(classes, trained, tiny_data, tmp_path):
     report = evaluate(trained["best_checkpoint"], tiny_data["test"], out_dir=tmp_path, n_boot=50)
     stored = json.loads((tmp_path / "metrics.json").read_text())
     for name in METRICS:
@@ -63,31 +61,31 @@ def test_evaluate_writes_metrics_tables_and_plots(trained, tiny_data, tmp_path):
     assert stored["thresholds"].startswith("tuned on")  # the run's val table, by default
     per_class = pd.read_csv(tmp_path / "per_class.csv")
     assert {"class", "count", "group", "AP", "AUC", "F1", "threshold"} <= set(per_class.columns)
-    assert per_class["class"].tolist() == CLASSES
+    assert per_class["class"].tolist() == classes
     for plot in ("ap_vs_frequency.png", "pr_tail.png"):
         assert (tmp_path / plot).stat().st_size > 1000
     assert report["mAP"] == pytest.approx(stored["mAP"])
 
 
-def test_predict_writes_submission_layout(trained, tiny_data, tmp_path):
+def test_predict_writes_submission_layout(classes, trained, tiny_data, tmp_path):
     frame = predict(trained["best_checkpoint"], data=tiny_data["test"], out=tmp_path / "pred.csv")
     written = pd.read_csv(tmp_path / "pred.csv")
-    assert written.columns.tolist() == ["id", *CLASSES] and len(written) == 24
-    assert np.all((written[CLASSES] >= 0) & (written[CLASSES] <= 1))
+    assert written.columns.tolist() == ["id", *classes] and len(written) == 24
+    assert np.all((written[classes] >= 0) & (written[classes] <= 1))
     images = [tiny_data["test"].parent / p for p in written["id"][:3]]
     by_file = predict(trained["best_checkpoint"], images=images, out=tmp_path / "files.csv")
     assert by_file["id"].tolist() == [p.stem for p in images]
-    np.testing.assert_allclose(by_file[CLASSES].to_numpy(), frame[CLASSES].to_numpy()[:3], rtol=1e-6)
+    np.testing.assert_allclose(by_file[classes].to_numpy(), frame[classes].to_numpy()[:3], rtol=1e-6)
     with pytest.raises(ValueError, match="exactly one"):
         predict(trained["best_checkpoint"], out=tmp_path / "x.csv")
     unlabeled = tiny_data["test"].parent / "unlabeled.csv"
     written[["id"]].rename(columns={"id": "path"}).to_csv(unlabeled, index=False)  # no label columns
     by_list = predict(trained["best_checkpoint"], data=unlabeled, out=tmp_path / "list.csv")
     assert by_list["id"].tolist() == written["id"].tolist()
-    np.testing.assert_allclose(by_list[CLASSES].to_numpy(), frame[CLASSES].to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(by_list[classes].to_numpy(), frame[classes].to_numpy(), rtol=1e-6)
 
 
-def test_run_without_validation_table(tiny_data, tmp_path):
+def test_run_without_validation_table(tiny_config, tiny_data, tmp_path):
     data = {"train": tiny_data["train"], "val": None, "test": tiny_data["test"]}
     result = train(tiny_config(data, tmp_path / "run", dataset={"val": None}))
     assert result["monitor"] is None and result["val_metrics"] == {}
@@ -96,12 +94,12 @@ def test_run_without_validation_table(tiny_data, tmp_path):
     assert report["data"] == str(tiny_data["test"].resolve())  # the run's dataset.test
 
 
-def test_existing_run_needs_resume(trained, tiny_data):
+def test_existing_run_needs_resume(tiny_config, trained, tiny_data):
     with pytest.raises(ValueError, match="--resume"):
         train(tiny_config(tiny_data, trained["output_dir"]))
 
 
-def test_resume_warns_about_a_changed_config(tiny_data, tmp_path):
+def test_resume_warns_about_a_changed_config(tiny_config, tiny_data, tmp_path):
     train(tiny_config(tiny_data, tmp_path / "run"))
     with pytest.warns(UserWarning, match=r"\['optimizer.lr'\]"):
         again = train(tiny_config(tiny_data, tmp_path / "run", optimizer={"lr": 0.02}), resume=True)
@@ -112,7 +110,7 @@ def _weights(path):
     return torch.load(path, weights_only=True)["state_dict"]
 
 
-def test_resume_after_a_crash_matches_an_uninterrupted_run(tiny_data, tmp_path, monkeypatch):
+def test_resume_after_a_crash_matches_an_uninterrupted_run(tiny_config, tiny_data, tmp_path, monkeypatch):
     sections = {
         "train": {"epochs": 2},
         "model": {"options": {"width": 4, "depth": 2, "dropout": 0.3}},
@@ -154,7 +152,7 @@ def _same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(a[k] == b[k] or (np.isnan(a[k]) and np.isnan(b[k])) for k in a)
 
 
-def test_single_label_run(tiny_single_data, tmp_path):
+def test_single_label_run(tiny_config, tiny_single_data, tmp_path):
     config = tiny_config(tiny_single_data, tmp_path / "run", loss={"name": "ce", "params": {}})
     result = train(config)
     assert result["task"] == "single" and result["monitor"] == "val_balanced_accuracy"
@@ -166,7 +164,7 @@ def test_single_label_run(tiny_single_data, tmp_path):
     assert "recall" in per_class.columns
 
 
-def test_early_stopping_and_mixed_precision(tiny_data, tmp_path):
+def test_early_stopping_and_mixed_precision(tiny_config, tiny_data, tmp_path):
     config = tiny_config(
         tiny_data,
         tmp_path / "run",
@@ -177,7 +175,7 @@ def test_early_stopping_and_mixed_precision(tiny_data, tmp_path):
     assert result["stopped_early"] and result["epochs_completed"] < 6
 
 
-def test_cli_train_evaluate_predict(tiny_data, tmp_path, capsys):
+def test_cli_train_evaluate_predict(tiny_config, tiny_data, tmp_path, capsys):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(tiny_config(tiny_data, tmp_path / "cli-run")))
     assert cli.main(["train", "--config", str(path), "loss.name=asl", "train.epochs=1"]) == 0
