@@ -348,13 +348,9 @@ def reduce_np(elementwise, *, valid=None, class_weights=None, reduction="mean"):
 
 
 def reduce_rows(elementwise, *, valid_rows=None, class_weights=None, reduction="mean"):
-    """Single-label reduction: weighted sum over classes, then over valid samples."""
-    loss = elementwise if class_weights is None else elementwise * np.asarray(class_weights)[None, :]
-    per_sample = loss.sum(axis=1)
-    valid_rows = np.ones(len(per_sample), dtype=bool) if valid_rows is None else valid_rows
-    per_sample = np.where(valid_rows, per_sample, 0.0)
-    if reduction == "none":
-        return per_sample
-    if reduction == "sum":
-        return per_sample.sum()
-    return per_sample.sum() / max(valid_rows.sum(), 1)
+    """Single-label reduction: weighted sum over classes, then the multi-label reduction of
+    that one column over the valid samples."""
+    per_sample = reduce_np(elementwise, class_weights=class_weights, reduction="none").sum(axis=1, keepdims=True)
+    valid = None if valid_rows is None else np.asarray(valid_rows)[:, None]
+    reduced = reduce_np(per_sample, valid=valid, reduction=reduction)
+    return reduced[:, 0] if reduction == "none" else reduced

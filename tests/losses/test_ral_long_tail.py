@@ -23,11 +23,11 @@ from ral.losses import (
     robust_asymmetric_loss_logit_adjusted,
 )
 
+CONFIGS = {"default": {}, "custom": dict(gamma_pos=1.0, gamma_neg=2.0, tau=0.0, eps_pos=(0.5,))}
 N, C = 9, 5
 COUNTS = [900.0, 120.0, 30.0, 4.0, 0.0]
 NUM_SAMPLES = 1000
 CLASS_WEIGHTS = [0.5, 1.0, 2.0, 1.5, 0.25]
-CONFIGS = {"default": {}, "custom": dict(gamma_pos=1.0, gamma_neg=2.0, tau=0.0, eps_pos=(0.5,))}
 
 
 def _multilabel_data(seed=0, dtype=torch.float64):

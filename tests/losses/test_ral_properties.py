@@ -29,6 +29,13 @@ configs = st.fixed_dictionaries(
         "detach_focal": st.booleans(),
     }
 )
+#: A RAL setting, logits (any finite values, extremes included), a seed for the soft targets, a dtype.
+MULTILABEL_EXAMPLES = dict(
+    config=configs,
+    values=st.lists(logit_values, min_size=1, max_size=8),
+    seed=st.integers(0, 99),
+    dtype=st.sampled_from([torch.float32, torch.float16, torch.bfloat16]),
+)
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -47,12 +54,7 @@ def _loss_and_grad(x, y, impl, config):
 
 
 @SETTINGS
-@given(
-    config=configs,
-    values=st.lists(logit_values, min_size=1, max_size=8),
-    seed=st.integers(0, 99),
-    dtype=st.sampled_from([torch.float32, torch.float16, torch.bfloat16]),
-)
+@given(**MULTILABEL_EXAMPLES)
 def test_finite_loss_and_gradient(config, values, seed, dtype):
     x, y = _inputs(values, seed)
     _loss_and_grad(x.to(dtype), y, "eager", config)
@@ -60,12 +62,7 @@ def test_finite_loss_and_gradient(config, values, seed, dtype):
 
 @pytest.mark.slow
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    config=configs,
-    values=st.lists(logit_values, min_size=1, max_size=8),
-    seed=st.integers(0, 99),
-    dtype=st.sampled_from([torch.float32, torch.float16, torch.bfloat16]),
-)
+@given(**MULTILABEL_EXAMPLES)
 def test_compiled_equals_eager(config, values, seed, dtype):
     """Every example compiles a new setting (about 2 s): slow suite only."""
     x, y = _inputs(values, seed)
