@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from ral.data.classes import CHEXPERT_CLASSES, ISIC2018_CLASSES
 from ral.data.errors import TableError
-from ral.data.options import FORMATS, TASKS, UNCERTAIN_POLICIES, VINDR_AGREEMENTS, FormatName
+from ral.data.options import FORMATS, FormatName
 from ral.data.readers.chest import read_chexpert, read_nih, read_padchest, read_vindr
 from ral.data.readers.mimic import read_cxrlt, read_mimic
 from ral.data.readers.plain import read_aptos, read_folder, read_generic, read_isic2018
@@ -25,9 +25,6 @@ from ral.data.table import LabelTable, Task
 __all__ = [
     "FORMATS",
     "TABLE_FORMATS",
-    "TASKS",
-    "UNCERTAIN_POLICIES",
-    "VINDR_AGREEMENTS",
     "ImageList",
     "TableFormat",
     "detect_format",

@@ -28,11 +28,8 @@ VindrAgreement = Literal["any", "majority"]
 #: The parts of MIMIC-CXR-JPG's official split file.
 MimicSplit = Literal["train", "validate", "test"]
 
-# Tuples of the choices, for code that lists them (messages, argparse).
+# The choices as tuples, where code lists them: the formats (ral.data.FORMATS), a split file's values.
 FORMATS: tuple[str, ...] = get_args(FormatName)
-UNCERTAIN_POLICIES: tuple[str, ...] = get_args(UncertainPolicy)
-TASKS: tuple[str, ...] = get_args(TableTask)
-VINDR_AGREEMENTS: tuple[str, ...] = get_args(VindrAgreement)
 MIMIC_SPLITS: tuple[str, ...] = get_args(MimicSplit)
 
 

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
+from ral.data.groups import GROUPS
 from ral.metrics._checks import (
-    GROUPS,
     check_groups,
     check_multilabel,
     check_thresholds,
