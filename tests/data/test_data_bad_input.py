@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
@@ -91,10 +92,12 @@ def test_corrupt_image_file(tmp_path, generic):
     path = generic("a.png,p,1,0\nb.png,p,0,1\n", images=True)
     (tmp_path / "b.png").write_bytes(b"not a png at all")
     table = load_table(path)  # "exists" does not open files
-    with pytest.raises(ValueError, match=r"cannot decode image file .*b\.png.*row 1 \(id 'b.png'\)"):
+    with pytest.raises(TableError, match=r"cannot decode image file .*b\.png.*row 1 \(id 'b.png'\)") as caught:
         ImageDataset(table, image_size=16)[1]
-    with pytest.raises(ValueError, match=r"cannot decode image file .*b\.png.*row 1"):
+    assert (caught.value.path, caught.value.option) == (path, "skip_bad") and caught.value.value.endswith("b.png")
+    with pytest.raises(TableError, match=r"cannot decode image file .*b\.png.*row 1") as pooled:
         ImageDataset(table, image_size=16, cache_dir=tmp_path / "cache")
+    assert pooled.value.option == "skip_bad"
     assert not list((tmp_path / "cache").glob("*.npy"))  # no partial cache left behind
     with pytest.raises(ValueError, match=r"row 1 \(id 'b.png'\): cannot decode image file"):
         load_table(path, check_images="decode")
@@ -149,6 +152,8 @@ def test_errors_carry_fields_and_each_interface_spells_the_option(generic, asser
     assert (missing.value.row, missing.value.option) == (None, "skip_bad") and missing.value.value.name == "x.png"
     assert with_hint(missing.value, lambda o: o) == f"{missing.value} (skip_bad drops such rows)"
     assert with_hint(KeyError("k"), lambda o: o) == "'k'"
+    copy = pickle.loads(pickle.dumps(error))  # errors cross process pools (the image cache build)
+    assert (type(copy), str(copy), copy.row, copy.option) == (TableError, str(error), 3, "skip_bad")
 
 
 def test_duplicate_image_paths_are_one_warning_naming_the_rows(tmp_path, generic):

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from ral.data.errors import MissingFileError, TableError
 from ral.data.images import read_image
 from ral.data.table import LabelTable
 from ral.report.files import atomic_path, stale_temporaries, write_json
@@ -77,13 +78,20 @@ def _describe(table: LabelTable, i: int) -> str:
 
 
 def decode_row(table: LabelTable, i: int, size: int, channels: int = 1) -> np.ndarray:
-    """Row ``i``'s image as uint8 (channels, size, size); errors name the file, the row and its id."""
+    """Row ``i``'s image as uint8 (channels, size, size).
+
+    Raises:
+        MissingFileError / TableError: the image is missing / cannot be decoded (naming the file,
+            the row and its id; ``option="skip_bad"``).
+    """
+    path = table.image_path(i)
+    fields = {"path": table.source or table.root, "value": str(path), "option": "skip_bad"}
     try:
-        pixels = read_image(table.image_path(i), size, channels=channels)
+        pixels = read_image(path, size, channels=channels)
     except FileNotFoundError as exc:
-        raise FileNotFoundError(f"{exc} [{_describe(table, i)}]") from None
+        raise MissingFileError(f"{exc} [{_describe(table, i)}]", **fields) from exc
     except ValueError as exc:
-        raise ValueError(f"{exc} [{_describe(table, i)}]") from None
+        raise TableError(f"{exc} [{_describe(table, i)}]", **fields) from exc
     return pixels[None] if pixels.ndim == 2 else np.ascontiguousarray(pixels.transpose(2, 0, 1))
 
 
