@@ -3,6 +3,7 @@ checkpoint / config mismatches refused before anything is written, --overwrite."
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -27,15 +28,15 @@ def _same_floats(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(a[k] == b[k] or (np.isnan(a[k]) and np.isnan(b[k])) for k in a)
 
 
-def _count_steps(monkeypatch, crash_at_step: int | None = None) -> list[tuple[int, int]]:
-    """Record (epoch, batch index) of every training step; raise at global step ``crash_at_step``."""
+def _count_steps(monkeypatch, crash_at_step: int | None = None) -> list[tuple[int, int, float]]:
+    """Record (epoch, batch index, learning rate) of every training step; raise at global step ``crash_at_step``."""
     original = ClassifierModule.training_step
-    steps: list[tuple[int, int]] = []
+    steps: list[tuple[int, int, float]] = []
 
     def step(self, batch, batch_idx):
         if self.global_step == crash_at_step:
             raise RuntimeError("simulated crash")
-        steps.append((self.current_epoch, batch_idx))
+        steps.append((self.current_epoch, batch_idx, self.optimizers().param_groups[0]["lr"]))
         return original(self, batch, batch_idx)
 
     monkeypatch.setattr(ClassifierModule, "training_step", step)
@@ -60,7 +61,11 @@ def test_last_checkpoint_is_every_finished_epoch_and_a_finished_run_can_be_exten
     steps = _count_steps(monkeypatch)
     config["train"]["epochs"] = 4
     extended = train(config, resume=True)
-    assert {epoch for epoch, _ in steps} == {3}  # only the new epoch was trained
+    assert {epoch for epoch, _, _ in steps} == {3}  # only the new epoch was trained
+    # the cosine is stretched over the new total (16 steps) from the current step
+    assert [lr for _, _, lr in steps] == pytest.approx(
+        [0.005 * (1 + math.cos(math.pi * s / 16)) for s in range(12, 16)]
+    )
     assert extended["epochs_completed"] == 4 and [row["epoch"] for row in extended["history"]] == [0, 1, 2, 3]
     assert all(_same_floats(a, b) for a, b in zip(extended["history"], first["history"]))
     assert _checkpoint(folder / "last.ckpt")["epoch"] == 3 and extended["best_epoch"] == 0
@@ -95,7 +100,7 @@ def test_resume_from_a_mid_epoch_checkpoint_matches_an_uninterrupted_run(
     monkeypatch.undo()
     steps = _count_steps(monkeypatch)
     resumed = train(config, resume=True)
-    assert steps[0] == (1, (mid - steps_per_epoch) * accumulate)  # continued inside the second epoch
+    assert steps[0][:2] == (1, (mid - steps_per_epoch) * accumulate)  # continued inside the second epoch
     a = _checkpoint(tmp_path / "straight" / "checkpoints" / "last.ckpt")
     b = _checkpoint(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
     assert a["global_step"] == b["global_step"] == 2 * steps_per_epoch
