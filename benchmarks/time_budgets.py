@@ -1,10 +1,10 @@
 """Time ONE run of each benchmark budget (and the simulation of its data) on this machine.
 
-The evidence plan of ``ral.bench.plan`` multiplies these times by the number of runs; run this
-on a quiet machine (``uptime``: load well below the number of cores) with one torch thread, the
-setting of every ``ral bench`` run, and copy the seconds into ``ral.bench.plan.MEASURED``:
+The evidence plan of ``benchmarks/evidence_plan.py`` multiplies these times by the number of runs;
+run this on a quiet machine (``uptime``: load well below the number of cores) with one torch thread,
+the setting of every ``ral bench`` run, and copy the seconds into its ``MEASURED_SECONDS``:
 
-    PYTHONPATH=src .venv/bin/python benchmarks/time_budgets.py [--out runs/bench/budget-times]
+    .venv/bin/python benchmarks/time_budgets.py [--out runs/bench/budget-times]
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ def main(argv: list[str]) -> int:
         data = simulated_data(folder / "data", budget, task=task)
         simulated = time.perf_counter() - started
         started = time.perf_counter()
-        result = train_and_evaluate(data, LossSpec(loss, loss), 0, budget, folder / "run", cache_dir=str(folder / "cache"))
+        result = train_and_evaluate(
+            data, LossSpec(loss, loss), 0, budget, folder / "run", cache_dir=str(folder / "cache")
+        )
         run = time.perf_counter() - started
         load = os.getloadavg()[0]
         print(

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ral.bench.experiment import BenchData, LossSpec, engine_config, get_budget, user_data
-from ral.bench.losses import prepare_data
+from ral.bench.experiment import BenchData, LossSpec, engine_config, get_budget, prepare_data, user_data
 
 
 def test_runs_differ_only_in_loss_and_seed(tmp_path):
@@ -37,36 +36,21 @@ def test_bad_data_arguments(tmp_path):
         prepare_data(tmp_path, get_budget("quick"), data=table, simulate=True)
 
 
-def test_given_tables_are_used_as_they_are(tmp_path):
-    from ral.data.simulate import simulate_dataset
-
-    folder = Path(simulate_dataset(tmp_path / "sim", size=16, n_train=200, n_val=200, n_test=200))
-    data = prepare_data(
-        tmp_path / "bench",
-        get_budget("quick"),
-        data=folder / "train.csv",
-        val_data=folder / "val.csv",
-        test_data=folder / "test.csv",
-    )
-    assert data.task == "multilabel" and data.test == str((folder / "test.csv").resolve())
+def test_given_tables_are_used_as_they_are(tmp_path, tiny_tables):
+    given = {"data": tiny_tables.train, "val_data": tiny_tables.val, "test_data": tiny_tables.test}
+    data = prepare_data(tmp_path / "bench", get_budget("quick"), **given)
+    assert data.task == "multilabel" and data.test == tiny_tables.test
     assert not (tmp_path / "bench" / "data").exists()  # nothing split or copied
     with pytest.raises(ValueError, match="--task 'single'"):
-        prepare_data(
-            tmp_path / "bench",
-            get_budget("quick"),
-            data=folder / "train.csv",
-            val_data=folder / "val.csv",
-            test_data=folder / "test.csv",
-            task="single",
-        )
+        prepare_data(tmp_path / "bench", get_budget("quick"), task="single", **given)
 
 
-def test_simulated_data_is_reused_and_names_its_simulation(tmp_path, monkeypatch):
-    from ral.bench.experiment import budget_with, simulated_data
+def test_simulated_data_is_reused_and_names_its_simulation(tmp_path, monkeypatch, tiny_budget):
+    from ral.bench.experiment import simulated_data
     from ral.bench.runner import RunStore
     from ral.data import simulate
 
-    budget = budget_with(get_budget("quick"), image_size=16)
+    budget = tiny_budget
     first = simulated_data(tmp_path / "data", budget)
     stamp = (tmp_path / "data" / "train.csv").stat().st_mtime_ns
     assert simulated_data(tmp_path / "data", budget) == first  # same settings and code: reused
@@ -141,7 +125,7 @@ def test_single_label_splits_keep_class_names(tmp_path):
 def test_simulated_fundus_trains_as_single_label(tmp_path):
     from ral.bench.experiment import budget_with, simulated_data
 
-    budget = budget_with(get_budget("quick"), image_size=16)
+    budget = budget_with(get_budget("quick"), image_size=16)  # a single-label set needs 40 test images per class
     data = simulated_data(tmp_path / "fundus", budget, task="fundus")
     assert (data.task, data.simulated, data.missing_rate) == ("single", "fundus", None)
     assert "simulated fundus set" in data.description

@@ -1,4 +1,4 @@
-"""`ral bench report`: docs/results.md rebuilt from tiny bench folders, verdicts by the rules in the code."""
+"""benchmarks/report.py: docs/results.md rebuilt from tiny bench folders, verdicts by the rules of claims.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 
 from ral.bench.experiment import BenchData, get_budget
 from ral.bench.runner import RunStore
-from ral.cli import main
 from ral.metrics import metric_names
 
 BUDGET = get_budget("quick").__dict__
@@ -99,7 +98,8 @@ def _timing_folders(runs: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def runs(tmp_path_factory):
+    """Hand-made folders of every benchmark of the evidence but the fundus comparison and the smoke test."""
     runs = tmp_path_factory.mktemp("runs")
     _loss_folder(
         runs / "losses-multilabel-default",
@@ -125,11 +125,16 @@ def report(tmp_path_factory):
     (runs / "losses-single-default" / "command.txt").write_text("ral bench losses --simulate --task single\n")
     _sensitivity_folder(runs / "sensitivity-multilabel-grid")
     _timing_folders(runs)
+    return runs
+
+
+@pytest.fixture(scope="module")
+def report(runs, scripts, tmp_path_factory):
     out = tmp_path_factory.mktemp("docs") / "results.md"
-    stale = out.parent / "img" / "results" / "old_figure.png"
-    stale.parent.mkdir(parents=True)
-    stale.write_bytes(b"png")
-    assert main(["bench", "report", "--runs", str(runs), "--out", str(out)]) == 0
+    other = out.parent / "img" / "results" / "old_figure.png"
+    other.parent.mkdir(parents=True)
+    other.write_bytes(b"png")
+    assert scripts.report.main(["--runs", str(runs), "--out", str(out)]) == 0
     return out
 
 
@@ -170,44 +175,73 @@ def test_commands_tables_and_figures_come_from_the_folders(report):
     figures = report.parent / "img" / "results"
     drawn = sorted(p.name for p in figures.iterdir())
     assert "losses-multilabel_metrics.png" in drawn and "sensitivity_range.png" in drawn
-    assert "old_figure.png" not in drawn  # the report owns the folder: stale figures are removed
+    assert "old_figure.png" in drawn  # a file the report did not write is left in place
     for name in drawn:
-        assert f"(img/results/{name})" in text
+        assert f"(img/results/{name})" in text or name == "old_figure.png"
     # the arithmetic of the evidence budget comes from the code
     assert "| `ral bench sensitivity --simulate` (x 2 shards) |" in text and "Total: about" in text
 
 
-def test_quick_runs_twice_are_identical_and_the_report_says_so(tmp_path):
+def test_bad_arguments_are_refused_and_other_files_kept(runs, scripts, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        scripts.report.main(["--runs", str(tmp_path / "missing"), "--out", str(tmp_path / "r.md")])
+    assert exit_info.value.code == 2 and "--runs" in capsys.readouterr().err
+    mine = tmp_path / "notes.md"
+    mine.write_text("mine")
+    with pytest.raises(SystemExit) as exit_info:
+        scripts.report.main(["--runs", str(runs), "--out", str(mine)])
+    assert exit_info.value.code == 2 and "--overwrite" in capsys.readouterr().err and mine.read_text() == "mine"
+    assert Path(__file__).resolve().parents[2] / "docs" / "results.md" == scripts.report.RESULTS  # its own file
+
+
+@pytest.mark.slow
+def test_quick_runs_twice_are_identical_and_the_report_says_so(tmp_path, scripts):
+    from ral.bench.experiment import budget_with
+    from ral.bench.losses import benchmark_losses
+
     runs = tmp_path / "runs"
+    budget = budget_with(get_budget("quick"), image_size=16)
     for name in ("losses-multilabel-quick", "losses-multilabel-quick-again"):
-        args = ["bench", "losses", "--simulate", "--quick", "--image-size", "16", "--losses", "bce", "ral"]
-        assert main([*args, "--out", str(runs / name)]) == 0
+        benchmark_losses(runs / name, budget, losses=["bce", "ral"], simulate=True)
     first = pd.read_csv(runs / "losses-multilabel-quick" / "results.csv")
     again = pd.read_csv(runs / "losses-multilabel-quick-again" / "results.csv")
     columns = list(metric_names("multilabel"))
     pd.testing.assert_frame_equal(first[columns], again[columns])
     out = tmp_path / "results.md"
-    assert main(["bench", "report", "--runs", str(runs), "--out", str(out)]) == 0
+    assert scripts.report.main(["--runs", str(runs), "--out", str(out)]) == 0
     assert "| Smoke test | exactly reproducible (a second run gave identical metrics) |" in out.read_text()
 
 
-def test_evidence_plan_fits_the_budget():
-    from ral.bench.plan import SHARDS, evidence_plan
-
-    steps = {step.folder: step for step in evidence_plan()}
+def test_evidence_plan_fits_the_budget(scripts):
+    plan = scripts.evidence_plan
+    steps = {step.folder: step for step in plan.evidence_plan()}
     assert steps["losses-multilabel-default"].runs == 14 * get_budget("default").seeds
     assert steps["sensitivity-multilabel-grid"].runs == 4 * 9 * get_budget("grid").seeds * 4
-    assert SHARDS == 2 and all(s.sharded for s in steps.values() if s.runs > 20)
+    assert plan.SHARDS == 2 and all(s.sharded for s in steps.values() if s.runs > 20)
     hours = sum(step.seconds for step in steps.values()) / 3600
     assert 2.0 < hours < 3.3
 
 
-def test_a_help_question_needs_a_gain_beyond_the_interval():
-    import pandas as pd
-
-    from ral.bench.losses_report import Comparison, _answer
-
-    comparison = Comparison("ral_prior", "ral", ("tail_mAP",), (("help", ("tail_mAP",), "help?"),))
+def test_a_help_question_needs_a_gain_beyond_the_interval(scripts):
+    claims = scripts.claims
+    comparison = claims.Comparison("ral_prior", "ral", ("tail_mAP",), (("help", ("tail_mAP",), "help?"),))
     for verdict, word in (("higher", "yes"), ("level", "no"), ("lower", "no")):
         frame = pd.DataFrame({"metric": ["tail_mAP"], "verdict": [verdict]})
-        assert _answer(pd.DataFrame(), comparison, "help", ("tail_mAP",), frame).startswith(f"- Answer: **{word}**")
+        assert claims._answer(pd.DataFrame(), comparison, "help", ("tail_mAP",), frame).startswith(
+            f"- Answer: **{word}**"
+        )
+
+
+def test_the_rule_for_changing_a_default(scripts):
+    frame = pd.DataFrame(
+        {
+            "loss": ["new"] * 3 + ["old"] * 3,
+            "seed": [0, 1, 2] * 2,
+            "mAP": [0.50, 0.52, 0.51, 0.40, 0.41, 0.42],
+        }
+    )
+    rule = scripts.claims.beats_default(frame, "new", "old", "mAP")
+    assert rule["wins"] == rule["pairs"] == 3 and rule["beats"]
+    assert rule["gain"] == pytest.approx(0.1) and rule["bar"] == pytest.approx(2 * 0.01)
+    frame.loc[2, "mAP"] = 0.41  # one seed level: not higher on every seed
+    assert not scripts.claims.beats_default(frame, "new", "old", "mAP")["beats"]

@@ -7,19 +7,21 @@ import math
 import pandas as pd
 import pytest
 
+from ral.bench.experiment import get_budget
 from ral.bench.sensitivity import (
     ARMS,
     GRIDS,
     MATCHED,
+    benchmark_sensitivity,
     grid_points,
+    loss_options,
     parse_grid_overrides,
     point_id,
     quick_grid,
     resolve_arms,
     resolve_grids,
 )
-from ral.bench.sensitivity_report import grid_statistics, pair_matrix
-from ral.cli import main
+from ral.bench.sensitivity_report import grid_statistics, matched_statistics, pair_matrix
 
 
 def test_grid_parsing_and_points():
@@ -40,8 +42,6 @@ def test_grid_parsing_and_points():
 
 
 def test_default_arms_isolate_the_hill_weight_and_grids_match_the_losses():
-    from ral.losses import LOSSES
-
     # ASL vs ASL + Hill and APL vs RAL: same gamma_neg x margin values, same fixed terms but the Hill weight
     for without, with_hill in MATCHED:
         a, b = ARMS[without], ARMS[with_hill]
@@ -50,9 +50,9 @@ def test_default_arms_isolate_the_hill_weight_and_grids_match_the_losses():
         assert a.fixed.get("eps_pos", []) == b.fixed["eps_pos"] and a.fixed["gamma_pos"] == b.fixed["gamma_pos"] == 0
     assert ARMS["asl_hill"].fixed["eps_pos"] == [] and ARMS["ral"].fixed["eps_pos"] == [-1.0, 1.25]
     for arm in ARMS.values():  # every parameter is a real constructor option
-        assert set(arm.fixed) | set(arm.grid) <= set(LOSSES[arm.loss].option_names()), arm.label
+        assert set(arm.fixed) | set(arm.grid) <= loss_options(arm.loss), arm.label
     for loss, grid in GRIDS.items():
-        assert set(grid) <= set(LOSSES[loss].option_names()), loss
+        assert set(grid) <= loss_options(loss), loss
     with pytest.raises(ValueError, match="no parameter"):
         resolve_grids(["asl"], ["tau=0,0.1"], "multilabel", quick=False)
     with pytest.raises(ValueError, match="exactly one --loss"):
@@ -91,31 +91,15 @@ def test_statistics_and_pair_matrix_from_a_hand_made_grid():
     assert matrix.loc["2", "y"] == pytest.approx(0.28)
 
 
+@pytest.mark.slow
 def test_tiny_grid_on_a_user_table_split_by_patient(tmp_path):
     from ral.data.simulate import simulate_dataset
 
     source = simulate_dataset(tmp_path / "sim", size=32, n_train=400, n_val=200, n_test=200)
     out = tmp_path / "sens"
-    code = main(
-        [
-            "bench",
-            "sensitivity",
-            "--data",
-            str(source / "train.csv"),
-            "--quick",
-            "--loss",
-            "asl",
-            "--grid",
-            "gamma_neg=2,4",
-            "clip=0.05",
-            "gamma_pos=0",
-            "--seeds",
-            "2",
-            "--out",
-            str(out),
-        ]
-    )
-    assert code == 0
+    grid = ["gamma_neg=2,4", "clip=0.05", "gamma_pos=0"]
+    budget = get_budget("quick")
+    benchmark_sensitivity(out, budget, losses=["asl"], grid_overrides=grid, seeds=2, data=source / "train.csv")
     for split in ("train", "val", "test"):  # the user table split by patient, written in the generic layout
         assert (out / "data" / f"{split}.csv").is_file()
     sizes = [len(pd.read_csv(out / "data" / f"{s}.csv")) for s in ("train", "val", "test")]
@@ -131,11 +115,25 @@ def test_tiny_grid_on_a_user_table_split_by_patient(tmp_path):
     assert "| asl | asl | 2 | 2 |" in (out / "summary.md").read_text()
 
 
-def test_missing_rates_are_datasets_of_one_benchmark(tmp_path):
+def test_a_tiny_grid_writes_its_tables(tmp_path, tiny_budget, tiny_tables):
+    given = {"data": tiny_tables.train, "val_data": tiny_tables.val, "test_data": tiny_tables.test}
+    arms = {"losses": ["asl"], "grid_overrides": ["gamma_neg=2,6", "clip=0.05"]}
+    text = benchmark_sensitivity(tmp_path, tiny_budget, **arms, **given)
+    grid = pd.read_csv(tmp_path / "grid.csv")
+    assert list(grid["gamma_neg"]) == [2, 6] and grid["mAP"].between(0, 1).all() and grid["missing_rate"].isna().all()
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert (summary.loc[0, "points"], summary.loc[0, "seeds"]) == (2, 1)
+    assert summary.loc[0, "range"] == pytest.approx(grid["mAP"].max() - grid["mAP"].min())
+    assert text == (tmp_path / "summary.md").read_text() and "| asl | asl | 2 | 1 |" in text
+    with pytest.raises(ValueError, match="other settings"):  # another budget: refused before any run
+        benchmark_sensitivity(tmp_path, get_budget("quick"), **arms, **given)
+
+
+@pytest.mark.slow
+def test_missing_rates_are_datasets_of_one_benchmark(tmp_path, tiny_budget):
     out = tmp_path / "sens"
-    args = ["bench", "sensitivity", "--simulate", "--quick", "--image-size", "16", "--out", str(out)]
-    args += ["--loss", "asl", "--grid", "gamma_neg=2,6", "clip=0.05", "--missing-rate", "0", "0.5"]
-    assert main(args) == 0
+    arms = {"losses": ["asl"], "grid_overrides": ["gamma_neg=2,6", "clip=0.05"], "simulate": True}
+    text = benchmark_sensitivity(out, tiny_budget, missing_rate=[0, 0.5], **arms)
     grid = pd.read_csv(out / "grid.csv")
     assert sorted(set(grid["missing_rate"])) == [0.0, 0.5] and len(grid) == 4
     for rate in ("0", "0.5"):  # one simulated set per rate, same seed and sizes
@@ -143,9 +141,10 @@ def test_missing_rates_are_datasets_of_one_benchmark(tmp_path):
         assert f'"missing_rate": {float(rate)}' in info
     summary = pd.read_csv(out / "summary.csv", dtype={"dataset": str})
     assert list(summary["dataset"]) == ["0", "0.5"]
-    text = (out / "summary.md").read_text()
+    assert text == (out / "summary.md").read_text()
     assert "Missing rate 0 (share" in text and "Missing rate 0.5 (share" in text
-    assert main([*args[:-3], "--missing-rate", "0", "0.3"]) == 2  # another rate list: other settings, refused
+    with pytest.raises(ValueError, match="other settings"):  # another rate list
+        benchmark_sensitivity(out, tiny_budget, missing_rate=[0, 0.3], **arms)
 
 
 def test_bad_missing_rates(tmp_path, capsys):
@@ -185,8 +184,8 @@ def _hand_made_grid(spread_with_hill: float, seeds=(0, 1, 2)) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_matched_statistics_and_the_verdict_rule():
-    from ral.bench.sensitivity_report import arm_statistics, claim2_verdict, matched_statistics, sensitivity_verdict
+def test_matched_statistics_and_the_verdict_rule(scripts):
+    from ral.bench.sensitivity_report import arm_statistics, sensitivity_verdict
 
     frame = _hand_made_grid(0.02)
     stats = arm_statistics(frame, "mAP").set_index("arm")
@@ -196,17 +195,17 @@ def test_matched_statistics_and_the_verdict_rule():
     assert stats.loc["asl", "worst"] == pytest.approx(means.min())
     assert stats.loc["asl", "range_low"] <= stats.loc["asl", "range"] <= stats.loc["asl", "range_high"]
     assert stats.loc["asl", "worst_params"] == "gamma_neg=2" and stats.loc["asl", "seeds"] == 3
-    matched = matched_statistics(frame, "mAP").iloc[0]
+    matched = matched_statistics(frame, "mAP", MATCHED).iloc[0]
     assert (matched["without"], matched["with"], matched["seeds"]) == ("asl", "asl_hill", 3)
     assert matched["d_range"] == pytest.approx(stats.loc["asl_hill", "range"] - stats.loc["asl", "range"])
     assert matched["d_range_high"] < 0 and matched["d_std_high"] < 0 and matched["verdict"] == "less sensitive"
-    assert "**supported**" in claim2_verdict(frame, "multilabel")
+    assert "**supported**" in scripts.claims.claim2_verdict(frame, "multilabel")
 
-    same = matched_statistics(_hand_made_grid(0.1), "mAP").iloc[0]  # equal spreads: the intervals hold 0
+    same = matched_statistics(_hand_made_grid(0.1), "mAP", MATCHED).iloc[0]  # equal spreads: the intervals hold 0
     assert same["d_range_low"] <= 0 <= same["d_range_high"] and same["verdict"] == "not shown"
-    wider = matched_statistics(_hand_made_grid(0.3), "mAP").iloc[0]
+    wider = matched_statistics(_hand_made_grid(0.3), "mAP", MATCHED).iloc[0]
     assert wider["verdict"] == "more sensitive"
-    one_seed = matched_statistics(_hand_made_grid(0.02, seeds=(0,)), "mAP").iloc[0]
+    one_seed = matched_statistics(_hand_made_grid(0.02, seeds=(0,)), "mAP", MATCHED).iloc[0]
     assert one_seed["verdict"] == "untested" and math.isnan(one_seed["d_std_low"])
     # the rule needs both intervals below 0
     assert sensitivity_verdict(-0.02, -0.01, -0.05, 0.01) == "not shown"

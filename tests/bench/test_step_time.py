@@ -5,8 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ral.bench.step_time import StepTimeConfig, measure_step_time, summarize_step_time
-from ral.cli import main
+from ral.bench.step_time import StepTimeConfig, run_step_time, summarize_step_time
 
 
 def test_paired_ratio_is_the_median_over_rounds():
@@ -27,34 +26,20 @@ def test_paired_ratio_is_the_median_over_rounds():
         summarize_step_time(times, reference="asl")
 
 
-def test_interleaved_measurement_runs_every_loss_every_round():
+def test_a_tiny_measurement_runs_every_loss_every_round_and_writes_its_record(tmp_path):
     config = StepTimeConfig(losses=("bce", "ral", "db"), batch_size=4, image_size=16, steps=1, rounds=3, warmup=1)
-    times = measure_step_time(config)
+    summary, text = run_step_time(config, tmp_path)
+    times = pd.read_csv(tmp_path / "step_time.csv")
     assert len(times) == 9 and (times["seconds_per_step"] > 0).all()
     assert list(times[times["round"] == 1]["loss"]) == ["db", "ral", "bce"]  # reversed every other round
+    assert "time / bce" in text and list(summary["loss"]) == ["bce", "ral", "db"]
+    assert list(pd.read_csv(tmp_path / "step_time_summary.csv")["loss"]) == ["bce", "ral", "db"]
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        run_step_time(config, tmp_path)
 
 
-def test_bad_settings_and_cli(tmp_path, capsys):
+def test_bad_settings():
     with pytest.raises(ValueError, match="reference"):
         StepTimeConfig(losses=("bce",))
     with pytest.raises(ValueError, match="rounds"):
         StepTimeConfig(rounds=0)
-    code = main(
-        [
-            "bench",
-            "step",
-            "--batch-size",
-            "4",
-            "--image-size",
-            "16",
-            "--steps",
-            "1",
-            "--repeats",
-            "2",
-            "--out",
-            str(tmp_path),
-        ]
-    )
-    assert code == 0
-    assert "time / bce" in capsys.readouterr().out
-    assert set(pd.read_csv(tmp_path / "step_time_summary.csv")["loss"]) == {"bce", "ral"}

@@ -7,15 +7,12 @@ import json
 import pytest
 
 from ral.bench.throughput import StepGate, ThroughputConfig, run_throughput
-from ral.cli import main
 
 
-def test_a_short_measurement_writes_the_figures(tmp_path, capsys, monkeypatch):
-    argv = ["bench", "throughput", "--backbone", "tiny", "--image-size", "16", "--batch-size", "8"]
-    argv += ["--rounds", "2", "--steps", "2", "--warmup", "1", "--out", str(tmp_path / "out")]
-    argv += ["--data-dir", str(tmp_path / "data")]
-    monkeypatch.setattr("sys.argv", ["ral", *argv])  # the command recorded beside the figures
-    assert main(argv) == 0
+def test_a_short_measurement_writes_the_figures(tmp_path):
+    config = ThroughputConfig(backbone="tiny", image_size=16, batch_size=8, rounds=2, steps=2, warmup=1)
+    command = "ral bench throughput --backbone tiny"
+    _, text = run_throughput(config, tmp_path / "out", data_dir=tmp_path / "data", command=command)
     result = json.loads((tmp_path / "out" / "throughput.json").read_text())
     for key in ("pipeline_images_per_s", "plain_images_per_s", "ratio", "loss_share"):
         assert result[key] > 0, key
@@ -25,8 +22,7 @@ def test_a_short_measurement_writes_the_figures(tmp_path, capsys, monkeypatch):
     assert len(result["load_average_before"].split()) == 3
     for name in ("throughput.csv", "throughput_summary.csv", "throughput.md"):
         assert (tmp_path / "out" / name).is_file(), name
-    out = capsys.readouterr().out
-    assert "throughput ratio pipeline / plain" in out and "loss alone (ral)" in out
+    assert "throughput ratio pipeline / plain" in text and "loss alone (ral)" in text
     # the pipeline ran as `ral train` runs: one epoch stopped after the timing, its checkpoint written
     assert (tmp_path / "out" / "run" / "checkpoints" / "last.ckpt").is_file()
     rounds = (tmp_path / "out" / "throughput.csv").read_text().splitlines()

@@ -19,11 +19,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock
 
 from ral.data.images import MIN_IMAGE_SIZE
-from ral.data.table import LabelTable
-from ral.engine.config import Config, config_from_dict
+from ral.data.simulate import SimulatedSet
+from ral.data.table import LabelTable, Task
+from ral.engine.config import Config
+from ral.engine.configfile import config_from_dict
 from ral.metrics import metric_names
+from ral.metrics.names import TASKS
 
 
 @dataclass(frozen=True)
@@ -53,21 +57,8 @@ class Budget:
 
 #: Named budgets. "quick": a smoke test (``--quick`` of each bench in about a minute on 2 cores);
 #: "default": the loss comparison (5 seeds); "grid": one sensitivity grid point (5 seeds per point);
-#: "long": the demo-sized set.
-#:
-#: Arithmetic of the full evidence (``make bench-evidence``: every training bench as 2 shards, one
-#: torch thread each, on 2 cores), with ONE run of each budget measured on the 2-core development
-#: machine by ``benchmarks/time_budgets.py`` (record: benchmarks/budget_times.md; the seconds live
-#: in ``ral.bench.plan.MEASURED``, from which docs/results.md's "How to reproduce" is generated):
-#:
-#:   losses:      (14 multi-label + 8 ISIC-like + 8 APTOS-like) losses x 5 seeds = 150 runs x 37 s =  5,550 s
-#:   sensitivity: 4 arms x 9 grid points x 5 seeds x 4 missing rates          = 720 runs x 18 s = 12,960 s
-#:   (5,550 + 12,960) s / 2 shards = 9,255 s = 2 h 34 min; + 7 simulated sets (about 1 min, one
-#:   shard simulates while the other waits) + the timing benchmarks, alone afterwards (step time,
-#:   loss speed twice, throughput, the quick smoke run twice: about 14 min) = about 2 h 50 min.
-#:
-#: ``--quick``: 40 s for ``ral bench losses --simulate --quick`` (14 runs) and 52 s for
-#: ``ral bench sensitivity --simulate --quick`` (16 runs), simulation and start-up included.
+#: "long": the demo-sized set. (What the full evidence of docs/results.md costs at these budgets:
+#: benchmarks/evidence_plan.py.)
 BUDGETS: dict[str, Budget] = {
     "quick": Budget("quick", n_train=300, n_val=300, n_test=400, image_size=32, epochs=1, batch_size=64, seeds=1),
     "grid": Budget("grid", n_train=4000, n_val=1000, n_test=3000, image_size=48, epochs=6, batch_size=64, seeds=5),
@@ -132,7 +123,7 @@ class BenchData:
     train: str
     val: str
     test: str
-    task: str
+    task: Task
     root: str | None = None
     format: str | None = None
     description: str = ""
@@ -140,8 +131,8 @@ class BenchData:
     missing_rate: float | None = None
 
     def __post_init__(self) -> None:
-        if self.task not in ("multilabel", "single"):
-            raise ValueError(f"BenchData.task must be 'multilabel' or 'single', got {self.task!r}")
+        if self.task not in TASKS:
+            raise ValueError(f"BenchData.task must be one of {TASKS}, got {self.task!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -154,14 +145,14 @@ def _task_of(path: str | os.PathLike, *, format: str | None, root: str | None) -
 
 
 #: Task of the engine for each simulated set (the APTOS-like "fundus" grades are single-label).
-SIMULATED_TASK = {"multilabel": "multilabel", "single": "single", "fundus": "single"}
+SIMULATED_TASK: dict[SimulatedSet, Task] = {"multilabel": "multilabel", "single": "single", "fundus": "single"}
 
 
 def simulated_data(
     out_dir: str | os.PathLike,
     budget: Budget,
     *,
-    task: str = "multilabel",
+    task: SimulatedSet = "multilabel",
     seed: int = 0,
     missing_rate: float | None = None,
 ) -> BenchData:
@@ -301,6 +292,62 @@ def write_generic_table(table: LabelTable, path: str | os.PathLike) -> Path:
         labels = pd.DataFrame(table.labels, columns=table.class_names).astype("Int64")
         frame = pd.concat([frame, labels], axis=1)
     return write_csv(frame, path)
+
+
+def prepare_data(
+    out_dir: str | os.PathLike,
+    budget: Budget,
+    *,
+    data: str | os.PathLike | None = None,
+    simulate: bool = False,
+    task: SimulatedSet | None = None,
+    val_data: str | os.PathLike | None = None,
+    test_data: str | os.PathLike | None = None,
+    format: str | None = None,
+    root: str | os.PathLike | None = None,
+    missing_rate: float | None = None,
+) -> BenchData:
+    """The benchmark's tables: simulated into ``<out_dir>/data`` or the user's (split if needed).
+
+    With ``simulate``, ``task`` names the simulated set ("multilabel", "single" or "fundus", the
+    APTOS-like grades: single-label); with ``data`` it is checked against the table's task. The
+    data is prepared under a lock (``<out_dir>/locks/data.lock``), so shards starting together
+    simulate or split it once. ``missing_rate`` (simulated multi-label set only) goes to the
+    simulator; that set lives in ``<out_dir>/data/missing-<rate>``.
+
+    Raises:
+        ValueError: neither or both of ``data`` / ``simulate``; ``task`` contradicting the data.
+    """
+    if (data is None) == (not simulate):
+        raise ValueError("give exactly one of --data TABLE or --simulate")
+    if task is not None and task not in SIMULATED_TASK:
+        raise ValueError(f"--task must be one of {sorted(SIMULATED_TASK)}, got {task!r}")
+    if not simulate and task == "fundus":
+        raise ValueError(
+            "--task fundus names the simulated APTOS-like set: use it with --simulate (a table of yours is 'single')"
+        )
+    if not simulate and missing_rate is not None:
+        raise ValueError("--missing-rate applies to the simulated set (--simulate) only")
+    folder = Path(out_dir) / "data"
+    if missing_rate is not None:
+        folder = folder / f"missing-{missing_rate:g}"
+    with FileLock(Path(out_dir) / "locks" / "data.lock"):
+        if simulate:
+            return simulated_data(folder, budget, task=task or "multilabel", missing_rate=missing_rate)
+        tables = user_data(data, folder, val_data=val_data, test_data=test_data, format=format, root=root)
+    if task is not None and task != tables.task:
+        raise ValueError(f"--task {task!r} but {data} is a {tables.task} table")
+    return tables
+
+
+def known_settings(benchmark: str, budget: Budget, data_args: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a benchmark known before its data is prepared (see
+    :func:`ral.bench.runner.open_bench_folder`): its name, the budget, the simulated set (``fundus``
+    is a single-label task: the set's name, not the task, tells the sets apart)."""
+    settings: dict[str, Any] = {"benchmark": benchmark, "budget": budget.__dict__}
+    if data_args.get("simulate"):
+        settings["data"] = {"simulated": data_args.get("task") or "multilabel"}
+    return settings
 
 
 def engine_config(

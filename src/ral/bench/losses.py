@@ -1,4 +1,4 @@
-"""``ral bench losses``: every loss, several seeds, one backbone and schedule (claim 1).
+"""``ral bench losses``: every loss, several seeds, one backbone and schedule.
 
 Each (loss, seed) is one run of :func:`ral.bench.experiment.train_and_evaluate`, stored by a
 :class:`~ral.bench.runner.RunStore`, so an interrupted benchmark resumes where it stopped, and
@@ -9,7 +9,7 @@ re-run without ``--shard``) writes into the benchmark folder::
     results.csv         one row per run (loss, seed, test metrics, seconds per epoch, ...)
     per_class.csv       per-class test AP (single-label: per-class accuracy) of every run
     summary.csv / .md   mean ± sample std over seeds per loss, paired differences against RAL
-                        with t intervals, the long-tail variants' comparisons
+                        with t intervals
     metrics.png         bar chart of the means with std error bars
     per_class.png       heat map loss x class (mean over seeds), classes by training frequency
     command.txt         the command that wrote the summary (``--shard`` removed)
@@ -26,27 +26,11 @@ from typing import Any
 
 import pandas as pd
 
-from ral.bench.experiment import (
-    SIMULATED_TASK,
-    BenchData,
-    Budget,
-    LossSpec,
-    simulated_data,
-    train_and_evaluate,
-    user_data,
-)
-from ral.bench.losses_report import (
-    SCORE_NAME,
-    claim1_verdict,
-    comparisons_markdown,
-    paired_markdown,
-    plot_losses,
-    recommendation,
-    summary_frame,
-    summary_markdown,
-)
-from ral.bench.parallel import DEFAULT_RUN, WHOLE, Job, RunOptions, Shard, file_lock, missing_message, run_jobs
-from ral.bench.runner import RunStore, open_bench_folder
+from ral.bench.experiment import BenchData, Budget, LossSpec, known_settings, prepare_data, train_and_evaluate
+from ral.bench.losses_report import SCORE_NAME, paired_markdown, plot_losses, summary_frame, summary_markdown
+from ral.bench.parallel import DEFAULT_RUN, WHOLE, RunOptions, Shard, missing_message
+from ral.bench.runner import Job, RunStore, open_bench_folder, run_jobs
+from ral.data.table import Task
 from ral.losses.ral import PRESETS as RAL_PRESETS
 from ral.metrics import headline_metric
 
@@ -93,7 +77,7 @@ def _default_is_paper() -> bool:
     return RobustAsymmetricLoss().params == RobustAsymmetricLoss(**RAL_PAPER).params
 
 
-def loss_specs(task: str, names: Sequence[str] | None, budget: Budget) -> list[LossSpec]:
+def loss_specs(task: Task, names: Sequence[str] | None, budget: Budget) -> list[LossSpec]:
     """The losses to compare for ``task``.
 
     ``names`` picks rows of the default list by label (``ral_paper``, ``cb_focal``, ...), any
@@ -183,7 +167,7 @@ def loss_jobs(
     ]
 
 
-def result_tables(results: Sequence[dict[str, Any]], task: str, budget_name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def result_tables(results: Sequence[dict[str, Any]], task: Task, budget_name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(results, per_class)`` tables from stored run results (each holds its ``spec``), in the given order."""
     rows, per_class_rows = [], []
     for result in results:
@@ -250,7 +234,7 @@ def write_loss_report(
     results: pd.DataFrame,
     per_class: pd.DataFrame,
     *,
-    task: str,
+    task: Task,
     data: BenchData,
     budget: Budget,
     command: str = "",
@@ -272,11 +256,6 @@ def write_loss_report(
         + summary_markdown(results, task)
         + "\n"
         + paired_markdown(results, task)
-        + "\n"
-        + claim1_verdict(results, task)
-        + "\n"
-        + comparisons_markdown(results, task)
-        + recommendation(results, task)
         + "\n"
         + loss_notes(results)
         + "\n"
@@ -313,62 +292,6 @@ def loss_notes(results: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def prepare_data(
-    out_dir: str | os.PathLike,
-    budget: Budget,
-    *,
-    data: str | os.PathLike | None = None,
-    simulate: bool = False,
-    task: str | None = None,
-    val_data: str | os.PathLike | None = None,
-    test_data: str | os.PathLike | None = None,
-    format: str | None = None,
-    root: str | os.PathLike | None = None,
-    missing_rate: float | None = None,
-) -> BenchData:
-    """The benchmark's tables: simulated into ``<out_dir>/data`` or the user's (split if needed).
-
-    With ``simulate``, ``task`` names the simulated set ("multilabel", "single" or "fundus", the
-    APTOS-like grades: single-label); with ``data`` it is checked against the table's task. The
-    data is prepared under a lock (``<out_dir>/locks/data.lock``), so shards starting together
-    simulate or split it once. ``missing_rate`` (simulated multi-label set only) goes to the
-    simulator; that set lives in ``<out_dir>/data/missing-<rate>``.
-
-    Raises:
-        ValueError: neither or both of ``data`` / ``simulate``; ``task`` contradicting the data.
-    """
-    if (data is None) == (not simulate):
-        raise ValueError("give exactly one of --data TABLE or --simulate")
-    if task is not None and task not in SIMULATED_TASK:
-        raise ValueError(f"--task must be one of {sorted(SIMULATED_TASK)}, got {task!r}")
-    if not simulate and task == "fundus":
-        raise ValueError(
-            "--task fundus names the simulated APTOS-like set: use it with --simulate (a table of yours is 'single')"
-        )
-    if not simulate and missing_rate is not None:
-        raise ValueError("--missing-rate applies to the simulated set (--simulate) only")
-    folder = Path(out_dir) / "data"
-    if missing_rate is not None:
-        folder = folder / f"missing-{missing_rate:g}"
-    with file_lock(Path(out_dir) / "locks" / "data.lock"):
-        if simulate:
-            return simulated_data(folder, budget, task=task or "multilabel", missing_rate=missing_rate)
-        tables = user_data(data, folder, val_data=val_data, test_data=test_data, format=format, root=root)
-    if task is not None and task != tables.task:
-        raise ValueError(f"--task {task!r} but {data} is a {tables.task} table")
-    return tables
-
-
-def known_settings(benchmark: str, budget: Budget, data_args: dict[str, Any]) -> dict[str, Any]:
-    """The settings of a benchmark known before its data is prepared (see
-    :func:`ral.bench.runner.open_bench_folder`): its name, the budget, the simulated set (``fundus``
-    is a single-label task: the set's name, not the task, tells the sets apart)."""
-    settings: dict[str, Any] = {"benchmark": benchmark, "budget": budget.__dict__}
-    if data_args.get("simulate"):
-        settings["data"] = {"simulated": data_args.get("task") or "multilabel"}
-    return settings
-
-
 def benchmark_losses(
     out_dir: str | os.PathLike,
     budget: Budget,
@@ -381,7 +304,7 @@ def benchmark_losses(
     """Prepare the data, run this shard's (loss, seed) runs (resuming finished ones) and, once every
     run of the benchmark has finished, write the report.
 
-    ``data_args`` go to :func:`prepare_data`. ``out_dir`` is checked first
+    ``data_args`` go to :func:`ral.bench.experiment.prepare_data`. ``out_dir`` is checked first
     (:func:`ral.bench.runner.open_bench_folder`; ``run.overwrite`` discards an earlier benchmark).
     Returns the markdown summary, or a line saying how many runs are still
     missing.

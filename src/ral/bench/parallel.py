@@ -1,26 +1,17 @@
-"""Running one benchmark in several processes: ``--shard I/N`` and the file locks that make shards
-sharing one output folder safe.
+"""Running one benchmark in several processes: ``--shard I/N`` and the options of a training benchmark.
 
 A benchmark is a fixed, ordered list of runs; shard ``I`` of ``N`` takes the runs whose position
 ``i`` (0-based) has ``i % N == I - 1``, so N job-array tasks (or N terminals) cover every run once
-with no scheduler. Locks are advisory OS locks on files (``fcntl.flock`` on POSIX, ``msvcrt``
-on Windows): the OS releases them when the holder dies, so a killed shard never leaves a stale
-lock behind.
+with no scheduler. Shards share one output folder: :mod:`ral.bench.runner` locks each run
+(``filelock``), so no two processes work on one run.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
-
-if TYPE_CHECKING:
-    from ral.bench.runner import RunStore
+from typing import TypeVar
 
 Item = TypeVar("Item")
 
@@ -54,6 +45,7 @@ class Shard:
 
     @property
     def whole(self) -> bool:
+        """Whether this shard is the whole benchmark."""
         return self.count == 1
 
     def takes(self, position: int) -> bool:
@@ -70,113 +62,6 @@ class Shard:
 
 #: The whole benchmark in one process (no ``--shard``).
 WHOLE = Shard()
-
-
-def _lock_file(handle: int, blocking: bool) -> bool:
-    """Lock the open file ``handle`` exclusively; False when ``blocking`` is off and another holds it."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        import msvcrt
-
-        while True:
-            try:
-                msvcrt.locking(handle, msvcrt.LK_NBLCK, 1)
-                return True
-            except OSError:
-                if not blocking:
-                    return False
-                time.sleep(0.2)
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-    except BlockingIOError:
-        return False
-    return True
-
-
-@contextlib.contextmanager
-def file_lock(path: str | os.PathLike, *, blocking: bool = True) -> Iterator[bool]:
-    """Hold an exclusive lock on ``path`` (created if missing) for the block.
-
-    Yields:
-        True when the lock is held; False only with ``blocking=False`` when another process holds
-        it (the block then runs without the lock and must not touch what the lock guards).
-
-    The lock file stays in place (removing it could let two processes lock two different files).
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle = os.open(target, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        yield _lock_file(handle, blocking)
-    finally:
-        os.close(handle)  # closing the descriptor releases the lock
-
-
-def create_exclusive(path: str | os.PathLike, text: str) -> bool:
-    """Create ``path`` holding ``text`` unless it exists, atomically: the file appears complete or not
-    at all (written to a temporary file, then hard-linked to ``path``, which fails if ``path`` exists).
-
-    Returns:
-        True when this call created the file, False when it existed already.
-    """
-    from ral.report import write_text
-
-    target = Path(path)
-    temp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}.new")
-    write_text(text, temp)
-    try:
-        os.link(temp, target)
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        temp.unlink(missing_ok=True)
-
-
-class RunBusy(RuntimeError):
-    """A run that another process is computing at this moment (see :meth:`RunStore.run`)."""
-
-    def __init__(self, run_id: str) -> None:
-        super().__init__(f"run {run_id} is being computed by another process")
-        self.run_id = run_id
-
-
-@dataclass(frozen=True)
-class Job:
-    """One run of a benchmark: its id and spec in the run store, the work, and how to log it."""
-
-    run_id: str
-    spec: Mapping[str, Any]
-    work: Callable[[Path], Mapping[str, Any]]
-    label: str
-    metric: str
-
-
-def run_jobs(
-    store: RunStore, jobs: Sequence[Job], shard: Shard = WHOLE, *, log: Callable[[str], None] = print
-) -> list[dict[str, Any] | None]:
-    """Run (or reuse) this shard's jobs in order, then read back the result of every job.
-
-    A job another process is computing (:class:`RunBusy`) is skipped with a log line.
-
-    Returns:
-        One entry per job of the whole benchmark (every shard's): its stored result, or None
-        while it has not finished (in this or another process).
-    """
-    for position, job in enumerate(jobs):
-        if not shard.takes(position):
-            continue
-        head = f"[{position + 1}/{len(jobs)}] {job.label}"
-        started = time.perf_counter()
-        try:
-            result, computed = store.run(job.run_id, job.spec, job.work)
-        except RunBusy:
-            log(f"{head}: being computed by another process, skipped")
-            continue
-        how = f"{time.perf_counter() - started:.0f} s" if computed else "done before, reused"
-        log(f"{head}: {job.metric} {result[job.metric]:.4f} ({how})")
-    return [store.result(job.run_id, job.spec) for job in jobs]
 
 
 def missing_message(missing: int, total: int, shard: Shard, command: str) -> str:

@@ -7,8 +7,10 @@ one that was cut off. The store also pins the settings of the whole benchmark (`
 resuming into a folder that was made with other settings is refused instead of mixing results.
 :func:`open_bench_folder` checks the folder before a benchmark starts (and ``--overwrite``
 discards it).
-Several processes (``--shard I/N``) may share one store: ``bench.json`` is created atomically
-once, and each run is computed under its own lock file (``<root>/locks/<run_id>.lock``), so no
+
+Several processes (``--shard I/N``, :mod:`ral.bench.parallel`) may share one store: ``bench.json``
+is written once under a lock, and each run is computed under its own lock file
+(``<root>/locks/<run_id>.lock``, ``filelock``: the OS releases it when its holder dies), so no
 two processes ever work on one run folder.
 """
 
@@ -17,16 +19,19 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ral.bench.parallel import RunBusy, create_exclusive, file_lock
+from filelock import FileLock, Timeout
+
+from ral.bench.parallel import WHOLE, Shard
 from ral.report import to_jsonable, write_text
 from ral.report.files import check_writable, is_empty_folder
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
-
 
 MARKER = "bench.json"
 #: What a benchmark writes before its marker (an interrupted first start leaves only these).
@@ -79,6 +84,18 @@ def open_bench_folder(root: str | Path, *, overwrite: bool = False, settings: Ma
     return root
 
 
+class RunBusy(RuntimeError):
+    """A run that another process is computing at this moment (see :meth:`RunStore.run`)."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id} is being computed by another process")
+        self.run_id = run_id
+
+
+def _read_results(root: Path) -> list[dict[str, Any]]:
+    return [json.loads(path.read_text(encoding="utf-8")) for path in sorted(root.glob("runs/*/result.json"))]
+
+
 class RunStore:
     """Folder of finished and pending runs of one benchmark.
 
@@ -93,15 +110,17 @@ class RunStore:
 
     def __init__(self, root: str | Path, settings: Mapping[str, Any]) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
         self.settings = to_jsonable(dict(settings))
         marker = self.root / MARKER
-        # created atomically and only once: shards starting together cannot overwrite each other's
-        if not create_exclusive(marker, json.dumps(self.settings, indent=2, sort_keys=True) + "\n"):
-            stored = json.loads(marker.read_text(encoding="utf-8"))
-            if stored != self.settings:
-                changed = sorted(k for k in set(stored) | set(self.settings) if stored.get(k) != self.settings.get(k))
-                raise ValueError(_other_settings(self.root, changed))
+        # under a lock: shards starting together write the marker once and never over each other
+        with FileLock(self.root / "locks" / "bench.lock"):
+            if not marker.is_file():
+                write_text(json.dumps(self.settings, indent=2, sort_keys=True) + "\n", marker)
+                return
+        stored = json.loads(marker.read_text(encoding="utf-8"))
+        if stored != self.settings:
+            changed = sorted(k for k in set(stored) | set(self.settings) if stored.get(k) != self.settings.get(k))
+            raise ValueError(_other_settings(self.root, changed))
 
     def run_dir(self, run_id: str) -> Path:
         """Folder of one run (not created)."""
@@ -120,10 +139,7 @@ class RunStore:
         return stored
 
     def run(
-        self,
-        run_id: str,
-        spec: Mapping[str, Any],
-        fn: Callable[[Path], Mapping[str, Any]],
+        self, run_id: str, spec: Mapping[str, Any], fn: Callable[[Path], Mapping[str, Any]]
     ) -> tuple[dict[str, Any], bool]:
         """Return the result of run ``run_id``, computing it with ``fn(run_dir)`` only if needed.
 
@@ -140,10 +156,11 @@ class RunStore:
         if done is not None:
             return done, False
         folder = self.run_dir(run_id)
-        # one process per run: another shard (or a second command on the same folder) skips it
-        with file_lock(self.root / "locks" / f"{run_id}.lock", blocking=False) as held:
-            if not held:
-                raise RunBusy(run_id)
+        try:  # one process per run: another shard (or a second command on the same folder) skips it
+            held = FileLock(self.root / "locks" / f"{run_id}.lock").acquire(blocking=False)
+        except Timeout:
+            raise RunBusy(run_id) from None
+        with held:
             done = self.result(run_id, spec)  # finished by another process since the first look
             if done is not None:
                 return done, False
@@ -154,10 +171,10 @@ class RunStore:
             write_text(json.dumps(result, indent=2) + "\n", folder / "result.json")
         return result, True
 
-    @classmethod
-    def finished(cls, folder: str | Path, benchmark: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    @staticmethod
+    def finished(folder: str | Path, benchmark: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         """``(settings, results)`` of a benchmark folder of kind ``benchmark`` ("losses",
-        "sensitivity"), or None when it holds no finished run.
+        "sensitivity"), or None when it holds no finished run. Reads only.
 
         Raises:
             ValueError: the folder holds another kind of benchmark.
@@ -168,15 +185,46 @@ class RunStore:
         settings = json.loads(marker.read_text(encoding="utf-8"))
         if settings.get("benchmark") != benchmark:
             raise ValueError(f"{folder}: not a {benchmark} benchmark (bench.json says {settings.get('benchmark')!r})")
-        results = cls(folder, settings).results()
+        results = _read_results(Path(folder))
         return (settings, results) if results else None
 
     def results(self) -> list[dict[str, Any]]:
         """All finished results in this folder, sorted by run id."""
-        runs = self.root / "runs"
-        if not runs.exists():
-            return []
-        out = []
-        for path in sorted(runs.glob("*/result.json")):
-            out.append(json.loads(path.read_text(encoding="utf-8")))
-        return out
+        return _read_results(self.root)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run of a benchmark: its id and spec in the run store, the work, and how to log it."""
+
+    run_id: str
+    spec: Mapping[str, Any]
+    work: Callable[[Path], Mapping[str, Any]]
+    label: str
+    metric: str
+
+
+def run_jobs(
+    store: RunStore, jobs: Sequence[Job], shard: Shard = WHOLE, *, log: Callable[[str], None] = print
+) -> list[dict[str, Any] | None]:
+    """Run (or reuse) this shard's jobs in order, then read back the result of every job.
+
+    A job another process is computing (:class:`RunBusy`) is skipped with a log line.
+
+    Returns:
+        One entry per job of the whole benchmark (every shard's): its stored result, or None
+        while it has not finished (in this or another process).
+    """
+    for position, job in enumerate(jobs):
+        if not shard.takes(position):
+            continue
+        head = f"[{position + 1}/{len(jobs)}] {job.label}"
+        started = time.perf_counter()
+        try:
+            result, computed = store.run(job.run_id, job.spec, job.work)
+        except RunBusy:
+            log(f"{head}: being computed by another process, skipped")
+            continue
+        how = f"{time.perf_counter() - started:.0f} s" if computed else "done before, reused"
+        log(f"{head}: {job.metric} {result[job.metric]:.4f} ({how})")
+    return [store.result(job.run_id, job.spec) for job in jobs]

@@ -1,4 +1,4 @@
-"""``ral bench sensitivity``: how much a loss's test score moves across its hyper-parameters (claim 2).
+"""``ral bench sensitivity``: how much a loss's test score moves across its hyper-parameters.
 
 A benchmark trains *arms* (:class:`Arm`: a loss, fixed parameters and a full factorial grid over
 the others) at every grid point with the same ``K`` seeds (so runs pair across arms), on one or
@@ -9,7 +9,7 @@ isolate the Hill weight on one gamma_neg x tau grid (:data:`MATCHED`):
     asl       ASL (gamma_pos 0), margin "clip" = tau          | asl_hill  RAL with eps_pos = () (ASL + Hill)
     apl       APL (gamma_pos 0, eps_pos = the paper's)        | ral       RAL (APL + Hill, lam 1.5)
 
-The statistics, matched comparisons and verdicts are in :mod:`ral.bench.sensitivity_report`.
+The statistics, matched comparisons and figures are in :mod:`ral.bench.sensitivity_report`.
 Runs are stored in one :class:`~ral.bench.runner.RunStore` (re-running resumes; ``--shard I/N``
 splits them over processes).
 """
@@ -17,21 +17,26 @@ splits them over processes).
 from __future__ import annotations
 
 import hashlib
+import inspect
 import itertools
 import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ral.bench.experiment import BenchData, Budget, LossSpec, train_and_evaluate
-from ral.bench.losses import prepare_data
-from ral.bench.parallel import DEFAULT_RUN, Job, RunOptions, missing_message, run_jobs
-from ral.bench.runner import RunStore, open_bench_folder
+from ral.bench.experiment import BenchData, Budget, LossSpec, prepare_data, train_and_evaluate
+from ral.bench.parallel import DEFAULT_RUN, RunOptions, missing_message
+from ral.bench.runner import Job, RunStore, open_bench_folder, run_jobs
+from ral.bench.sensitivity_report import arm_statistics, matched_statistics, plot_sensitivity, sensitivity_markdown
+from ral.data.table import Task
 from ral.metrics import headline_metric
+
+if TYPE_CHECKING:
+    from ral.data.simulate import SimulatedSet
 
 _GAMMA_NEG = [2.0, 4.0, 6.0]
 _MARGIN = [0.0, 0.05, 0.1]
@@ -134,7 +139,15 @@ def value_label(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def resolve_arms(names: Sequence[str], overrides: Sequence[str], task: str, *, quick: bool) -> list[Arm]:
+def loss_options(name: str) -> set[str]:
+    """The keyword options of registry loss ``name`` (its constructor's named parameters)."""
+    from ral.losses import LOSSES
+
+    parameters = inspect.signature(LOSSES[name]).parameters.values()
+    return {p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
+def resolve_arms(names: Sequence[str], overrides: Sequence[str], task: Task, *, quick: bool) -> list[Arm]:
     """The arms of ``names`` (:data:`ARMS` labels, or losses with a :data:`GRIDS` entry), with
     ``--grid`` overrides (only with one name: they replace or add grid parameters, and a fixed
     parameter they name becomes a grid parameter). ``quick`` cuts each default grid by :func:`quick_grid`.
@@ -162,7 +175,7 @@ def resolve_arms(names: Sequence[str], overrides: Sequence[str], task: str, *, q
                 f"--loss: no default grid for {name!r}; give one with --grid PARAM=V1,V2 "
                 f"(arms: {sorted(ARMS)}; grids exist for {sorted(GRIDS)})"
             )
-        accepted = LOSSES[arm.loss].option_names()
+        accepted = loss_options(arm.loss)
         unknown = [param for param in parsed if param not in accepted]
         if unknown:
             raise ValueError(f"--grid: loss {arm.loss!r} has no parameter(s) {unknown}; it takes {sorted(accepted)}")
@@ -174,7 +187,7 @@ def resolve_arms(names: Sequence[str], overrides: Sequence[str], task: str, *, q
 
 
 def resolve_grids(
-    losses: Sequence[str], overrides: Sequence[str], task: str, *, quick: bool
+    losses: Sequence[str], overrides: Sequence[str], task: Task, *, quick: bool
 ) -> dict[str, dict[str, list[Any]]]:
     """The grid of every requested arm (label -> grid parameters and values), as :func:`resolve_arms`."""
     return {arm.label: dict(arm.grid) for arm in resolve_arms(losses, overrides, task, quick=quick)}
@@ -236,13 +249,6 @@ def grid_frame(results: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return frame
 
 
-def varying_params(frame: pd.DataFrame, arm: str) -> list[str]:
-    """The parameters that take more than one value in ``arm``'s runs (its grid), in parameter order."""
-    part = frame[frame["arm"] == arm]
-    names = set(json.loads(part["params"].iloc[0]))
-    return [name for name in frame.columns if name in names and part[name].nunique() > 1]
-
-
 def collect_sensitivity(folder: str | os.PathLike) -> tuple[dict[str, Any], pd.DataFrame] | None:
     """Every finished run of a sensitivity folder: ``(settings, grid frame)``, or None when it holds none.
 
@@ -266,7 +272,7 @@ def collect_sensitivity(folder: str | os.PathLike) -> tuple[dict[str, Any], pd.D
 
 
 def missing_rates(
-    rates: Sequence[float] | None, *, simulate: bool, task: str | None, quick: bool
+    rates: Sequence[float] | None, *, simulate: bool, task: SimulatedSet | None, quick: bool
 ) -> list[float | None]:
     """The datasets' missing rates: the given ones, the defaults for the simulated multi-label set,
     or ``[None]`` (one dataset: a user's table or a single-label simulated set).
@@ -299,22 +305,20 @@ def benchmark_sensitivity(
     **data_args: Any,
 ) -> str:
     """Prepare the datasets, run this shard's runs (resuming) and, once every run has finished, write
-    the report (:func:`ral.bench.sensitivity_report.write_sensitivity_report`).
+    the report (:func:`write_sensitivity_report`).
 
     Args:
         losses: arm labels or losses with a grid (:func:`resolve_arms`).
         seed, seeds: every grid point is trained with seeds ``seed .. seed + seeds - 1`` (default:
             the budget's number of seeds).
         missing_rate: the simulated multi-label sets' missing rates (:func:`missing_rates`).
-        data_args: go to :func:`ral.bench.losses.prepare_data`.
+        data_args: go to :func:`ral.bench.experiment.prepare_data`.
         run: shard, command line, ``overwrite`` (discard an earlier benchmark in ``out_dir``,
             checked first by :func:`ral.bench.runner.open_bench_folder`) and log.
 
     Returns:
         The markdown summary, or a line saying how many runs are still missing.
     """
-    from ral.bench.sensitivity_report import write_sensitivity_report
-
     quick = budget.name.startswith("quick")
     count = budget.seeds if seeds is None else seeds
     for name, value, low in (("--seed", seed, 0), ("--seeds", count, 1)):
@@ -344,3 +348,46 @@ def benchmark_sensitivity(
     return write_sensitivity_report(
         out_dir, grid_frame(done), task=datasets[0].task, datasets=datasets, budget=budget, command=command
     )
+
+
+def write_sensitivity_report(
+    out_dir: str | os.PathLike,
+    frame: pd.DataFrame,
+    *,
+    task: Task,
+    datasets: Sequence[BenchData],
+    budget: Budget,
+    command: str = "",
+) -> str:
+    """Write grid.csv, summary.csv, matched.csv (pairs of :data:`MATCHED`), summary.md, command.txt
+    and the heat maps; return summary.md's markdown."""
+    from ral.report import write_csv, write_text
+
+    out = Path(out_dir)
+    metric = headline_metric(task)
+    write_csv(frame, out / "grid.csv")
+    write_csv(arm_statistics(frame, metric), out / "summary.csv")
+    write_csv(matched_statistics(frame, metric, MATCHED), out / "matched.csv")
+    files = plot_sensitivity(frame, task, out)
+    figures = [f"![{Path(f).stem}]({f})" for f in files["overview"]]
+    if files["arms"]:
+        figures.append(f"\nPer-arm heat maps at missing rate {files['dataset']}:\n")
+        figures.append(" ".join(f"![{Path(f).stem}]({f})" for f in files["arms"]))
+    data_lines = "\n".join(f"- {d.description}" for d in datasets)
+    seeds = ", ".join(map(str, sorted(pd.unique(frame["seed"]))))
+    text = (
+        f"# Hyper-parameter sensitivity ({task}, test {metric}, budget `{budget.name}`)\n\n"
+        + (f"Command: `{command}`\n\n" if command else "")
+        + f"Data:\n\n{data_lines}\n\n"
+        + f"Every grid point: backbone `{budget.backbone}`, {budget.epochs} epochs, batch {budget.batch_size}, "
+        f"AdamW lr {budget.lr:g} with cosine decay, {budget.image_size} px, seeds {seeds} "
+        "(the same for every arm); the best-on-validation checkpoint is evaluated on the test table.\n\n"
+        + sensitivity_markdown(frame, task, pairs=MATCHED, level=2)
+        + "\nFigures:\n\n"
+        + "\n".join(figures)
+        + "\n\nRaw rows: `grid.csv`; statistics: `summary.csv`, `matched.csv`.\n"
+    )
+    write_text(text, out / "summary.md")
+    if command:
+        write_text(command + "\n", out / "command.txt")
+    return text

@@ -1,15 +1,13 @@
-"""Statistics, matched comparisons, verdicts and figures of ``ral bench sensitivity`` (claim 2).
+"""Statistics, matched comparisons and figures of ``ral bench sensitivity``, from its grid rows.
 
-Used by ``ral bench sensitivity`` (the folder's ``summary.md``) and ``ral bench report``
-(docs/results.md). Per dataset (missing rate) and arm, over its grid points, with each point's
+Used by ``ral bench sensitivity`` (the folder's ``summary.md``) and the project's report
+(``benchmarks/report.py``, docs/results.md). Per dataset (missing rate) and arm, over its grid points, with each point's
 test metric averaged over the seeds: the ``mean``, sample ``std``, ``range`` (best - worst) and
 ``worst`` value, each with a 95 % percentile bootstrap interval over seeds
 (:func:`ral.bench.summary.seed_bootstrap`: resample seeds, average, recompute the statistic).
-A matched comparison (:data:`ral.bench.sensitivity.MATCHED`) is the same four statistics of the
-arm with the Hill weight minus those of the arm without it, bootstrapped jointly over the seeds
-both share.
-
-The rule (:func:`sensitivity_verdict`): the Hill weight makes a loss **less sensitive** only if
+A matched comparison (a pair of arms, e.g. :data:`ral.bench.sensitivity.MATCHED`) is the same
+four statistics of the arm with the Hill weight minus those of the arm without it, bootstrapped
+jointly over the seeds both share, read by :func:`sensitivity_verdict`: **less sensitive** only if
 the intervals of both the std difference and the range difference lie below 0; **more
 sensitive** only if both lie above 0; otherwise **not shown** (and **untested** with one seed).
 """
@@ -17,6 +15,7 @@ sensitive** only if both lie above 0; otherwise **not shown** (and **untested** 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,13 +24,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ral.bench.experiment import BenchData, Budget
-from ral.bench.sensitivity import MATCHED, varying_params
 from ral.bench.summary import seed_bootstrap
+from ral.data.table import Task
 from ral.metrics import headline_metric
 
 #: The statistics over grid points, in this order in every table.
 STATISTICS = ("mean", "std", "range", "worst")
+
+
+def varying_params(frame: pd.DataFrame, arm: str) -> list[str]:
+    """The parameters that take more than one value in ``arm``'s runs (its grid), in parameter order."""
+    part = frame[frame["arm"] == arm]
+    names = set(json.loads(part["params"].iloc[0]))
+    return [name for name in frame.columns if name in names and part[name].nunique() > 1]
 
 
 def grid_statistics(frame: pd.DataFrame, metric: str, params: Sequence[str]) -> dict[str, Any]:
@@ -91,7 +96,8 @@ def dataset_label(rate: float) -> str:
     return "table" if not np.isfinite(rate) else f"{rate:g}"
 
 
-def _datasets(frame: pd.DataFrame) -> list[str]:
+def dataset_labels(frame: pd.DataFrame) -> list[str]:
+    """The datasets of a grid frame in order of appearance (:func:`dataset_label` of each missing rate)."""
     return list(dict.fromkeys(dataset_label(r) for r in frame["missing_rate"]))
 
 
@@ -110,7 +116,7 @@ def arm_statistics(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     :data:`STATISTICS` the value and its ``_low`` / ``_high`` bootstrap bounds, ``seed_std`` (the mean
     over points of the sample std over seeds: the noise of one run), ``worst_params`` / ``best_params``."""
     rows = []
-    for dataset in _datasets(frame):
+    for dataset in dataset_labels(frame):
         part = _part(frame, dataset)
         for arm in pd.unique(part["arm"]):
             matrix = _seed_matrix(part, arm, metric)
@@ -146,12 +152,12 @@ def sensitivity_verdict(std_low: float, std_high: float, range_low: float, range
     return "not shown"
 
 
-def matched_statistics(frame: pd.DataFrame, metric: str, pairs: Sequence[tuple[str, str]] = MATCHED) -> pd.DataFrame:
-    """One row per (dataset, matched pair present): ``dataset``, ``without``, ``with``, ``seeds``, for
-    each of :data:`STATISTICS` the difference (with - without) ``d_<stat>`` and its bootstrap bounds,
-    and ``verdict`` (:func:`sensitivity_verdict`)."""
+def matched_statistics(frame: pd.DataFrame, metric: str, pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """One row per (dataset, pair ``(without Hill, with Hill)`` of ``pairs`` present): ``dataset``,
+    ``without``, ``with``, ``seeds``, for each of :data:`STATISTICS` the difference (with - without)
+    ``d_<stat>`` and its bootstrap bounds, and ``verdict`` (:func:`sensitivity_verdict`)."""
     rows = []
-    for dataset in _datasets(frame):
+    for dataset in dataset_labels(frame):
         part = _part(frame, dataset)
         for without, with_hill in pairs:
             if not {without, with_hill} <= set(part["arm"]):
@@ -220,40 +226,23 @@ def _matched_table(matched: pd.DataFrame) -> str:
     return markdown_table(shown, index=False)
 
 
-def dataset_verdict(matched: pd.DataFrame, dataset: str) -> str:
-    """One sentence for one dataset: what the matched comparisons show, stated plainly either way."""
-    rows = matched[matched["dataset"] == dataset]
-    if rows.empty:
-        return "no matched comparison ran (the arms of `ral.bench.sensitivity.MATCHED` are needed)"
-    parts = [f"`{r['without']}` -> `{r['with']}`: {r['verdict']}" for r in rows.to_dict("records")]
-    verdicts = set(rows["verdict"])
-    if verdicts == {"less sensitive"}:
-        head = "**supported** — the Hill weight made every matched loss less sensitive"
-    elif "untested" in verdicts:
-        head = "**untested** — one seed gives no interval"
-    elif "less sensitive" in verdicts:
-        head = "**partly supported** — the Hill weight made only some matched losses less sensitive"
-    elif "more sensitive" in verdicts:
-        head = "**contradicted** — the Hill weight made a matched loss more sensitive"
-    else:
-        head = "**not shown** — no matched comparison separates the spreads"
-    return head + " (" + "; ".join(parts) + ")"
-
-
 def _rate_title(dataset: str) -> str:
     return "User table" if dataset == "table" else f"Missing rate {dataset} (share of training positives hidden)"
 
 
 def sensitivity_markdown(
-    frame: pd.DataFrame, task: str, *, level: int = 3, figures: Mapping[str, str] | None = None
+    frame: pd.DataFrame,
+    task: Task,
+    *,
+    pairs: Sequence[tuple[str, str]],
+    level: int = 3,
+    notes: Mapping[str, str] | None = None,
 ) -> str:
-    """The tables and verdicts of every dataset, then the overall verdict (headings at ``level``).
-
-    ``figures`` maps a dataset label to markdown to show under its tables (e.g. heat maps).
-    """
+    """The tables of every dataset (headings at ``level``): the arms' statistics and the matched
+    comparisons of ``pairs``. ``notes`` maps a dataset label to markdown shown under its tables."""
     metric = headline_metric(task)
     stats = arm_statistics(frame, metric)
-    matched = matched_statistics(frame, metric)
+    matched = matched_statistics(frame, metric, pairs)
     hashes = "#" * level
     blocks = [
         f"Cells: the statistic over the grid points of each arm, each point's test {metric} averaged over its "
@@ -263,7 +252,7 @@ def sensitivity_markdown(
         "seeds. Rule: **less sensitive** only if the intervals of both Δ std and Δ range lie below 0, **more "
         "sensitive** only if both lie above 0, otherwise **not shown**.\n"
     ]
-    for dataset in _datasets(frame):
+    for dataset in dataset_labels(frame):
         blocks.append(f"{hashes} {_rate_title(dataset)}\n")
         blocks.append(_arm_table(stats[stats["dataset"] == dataset]))
         part = matched[matched["dataset"] == dataset] if len(matched) else matched
@@ -271,40 +260,12 @@ def sensitivity_markdown(
             blocks.append(
                 "\nMatched comparisons (the Hill weight added, same grid and seeds):\n\n" + _matched_table(part)
             )
-            blocks.append(f"\nVerdict at this rate: {dataset_verdict(matched, dataset)}.\n")
-        if figures and dataset in figures:
-            blocks.append("\n" + figures[dataset])
-    blocks.append(claim2_verdict(frame, task))
+        if notes and dataset in notes:
+            blocks.append(notes[dataset])
     return "\n".join(blocks)
 
 
-def claim2_head(matched: pd.DataFrame) -> str:
-    """The overall answer of claim 2 over every dataset and matched pair, by the rule of this module."""
-    if matched.empty:
-        return "**not tested** (no matched comparison ran)"
-    verdicts = set(matched["verdict"])
-    if verdicts == {"less sensitive"}:
-        return "**shown** on every dataset and matched pair"
-    if "less sensitive" in verdicts:
-        counted = int((matched["verdict"] == "less sensitive").sum())
-        return f"**partly shown** ({counted} of {len(matched)} matched comparisons less sensitive)"
-    if verdicts == {"untested"}:
-        return "**not tested** (one seed)"
-    return "**not shown** (no matched comparison is less sensitive by the rule)"
-
-
-def claim2_verdict(frame: pd.DataFrame, task: str) -> str:
-    """The overall verdict of claim 2 and one line per dataset, as markdown."""
-    matched = matched_statistics(frame, headline_metric(task))
-    lines = [f"- missing rate {d}: {dataset_verdict(matched, d)}" for d in _datasets(frame)] if len(matched) else []
-    return (
-        f"\nVerdict on claim 2 (the Hill weight makes the loss less sensitive): {claim2_head(matched)}.\n\n"
-        + "\n".join(lines)
-        + "\n"
-    )
-
-
-def plot_sensitivity(frame: pd.DataFrame, task: str, folder: str | os.PathLike) -> dict[str, Any]:
+def plot_sensitivity(frame: pd.DataFrame, task: Task, folder: str | os.PathLike) -> dict[str, Any]:
     """Heat maps into ``folder``: the grid range and std per arm (rows) and dataset (columns), and for
     the last dataset (the highest missing rate) one heat map per arm and pair of its grid parameters.
 
@@ -316,7 +277,7 @@ def plot_sensitivity(frame: pd.DataFrame, task: str, folder: str | os.PathLike) 
     metric = headline_metric(task)
     out = Path(folder)
     stats = arm_statistics(frame, metric)
-    datasets = _datasets(frame)
+    datasets = dataset_labels(frame)
     arms = list(pd.unique(stats["arm"]))
     overview = []
     for name in ("range", "std"):
@@ -350,61 +311,3 @@ def plot_sensitivity(frame: pd.DataFrame, task: str, folder: str | os.PathLike) 
             )
             per_arm.append(file)
     return {"overview": overview, "arms": per_arm, "dataset": datasets[-1]}
-
-
-def figures_markdown(files: Mapping[str, Any], folder: str) -> str:
-    """Markdown image lines for :func:`plot_sensitivity`'s files, relative to ``folder``."""
-    lines = [f"![{Path(f).stem}]({folder}{f})" for f in files["overview"]]
-    if files["arms"]:
-        lines.append(f"\nPer-arm heat maps at missing rate {files['dataset']}:\n")
-        lines.append(" ".join(f"![{Path(f).stem}]({folder}{f})" for f in files["arms"]))
-    return "\n".join(lines) + "\n"
-
-
-def write_sensitivity_report(
-    out_dir: str | os.PathLike,
-    frame: pd.DataFrame,
-    *,
-    task: str,
-    datasets: Sequence[BenchData],
-    budget: Budget,
-    command: str = "",
-) -> str:
-    """Write grid.csv, summary.csv, matched.csv, summary.md, command.txt and the heat maps.
-
-    Returns:
-        The markdown of summary.md.
-    """
-    from ral.report import write_csv, write_text
-
-    out = Path(out_dir)
-    metric = headline_metric(task)
-    write_csv(frame, out / "grid.csv")
-    write_csv(arm_statistics(frame, metric), out / "summary.csv")
-    write_csv(matched_statistics(frame, metric), out / "matched.csv")
-    files = plot_sensitivity(frame, task, out)
-    data_lines = "\n".join(f"- {d.description}" for d in datasets)
-    text = (
-        f"# Hyper-parameter sensitivity ({task}, test {metric}, budget `{budget.name}`)\n\n"
-        + (f"Command: `{command}`\n\n" if command else "")
-        + f"Data:\n\n{data_lines}\n\n"
-        + setup_text(budget, frame)
-        + sensitivity_markdown(frame, task, level=2)
-        + "\nFigures:\n\n"
-        + figures_markdown(files, "")
-        + "\nRaw rows: `grid.csv`; statistics: `summary.csv`, `matched.csv`.\n"
-    )
-    write_text(text, out / "summary.md")
-    if command:
-        write_text(command + "\n", out / "command.txt")
-    return text
-
-
-def setup_text(budget: Budget, frame: pd.DataFrame) -> str:
-    """What every grid point shares."""
-    seeds = sorted(pd.unique(frame["seed"]))
-    return (
-        f"Every grid point: backbone `{budget.backbone}`, {budget.epochs} epochs, batch {budget.batch_size}, "
-        f"AdamW lr {budget.lr:g} with cosine decay, {budget.image_size} px, seeds {', '.join(map(str, seeds))} "
-        "(the same for every arm); the best-on-validation checkpoint is evaluated on the test table.\n\n"
-    )

@@ -2,19 +2,20 @@
 
 Every loss runs on the same logits and targets in one process. Losses are timed by the harness
 of :mod:`ral.bench.timing`: interleaved rounds (the order reversed every other round) so that
-load from other processes hits all of them alike; a loss's time in a round is the median of
-``repeats`` forward+backward passes after ``warmup`` untimed ones, and its reported ratio is the
-median over rounds of the paired ratio time(loss) / time(bce) of the same round.
+load from other processes hits all of them alike; a loss's time in a round is the mean of
+``repeats`` forward+backward passes (``torch.utils.benchmark``), ``warmup`` untimed passes come
+before the first round, and its reported ratio is the median over rounds of the paired ratio
+time(loss) / time(bce) of the same round.
 
 The first call of each loss at each shape is timed on its own (``first_call_s``): for the
-compiled RAL it includes building and checking its kernel (the one-time compile warm-up), which
-the timed passes exclude.
+compiled RAL (``ral_compiled``) it includes building and checking its kernel (the one-time
+compile warm-up), which the timed passes exclude.
 
 Peak memory is what one forward+backward allocates on top of what existed before (inputs
 excluded, the gradient written to ``logits.grad`` included). On CUDA it is read from
-``torch.cuda.max_memory_allocated``; on the CPU from the allocator events of
-``torch.profiler`` (``profile_memory=True``): every allocation and free is recorded with the
-allocator's running total, whose maximum is the peak.
+``torch.cuda.max_memory_allocated``; on the CPU, which has no such counter, from the allocator
+events of ``torch.profiler`` (``profile_memory=True``): every allocation and free is recorded
+with the allocator's running total, whose maximum is the peak.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from ral.bench.timing import (
     interleaved_times,
     machine_description,
     measure_and_write,
-    median_time,
+    one_call_seconds,
     paired_summary,
     ratio_text,
 )
@@ -44,8 +45,8 @@ from ral.losses import RobustAsymmetricLoss, build_loss
 #: A CXR-LT batch (26 classes) at three batch sizes and a wide head (1000 classes).
 DEFAULT_SHAPES: tuple[tuple[int, int], ...] = ((256, 26), (1024, 26), (4096, 1000), (16384, 26))
 #: Loss labels measured by default; "bce" (the reference) is always measured. "ral" is the
-#: default ``RobustAsymmetricLoss()`` (compiled), "ral_eager" the same formula through autograd.
-DEFAULT_LOSSES: tuple[str, ...] = ("ral", "ral_eager", "asl_reference", "asl", "focal")
+#: default ``RobustAsymmetricLoss()`` (the eager formula), "ral_compiled" its opt-in compiled path.
+DEFAULT_LOSSES: tuple[str, ...] = ("ral", "ral_compiled", "asl_reference", "asl", "focal")
 
 
 class OfficialStyleASL(nn.Module):
@@ -68,15 +69,18 @@ class OfficialStyleASL(nn.Module):
         return -(loss * weight).sum()
 
 
+#: Labels that are not registry names: the reference, RAL's two paths, the authors' ASL.
+_SPECIAL = {
+    "bce": nn.BCEWithLogitsLoss,
+    "ral_eager": lambda: RobustAsymmetricLoss(impl="eager"),
+    "ral_compiled": lambda: RobustAsymmetricLoss(impl="compiled"),
+    "asl_reference": OfficialStyleASL,
+}
+
+
 def make_loss(label: str) -> nn.Module:
     """The module behind a benchmark label (a registry name also works)."""
-    if label == "bce":
-        return nn.BCEWithLogitsLoss()
-    if label == "ral_eager":
-        return RobustAsymmetricLoss(impl="eager")
-    if label == "asl_reference":
-        return OfficialStyleASL()
-    return build_loss(label)
+    return _SPECIAL[label]() if label in _SPECIAL else build_loss(label)
 
 
 @dataclass(frozen=True)
@@ -138,9 +142,8 @@ def _step(loss: nn.Module, logits: Tensor, targets: Tensor) -> Callable[[], None
 
 def _interleaved(steps: dict[str, Callable[[], None]], config: SpeedConfig) -> pd.DataFrame:
     """:func:`ral.bench.timing.interleaved_times` of ``steps`` with the config's rounds, passes and clock."""
-    sync = torch.cuda.synchronize if config.device.startswith("cuda") else None
     return interleaved_times(
-        steps, rounds=config.rounds, repeats=config.repeats, round_warmup=config.warmup, clock=config.clock, sync=sync
+        steps, rounds=config.rounds, calls=config.repeats, warmup=config.warmup, clock=config.clock
     )
 
 
@@ -182,7 +185,7 @@ def measure_speed(config: SpeedConfig = SpeedConfig()) -> pd.DataFrame:
         steps = {label: _step(make_loss(label).to(config.device), logits, targets) for label in config.labels}
         peaks, first = {}, {}
         for label, step in steps.items():
-            first[label] = median_time(step, clock=config.clock)  # one call: builds a compiled kernel
+            first[label] = one_call_seconds(step, config.clock)  # one call: builds a compiled kernel
             logits.grad = None  # the measured pass allocates a fresh gradient
             peaks[label] = peak_memory_bytes(step, config.device) if config.memory else float("nan")
         times = _interleaved(steps, config)
@@ -240,10 +243,10 @@ def speed_report(config: SpeedConfig, summary: pd.DataFrame, machine: str, comma
 
     head = (
         f"Forward + backward of each loss on float32 logits (targets 10% positive), "
-        f"{config.rounds} interleaved rounds x median of {config.repeats} passes "
+        f"{config.rounds} interleaved rounds x mean of {config.repeats} passes "
         f"({config.warmup} warm-up), {config.clock}-clock time, device {config.device}. "
         "`first call s`: the loss's first forward+backward at that shape, which for the compiled "
-        "RAL includes building and checking its kernel (once per shape and process).\n\n"
+        "RAL (`ral_compiled`) includes building and checking its kernel (once per shape and process).\n\n"
     )
     if command:
         head += f"Command: `{command}`\n\n"

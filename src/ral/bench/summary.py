@@ -1,15 +1,14 @@
 """Aggregate benchmark runs: mean ± standard deviation over seeds, paired differences with
-intervals, the bootstrap over seeds, and the project's rule for changing a default.
+intervals, and the bootstrap over seeds.
 
 The standard deviation is the sample standard deviation (``ddof=1``) over the seeds of one
 loss; with a single seed it is undefined and shown as "n=1" instead of a fake 0.
 
 Intervals: a paired difference over seeds (same seed = same initialisation and batch order)
-gets a Student t interval, mean ± t(1 - (1 - level) / 2, n - 1) * sd / sqrt(n): with 5 seeds
-a percentile bootstrap over seeds is too narrow (it can only draw 126 distinct resamples and
-never exceeds the observed range). Statistics of a whole grid of runs (std, range over grid
-points) have no t interval; they get the percentile bootstrap over seeds of
-:func:`seed_bootstrap`.
+gets a Student t interval (``scipy.stats.t``): with 5 seeds a percentile bootstrap over seeds
+is too narrow (it can only draw 126 distinct resamples and never exceeds the observed range).
+Statistics of a whole grid of runs (std, range over grid points) have no t interval; they get
+the percentile bootstrap over seeds of :func:`seed_bootstrap` (``scipy.stats.bootstrap``).
 """
 
 from __future__ import annotations
@@ -18,15 +17,14 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
+
+#: Coverage of every interval the benchmarks report.
+LEVEL = 0.95
 
 
 def summarize(results: pd.DataFrame, metrics: Sequence[str], *, by: str = "loss") -> pd.DataFrame:
     """Mean and sample standard deviation of each metric per group, in first-appearance order.
-
-    Args:
-        results: one row per run; must hold the column ``by`` and every name in ``metrics``.
-        metrics: metric columns to aggregate.
-        by: the grouping column (the loss label).
 
     Returns:
         One row per group: ``by``, ``n`` (runs), then ``<metric>_mean`` and ``<metric>_std``
@@ -38,16 +36,12 @@ def summarize(results: pd.DataFrame, metrics: Sequence[str], *, by: str = "loss"
     missing = [c for c in [by, *metrics] if c not in results.columns]
     if missing:
         raise ValueError(f"results lack column(s) {missing}; have {list(results.columns)}")
-    rows = []
-    for key in pd.unique(results[by]):
-        part = results[results[by] == key]
-        row: dict[str, object] = {by: key, "n": int(len(part))}
-        for name in metrics:
-            values = pd.to_numeric(part[name], errors="coerce").dropna().to_numpy(dtype=float)
-            row[f"{name}_mean"] = float(values.mean()) if values.size else float("nan")
-            row[f"{name}_std"] = float(values.std(ddof=1)) if values.size > 1 else float("nan")
-        rows.append(row)
-    return pd.DataFrame(rows)
+    values = results[list(metrics)].apply(pd.to_numeric, errors="coerce").astype(float)
+    groups = values.groupby(results[by], sort=False)
+    table = groups.agg(["mean", "std"])
+    table.columns = [f"{name}_{stat}" for name, stat in table.columns]
+    table.insert(0, "n", groups.size())
+    return table.reset_index()
 
 
 def format_mean_std(mean: float, std: float, digits: int = 3) -> str:
@@ -74,26 +68,23 @@ def mean_std_table(
     for name, width in zip(metrics, widths):
         cells = [format_mean_std(m, s, width) for m, s in zip(summary[f"{name}_mean"], summary[f"{name}_std"])]
         if name in best and summary[f"{name}_mean"].notna().any():
-            top = int(summary[f"{name}_mean"].idxmax())
-            cells[summary.index.get_loc(top)] = f"**{cells[summary.index.get_loc(top)]}**"
+            top = summary.index.get_loc(summary[f"{name}_mean"].idxmax())
+            cells[top] = f"**{cells[top]}**"
         table[name] = cells
     return table
 
 
-#: Coverage of every interval the benchmarks report.
-LEVEL = 0.95
-
-
 def t_interval(values: Sequence[float] | np.ndarray, level: float = LEVEL) -> tuple[float, float]:
     """Student t interval of the mean of ``values`` (NaN skipped); ``(nan, nan)`` below 2 values."""
-    from scipy.stats import t
-
     data = np.asarray(values, dtype=float)
     data = data[np.isfinite(data)]
     if data.size < 2:
         return float("nan"), float("nan")
-    half = float(t.ppf(0.5 + level / 2, data.size - 1)) * float(data.std(ddof=1)) / np.sqrt(data.size)
-    return float(data.mean() - half), float(data.mean() + half)
+    mean, sem = float(data.mean()), float(stats.sem(data))
+    if sem == 0:  # scipy gives NaN for a zero scale; equal differences on every seed are an exact interval
+        return mean, mean
+    low, high = stats.t.interval(level, data.size - 1, loc=mean, scale=sem)
+    return float(low), float(high)
 
 
 def direction(low: float, high: float) -> str:
@@ -160,25 +151,6 @@ def paired_differences(
     return pd.DataFrame(rows)
 
 
-def beats_default(results: pd.DataFrame, candidate: str, incumbent: str, metric: str, *, by: str = "loss") -> dict:
-    """The project's rule for changing a default: ``candidate`` replaces ``incumbent`` only if it is
-    higher on ``metric`` on every seed both ran (paired) and by a mean gain of at least twice the
-    larger of the two sample standard deviations over seeds.
-
-    Returns:
-        ``{"pairs", "wins", "gain", "bar", "beats"}`` (``beats`` False with fewer than 2 pairs).
-    """
-    diff = paired_differences(results, metric, candidate, by=by, others=[incumbent]).iloc[0]
-    spread = [
-        float(pd.to_numeric(results.loc[results[by] == name, metric], errors="coerce").std(ddof=1))
-        for name in (candidate, incumbent)
-    ]
-    bar = 2.0 * max(spread) if all(np.isfinite(spread)) else float("nan")
-    pairs, wins, gain = int(diff["pairs"]), int(diff["wins"]), float(diff["mean_diff"])
-    beats = pairs >= 2 and wins == pairs and np.isfinite(bar) and gain >= bar
-    return {"pairs": pairs, "wins": wins, "gain": gain, "bar": bar, "beats": bool(beats)}
-
-
 def seed_bootstrap(
     values: np.ndarray,
     statistic: Callable[[np.ndarray], np.ndarray],
@@ -187,7 +159,7 @@ def seed_bootstrap(
     seed: int = 0,
     level: float = LEVEL,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Percentile bootstrap over seeds of a statistic of seed-averaged results.
+    """Percentile bootstrap over seeds (``scipy.stats.bootstrap``) of a statistic of seed-averaged results.
 
     Args:
         values: (S, ...) one slice per seed (e.g. (S, arms, grid points) test mAP); NaN skipped.
@@ -206,7 +178,20 @@ def seed_bootstrap(
     if data.shape[0] < 2:
         nan = np.full_like(point, np.nan, dtype=float)
         return point, nan, nan.copy()
-    draws = np.random.default_rng(seed).integers(0, data.shape[0], size=(n_boot, data.shape[0]))
-    samples = np.asarray(statistic(np.nanmean(data[draws], axis=1)))
-    low, high = np.nanquantile(samples, [0.5 - level / 2, 0.5 + level / 2], axis=0)
-    return point, low, high
+
+    def of_resamples(resampled: np.ndarray, axis: int = -1) -> np.ndarray:
+        # scipy hands (..., B, S) with the seeds last; ``statistic`` takes the B seed means first
+        means = np.moveaxis(np.nanmean(resampled, axis=axis), -1, 0)
+        return np.moveaxis(np.asarray(statistic(means)), 0, -1)
+
+    result = stats.bootstrap(
+        (data,),
+        of_resamples,
+        n_resamples=n_boot,
+        vectorized=True,
+        axis=0,
+        confidence_level=level,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return point, np.asarray(result.confidence_interval.low), np.asarray(result.confidence_interval.high)

@@ -59,8 +59,8 @@ class ThroughputConfig(StepBatch):
         precision: "32", "16-mixed" or "bf16-mixed". device: "cpu" or "cuda".
         num_workers: loader workers of both loops.
         batch_size, image_size, rounds, steps, warmup, seed: see :class:`ral.bench.timing.StepBatch`
-            (one more untimed step starts every round; the seed also seeds the simulation and the
-            shuffling).
+            (``torch.utils.benchmark`` starts every round with two untimed steps; the seed also seeds
+            the simulation and the shuffling).
     """
 
     backbone: str = "resnet18"
@@ -90,8 +90,9 @@ class ThroughputConfig(StepBatch):
 
     @property
     def steps_per_task(self) -> int:
-        """Steps each task runs: the warm-up, then per round one untimed and ``steps`` timed steps."""
-        return self.warmup + self.rounds * (1 + self.steps)
+        """Steps each task runs: the warm-up, then per round ``Timer.timeit``'s untimed steps
+        (``max(steps // 100, 2)``) and ``steps`` timed ones."""
+        return self.warmup + self.rounds * (max(self.steps // 100, 2) + self.steps)
 
 
 #: ``--quick``: the same measurement with fewer rounds (under 2 minutes on 2 CPU cores).
@@ -311,7 +312,7 @@ def measure_throughput(config: ThroughputConfig, out: Path, data_dir: Path) -> t
     """
     from ral.engine import train
     from ral.engine.build import absolute_paths, build_run_loss, prepare_run
-    from ral.engine.config import config_from_dict
+    from ral.engine.configfile import config_from_dict
 
     data = _simulated(config, data_dir)
     raw = engine_config(config, data, out)
@@ -344,9 +345,7 @@ def measure_throughput(config: ThroughputConfig, out: Path, data_dir: Path) -> t
         "loss": _loss_step(plain.loss, plain.last_logits, plain.last_targets),
     }
     try:
-        sync = torch.cuda.synchronize if config.device == "cuda" else None
-        timing = dict(rounds=config.rounds, calls=config.steps, warmup=config.warmup, round_warmup=1)
-        times = interleaved_times(tasks, sync=sync, **timing)
+        times = interleaved_times(tasks, rounds=config.rounds, calls=config.steps, warmup=config.warmup)
     finally:
         gate.finish()
     return times, {"loader": gate.loader, "channels_last": channels_last}

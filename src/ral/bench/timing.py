@@ -1,12 +1,16 @@
 """The timing harness of the speed benchmarks: named callables timed in interleaved rounds.
 
-All callables run in one process. A round times each of them once, in the given order on even
-rounds and in the reversed order on odd ones, so that load from other processes on a shared
-machine hits all of them alike. In a round a callable's time is the median of ``repeats`` timed
-blocks of ``calls`` calls each (seconds per call), after ``round_warmup`` untimed calls;
-``warmup`` untimed calls of every callable precede the first round. Its cost relative to a
-reference is the median over rounds of the paired ratio ``time / time(reference)`` of the same
-round, with the quartiles of that ratio (:func:`paired_summary`).
+All callables run in one process. A round times each of them once with
+``torch.utils.benchmark.Timer.timeit(calls)`` (its own untimed warm-up calls, then ``calls``
+timed calls: seconds per call; accelerators synchronised), in the given order on even rounds
+and in the reversed order on odd ones; ``warmup`` untimed calls of every callable precede the
+first round. Its cost relative to a reference is the median over rounds of the paired ratio
+``time / time(reference)`` of the same round, with the quartiles of that ratio
+(:func:`paired_summary`).
+
+The rounds are ours: ``torch.utils.benchmark`` times one statement at a time (its ``Compare``
+only lays out separate measurements), so it cannot pair the losses round by round, which is
+what keeps the ratios steady when other processes load a shared machine.
 """
 
 from __future__ import annotations
@@ -14,16 +18,19 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
-import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import torch
+from torch.utils.benchmark import Timer
+from torch.utils.benchmark.utils.timer import timer as synced_wall_clock
 
-#: Clocks by name: wall-clock time, or the CPU time of the process (every thread's work, spinning included).
-CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+#: Clocks by name: wall-clock time (accelerators synchronised), or the CPU time of the process
+#: (every thread's work, spinning included).
+CLOCKS: dict[str, Callable[[], float]] = {"wall": synced_wall_clock, "cpu": time.process_time}
 
 
 @dataclass(frozen=True)
@@ -40,10 +47,6 @@ class StepBatch:
     seed: int = 0
 
 
-def _no_sync() -> None:
-    return None
-
-
 def clock_function(clock: str) -> Callable[[], float]:
     """The clock function called ``clock`` ("wall" or "cpu"); ``ValueError`` otherwise."""
     if clock not in CLOCKS:
@@ -51,85 +54,53 @@ def clock_function(clock: str) -> Callable[[], float]:
     return CLOCKS[clock]
 
 
-def median_time(
-    fn: Callable[[], object],
-    *,
-    repeats: int = 1,
-    calls: int = 1,
-    warmup: int = 0,
-    clock: str = "wall",
-    sync: Callable[[], None] | None = None,
-) -> float:
-    """Median over ``repeats`` blocks of the seconds per call of ``calls`` calls of ``fn``.
-
-    Args:
-        fn: the work to time (no arguments). warmup: untimed calls first.
-        clock: "wall" or "cpu". sync: called before and after each block (e.g.
-            ``torch.cuda.synchronize``, so that queued GPU work is counted); None for none.
-    """
-    timer, wait = clock_function(clock), sync or _no_sync
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        wait()
-        start = timer()
-        for _ in range(calls):
-            fn()
-        wait()
-        times.append((timer() - start) / calls)
-    return statistics.median(times)
+def one_call_seconds(fn: Callable[[], object], clock: str = "wall") -> float:
+    """Seconds of one call of ``fn``, nothing before it (a first call: ``Timer`` always warms up first)."""
+    timer = clock_function(clock)
+    start = timer()
+    fn()
+    return timer() - start
 
 
 def interleaved_times(
     tasks: Mapping[str, Callable[[], object]],
     *,
     rounds: int,
-    repeats: int = 1,
     calls: int = 1,
     warmup: int = 0,
-    round_warmup: int = 0,
     clock: str = "wall",
-    sync: Callable[[], None] | None = None,
 ) -> pd.DataFrame:
     """Time every callable of ``tasks`` in ``rounds`` interleaved rounds (see the module docstring).
 
     Args:
         tasks: name -> callable without arguments, in the order of the even rounds.
-        rounds: interleaved rounds. repeats, calls: timed blocks per round and calls per block.
+        rounds: interleaved rounds. calls: timed calls per callable and round.
         warmup: untimed calls of each callable before the first round.
-        round_warmup: untimed calls of each callable before its timing in every round.
-        clock, sync: as in :func:`median_time`.
+        clock: "wall" or "cpu". The timing keeps torch's current number of threads.
 
     Returns:
         One row per (round, name), in the order run: ``round``, ``name``, ``seconds`` (per call).
 
     Raises:
-        ValueError: no task, rounds / repeats / calls < 1, warm-ups < 0, unknown clock.
+        ValueError: no task, rounds / calls < 1, warmup < 0, unknown clock.
     """
     if not tasks:
         raise ValueError("tasks must name at least one callable, got none")
-    for label, value, low in (
-        ("rounds", rounds, 1),
-        ("repeats", repeats, 1),
-        ("calls", calls, 1),
-        ("warmup", warmup, 0),
-        ("round_warmup", round_warmup, 0),
-    ):
+    for label, value, low in (("rounds", rounds, 1), ("calls", calls, 1), ("warmup", warmup, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{label} must be an integer >= {low}, got {value!r}")
-    clock_function(clock)
-    names = tuple(tasks)
-    for name in names:
+    timer = clock_function(clock)
+    threads = torch.get_num_threads()
+    timers = {name: Timer("fn()", globals={"fn": fn}, timer=timer, num_threads=threads) for name, fn in tasks.items()}
+    for fn in tasks.values():
         for _ in range(warmup):
-            tasks[name]()
-    rows = []
-    for round_index in range(rounds):
-        for name in names if round_index % 2 == 0 else names[::-1]:
-            seconds = median_time(
-                tasks[name], repeats=repeats, calls=calls, warmup=round_warmup, clock=clock, sync=sync
-            )
-            rows.append({"round": round_index, "name": name, "seconds": seconds})
+            fn()
+    names = tuple(tasks)
+    rows = [
+        {"round": index, "name": name, "seconds": timers[name].timeit(calls).median}
+        for index in range(rounds)
+        for name in (names if index % 2 == 0 else names[::-1])
+    ]
     return pd.DataFrame(rows, columns=["round", "name", "seconds"])
 
 
@@ -152,19 +123,17 @@ def paired_summary(times: pd.DataFrame, reference: str, *, name: str = "name", v
     wide = times.pivot(index="round", columns=name, values=value)
     if reference not in wide.columns:
         raise ValueError(f"reference {reference!r} not in the timings: {list(wide.columns)}")
-    rows = []
-    for label in pd.unique(times[name]):
-        ratios = (wide[label] / wide[reference]).dropna()
-        rows.append(
-            {
-                name: label,
-                "median_ms": 1e3 * float(wide[label].median()),
-                "ratio_median": float(ratios.median()),
-                "ratio_q25": float(ratios.quantile(0.25)),
-                "ratio_q75": float(ratios.quantile(0.75)),
-            }
-        )
-    return pd.DataFrame(rows)
+    wide = wide[list(pd.unique(times[name]))]
+    ratios = wide.div(wide[reference], axis=0)
+    return pd.DataFrame(
+        {
+            name: wide.columns,
+            "median_ms": 1e3 * wide.median().to_numpy(),
+            "ratio_median": ratios.median().to_numpy(),
+            "ratio_q25": ratios.quantile(0.25).to_numpy(),
+            "ratio_q75": ratios.quantile(0.75).to_numpy(),
+        }
+    )
 
 
 def ratio_text(median: float, q25: float, q75: float, digits: int = 2) -> str:
@@ -174,15 +143,12 @@ def ratio_text(median: float, q25: float, q75: float, digits: int = 2) -> str:
 
 def machine_description(device: str = "cpu") -> str:
     """One line: CPU model, logical cores, torch threads, torch / Python versions, system, the GPU
-    (``device`` "cuda...") and the load average at the time of the call (shared machines)."""
-    import torch
+    (``device`` "cuda...") and the load average at the time of the call (shared machines).
 
+    Hand-written: ``torch.utils.collect_env`` gathers far more (pip, conda, drivers) in seconds."""
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
     text = (
         f"{cpu}; {os.cpu_count()} logical cores; torch {torch.__version__} with "
         f"{torch.get_num_threads()} threads; Python {platform.python_version()}; {platform.system()}"

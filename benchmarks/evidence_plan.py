@@ -4,9 +4,20 @@
 grids, the budgets' seeds, the default missing rates) and multiplies them by :data:`MEASURED`, the
 wall time of ONE run of each budget (train + evaluate, one torch thread) measured with
 ``benchmarks/time_budgets.py`` on the 2-core development machine; the training benchmarks run as
-:data:`SHARDS` shards in parallel (``make bench-evidence``). ``ral bench report`` writes the
+:data:`SHARDS` shards in parallel (``make bench-evidence``). ``benchmarks/report.py`` writes the
 resulting table into docs/results.md's "How to reproduce", so the arithmetic there always matches
 the code. Timing benchmarks (step time, loss speed, throughput) must run alone afterwards.
+
+The arithmetic at the measured seconds (``make bench-evidence``, one torch thread per shard, 2 cores):
+
+    losses:      (14 multi-label + 8 ISIC-like + 8 APTOS-like) losses x 5 seeds = 150 runs x 37 s =  5,550 s
+    sensitivity: 4 arms x 9 grid points x 5 seeds x 4 missing rates          = 720 runs x 18 s = 12,960 s
+    (5,550 + 12,960) s / 2 shards = 9,255 s = 2 h 34 min; + 7 simulated sets (about 1 min, one
+    shard simulates while the other waits) + the timing benchmarks, alone afterwards (step time,
+    loss speed twice, throughput, the quick smoke run twice: about 14 min) = about 2 h 50 min.
+
+``--quick``: 40 s for ``ral bench losses --simulate --quick`` (14 runs) and 52 s for
+``ral bench sensitivity --simulate --quick`` (16 runs), simulation and start-up included.
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ MEASURED_SECONDS: dict[tuple[str, str], tuple[float, float]] = {
 }
 MEASURED = {key: run for key, (run, _) in MEASURED_SECONDS.items()}
 SIMULATION = {key: simulation for key, (_, simulation) in MEASURED_SECONDS.items()}
-#: Folder of the second quick smoke run (``ral bench report`` compares it with the first).
+#: Folder of the second quick smoke run (the report compares it with the first).
 QUICK_AGAIN = "losses-multilabel-quick-again"
 #: Processes the training benchmarks are split over (``--shard 1/2`` and ``--shard 2/2``).
 SHARDS = 2

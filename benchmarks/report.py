@@ -1,37 +1,62 @@
-"""``ral bench report``: docs/results.md rebuilt from the bench output folders.
+"""docs/results.md rebuilt from the bench output folders (``make bench-report``)::
+
+    .venv/bin/python benchmarks/report.py --runs runs/bench --out docs/results.md
 
 Every table is recomputed from the folders' runs (``runs/*/result.json`` of the training
-benchmarks, the CSV / JSON records of the timing ones), every figure re-drawn into one image
-folder that the report owns (figures it no longer draws are removed), and every verdict is a rule
-applied to the numbers (:mod:`ral.bench.losses_report`, :mod:`ral.bench.sensitivity_report` and the
-rules below), so the document cannot drift from the data. A benchmark whose folder is missing is
-listed with the command that makes it.
+benchmarks, the CSV / JSON records of the timing ones), every figure re-drawn into the image
+folder (``--img``; it deletes nothing: figures of the folder it no longer draws are listed), and
+every verdict is a rule applied to the numbers (``claims.py`` and the rules below), so the
+document cannot drift from the data. A benchmark whose folder is missing is listed with the
+command that makes it. It writes docs/results.md, which it owns; any other ``--out`` that exists
+is replaced only with ``--overwrite``.
 
 Rules of the timing claims (paired ratios over interleaved rounds, ``ral.bench.timing``):
 
 - *claim 3* (no extra training time): RAL's full training step costs no measurable extra time when
   the inter-quartile range of its paired time ratio to BCE holds 1 (or lies below it); it costs
   extra when the whole range lies above 1.
-- *loss speed*: RAL's forward+backward (its compiled fast path) <= 1.3 x BCE at 4096x1000 and
-  <= 2.5 x at 256x26 (median paired ratio), peak memory <= 1.5 x BCE's; each target met or not.
+- *loss speed*: RAL's forward+backward <= 1.3 x BCE at 4096x1000 and <= 2.5 x at 256x26 (median
+  paired ratio), peak memory <= 1.5 x BCE's; each target met or not.
 - *throughput*: pipeline images/s >= 0.95 x the plain PyTorch loop's.
 - *smoke test*: ``--quick`` twice (two folders) gives identical test metrics, digit for digit.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from claims import (
+    CLAIM1_RULE,
+    claim1_verdict,
+    claim2_head,
+    claim2_verdict,
+    comparisons_markdown,
+    dataset_verdict,
+    recommendation,
+)
+from evidence_plan import QUICK_AGAIN, Step, evidence_plan, plan_markdown
 
-from ral.bench.losses_report import CLAIM1_RULE
-from ral.bench.plan import QUICK_AGAIN, Step, evidence_plan, plan_markdown
+from ral.bench.experiment import BUDGETS, Budget
+from ral.bench.losses import collect_losses, loss_notes, setup_text
+from ral.bench.losses_report import paired_markdown, plot_losses, summary_markdown
+from ral.bench.sensitivity import MATCHED, collect_sensitivity
+from ral.bench.sensitivity_report import matched_statistics, plot_sensitivity, sensitivity_markdown
+from ral.bench.speed import speed_table
+from ral.bench.step_time import step_table
+from ral.data.table import Task
+from ral.metrics import headline_metric, metric_names
+from ral.report import markdown_table, write_text
 
+#: The document this script owns: it may replace it without --overwrite.
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results.md"
 SPEED_TITLES = (
     "Torch's default threads, wall-clock time",
     "One thread, process CPU time, with the breakdown",
@@ -47,7 +72,6 @@ class Part:
 
     markdown: str
     verdicts: list[tuple[str, str]] = field(default_factory=list)  # (claim, verdict text)
-    figures: list[str] = field(default_factory=list)
 
 
 class _Images:
@@ -65,10 +89,9 @@ class _Images:
     def markdown(self, name: str, alt: str) -> str:
         return f"![{alt}]({self.link}{name})"
 
-    def remove_stale(self) -> None:
-        for old in self.folder.glob("*.png"):
-            if old.name not in self.drawn:
-                old.unlink()
+    def undrawn(self) -> list[str]:
+        """PNG files of the folder this report did not draw (left in place: it deletes nothing)."""
+        return sorted(old.name for old in self.folder.glob("*.png") if old.name not in self.drawn)
 
 
 def _command(folder: Path, step: Step) -> str:
@@ -87,10 +110,6 @@ def _not_run(step: Step) -> str:
     return f"Not run yet. Make it with:\n\n    {step.command}\n\n"
 
 
-def _first_line(text: str) -> str:
-    return text.strip().split("\n")[0]
-
-
 def _timing_line(results: pd.DataFrame) -> str:
     seconds = pd.to_numeric(results["run_seconds"], errors="coerce")
     text = (
@@ -106,15 +125,6 @@ def _timing_line(results: pd.DataFrame) -> str:
 
 def _losses_part(runs: Path, step: Step, title: str, images: _Images) -> tuple[Part, Any]:
     """One task's loss comparison, and ``(task, results)`` for the variants' section (None when not run)."""
-    from ral.bench.experiment import Budget
-    from ral.bench.losses import collect_losses, loss_notes, setup_text
-    from ral.bench.losses_report import (
-        claim1_verdict,
-        paired_markdown,
-        plot_losses,
-        summary_markdown,
-    )
-
     folder = runs / step.folder
     got = collect_losses(folder)
     if got is None:
@@ -145,13 +155,11 @@ def _losses_part(runs: Path, step: Step, title: str, images: _Images) -> tuple[P
         + loss_notes(results)
         + "\n"
     )
-    return Part(text, [(f"Claim 1, {title}", _first_line(verdict))]), (task, results)
+    return Part(text, [(f"Claim 1, {title}", verdict.strip().split("\n")[0])]), (task, results)
 
 
 def _variants_part(tables: list[tuple[str, Any]]) -> Part:
     """The long-tail variants' comparisons and the loss to start with, from the loss tables of each task."""
-    from ral.bench.losses_report import comparisons_markdown, recommendation
-
     blocks, verdicts = [], []
     for title, got in tables:
         if got is None:
@@ -162,11 +170,11 @@ def _variants_part(tables: list[tuple[str, Any]]) -> Part:
         if body or advice:
             blocks.append(f"### {title}\n\n{body}\n{advice}")
         if advice:
-            verdicts.append((f"Loss to start with, {title}", _first_line(advice)))
+            verdicts.append((f"Loss to start with, {title}", advice.strip().split("\n")[0]))
     intro = (
         "The long-tail variants of RAL (`ral_cb`, class-balanced; `ral_la`, logit-adjusted; RAL's prior "
         "correction `prior_tau`) against the losses they borrow from, in the loss comparisons above (same runs). "
-        "Each answer is the rule of `ral.bench.losses_report`: *reach* / *keep* / *help* by the paired 95% t interval, "
+        "Each answer is the rule of `benchmarks/claims.py`: *reach* / *keep* / *help* by the paired 95% t interval, "
         "options by the project's rule for defaults (a candidate replaces the default only if it is higher on "
         "every seed and by a mean gain of at least twice the larger seed standard deviation).\n\n"
     )
@@ -178,10 +186,6 @@ def _variants_part(tables: list[tuple[str, Any]]) -> Part:
 
 
 def _sensitivity_part(runs: Path, step: Step, images: _Images) -> Part:
-    from ral.bench.sensitivity import collect_sensitivity
-    from ral.bench.sensitivity_report import claim2_head, matched_statistics, plot_sensitivity, sensitivity_markdown
-    from ral.metrics import headline_metric
-
     folder = runs / step.folder
     got = collect_sensitivity(folder)
     if got is None:
@@ -208,13 +212,22 @@ def _sensitivity_part(runs: Path, step: Step, images: _Images) -> Part:
         "eps_pos = () (ASL + the Hill weight) over gamma_neg x tau; `apl` = APL (the paper's eps_pos) over "
         "gamma_neg x clip; `ral` = RAL (APL + the Hill weight, lam 1.5) over gamma_neg x tau; ASL's and APL's "
         "clip is RAL's tau (the same probability margin).\n\n"
-        + sensitivity_markdown(frame, task, level=3)
+        + sensitivity_markdown(frame, task, pairs=MATCHED, level=3, notes=_rate_verdicts(frame, task))
+        + "\n"
+        + claim2_verdict(frame, task)
         + "\n"
         + pictures
         + f"\n\nHeat maps of each arm at missing rate {files['dataset']} (mean over seeds; each has its own colour "
         "scale: compare the numbers in the cells):\n\n" + arms + "\n\n"
     )
-    return Part(text, [("Claim 2", claim2_head(matched_statistics(frame, headline_metric(task))))])
+    return Part(text, [("Claim 2", claim2_head(matched_statistics(frame, headline_metric(task), MATCHED)))])
+
+
+def _rate_verdicts(frame: pd.DataFrame, task: Task) -> dict[str, str]:
+    """The claim-2 verdict under the tables of each dataset with a matched comparison."""
+    matched = matched_statistics(frame, headline_metric(task), MATCHED)
+    datasets = list(dict.fromkeys(matched["dataset"])) if len(matched) else []
+    return {d: f"\nVerdict at this rate: {dataset_verdict(matched, d)}.\n" for d in datasets}
 
 
 def _machine(record: Path) -> str:
@@ -228,9 +241,6 @@ def _machine(record: Path) -> str:
 
 
 def _step_part(runs: Path, step: Step) -> Part:
-    from ral.bench.step_time import step_table
-    from ral.report import markdown_table
-
     folder = runs / step.folder
     path = folder / "step_time_summary.csv"
     if not path.is_file():
@@ -259,9 +269,6 @@ def _step_part(runs: Path, step: Step) -> Part:
 
 
 def _speed_part(runs: Path, steps: list[Step]) -> Part:
-    from ral.bench.speed import speed_table
-    from ral.report import markdown_table
-
     blocks, verdicts = [], []
     for index, (step, title) in enumerate(zip(steps, SPEED_TITLES)):
         judged = index == 0  # the targets are set for torch's default threads; one thread is for reference
@@ -310,8 +317,6 @@ def _met(ok: bool) -> str:
 
 
 def _throughput_part(runs: Path, step: Step) -> Part:
-    from ral.report import markdown_table
-
     folder = runs / step.folder
     path = folder / "throughput.json"
     if not path.is_file():
@@ -331,10 +336,6 @@ def _throughput_part(runs: Path, step: Step) -> Part:
 
 
 def _quick_part(runs: Path, step: Step, again_step: Step) -> Part:
-    from ral.bench.losses import collect_losses
-    from ral.bench.losses_report import summary_markdown
-    from ral.metrics import metric_names
-
     folder = runs / step.folder
     got = collect_losses(folder)
     if got is None:
@@ -368,10 +369,11 @@ def _quick_part(runs: Path, step: Step, again_step: Step) -> Part:
 
 HEADER = """# Results
 
-This file is generated by `ral bench report` from the bench output folders under `runs/bench/`
-(do not edit it by hand: edit the rules in `src/ral/bench/` and rebuild it). Every table is
-recomputed from the folders' runs, every figure re-drawn, every verdict is a rule written in the
-code and applied to the numbers; the command that made each table is written beside it.
+This file is generated by `make bench-report` (`benchmarks/report.py`) from the bench output
+folders under `runs/bench/` (do not edit it by hand: edit the rules in `benchmarks/` and rebuild
+it). Every table is recomputed from the folders' runs, every figure re-drawn, every verdict is a
+rule written in the code and applied to the numbers; the command that made each table is written
+beside it.
 
 The paper behind `ral` claims that RAL (1) is at least as accurate as the peer losses on
 long-tailed multi-label medical data, (2) is far less sensitive to its hyper-parameters thanks to
@@ -383,9 +385,6 @@ ISIC-2018-like and an APTOS-2019-like single-label set).
 
 
 def _reproduce(steps: list[Step]) -> str:
-    from ral.bench.experiment import BUDGETS
-    from ral.report import markdown_table
-
     budgets = pd.DataFrame(
         [
             {
@@ -405,19 +404,17 @@ def _reproduce(steps: list[Step]) -> str:
         "or command by command (each training benchmark resumes when re-run; `--shard I/N` runs every N-th run, "
         "and the process that finishes the last run writes the folder's summary):\n\n"
         + plan_markdown(steps)
-        + "\nThen `ral bench report` rebuilds this file. Budgets (`--budget NAME`; `--quick` = `--budget quick`; "
+        + "\nThen `make bench-report` rebuilds this file. Budgets (`--budget NAME`; `--quick` = `--budget quick`; "
         "`--epochs`, `--image-size`, `--batch-size`, `--backbone` override one field; every run: AdamW lr 3e-3, "
         "weight decay 1e-4, cosine decay, batch 64, the best validation epoch evaluated on the test split, one "
         "torch thread):\n\n"
         + markdown_table(budgets)
         + "\nThe seconds per run are measured by `benchmarks/time_budgets.py` (one run per budget on the 2-core "
-        "development machine; record in `benchmarks/budget_times.md`) and kept in `ral.bench.plan.MEASURED`.\n\n"
+        "development machine; record in `benchmarks/budget_times.md`) and kept in `benchmarks/evidence_plan.py`.\n\n"
     )
 
 
 def _overview(parts: list[Part]) -> str:
-    from ral.report import markdown_table
-
     rows = [
         {"claim": claim, "verdict (rule in the code)": verdict} for part in parts for claim, verdict in part.verdicts
     ]
@@ -426,21 +423,18 @@ def _overview(parts: list[Part]) -> str:
 
 def write_results(
     runs_dir: str | os.PathLike, out: str | os.PathLike, *, img_dir: str | os.PathLike | None = None
-) -> tuple[Path, list[str]]:
+) -> tuple[Path, list[str], list[str]]:
     """Rebuild the results document from the bench folders under ``runs_dir``.
 
     Args:
         runs_dir: the folder holding the benchmarks' output folders under their default names
-            (:func:`ral.bench.plan.evidence_plan`).
+            (:func:`evidence_plan.evidence_plan`).
         out: the markdown file to write (docs/results.md).
-        img_dir: the figures' folder (default ``<out's folder>/img/results``); PNG files in it that this
-            report did not draw are removed.
+        img_dir: the figures' folder (default ``<out's folder>/img/results``).
 
     Returns:
-        ``(path written, one line per claim with its verdict)``.
+        ``(path written, one line per claim with its verdict, PNG files of the figures' folder not drawn)``.
     """
-    from ral.report import write_text
-
     runs, document = Path(runs_dir), Path(out)
     images = _Images(Path(img_dir) if img_dir is not None else document.parent / "img" / "results", document)
     images.folder.mkdir(parents=True, exist_ok=True)
@@ -474,5 +468,29 @@ def write_results(
     body = "".join(f"## {title}\n\n" + "".join(p.markdown for p in group) for title, group in sections)
     text = HEADER + _overview(parts) + "\n" + _reproduce(steps) + body
     path = write_text(text.rstrip("\n") + "\n", document)
-    images.remove_stale()
-    return path, [f"{claim}: {verdict}" for part in parts for claim, verdict in part.verdicts]
+    return path, [f"{claim}: {verdict}" for part in parts for claim, verdict in part.verdicts], images.undrawn()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line; exit status 2 with one line on bad arguments."""
+    parser = argparse.ArgumentParser(description="Rebuild docs/results.md from the bench output folders.")
+    parser.add_argument("--runs", default="runs/bench", help="folder of the bench output folders (default runs/bench)")
+    parser.add_argument("--out", default=str(RESULTS), help="the document to write (default docs/results.md)")
+    parser.add_argument("--img", help="folder for the figures (default: img/results/ beside --out)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out other than docs/results.md")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    if not Path(args.runs).is_dir():
+        parser.error(f"--runs {args.runs}: no such folder (run the benchmarks first: make bench-evidence)")
+    if out.exists() and out.resolve() != RESULTS and not args.overwrite:
+        parser.error(f"--out {out}: the file exists; pass --overwrite to replace it")
+    path, verdicts, undrawn = write_results(args.runs, out, img_dir=args.img)
+    print("\n".join(verdicts))
+    if undrawn:
+        print(f"not drawn by this report, left in place: {', '.join(undrawn)}")
+    print(f"written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
