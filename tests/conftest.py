@@ -8,10 +8,10 @@ import pytest
 import torch
 
 
-@pytest.fixture(autouse=True, scope="module")
+@pytest.fixture(autouse=True, scope="session")
 def one_thread() -> Iterator[None]:
     """Tests run single-threaded: deterministic, no thread-pool overhead on tiny tensors, fair to
-    other processes on a shared machine. Set before a module's own fixtures, restored after it."""
+    other processes on a shared machine. Set before every other fixture, restored at the end."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,28 @@ def tiny_config(data: dict[str, Path], out: Path, **sections: dict[str, Any]) ->
         else:
             config[section] = values
     return config
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """What ``train`` returns for one epoch of the tiny CNN with BCE on ``tiny_data`` (the default
+    ``tiny_config``): one run shared by the tests that only read it or copy its folder."""
+    from ral.engine import train
+
+    return train(tiny_config(tiny_data, tmp_path_factory.mktemp("trained") / "run"))
+
+
+@pytest.fixture(scope="session")
+def copy_trained_run(trained_run: dict[str, Any]) -> Callable[[Path], Path]:
+    """``copy_trained_run(folder)``: copies ``trained_run``'s folder to ``folder / "run"`` (returned),
+    for tests that write into a run folder (e.g. ``<run>/eval/``) or change it."""
+    return lambda folder: Path(shutil.copytree(trained_run["output_dir"], folder / "run"))
+
+
+@pytest.fixture
+def copied_run(copy_trained_run: Callable[[Path], Path], tmp_path: Path) -> Path:
+    """A copy of ``trained_run``'s folder: ``tmp_path / "run"``."""
+    return copy_trained_run(tmp_path)
 
 
 @pytest.fixture(name="tiny_config", scope="session")

@@ -39,10 +39,10 @@ def _permute_classes(meta: dict, state: dict, order=(3, 1, 0, 2)) -> None:
 
 
 @pytest.fixture(scope="module")
-def runs(tiny_config, tiny_data, tmp_path_factory) -> dict[str, Path]:
-    """Two tiny runs (the second with another seed, image size and width) and edited copies of the first."""
+def runs(tiny_config, tiny_data, copy_trained_run, tmp_path_factory) -> dict[str, Path]:
+    """Two tiny runs (the shared one; another seed, image size and width) and edited copies of the first."""
     base = tmp_path_factory.mktemp("ensemble")
-    a = Path(train(tiny_config(tiny_data, base / "a"))["best_checkpoint"])
+    a = copy_trained_run(base) / "checkpoints" / "best.ckpt"
     other = {"image_size": 24}
     b = train(tiny_config(tiny_data, base / "b", seed=1, dataset=other, model={"options": {"width": 6, "depth": 2}}))
 

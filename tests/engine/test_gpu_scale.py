@@ -265,9 +265,8 @@ def test_a_cluster_run_needs_its_cache_built_beforehand_with_ral_data_cache(tiny
     assert "'dataset.cache_must_exist' must be false" in capsys.readouterr().err
 
 
-def test_predict_with_autocast_on_the_cpu_stays_close_to_float32(tiny_config, tiny_data, tmp_path):
-    result = train(tiny_config(tiny_data, tmp_path / "run"))
-    model, meta = load_trained_model(result["best_checkpoint"])
+def test_predict_with_autocast_on_the_cpu_stays_close_to_float32(trained_run, tiny_data):
+    model, meta = load_trained_model(trained_run["best_checkpoint"])
     table = load_table(tiny_data["test"])
     exact = predict_probabilities(model, table, task="multilabel", image_size=16)
     autocast = predict_probabilities(model, table, task="multilabel", image_size=16, amp=True)

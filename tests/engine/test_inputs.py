@@ -15,9 +15,8 @@ from ral.engine import predict, train
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tiny_config, tiny_data, tmp_path_factory) -> Path:
-    result = train(tiny_config(tiny_data, tmp_path_factory.mktemp("run") / "bce"))
-    return Path(result["best_checkpoint"])
+def checkpoint(copy_trained_run, tmp_path_factory) -> Path:
+    return copy_trained_run(tmp_path_factory.mktemp("inputs")) / "checkpoints" / "best.ckpt"
 
 
 def _copy_split(source: Path, folder: Path) -> Path:

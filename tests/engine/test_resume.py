@@ -147,10 +147,9 @@ def test_resume_refuses_a_checkpoint_of_another_model_before_writing_anything(ti
     assert after == before  # the run folder is untouched: config.yaml, checkpoints, logs
 
 
-def test_a_checkpoint_whose_weights_do_not_fit_is_refused_in_one_line(tiny_config, tiny_data, tmp_path):
-    config = tiny_config(tiny_data, tmp_path / "run")
-    train(config)
-    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+def test_a_checkpoint_whose_weights_do_not_fit_is_refused_in_one_line(tiny_config, tiny_data, copied_run):
+    config = tiny_config(tiny_data, copied_run)
+    last = copied_run / "checkpoints" / "last.ckpt"
     checkpoint = _checkpoint(last)
     name = next(k for k in checkpoint["state_dict"] if k.startswith("model."))
     checkpoint["state_dict"][name] = torch.zeros(3)
@@ -159,10 +158,9 @@ def test_a_checkpoint_whose_weights_do_not_fit_is_refused_in_one_line(tiny_confi
         train(config, resume=True)
 
 
-def test_overwrite_starts_a_run_anew_and_keeps_other_files(tiny_config, tiny_data, tmp_path, capsys):
-    config = tiny_config(tiny_data, tmp_path / "run")
-    train(config)
-    run = tmp_path / "run"
+def test_overwrite_starts_a_run_anew_and_keeps_other_files(tiny_config, tiny_data, copied_run, tmp_path, capsys):
+    config = tiny_config(tiny_data, copied_run)
+    run = copied_run
     (run / "eval" / "test").mkdir(parents=True)
     (run / "eval" / "test" / "metrics.json").write_text("{}")  # an evaluation of the replaced run
     (run / "notes.txt").write_text("mine")

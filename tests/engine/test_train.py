@@ -18,28 +18,21 @@ from ral.engine.module import ClassifierModule
 METRICS = ["mAP", "mAUC", "mF1", "head_mAP", "medium_mAP", "tail_mAP"]
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_config, tiny_data, tmp_path_factory):
-    """One epoch of the tiny CNN with BCE (shared by the tests that only read its outputs)."""
-    out = tmp_path_factory.mktemp("run") / "bce"
-    return train(tiny_config(tiny_data, out))
-
-
-def test_train_writes_checkpoints_logs_and_result(trained):
-    out = trained["output_dir"]
+def test_train_writes_checkpoints_logs_and_result(trained_run):
+    out = trained_run["output_dir"]
     for name in ("config.yaml", "result.json", "logs/metrics.csv", "checkpoints/best.ckpt", "checkpoints/last.ckpt"):
         assert (Path(out) / name).is_file(), name
-    assert trained["epochs_completed"] == 1 and trained["monitor"] == "val_mAP"
-    assert set(METRICS) <= set(trained["val_metrics"])
-    assert trained["train_seconds_per_epoch"] > 0
+    assert trained_run["epochs_completed"] == 1 and trained_run["monitor"] == "val_mAP"
+    assert set(METRICS) <= set(trained_run["val_metrics"])
+    assert trained_run["train_seconds_per_epoch"] > 0
     assert json.loads((Path(out) / "result.json").read_text())["best_epoch"] == 0
     assert "train_seconds" in pd.read_csv(Path(out) / "logs" / "metrics.csv").columns
 
 
-def test_checkpoint_is_weights_only_and_self_describing(classes, trained, tiny_data):
+def test_checkpoint_is_weights_only_and_self_describing(classes, trained_run, tiny_data):
     from ral.data import load_table
 
-    checkpoint = torch.load(trained["best_checkpoint"], weights_only=True)
+    checkpoint = torch.load(trained_run["best_checkpoint"], weights_only=True)
     meta = checkpoint["ral"]
     train_table = load_table(tiny_data["train"])
     assert meta["class_names"] == classes
@@ -50,8 +43,8 @@ def test_checkpoint_is_weights_only_and_self_describing(classes, trained, tiny_d
     assert any(key.startswith("model.") for key in checkpoint["state_dict"])
 
 
-def test_evaluate_writes_metrics_tables_and_plots(classes, trained, tiny_data, tmp_path):
-    report = evaluate(trained["best_checkpoint"], tiny_data["test"], out_dir=tmp_path, n_boot=50)
+def test_evaluate_writes_metrics_tables_and_plots(classes, trained_run, tiny_data, tmp_path):
+    report = evaluate(trained_run["best_checkpoint"], tiny_data["test"], out_dir=tmp_path, n_boot=50)
     stored = json.loads((tmp_path / "metrics.json").read_text())
     for name in METRICS:
         assert name in stored and name in stored["ci95"]
@@ -67,20 +60,20 @@ def test_evaluate_writes_metrics_tables_and_plots(classes, trained, tiny_data, t
     assert report["mAP"] == pytest.approx(stored["mAP"])
 
 
-def test_predict_writes_submission_layout(classes, trained, tiny_data, tmp_path):
-    frame = predict(trained["best_checkpoint"], data=tiny_data["test"], out=tmp_path / "pred.csv")
+def test_predict_writes_submission_layout(classes, trained_run, tiny_data, tmp_path):
+    frame = predict(trained_run["best_checkpoint"], data=tiny_data["test"], out=tmp_path / "pred.csv")
     written = pd.read_csv(tmp_path / "pred.csv")
     assert written.columns.tolist() == ["id", *classes] and len(written) == 24
     assert np.all((written[classes] >= 0) & (written[classes] <= 1))
     images = [tiny_data["test"].parent / p for p in written["id"][:3]]
-    by_file = predict(trained["best_checkpoint"], images=images, out=tmp_path / "files.csv")
+    by_file = predict(trained_run["best_checkpoint"], images=images, out=tmp_path / "files.csv")
     assert by_file["id"].tolist() == [p.stem for p in images]
     np.testing.assert_allclose(by_file[classes].to_numpy(), frame[classes].to_numpy()[:3], rtol=1e-6)
     with pytest.raises(ValueError, match="exactly one"):
-        predict(trained["best_checkpoint"], out=tmp_path / "x.csv")
+        predict(trained_run["best_checkpoint"], out=tmp_path / "x.csv")
     unlabeled = tiny_data["test"].parent / "unlabeled.csv"
     written[["id"]].rename(columns={"id": "path"}).to_csv(unlabeled, index=False)  # no label columns
-    by_list = predict(trained["best_checkpoint"], data=unlabeled, out=tmp_path / "list.csv")
+    by_list = predict(trained_run["best_checkpoint"], data=unlabeled, out=tmp_path / "list.csv")
     assert by_list["id"].tolist() == written["id"].tolist()
     np.testing.assert_allclose(by_list[classes].to_numpy(), frame[classes].to_numpy(), rtol=1e-6)
 
@@ -94,16 +87,16 @@ def test_run_without_validation_table(tiny_config, tiny_data, tmp_path):
     assert report["data"] == str(tiny_data["test"].resolve())  # the run's dataset.test
 
 
-def test_existing_run_needs_resume(tiny_config, trained, tiny_data):
+def test_existing_run_needs_resume(tiny_config, trained_run, tiny_data):
     with pytest.raises(ValueError, match="--resume"):
-        train(tiny_config(tiny_data, trained["output_dir"]))
+        train(tiny_config(tiny_data, trained_run["output_dir"]))
 
 
 def test_resume_warns_about_a_changed_config(tiny_config, tiny_data, tmp_path):
     train(tiny_config(tiny_data, tmp_path / "run"))
     with pytest.warns(UserWarning, match=r"\['optimizer.lr'\]"):
         again = train(tiny_config(tiny_data, tmp_path / "run", optimizer={"lr": 0.02}), resume=True)
-    assert again["epochs_completed"] == 1  # already finished: nothing trained again
+    assert again["epochs_completed"] == 1  # already finished: nothing trained_run again
 
 
 def _weights(path):
