@@ -63,8 +63,8 @@ class Comparison:
     checks: tuple[tuple[str, tuple[str, ...], str], ...]
 
 
-_GROUPS_ML = ("mAP", "head_mAP", "medium_mAP", "tail_mAP")
-_GROUPS_SL = ("balanced_accuracy", "accuracy", "head_acc", "medium_acc", "tail_acc")
+_SHOWN_ML = ("mAP", "head_mAP", "medium_mAP", "tail_mAP")
+_SHOWN_SL = ("balanced_accuracy", "accuracy", "head_acc", "medium_acc", "tail_acc")
 
 #: The questions about the long-tail variants of RAL (rows of the default loss lists).
 COMPARISONS: dict[Task, tuple[Comparison, ...]] = {
@@ -72,19 +72,19 @@ COMPARISONS: dict[Task, tuple[Comparison, ...]] = {
         Comparison(
             "ral_cb",
             "cb_focal",
-            _GROUPS_ML,
+            _SHOWN_ML,
             (("reach", ("tail_mAP",), "Does class-balanced RAL reach the class-balanced focal loss on the tail?"),),
         ),
         Comparison(
             "ral_cb",
             "ral",
-            _GROUPS_ML,
+            _SHOWN_ML,
             (("keep", ("head_mAP", "medium_mAP"), "Does class-balanced RAL keep RAL's head and medium mAP?"),),
         ),
         Comparison(
             "ral_cb_both",
             "ral_cb",
-            _GROUPS_ML,
+            _SHOWN_ML,
             (
                 (
                     "default",
@@ -97,7 +97,7 @@ COMPARISONS: dict[Task, tuple[Comparison, ...]] = {
         Comparison(
             "ral_prior",
             "ral",
-            _GROUPS_ML,
+            _SHOWN_ML,
             (
                 ("help", ("tail_mAP",), "Does RAL's prior correction (`prior_tau=1`) help the tail?"),
                 ("default", ("mAP",), "Should RAL's prior correction be on by default?"),
@@ -108,7 +108,7 @@ COMPARISONS: dict[Task, tuple[Comparison, ...]] = {
         Comparison(
             "ral_la",
             "logit_adjusted",
-            _GROUPS_SL,
+            _SHOWN_SL,
             (
                 (
                     "reach",
@@ -120,7 +120,7 @@ COMPARISONS: dict[Task, tuple[Comparison, ...]] = {
         Comparison(
             "ral_la",
             "ral_single",
-            _GROUPS_SL,
+            _SHOWN_SL,
             (
                 (
                     "default",

@@ -83,8 +83,9 @@ def test_two_processes_share_one_store(tmp_path):
 @pytest.mark.slow
 def test_two_cli_shards_write_one_loss_benchmark(tmp_path):
     out = tmp_path / "bench"
-    command = [sys.executable, "-m", "ral.cli", "bench", "losses", "--simulate", "--quick", "--image-size", "16"]
-    command += ["--losses", "bce", "ral", "--seeds", "2", "--out", str(out)]
+    ral = [sys.executable, "-c", "import sys; from ral.cli import main; sys.exit(main())"]  # the `ral` command
+    command = [*ral, "bench", "losses", "--simulate", "--quick", "--image-size", "16"]
+    command += ["--losses", "bce,ral", "--seeds", "2", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     shards = [
         subprocess.Popen([*command, "--shard", f"{i}/2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)

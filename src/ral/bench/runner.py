@@ -11,7 +11,8 @@ discards it).
 Several processes (``--shard I/N``, :mod:`ral.bench.parallel`) may share one store: ``bench.json``
 is written once under a lock, and each run is computed under its own lock file
 (``<root>/locks/<run_id>.lock``, ``filelock``: the OS releases it when its holder dies), so no
-two processes ever work on one run folder.
+two processes ever work on one run folder. (Hand-written: caches such as ``joblib.Memory`` key
+results by arguments but neither pin a benchmark's settings nor keep two processes off one run.)
 """
 
 from __future__ import annotations

@@ -119,7 +119,8 @@ def parse_grid_overrides(items: Sequence[str]) -> dict[str, list[Any]]:
 
 
 def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
-    """All combinations of the grid's values (full factorial, first parameter slowest)."""
+    """All combinations of the grid's values (full factorial, first parameter slowest; scikit-learn's
+    ``ParameterGrid`` would sort the parameter names)."""
     names = list(grid)
     return [dict(zip(names, combo)) for combo in itertools.product(*(grid[n] for n in names))]
 

@@ -174,7 +174,7 @@ def seed_bootstrap(
         percentile interval; the interval is NaN with fewer than 2 seeds.
     """
     data = np.asarray(values, dtype=float)
-    point = np.asarray(statistic(np.nanmean(data, axis=0)[None]))[0]
+    point = np.asarray(statistic(np.nanmean(data, axis=0)[None]))[0]  # scipy returns the interval only
     if data.shape[0] < 2:
         nan = np.full_like(point, np.nan, dtype=float)
         return point, nan, nan.copy()

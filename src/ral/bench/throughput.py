@@ -144,7 +144,8 @@ class StepGate(L.Callback):
     The loop waits at the end of each training batch; :meth:`step` releases it and returns once
     the next batch has ended, so one call covers a whole cycle of the loop (the rest of the
     previous batch's hooks, fetching the next batch, its step and hooks). :meth:`finish` stops
-    the loop at the end of the current batch.
+    the loop at the end of the current batch. Hand-written: Lightning has no way to advance a
+    running ``fit`` one step at a time from another thread, which the interleaved rounds need.
     """
 
     def __init__(self) -> None:
