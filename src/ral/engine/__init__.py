@@ -6,7 +6,16 @@
 - :func:`predict` writes probabilities in the CXR-LT submission layout.
 """
 
-from ral.engine.config import Config, apply_overrides, config_from_dict, dump_yaml, load_config, validate_config
+from ral.engine.config import Config
+from ral.engine.configfile import (
+    apply_overrides,
+    config_error,
+    config_from_checkpoint,
+    config_from_dict,
+    dump_yaml,
+    load_config,
+    validate_config,
+)
 from ral.engine.evaluate import evaluate
 from ral.engine.inference import load_trained_model, predict_probabilities
 from ral.engine.predict import predict
@@ -15,6 +24,8 @@ from ral.engine.train import train
 __all__ = [
     "Config",
     "apply_overrides",
+    "config_error",
+    "config_from_checkpoint",
     "config_from_dict",
     "dump_yaml",
     "evaluate",

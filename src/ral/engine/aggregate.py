@@ -11,13 +11,16 @@ equally.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal, get_args
 
 import numpy as np
 
 from ral.data.table import LabelTable
 
 #: The values of ``aggregate=`` / ``--aggregate``.
-AGGREGATIONS = ("none", "study", "view-study")
+#: Every image gets the mean of its study's images ("study"), or of its view types' means ("view-study").
+Aggregation = Literal["none", "study", "view-study"]
+AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
 
 
 def check_aggregate(aggregate: str) -> str:

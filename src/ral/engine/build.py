@@ -8,7 +8,8 @@ loss parameter, backbone option or mismatched checkpoint fails here, before any 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,19 @@ from torch import nn
 
 from ral.data.dataset import ImageDataset, read_channels
 from ral.data.table import LabelTable
-from ral.engine.config import Config, DatasetConfig, ModelConfig, validate_config
+from ral.engine.config import Config, DatasetConfig, ModelConfig
+from ral.engine.configfile import validate_config
 
-#: How the data layer's hints name the dataset options in a config.
-CONFIG_HINTS = {"skip_bad": "dataset.skip_bad: true", "allow_outside_root": "dataset.allow_outside_root: true"}
+
+@contextmanager
+def named(key: str) -> Iterator[None]:
+    """Errors raised inside start with ``key`` (``dataset.val: ...``), keeping their type and fields."""
+    try:
+        yield
+    except (ValueError, OSError) as exc:
+        if len(exc.args) == 1 and isinstance(exc.args[0], str):
+            exc.args = (f"{key}: {exc.args[0]}",)
+        raise
 
 
 @dataclass
@@ -60,27 +70,15 @@ def load_split(path: str | os.PathLike, key: str, dataset: DatasetConfig, classe
     """
     from ral.data import load_table
 
-    try:
+    with named(key):
         table = load_table(
             path,
-            format=dataset.format,
-            root=dataset.root,
-            uncertain=dataset.uncertain,
-            skip_bad=dataset.skip_bad,
+            dataset,
             classes=classes,
-            task=dataset.task,
-            views=dataset.views,
-            split=OFFICIAL_SPLIT.get(key),
-            vindr_agreement=dataset.vindr_agreement,
             max_classes=dataset.max_classes if classes is None else None,
-            allow_outside_root=dataset.allow_outside_root,
+            split=OFFICIAL_SPLIT.get(key),
             check_images="none" if dataset.cache_dir is not None else "exists",
-            hints=CONFIG_HINTS,
         )
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f"{key}: {exc}") from None
-    except ValueError as exc:
-        raise ValueError(f"{key}: {exc}") from None
     if table.num_classes == 0 or (len(table) and np.isnan(table.labels).all()):
         raise ValueError(f"{key}: {path} has no labels (a table without label columns can only be predicted)")
     return table
@@ -132,7 +130,7 @@ def check_resume(checkpoint: Mapping[str, Any], path: str | os.PathLike, config:
         ValueError: one line naming the first difference.
     """
     from ral.engine.checkpoint import checkpoint_metadata
-    from ral.engine.config import config_from_checkpoint
+    from ral.engine.configfile import config_from_checkpoint
 
     meta = checkpoint_metadata(dict(checkpoint), path)
     stored = config_from_checkpoint(meta, path)

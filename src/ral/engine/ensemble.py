@@ -15,7 +15,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -26,7 +26,9 @@ from ral.data.table import LabelTable
 from ral.engine.inference import load_trained_model, predict_probabilities
 
 #: The values of ``tta=`` / ``--tta``.
-TTA_MODES = ("none", "hflip")
+#: Test-time augmentation: none, or the mean over each image and its horizontal flip.
+Tta = Literal["none", "hflip"]
+TTA_MODES: tuple[str, ...] = get_args(Tta)
 
 Checkpoints = str | os.PathLike | Sequence[str | os.PathLike]
 

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ral.engine.aggregate import aggregate_table, aggregation_keys, check_aggregate
-from ral.engine.config import config_from_checkpoint
-from ral.engine.ensemble import Checkpoints, Member, check_tta, ensemble_probabilities, load_members
+from ral.data.options import FormatName
+from ral.engine.aggregate import Aggregation, aggregate_table, aggregation_keys, check_aggregate
+from ral.engine.configfile import config_from_checkpoint
+from ral.engine.ensemble import Checkpoints, Member, Tta, check_tta, ensemble_probabilities, load_members
 from ral.engine.inference import load_eval_table
 
 
@@ -30,8 +31,8 @@ def default_eval_dir(
     data: str | os.PathLike,
     *,
     ensemble: int = 1,
-    tta: str = "none",
-    aggregate: str = "none",
+    tta: Tta = "none",
+    aggregate: Aggregation = "none",
 ) -> Path:
     """``<run>/eval/<table name>`` for ``<run>/checkpoints/<file>.ckpt``; else next to the checkpoint.
 
@@ -123,11 +124,11 @@ def evaluate(
     *,
     val_data: str | os.PathLike | None = None,
     out_dir: str | os.PathLike | None = None,
-    format: str | None = None,
+    format: FormatName | None = None,
     root: str | os.PathLike | None = None,
     allow_outside_root: bool = False,
-    tta: str = "none",
-    aggregate: str = "none",
+    tta: Tta = "none",
+    aggregate: Aggregation = "none",
     batch_size: int = 128,
     num_workers: int = 0,
     n_boot: int = 1000,

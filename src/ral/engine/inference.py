@@ -16,9 +16,6 @@ from torch.utils.data import DataLoader
 from ral.data.table import LabelTable
 from ral.engine.checkpoint import checkpoint_metadata, load_checkpoint
 
-#: Hints of data-layer errors in ``ral evaluate`` / ``ral predict`` (which have no --skip-bad).
-INFERENCE_HINTS = {"skip_bad": None, "allow_outside_root": "--allow-outside-root"}
-
 
 def resolve_device(device: str | None) -> torch.device:
     """``None`` / "auto" -> CUDA when available, else CPU; otherwise ``torch.device(device)``."""
@@ -119,9 +116,10 @@ def load_eval_table(
         FileNotFoundError / ValueError: naming ``key`` (the CLI option) and the problem.
     """
     from ral.data import load_table
+    from ral.engine.build import named
 
     dataset = meta.get("config", {}).get("dataset", {})
-    try:
+    with named(key):
         table = load_table(
             path,
             format=format,
@@ -133,12 +131,7 @@ def load_eval_table(
             split=split,
             vindr_agreement=dataset.get("vindr_agreement", "any"),
             allow_outside_root=allow_outside_root,
-            hints=INFERENCE_HINTS,
         )
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f"{key}: {exc}") from None
-    except ValueError as exc:
-        raise ValueError(f"{key}: {exc}") from None
     if table.task != meta["task"]:
         raise ValueError(f"{key}: {path} is a {table.task} table but the checkpoint's model is {meta['task']}")
     return table

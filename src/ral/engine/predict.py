@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from ral.engine.aggregate import aggregate_table, aggregation_keys, check_aggregate
-from ral.engine.ensemble import Checkpoints, check_tta, ensemble_probabilities, load_members
-from ral.engine.inference import INFERENCE_HINTS, image_table
+from ral.data.options import FormatName
+from ral.engine.aggregate import Aggregation, aggregate_table, aggregation_keys, check_aggregate
+from ral.engine.build import named
+from ral.engine.ensemble import Checkpoints, Tta, check_tta, ensemble_probabilities, load_members
+from ral.engine.inference import image_table
 
 
 def predict(
@@ -25,12 +27,12 @@ def predict(
     images: Sequence[str | os.PathLike] | None = None,
     data: str | os.PathLike | None = None,
     out: str | os.PathLike,
-    format: str | None = None,
+    format: FormatName | None = None,
     root: str | os.PathLike | None = None,
     allow_outside_root: bool = False,
     id_column: str | None = None,
-    tta: str = "none",
-    aggregate: str = "none",
+    tta: Tta = "none",
+    aggregate: Aggregation = "none",
     batch_size: int = 128,
     num_workers: int = 0,
     device: str | None = "auto",
@@ -64,7 +66,7 @@ def predict(
         FileNotFoundError: missing files; FileExistsError / OSError: ``out`` exists (without
         ``overwrite``) or cannot be written. All checked before anything is computed.
     """
-    from ral.data.formats import load_image_list
+    from ral.data import load_image_list
     from ral.report import write_csv
     from ral.report.files import check_output
 
@@ -75,14 +77,8 @@ def predict(
         raise ValueError("give either image files / folders or --data (exactly one of them)")
     members = load_members(checkpoint, device)
     if data is not None and not Path(data).is_dir():
-        try:
-            table = load_image_list(
-                data, format=format, root=root, allow_outside_root=allow_outside_root, hints=INFERENCE_HINTS
-            )
-        except FileNotFoundError as exc:
-            raise FileNotFoundError(f"data: {exc}") from None
-        except ValueError as exc:
-            raise ValueError(f"data: {exc}") from None
+        with named("data"):
+            table = load_image_list(data, format=format, root=root, allow_outside_root=allow_outside_root)
     else:
         table = image_table([data] if data is not None else list(images or []))
     if len(table) == 0:

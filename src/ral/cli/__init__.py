@@ -1,0 +1,127 @@
+"""The ``ral`` command: subcommands parse their flags (derived from the package's declarations) and delegate.
+
+Parsing is pydantic-settings' CLI (:mod:`ral.cli.command`); bad input ends in one line naming the
+option or config key and the received value, exit status 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+_GROUPS = ("data", "bench")  # commands whose subcommands do the work
+_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """One line per warning: ral's own show their message, others also their category and origin."""
+    if str(Path(filename).resolve()).startswith(_PACKAGE_DIR):
+        return f"ral: warning: {message}\n"
+    return f"warning: {category.__name__} ({Path(filename).name}:{lineno}): {message}\n"
+
+
+def _command_path(argv: Sequence[str]) -> list[str]:
+    """``["data", "stats"]`` for ``ral data stats ...``: the names before the command's own arguments."""
+    words = [word for word in argv[:2] if not word.startswith("-")]
+    return words[:2] if words and words[0] in _GROUPS else words[:1]
+
+
+def _flags(model: type, prefix: str = "") -> list[str]:
+    """Every flag of a command model: ``--n-boot``, ``--train.batch-size`` ..."""
+    from pydantic import BaseModel
+
+    names = []
+    for name, info in model.model_fields.items():
+        flag = prefix + (info.alias or name).replace("_", "-")
+        names.append(flag)
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+            names += _flags(info.annotation, flag + ".")
+    return names
+
+
+def _unknown_flag(message: str, command: type | None) -> str:
+    """argparse's "unrecognized arguments: --los.name asl" with the closest known flag."""
+    found = re.search(r"unrecognized arguments: (\S+)", message)
+    if not found or command is None:
+        return message
+    flag = found.group(1).split("=")[0]
+    close = difflib.get_close_matches(flag.lstrip("-"), _flags(command), n=1)
+    hint = f" (did you mean --{close[0]}?)" if close else ""
+    return f"unknown option {flag!r}{hint}"
+
+
+def _hint(exc: Exception, command: type | None) -> str:
+    """A data-layer error names the option that would let the input through; spell it as this command does."""
+    option = getattr(exc, "option", None)
+    if option is None or command is None:
+        return str(exc)
+    from ral.engine.config import Config
+
+    if issubclass(command, Config):
+        return f"{exc} (or set dataset.{option}: true)"
+    if option in command.model_fields:
+        return f"{exc} (or use --{option.replace('_', '-')})"
+    return str(exc)
+
+
+def _validation_error(exc, path: list[str], command: type | None) -> str:
+    from ral.engine.config import Config
+    from ral.engine.configfile import config_error
+
+    if exc.title != "CliAppBaseSettings":  # raised by the package, not by parsing the command line
+        error = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in error["loc"]) or exc.title
+        return f"{where}: {error['msg'].removeprefix('Value error, ')}, got {error['input']!r}"
+    if command is not None and issubclass(command, Config):
+        return str(config_error(exc, Config, prefix=".".join(path)))
+    error = exc.errors(include_url=False)[0]
+    names = [str(part) for part in error["loc"][len(path) :]]
+    flag = "--" + ".".join(names).replace("_", "-") if names else "the command"
+    if error["type"] == "missing":
+        return f"{flag} is required"
+    reason = error["msg"].removeprefix("Value error, ")
+    return f"{flag}: {reason[:1].lower() + reason[1:]}, got {error['input']!r}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``ral ARGV``; returns the exit status (2 for bad input, with one line on stderr)."""
+    from pydantic import ValidationError
+    from pydantic_settings import CliApp, SettingsError
+
+    from ral.cli.app import COMMANDS, Ral, settings_source
+
+    warnings.formatwarning = _one_line_warning
+    argv = list(sys.argv[1:] if argv is None else argv)
+    path = _command_path(argv)
+    command = COMMANDS.get(tuple(path))
+    name = " ".join(["ral", *path])
+    if argv == ["--version"]:
+        from ral import __version__
+
+        print(f"ral {__version__}")
+        return 0
+    try:
+        CliApp.run(Ral, cli_args=argv, cli_settings_source=settings_source())
+    except SettingsError as exc:
+        message = str(exc).removeprefix("error parsing CLI: ")
+        print(f"{name}: error: {_unknown_flag(message, command)}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        print(f"{name}: error: {_validation_error(exc, path, command)}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # bad input: one clear line, no traceback
+        print(f"{name}: error: {_hint(exc, command)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a missing file, an unwritable output, a full disk: the path and the reason
+        reason = f"{exc.filename}: {exc.strerror}" if exc.filename is not None and exc.strerror else str(exc)
+        print(f"{name}: error: {reason}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Commands derived from typed declarations, parsed by pydantic-settings' CLI.
+
+A command's flags are the fields of a pydantic model. Where the package already declares the
+options (the training :class:`~ral.engine.config.Config`, :class:`~ral.data.TableOptions`, a
+benchmark's settings model) the command model derives from that declaration; a function's
+typed keyword parameters and its docstring's ``Args:`` become a model with :func:`from_function`.
+Names turn into kebab-case flags (``n_boot`` -> ``--n-boot``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from docstring_parser import parse
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic_settings import CliPositionalArg
+
+
+class Command(BaseModel):
+    """A subcommand: its fields are its flags; ``cli_cmd`` runs it (pydantic-settings' ``CliApp``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def arguments(self, *, without: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The fields by their Python names (what the implementing function takes)."""
+        return {name: getattr(self, name) for name in type(self).model_fields if name not in without}
+
+
+def summary(doc: str | None) -> str:
+    """The first paragraph of a docstring as one line (a command's help in its group's list)."""
+    return " ".join((doc or "").strip().split("\n\n")[0].split())
+
+
+def _plain(text: str) -> str:
+    """Docstring markup as plain text: ``:func:`name``` and ````code```` -> name, code."""
+    return re.sub(r":\w+:`~?([^`]+)`", r"\1", text).replace("``", "")
+
+
+def parameter_docs(func: Callable[..., Any]) -> dict[str, str]:
+    """``{name: description}`` from the docstring's ``Args:`` (``a, b: text`` documents both)."""
+    docs = {}
+    for param in parse(inspect.getdoc(func) or "").params:
+        for name in param.arg_name.split(","):
+            docs[name.strip()] = _plain(" ".join((param.description or "").split()))
+    return docs
+
+
+def _resolved(annotation: Any, namespace: dict[str, Any]) -> Any:
+    """A parameter's annotation as a type (modules with ``from __future__ import annotations`` hold strings)."""
+    return eval(annotation, namespace) if isinstance(annotation, str) else annotation  # noqa: S307 (own code)
+
+
+def from_function(
+    func: Callable[..., Any],
+    base: type[Command],
+    *,
+    skip: tuple[str, ...] = (),
+    positional: tuple[str, ...] = (),
+    flags: Mapping[str, str] | None = None,
+    types: Mapping[str, Any] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+) -> type[Command]:
+    """A :class:`Command` whose fields are ``func``'s keyword parameters: type, default, docstring help.
+
+    Args:
+        func: the implementing function (its signature declares the options).
+        base: the command class with ``cli_cmd`` (and any fields of its own).
+        skip: parameters that are no flags (the command fills them).
+        positional: parameters given without a flag name.
+        flags: a flag name other than the parameter's, e.g. ``{"out_dir": "out"}``.
+        types: the type to parse a parameter as, where its Python type is wider (a path or a list
+            of paths for one ``--checkpoint``: ``list[str]``, given once per file).
+        defaults: a default other than the parameter's (an option the command may do without).
+    """
+    namespace = vars(sys.modules[func.__module__])
+    docs = parameter_docs(func)
+    fields: dict[str, Any] = {}
+    for param in inspect.signature(func).parameters.values():
+        if param.name in skip or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        annotation = (types or {}).get(param.name) or _resolved(param.annotation, namespace)
+        if param.name in positional:
+            annotation = CliPositionalArg[annotation]
+        default = ... if param.default is param.empty else param.default
+        default = (defaults or {}).get(param.name, default)
+        alias = (flags or {}).get(param.name)
+        fields[param.name] = (annotation, Field(default, description=docs.get(param.name), alias=alias))
+    return create_model(base.__name__.lstrip("_"), __base__=base, __doc__=base.__doc__, **fields)
