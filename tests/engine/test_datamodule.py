@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from ral.engine.datamodule import IndexedDataset, gather_unique, make_loader
-from ral.engine.module import moving_average
+from ral.engine.module import WeightEMA
 from ral.engine.schedule import advance, lr_schedule
 
 
@@ -126,17 +126,17 @@ def test_a_schedule_advanced_to_a_step_continues_like_the_uninterrupted_one():
     assert _rates(resumed, 27) == rates[13:]  # bit for bit
 
 
-def test_the_moving_average_copies_first_then_follows_with_a_growing_decay():
+def test_the_moving_average_follows_the_first_steps_then_decays_at_its_rate():
     model = torch.nn.BatchNorm1d(2)  # float weights and buffers, and an integer buffer
-    average = moving_average(model, decay=0.9)
+    average = WeightEMA(model, decay=0.9)
     assert not any(p.requires_grad for p in average.parameters())
-    expected = None
-    for step in range(4):
+    expected = 1.0  # the copy's weight
+    for step in range(1, 40):
         with torch.no_grad():
-            model.weight.fill_(float(step + 1))
-            model.num_batches_tracked.fill_(step + 1)
-        keep = min(0.9, (2 + step) / (11 + step))  # after optimiser step ``step + 1``; the first copies
-        expected = 1.0 if expected is None else keep * expected + (1 - keep) * (step + 1)
-        average.update_parameters(model)
+            model.weight.fill_(float(step))
+            model.num_batches_tracked.fill_(step)
+        keep = min(0.9, (1 + step) / (10 + step))
+        expected = keep * expected + (1 - keep) * step
+        average.update(model, step)
         assert average.module.weight[0].item() == pytest.approx(expected, rel=1e-6)
-        assert int(average.module.num_batches_tracked) == step + 1
+        assert int(average.module.num_batches_tracked) == step  # integer buffers are copied

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -10,7 +11,6 @@ import lightning as L
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.optim.swa_utils import AveragedModel
 
 from ral.data.transforms import InputNormalizer
 from ral.engine.checkpoint import CHECKPOINT_FORMAT
@@ -45,26 +45,43 @@ def monitor_metric(task: str) -> str:
     return "val_" + headline_metric(task)
 
 
-def moving_average(model: nn.Module, decay: float) -> AveragedModel:
-    """Exponential moving average of ``model``'s weights and buffers: torch's ``AveragedModel``.
+class WeightEMA(nn.Module):
+    """Exponential moving average of a model's weights and floating-point buffers (others are copied).
 
-    Its first update copies the weights; update ``n`` (counted from 0) then computes
-    ``average = d * average + (1 - d) * weights`` with ``d = min(decay, (2 + n) / (11 + n))``, so
-    the average follows the first steps closely (``get_ema_multi_avg_fn`` has a fixed decay). The
-    decay stays a device tensor: no host synchronisation. Integer buffers are copied.
+    Hand-written: torch's ``AveragedModel.update_parameters`` (which Lightning's
+    ``EMAWeightAveraging`` calls too) reads its ``n_averaged`` counter back from the device on
+    every update (``bool(n_averaged == 0)``, ``n_averaged > 0``): a host synchronisation per step,
+    which ``tests/engine/test_gpu.py`` forbids; ``get_ema_multi_avg_fn`` has no decay warm-up.
+
+    ``update(model, step)``: ``ema = decay_t * ema + (1 - decay_t) * value`` with
+    ``decay_t = min(decay, (1 + step) / (10 + step))`` (the average follows the first steps closely);
+    fused ``foreach`` kernels.
+
+    Args:
+        model: the network to average (copied). decay: in (0, 1).
     """
 
-    @torch.no_grad()
-    def update(averaged: list[Tensor], current: list[Tensor], n_averaged: Tensor) -> None:
-        if not averaged[0].is_floating_point():
-            torch._foreach_copy_(averaged, current)
-            return
-        keep = torch.clamp((2.0 + n_averaged) / (11.0 + n_averaged), max=decay).to(averaged[0].dtype)
-        torch._foreach_mul_(averaged, keep)
-        torch._foreach_add_(averaged, torch._foreach_mul(current, 1.0 - keep))
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        super().__init__()
+        self.decay = float(decay)
+        self.module = copy.deepcopy(model)
+        self.module.requires_grad_(False)
 
-    average = AveragedModel(model, multi_avg_fn=update, use_buffers=True)
-    return average.requires_grad_(False)
+    @staticmethod
+    def _values(model: nn.Module) -> list[Tensor]:
+        return [*model.parameters(), *model.buffers()]
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        decay = min(self.decay, (1.0 + step) / (10.0 + step))
+        pairs = list(zip(self._values(self.module), self._values(model), strict=True))
+        floating = [(e, m.detach()) for e, m in pairs if e.is_floating_point()]
+        if floating:
+            averaged, current = zip(*floating)
+            torch._foreach_lerp_(list(averaged), list(current), 1.0 - decay)
+        for e, m in pairs:
+            if not e.is_floating_point():
+                e.copy_(m)
 
 
 class ClassifierModule(L.LightningModule):
@@ -106,7 +123,7 @@ class ClassifierModule(L.LightningModule):
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         decay = config.train.ema_decay
-        self.ema = moving_average(model, decay) if decay is not None else None
+        self.ema = WeightEMA(model, decay) if decay is not None else None
         if config.train.compile:
             self.model.compile()  # in place: the state-dict names stay those of the model
         self.loss_fn = loss
@@ -156,7 +173,7 @@ class ClassifierModule(L.LightningModule):
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)
         if self.ema is not None:
-            self.ema.update_parameters(self.model)
+            self.ema.update(self.model, self.global_step)
 
     def on_train_epoch_end(self) -> None:
         total, count = self._epoch_loss
@@ -251,6 +268,3 @@ class ClassifierModule(L.LightningModule):
         elif self.ema is None:
             for key in averaged:
                 del state[key]
-        if self.ema is not None and "ema.n_averaged" not in state:  # switched on, or an older checkpoint
-            # the decay goes on from the run's step, as if the average had been kept from the start
-            state["ema.n_averaged"] = torch.tensor(int(checkpoint.get("global_step", 0)))
