@@ -48,27 +48,25 @@ def test_last_checkpoint_is_every_finished_epoch_and_a_finished_run_can_be_exten
 ):
     import ral.engine.module as module
 
-    scores = iter([0.9, 0.5, 0.4, 0.3])  # the first epoch stays the best one
+    scores = iter([0.9, 0.5, 0.4])  # the first epoch stays the best one
     real = module.compute_metrics
     monkeypatch.setattr(module, "compute_metrics", lambda *a: {**real(*a), "mAP": next(scores)})
-    config = tiny_config(tiny_data, tmp_path / "run", train={"epochs": 3, "checkpoint_every_n_steps": 0})
+    config = tiny_config(tiny_data, tmp_path / "run", train={"epochs": 2, "checkpoint_every_n_steps": 0})
     first = train(config)
     folder = tmp_path / "run" / "checkpoints"
     assert _checkpoint(folder / "best.ckpt")["epoch"] == 0 and first["best_epoch"] == 0
-    assert _checkpoint(folder / "last.ckpt")["epoch"] == 2  # the end of the last epoch, not of the best
-    assert _checkpoint(folder / "last.ckpt")["global_step"] == 3 * STEPS_PER_EPOCH
+    assert _checkpoint(folder / "last.ckpt")["epoch"] == 1  # the end of the last epoch, not of the best
+    assert _checkpoint(folder / "last.ckpt")["global_step"] == 2 * STEPS_PER_EPOCH
 
     steps = _count_steps(monkeypatch)
-    config["train"]["epochs"] = 4
+    config["train"]["epochs"] = 3
     extended = train(config, resume=True)
-    assert {epoch for epoch, _, _ in steps} == {3}  # only the new epoch was trained
-    # the cosine is stretched over the new total (16 steps) from the current step
-    assert [lr for _, _, lr in steps] == pytest.approx(
-        [0.005 * (1 + math.cos(math.pi * s / 16)) for s in range(12, 16)]
-    )
-    assert extended["epochs_completed"] == 4 and [row["epoch"] for row in extended["history"]] == [0, 1, 2, 3]
+    assert {epoch for epoch, _, _ in steps} == {2}  # only the new epoch was trained
+    # the cosine is stretched over the new total (12 steps) from the current step
+    assert [lr for _, _, lr in steps] == pytest.approx([0.005 * (1 + math.cos(math.pi * s / 12)) for s in range(8, 12)])
+    assert extended["epochs_completed"] == 3 and [row["epoch"] for row in extended["history"]] == [0, 1, 2]
     assert all(_same_floats(a, b) for a, b in zip(extended["history"], first["history"]))
-    assert _checkpoint(folder / "last.ckpt")["epoch"] == 3 and extended["best_epoch"] == 0
+    assert _checkpoint(folder / "last.ckpt")["epoch"] == 2 and extended["best_epoch"] == 0
 
 
 @pytest.mark.parametrize("accumulate", [1, 2])
