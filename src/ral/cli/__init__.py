@@ -56,16 +56,17 @@ def _unknown_flag(message: str, command: type | None) -> str:
 
 def _hint(exc: Exception, command: type | None) -> str:
     """A data-layer error names the option that would let the input through; spell it as this command does."""
-    option = getattr(exc, "option", None)
-    if option is None or command is None:
-        return str(exc)
+    from ral.data.errors import with_hint
     from ral.engine.config import Config
 
-    if issubclass(command, Config):
-        return f"{exc} (or set dataset.{option}: true)"
-    if option in command.model_fields:
-        return f"{exc} (or use --{option.replace('_', '-')})"
-    return str(exc)
+    def spell(option: str) -> str | None:
+        if command is not None and issubclass(command, Config):
+            return f"dataset.{option}: true"
+        if command is not None and option in command.model_fields:
+            return "--" + option.replace("_", "-")
+        return None
+
+    return with_hint(exc, spell)
 
 
 def _validation_error(exc, path: list[str], command: type | None) -> str:
