@@ -47,7 +47,7 @@ def _build(name: str, **kwargs):
     return loss
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(name=st.sampled_from(MULTILABEL), batch=multilabel_batch)
 def test_multilabel_finite_nonnegative_and_mean_is_sum_over_count(name, batch):
     logits_np, targets_np, mask_np = batch
@@ -63,7 +63,7 @@ def test_multilabel_finite_nonnegative_and_mean_is_sum_over_count(name, batch):
     assert torch.isfinite(logits.grad).all()
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(name=st.sampled_from(SINGLE), batch=single_batch, smoothing=st.sampled_from([0.0, 0.2]))
 def test_single_label_finite_and_nonnegative(name, batch, smoothing):
     logits_np, labels_np = batch
@@ -77,7 +77,7 @@ def test_single_label_finite_and_nonnegative(name, batch, smoothing):
     assert torch.isfinite(logits.grad).all()
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(name=st.sampled_from(PAIRWISE), batch=multilabel_batch, reduction=st.sampled_from(["mean", "sum"]))
 def test_pairwise_finite_and_nonnegative(name, batch, reduction):
     logits_np, targets_np, mask_np = batch

@@ -36,7 +36,7 @@ MULTILABEL_EXAMPLES = dict(
     seed=st.integers(0, 99),
     dtype=st.sampled_from([torch.float32, torch.float16, torch.bfloat16]),
 )
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _inputs(values, seed):

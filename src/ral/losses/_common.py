@@ -341,5 +341,4 @@ def reduce_samples(per_sample: Tensor, *, valid_rows: Tensor | None = None, redu
         return total
     if valid_rows is None:
         return total / max(per_sample.numel(), 1)
-    # a second where() on the rows here made TorchInductor (torch 2.13, CPU) miscompile the gradient
     return total / valid_rows.to(per_sample.dtype).sum().clamp_min(1.0)

@@ -1,4 +1,7 @@
-"""The fast path of a loss: its element-wise formula and the formula's gradient, compiled together.
+"""The opt-in compiled path of RAL (``impl="compiled"``; the default is the eager formula): its
+element-wise formula and the formula's gradient, compiled together. Imported only when a loss
+with ``impl="compiled"`` first runs; it uses private torch APIs (``make_fx``,
+``torch._inductor.compile``) and a C++ compiler on a CPU.
 
 ``torch.func.grad_and_value`` differentiates the very formula the eager path runs; ``make_fx``
 records it as one graph of tensor operations and TorchInductor (C++ on the CPU, Triton on CUDA)

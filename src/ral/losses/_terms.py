@@ -123,10 +123,14 @@ def maybe_detach(weight: Tensor, detach: bool) -> Tensor:
 
 
 def polynomial(base: Tensor, coefficients: Sequence[float]) -> Tensor:
-    """``sum_k coefficients[k] * base ** (k + 1)`` (Horner's rule), at least one coefficient."""
-    value = base * coefficients[-1]
-    for coefficient in reversed(coefficients[:-1]):
-        value = base * (value + coefficient)
+    """``sum_k coefficients[k] * base ** (k + 1)``, at least one coefficient.
+
+    Term by term rather than Horner's rule: autograd then keeps only ``base`` (for the powers),
+    not one intermediate per coefficient.
+    """
+    value = coefficients[0] * base
+    for power, coefficient in enumerate(coefficients[1:], start=2):
+        value = value + coefficient * base.pow(power)
     return value
 
 
