@@ -45,13 +45,17 @@ def test_given_tables_are_used_as_they_are(tmp_path, tiny_tables):
         prepare_data(tmp_path / "bench", get_budget("quick"), task="single", **given)
 
 
-def test_simulated_data_is_reused_and_names_its_simulation(tmp_path, monkeypatch, tiny_budget):
+def test_simulated_data_is_reused_and_names_its_simulation(tmp_path, monkeypatch, tiny_budget, tiny_tables):
+    import shutil
+
     from ral.bench.experiment import simulated_data
     from ral.bench.runner import RunStore
     from ral.data import simulate
 
     budget = tiny_budget
+    shutil.copytree(Path(tiny_tables.train).parent, tmp_path / "data")  # the tiny set, simulated before
     first = simulated_data(tmp_path / "data", budget)
+    assert first.description == tiny_tables.description
     stamp = (tmp_path / "data" / "train.csv").stat().st_mtime_ns
     assert simulated_data(tmp_path / "data", budget) == first  # same settings and code: reused
     assert (tmp_path / "data" / "train.csv").stat().st_mtime_ns == stamp

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
 from ral.bench.throughput import StepGate, ThroughputConfig, run_throughput
 
 
-def test_a_short_measurement_writes_the_figures(tmp_path):
+def test_a_short_measurement_writes_the_figures(tmp_path, tiny_tables):
+    # the images it simulates are the tiny set's (same settings): a copy is reused, not simulated again
+    shutil.copytree(Path(tiny_tables.train).parent, tmp_path / "data" / "cxr-16px-200")
     config = ThroughputConfig(backbone="tiny", image_size=16, batch_size=8, rounds=2, steps=2, warmup=1)
     command = "ral bench throughput --backbone tiny"
     _, text = run_throughput(config, tmp_path / "out", data_dir=tmp_path / "data", command=command)
