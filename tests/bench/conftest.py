@@ -43,3 +43,14 @@ def tiny_tables(tiny_budget, tmp_path_factory):
     from ral.bench.experiment import simulated_data
 
     return simulated_data(tmp_path_factory.mktemp("tiny") / "data", tiny_budget)
+
+
+@pytest.fixture(scope="module")
+def no_evaluate_figures():
+    """The smoke runs skip the two figures ``ral evaluate`` draws (tested in tests/engine): a third of a tiny run."""
+    import ral.report
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("plot_ap_vs_frequency", "plot_pr_curves"):
+            patch.setattr(ral.report, name, lambda *args, **kwargs: None)
+        yield

@@ -20,7 +20,7 @@ def _tiny_run(out, budget, tables):
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory, tiny_budget, tiny_tables):
+def quick_run(tmp_path_factory, tiny_budget, tiny_tables, no_evaluate_figures):
     out = tmp_path_factory.mktemp("bench") / "losses"
     assert "# Loss comparison" in _tiny_run(out, tiny_budget, tiny_tables)
     return out

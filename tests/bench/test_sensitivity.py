@@ -115,7 +115,7 @@ def test_tiny_grid_on_a_user_table_split_by_patient(tmp_path):
     assert "| asl | asl | 2 | 2 |" in (out / "summary.md").read_text()
 
 
-def test_a_tiny_grid_writes_its_tables(tmp_path, tiny_budget, tiny_tables):
+def test_a_tiny_grid_writes_its_tables(tmp_path, tiny_budget, tiny_tables, no_evaluate_figures):
     given = {"data": tiny_tables.train, "val_data": tiny_tables.val, "test_data": tiny_tables.test}
     arms = {"losses": ["asl"], "grid_overrides": ["gamma_neg=2,6", "clip=0.05"]}
     text = benchmark_sensitivity(tmp_path, tiny_budget, **arms, **given)
