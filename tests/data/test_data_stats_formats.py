@@ -23,7 +23,7 @@ PADCHEST_CSV = FIXTURES / "padchest" / "PADCHEST_chest_x_ray_images_labels_160K_
         (FIXTURES / "mimic" / "mimic-cxr-2.0.0-chexpert.csv.gz", [], "images: 7  patients: 3  classes: 14", 4),
         (
             FIXTURES / "mimic" / "mimic-cxr-2.0.0-chexpert.csv.gz",
-            ["--split", "train", "--view", "frontal"],
+            ["--split", "train", "--views", "frontal"],
             "images: 2  patients: 1  classes: 14",
             2,
         ),
@@ -52,7 +52,7 @@ def test_stats_views_and_single_task(tmp_path, capsys):
     table.write_text("path,A,B\na.png,1,0\nb.png,0,1\n")
     assert main(["data", "stats", str(table), "--task", "single"]) == 0
     assert "task single" in capsys.readouterr().out
-    assert main(["data", "stats", str(FIXTURES / "vindr_train.csv"), "--view", "PA"]) == 2
+    assert main(["data", "stats", str(FIXTURES / "vindr_train.csv"), "--views", "PA"]) == 2
     assert "needs a table with views" in capsys.readouterr().err
 
 

@@ -156,7 +156,7 @@ TABLE_FORMATS: tuple[TableFormat, ...] = (
         images="`Path` (`CheXpert-v1.0-small/train/...`); when it starts with the table folder's name the root "
         "defaults to the folder above",
         patients="`patientNNNNN` and `patientNNNNN/studyN` from the path; view `AP/PA` (frontal) or `Lateral`",
-        example="ral data stats CheXpert-v1.0-small/train.csv --view frontal",
+        example="ral data stats CheXpert-v1.0-small/train.csv --views frontal",
         view_groups=_CHEXPERT_VIEWS,
         image_list=ImageList(
             ("Path",), placeholders=dict.fromkeys(CHEXPERT_CLASSES, ""), keep=("Frontal/Lateral", "AP/PA")
@@ -237,7 +237,7 @@ TABLE_FORMATS: tuple[TableFormat, ...] = (
         "folder",
         patients="`subject_id` and `study_id`; view `ViewPosition` of the metadata",
         view_groups={_FRONTAL: ("PA", "AP"), _LATERAL: ("LATERAL", "LL")},
-        example="ral data stats mimic-cxr-jpg/2.0.0/mimic-cxr-2.0.0-chexpert.csv.gz --split train --view frontal",
+        example="ral data stats mimic-cxr-jpg/2.0.0/mimic-cxr-2.0.0-chexpert.csv.gz --split train --views frontal",
     ),
     TableFormat(
         name="generic",

@@ -211,7 +211,7 @@ def image_table(images: Sequence[str | os.PathLike]) -> LabelTable:
     Raises:
         FileNotFoundError: a file or folder does not exist. ValueError: a folder holds no image.
     """
-    from ral.data.formats import list_images
+    from ral.data import list_images
 
     missing = [str(p) for p in images if not Path(p).exists()]
     if missing:
