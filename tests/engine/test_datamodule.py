@@ -49,22 +49,27 @@ def test_evaluation_loaders_pad_and_gather_unique_removes_the_padding():
 
 def test_a_loader_restored_from_its_state_continues_the_epoch_where_it_stopped():
     data = IndexedDataset(TensorDataset(torch.arange(50)))
-    straight = make_loader(data, batch_size=8, shuffle=True, seed=3, num_workers=0, epoch=2)
+    straight = make_loader(data, batch_size=8, shuffle=True, seed=3, num_workers=0)
+    straight.sampler.set_epoch(2)
     expected = [batch[0].tolist() for batch in straight]
 
-    interrupted = make_loader(data, batch_size=8, shuffle=True, seed=3, num_workers=0, epoch=2)
+    interrupted = make_loader(data, batch_size=8, shuffle=True, seed=3, num_workers=0)
+    interrupted.sampler.set_epoch(2)
     batches = iter(interrupted)
     seen = [next(batches)[0].tolist() for _ in range(2)]
     state = interrupted.state_dict()
-    assert seen == expected[:2]
+    assert state == {"epoch": 2, "samples": 16} and seen == expected[:2]
 
     torch.manual_seed(7)  # the global RNG does not matter
-    resumed = make_loader(data, batch_size=8, shuffle=True, seed=3, num_workers=0, epoch=2)  # a new process
+    resumed = make_loader(data, batch_size=8, shuffle=True, seed=3, num_workers=0)  # a new process
     resumed.load_state_dict(state)
+    resumed.sampler.set_epoch(2)  # what Lightning does before the epoch's iterator: keeps the position
     assert len(resumed) == len(straight)  # Lightning counts the skipped batches itself
-    assert seen + [batch[0].tolist() for batch in resumed] == expected
+    rest = [batch[0].tolist() for batch in resumed]
+    assert seen + rest == expected
+    assert resumed.state_dict() == {"epoch": 2, "samples": 48}
     resumed.sampler.set_epoch(3)  # the next epoch starts at its beginning
-    assert len(list(resumed)) == len(straight)
+    assert len([batch for batch in resumed]) == len(straight)
 
 
 def test_augmented_batches_do_not_depend_on_the_number_of_workers(tiny_data):

@@ -167,12 +167,6 @@ class RunCheckpoints(Checkpoint):
         trainer.save_checkpoint(self.folder / MID_EPOCH, weights_only=False)  # the whole training state
         self._last_saved_step = step
 
-    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
-        # After an epoch's last batch the loader's state says "all batches handed out", which a
-        # resumed StatefulDataLoader would apply to the next epoch (skipping it): drop it there.
-        if trainer.fit_loop.epoch_loop.batch_progress.current.completed >= trainer.num_training_batches:
-            checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {}).pop("combined_loader", None)
-
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         trainer.save_checkpoint(self.folder / LAST, weights_only=False)
         if trainer.is_global_zero:

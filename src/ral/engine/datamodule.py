@@ -2,13 +2,13 @@
 
 Samplers are built here rather than by Lightning so that a run can be resumed bit for bit:
 
-- the order of an epoch depends only on ``(seed, epoch)`` (:class:`EpochKeySampler`);
+- the order of an epoch depends only on ``(seed, epoch)`` (:class:`ResumableSampler`);
 - each item is fetched with the key ``(epoch, index)``, and :class:`~ral.data.ImageDataset`
   derives its augmentation from ``(seed, epoch, index)``, so neither the number of loader
   workers nor the point a run was resumed from changes an image;
-- the training loader is torchdata's ``StatefulDataLoader``: it counts the batches it handed
-  out in the current epoch, Lightning stores its state in every checkpoint and gives it back
-  on resume, and the loader then skips the batches already trained on (without loading them).
+- the training loader (:class:`ResumableLoader`) counts the samples it handed out in the
+  current epoch; Lightning stores that count in every checkpoint (the loader is "stateful") and
+  gives it back on resume, and the loader then skips the samples already trained on.
 
 Validation batches carry each image's index: predictions gathered from several processes are
 de-duplicated with :func:`gather_unique`, removing the padding ``DistributedSampler`` adds.
@@ -16,7 +16,6 @@ de-duplicated with :func:`gather_unique`, removing the padding ``DistributedSamp
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +25,6 @@ import torch
 from lightning.fabric.utilities import suggested_max_num_workers
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from torchdata.stateful_dataloader import StatefulDataLoader
 
 from ral.data.dataset import ImageDataset
 
@@ -70,12 +68,68 @@ def gather_unique(index: Tensor, *values: Tensor) -> tuple[np.ndarray, ...]:
     return tuple(out)
 
 
-class EpochKeySampler(DistributedSampler):
-    """``DistributedSampler`` (order from ``seed + epoch``) yielding ``(epoch, index)`` keys."""
+class ResumableSampler(DistributedSampler):
+    """``DistributedSampler`` (order from ``seed + epoch``) yielding ``(epoch, index)`` keys, that
+    can start an epoch part-way (:meth:`resume`)."""
+
+    def __init__(self, dataset: Dataset, **kwargs: Any) -> None:
+        super().__init__(dataset, **kwargs)
+        self.start = 0  # samples of this process's share to skip in the next iteration
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.start = 0
+        super().set_epoch(epoch)
+
+    def resume(self, epoch: int, start: int) -> None:
+        """Make the next iteration epoch ``epoch`` from its ``start``-th sample (of this process)."""
+        super().set_epoch(epoch)
+        self.start = start
 
     def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
-        epoch = self.epoch
-        return iter([(epoch, index) for index in super().__iter__()])
+        start, self.start = self.start, 0
+        indices = list(super().__iter__())[start:]
+        return iter([(self.epoch, index) for index in indices])
+
+
+def _batch_length(batch: Any, default: int) -> int:
+    first = batch[0] if isinstance(batch, (tuple, list)) and batch else batch
+    return len(first) if isinstance(first, Tensor) and first.ndim > 0 else default
+
+
+class ResumableLoader(DataLoader):
+    """A ``DataLoader`` over a :class:`ResumableSampler` with ``state_dict`` / ``load_state_dict``.
+
+    Hand-written rather than torchdata's ``StatefulDataLoader``: its state depends on the number
+    of loader workers, and a checkpoint written with N workers fails to load with M != N
+    (``AssertionError`` in torchdata 0.11, measured for 0 -> 2, 2 -> 0, 2 -> 3, 3 -> 2), e.g.
+    ``num_workers: null`` resolving differently on the machine a preempted run resumes on.
+
+    The state is ``{"epoch", "samples"}``: the epoch being iterated and the samples handed out
+    in it so far. Lightning saves it in checkpoints and, on resuming inside an epoch, loads it
+    before the epoch's iterator is made, which then skips those samples. ``len()`` stays the
+    whole epoch's (Lightning counts the resumed batches itself). The worker processes start at
+    the first batch, after Lightning has set the epoch.
+    """
+
+    sampler: ResumableSampler
+
+    def __init__(self, dataset: Dataset, *, sampler: ResumableSampler, **kwargs: Any) -> None:
+        super().__init__(dataset, sampler=sampler, **kwargs)
+        self._epoch, self._samples = sampler.epoch, 0
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        self._epoch, self._samples = self.sampler.epoch, self.sampler.start
+        for batch in super().__iter__():
+            self._samples += _batch_length(batch, self.batch_size or 1)
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": int(self._epoch), "samples": int(self._samples)}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self._epoch, self._samples = int(state_dict["epoch"]), int(state_dict["samples"])
+        self.sampler.resume(self._epoch, self._samples)
 
 
 def default_num_workers(processes: int = 1) -> int:
@@ -96,10 +150,9 @@ def make_loader(
     pin_memory: bool = False,
     persistent_workers: bool = False,
     prefetch_factor: int = 2,
-    epoch: int = 0,
-) -> StatefulDataLoader:
-    """A ``StatefulDataLoader`` over ``dataset`` (items fetched with ``(epoch, index)`` keys, see
-    :class:`IndexedDataset`), also for one process, starting at ``epoch``.
+) -> ResumableLoader:
+    """A :class:`ResumableLoader` over ``dataset`` (items fetched with ``(epoch, index)`` keys, see
+    :class:`IndexedDataset`), also for one process.
 
     Training loaders shuffle with ``seed + epoch`` (Lightning calls ``set_epoch``) and drop a
     last incomplete batch when there is more than one batch (a batch of one breaks BatchNorm).
@@ -109,22 +162,19 @@ def make_loader(
     in this process, so persistent workers (``persistent_workers``, kept between epochs) still
     get the keys of a resumed epoch. ``persistent_workers`` and ``prefetch_factor`` apply with workers.
     """
-    sampler = EpochKeySampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=False)
-    sampler.set_epoch(epoch)  # worker processes fetch ahead as soon as Lightning makes the iterator
+    sampler = ResumableSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=False)
     drop_last = shuffle and len(sampler) > batch_size
     workers = {"persistent_workers": persistent_workers, "prefetch_factor": prefetch_factor} if num_workers else {}
-    with warnings.catch_warnings():  # torchdata 0.11 calls torch.set_vital, which torch 2.13 deprecates
-        warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
-        return StatefulDataLoader(
-            dataset,
-            batch_size=batch_size,
-            sampler=sampler,
-            num_workers=num_workers,
-            drop_last=drop_last,
-            pin_memory=pin_memory,
-            generator=torch.Generator().manual_seed(seed),
-            **workers,
-        )
+    return ResumableLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        drop_last=drop_last,
+        pin_memory=pin_memory,
+        generator=torch.Generator().manual_seed(seed),
+        **workers,
+    )
 
 
 class TableDataModule(L.LightningDataModule):
@@ -178,7 +228,6 @@ class TableDataModule(L.LightningDataModule):
         rank = trainer.global_rank if trainer is not None else 0
         return make_loader(
             dataset,
-            epoch=self._first_epoch() if train else 0,
             batch_size=self.batch_size if train else self.eval_batch_size,
             shuffle=train,
             seed=self.seed,
@@ -186,15 +235,6 @@ class TableDataModule(L.LightningDataModule):
             rank=rank,
             **self.loader_settings(),
         )
-
-    def _first_epoch(self) -> int:
-        """The epoch the training loader serves first: the trainer's, or the next one when a run
-        resumes from the end of an epoch. Lightning sets the epoch only after it has made the
-        loader's iterator, which takes the sampler's order at once (and its workers fetch ahead)."""
-        trainer = self.trainer
-        if trainer is None:
-            return 0
-        return trainer.current_epoch + int(trainer.fit_loop.epoch_loop.batch_progress.is_last_batch)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, train=True)
