@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import ral.losses._common as common
 from ral.losses import RobustAsymmetricLoss, robust_asymmetric_loss
 
 # name -> keyword arguments of the loss (the reference takes the same names)
@@ -139,3 +140,31 @@ def test_large_masked_batch_compiled_equals_eager():
         eager = _run(x, y, {}, reduction, "eager", mask=mask)
         torch.testing.assert_close(compiled[0], eager[0], rtol=1e-10, atol=1e-12)
         torch.testing.assert_close(compiled[1], eager[1], rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["default", "series", "gamma_frac"])
+def test_row_blocks_equal_the_whole_batch(name, monkeypatch, ral_ref):
+    """The eager path differentiates the formula block of rows by block of rows (keeping one
+    slope per element): blocks of one row give the reference values and gradients."""
+    monkeypatch.setattr(common, "BLOCK_ELEMENTS", 1)
+    x, y = _data(torch.float64, soft=True, seed=5)
+    mask = torch.rand(x.shape, generator=torch.Generator().manual_seed(6)) < 0.8
+    for reduction in REDUCTIONS:
+        ref_loss, ref_grad = _reference(ral_ref, x, y, CONFIGS[name], reduction, mask=mask)
+        loss, grad = _run(x, y, CONFIGS[name], reduction, "eager", mask=mask)
+        torch.testing.assert_close(loss, ref_loss, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(grad, ref_grad, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("block_elements", [1, 1 << 18], ids=["blocks", "one_block"])
+def test_second_derivatives_of_the_eager_default(block_elements, monkeypatch):
+    """create_graph=True differentiates the formula afresh: second derivatives are exact."""
+    monkeypatch.setattr(common, "BLOCK_ELEMENTS", block_elements)
+    gen = torch.Generator().manual_seed(2)
+    x = (torch.randn(4, 5, generator=gen, dtype=torch.float64) * 2).requires_grad_()
+    y = torch.rand(4, 5, generator=gen, dtype=torch.float64)
+
+    def loss(logits):
+        return robust_asymmetric_loss(logits, y, gamma_pos=1.0, reduction="none")
+
+    assert torch.autograd.gradgradcheck(loss, (x,), eps=1e-6, atol=1e-6)

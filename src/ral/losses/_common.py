@@ -9,7 +9,7 @@ the same everywhere. Nothing here imports from the rest of the package.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -342,3 +342,57 @@ def reduce_samples(per_sample: Tensor, *, valid_rows: Tensor | None = None, redu
     if valid_rows is None:
         return total / max(per_sample.numel(), 1)
     return total / valid_rows.to(per_sample.dtype).sum().clamp_min(1.0)
+
+
+#: Elements per block of :func:`lean_elementwise`: the formula's autograd graph exists for one
+#: block of rows at a time.
+BLOCK_ELEMENTS = 1 << 18
+
+#: An element-wise formula of a block of logits and the block's rows (a slice of the batch).
+BlockFormula = Callable[[Tensor, slice], Tensor]
+
+
+def lean_elementwise(formula: BlockFormula, x: Tensor) -> Tensor:
+    """``formula(x, slice(None))`` for an element-wise formula (element (i, j) depends on
+    ``x[i, j]`` only), differentiable, keeping one (N, C) tensor for the backward pass instead
+    of the formula's whole autograd graph (torch has no such mode for a composite formula).
+
+    The forward pass runs the formula and autograd block of rows by block of rows and keeps the
+    slope d formula[i, j] / d x[i, j]; the backward pass multiplies it by the upstream gradient.
+    A backward pass that builds a graph itself (``create_graph=True``: second derivatives)
+    differentiates the formula afresh on the whole batch. A batch of one block, a call without
+    a gradient to compute, or one inside a user's ``torch.compile`` (which plans the memory
+    itself) runs the formula under plain autograd.
+    """
+    plain = x.numel() <= BLOCK_ELEMENTS or not (torch.is_grad_enabled() and x.requires_grad)
+    if plain or torch.compiler.is_compiling():
+        return formula(x, slice(None))
+    return _SavedSlope.apply(x, formula)
+
+
+class _SavedSlope(torch.autograd.Function):
+    """Forward: value and per-element slope, block by block; backward: slope x upstream."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, formula: BlockFormula) -> Tensor:  # noqa: D102
+        value, slope = torch.empty_like(x), torch.empty_like(x)
+        rows = max(1, BLOCK_ELEMENTS // max(x.shape[1], 1))
+        with torch.enable_grad():
+            for start in range(0, x.shape[0], rows):
+                block = slice(start, start + rows)
+                logits = x[block].detach().requires_grad_()
+                block_value = formula(logits, block)
+                (slope[block],) = torch.autograd.grad(block_value.sum(), logits)
+                value[block] = block_value.detach()
+        ctx.save_for_backward(x, slope)
+        ctx.formula = formula
+        return value
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor) -> tuple[Tensor, None]:  # noqa: D102
+        x, slope = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: a gradient that is itself differentiable
+            with torch.enable_grad():
+                (grad,) = torch.autograd.grad(ctx.formula(x, slice(None)), x, grad_output, create_graph=True)
+            return grad, None
+        return grad_output * slope, None

@@ -42,6 +42,7 @@ from ._common import (
     check_float_tuple,
     check_in_range,
     check_nonnegative,
+    lean_elementwise,
     reduce_loss,
     reduce_per_sample,
 )
@@ -192,9 +193,11 @@ def _elementwise(
     return ral_elementwise(probabilities(x), y, params.for_dtype(x.dtype), positive_weights)
 
 
-def _reduced(params: RALParams, single: bool, reduction: str):
+def _reduced(params: RALParams, single: bool, reduction: str, *, lean: bool = False):
     """(x, y, valid, weights, positive_weights) -> reduced RAL: the eager formula, and what
-    ``impl="compiled"`` compiles."""
+    ``impl="compiled"`` compiles. ``lean``: the multi-label formula through
+    :func:`lean_elementwise` (autograd keeps one (N, C) tensor; each label's loss depends on its
+    own logit only, which a softmax's does not)."""
     reduce = reduce_per_sample if single else reduce_loss
 
     def reduced(
@@ -204,7 +207,10 @@ def _reduced(params: RALParams, single: bool, reduction: str):
         weights: Tensor | None,
         positive_weights: Tensor | None = None,
     ) -> Tensor:
-        loss = _elementwise(params, single, x, y, positive_weights)
+        if lean and not single:
+            loss = lean_elementwise(lambda z, rows: _elementwise(params, single, z, y[rows], positive_weights), x)
+        else:
+            loss = _elementwise(params, single, x, y, positive_weights)
         return reduce(loss, valid=valid, class_weights=weights, reduction=reduction)
 
     return reduced
@@ -278,7 +284,7 @@ class _RALMixin:
             if can_use_fast_path(x):
                 per_row = self.single and self.reduction == "none"
                 return fast_loss(self.compiled_loss(), x, *constants, per_row=per_row)
-        return _reduced(self.params, self.single, self.reduction)(x, *constants)
+        return _reduced(self.params, self.single, self.reduction, lean=True)(x, *constants)
 
     def elementwise(self, x: Tensor, y: Tensor) -> Tensor:
         return _elementwise(self.params, self.single, self.adjusted_logits(x), y, self.positive_weights())
