@@ -133,3 +133,15 @@ def test_epoch_schedule_takes_non_negative_int_epochs(bad):
     assert loss.epoch == 4
     with pytest.raises(ValueError, match=f"epoch must be an int >= 0, got {bad!r}"):
         loss.set_epoch(bad)
+
+
+def test_functional_forms_reuse_one_module_per_setting():
+    from ral.losses import AsymmetricLoss, splc_loss
+    from ral.losses._base import cached_module
+
+    first = cached_module(AsymmetricLoss, (), {"gamma_neg": 2.0, "class_weights": [1.0, 2.0]})
+    assert cached_module(AsymmetricLoss, (), {"class_weights": (1.0, 2.0), "gamma_neg": 2.0}) is first
+    assert cached_module(AsymmetricLoss, (), {"gamma_neg": 3.0}) is not first
+    logits, targets = torch.tensor([[3.0, -2.0, 0.5]]), torch.zeros(1, 3)  # p = 0.95 > threshold 0.6
+    corrected = splc_loss(logits, targets, epoch=5)  # the shared module is told the epoch each call
+    assert splc_loss(logits, targets).item() != corrected.item()  # no epoch: epoch 0 again
