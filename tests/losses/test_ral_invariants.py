@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import ral.losses._common as common
 from ral.losses import RobustAsymmetricLoss, robust_asymmetric_loss
 
 HARMONIC = tuple(1.0 / m for m in range(1, 1001))
@@ -316,3 +317,23 @@ def test_no_grad_and_eval_paths_agree():
     with torch.no_grad():
         without = robust_asymmetric_loss(x, y)
     torch.testing.assert_close(with_grad.detach(), without)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_row_blocks_stay_finite_at_extreme_logits_and_under_autocast(dtype, monkeypatch):
+    """The block-by-block slopes of a large multi-label batch (here blocks of one row) keep
+    loss and gradient finite wherever the whole-batch formula does."""
+    monkeypatch.setattr(common, "BLOCK_ELEMENTS", 1)
+    x, y = _extreme_logits(dtype)
+    for config in EXTREME_CONFIGS:
+        logits = x.clone().requires_grad_()
+        loss = robust_asymmetric_loss(logits, y, **config)
+        loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(logits.grad).all(), config
+    layer = torch.nn.Linear(4, 12)
+    with torch.no_grad():
+        layer.weight.mul_(3e3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = RobustAsymmetricLoss(gamma_pos=0.5)(layer(torch.randn(8, 4)), (torch.rand(8, 12) < 0.3).float())
+    loss.backward()
+    assert loss.dtype == torch.float32 and torch.isfinite(loss) and torch.isfinite(layer.weight.grad).all()
