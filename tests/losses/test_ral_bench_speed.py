@@ -46,7 +46,9 @@ def test_bad_settings():
         SpeedConfig(clock="gpu")
 
 
+@pytest.mark.slow
 def test_cli(tmp_path, capsys):
+    """End to end through the command line (imports the whole CLI): slow suite."""
     from ral.cli import main
 
     code = main(
