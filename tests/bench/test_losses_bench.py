@@ -59,6 +59,7 @@ def test_rerun_reuses_finished_runs_and_repeats_only_the_interrupted_one(
         return {key: value for key, value in stored.items() if key not in ("run_id", "spec")}
 
     monkeypatch.setattr(bench_losses, "train_and_evaluate", counting)
+    monkeypatch.setattr(bench_losses, "plot_losses", lambda *args, **kwargs: None)  # drawn by the first run
     _tiny_run(quick_run, tiny_budget, tiny_tables)
     assert calls == [("ral", 0)]
     pd.testing.assert_frame_equal(pd.read_csv(quick_run / "results.csv"), before)
