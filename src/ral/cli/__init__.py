@@ -88,6 +88,45 @@ def _validation_error(exc, path: list[str], command: type | None) -> str:
     return f"{flag}: {reason[:1].lower() + reason[1:]}, got {error['input']!r}"
 
 
+_OVERRIDE = re.compile(r"[A-Za-z_][\w.]*=")  # section.key=value
+
+
+def _bool_flags(model: type, prefix: str = "") -> set[str]:
+    """The flags of ``model`` that take no value (booleans: ``--resume``, ``--dataset.skip-bad``)."""
+    from pydantic import BaseModel
+
+    found = set()
+    for name, info in model.model_fields.items():
+        flag = prefix + (info.alias or name).replace("_", "-")
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+            found |= _bool_flags(info.annotation, flag + ".")
+        elif "bool" in str(info.annotation):
+            found |= {flag, "no-" + flag}
+    return found
+
+
+def _split_overrides(argv: list[str], path: list[str], command: type | None) -> tuple[list[str], list[str]]:
+    """``argv`` without its ``section.key=value`` overrides, and those overrides.
+
+    The overrides go to the command as they were typed: pydantic-settings would split their values
+    at commas (``dataset.classes=[A,B]``) and read quotes in them.
+    """
+    from ral.cli.engine_commands import ConfigCommand
+
+    if command is None or not issubclass(command, ConfigCommand):
+        return argv, []
+    no_value = {"--" + flag for flag in _bool_flags(command)}
+    kept, overrides = list(argv[: len(path)]), []
+    for i, word in enumerate(argv[len(path) :], start=len(path)):
+        before = argv[i - 1]
+        takes_this = before.startswith("-") and "=" not in before and before not in no_value and i > len(path)
+        if _OVERRIDE.match(word) and not takes_this:
+            overrides.append(word)
+        else:
+            kept.append(word)
+    return kept, overrides
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ral ARGV``; returns the exit status (2 for bad input, with one line on stderr)."""
     from pydantic import ValidationError
@@ -106,7 +145,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ral {__version__}")
         return 0
     try:
-        CliApp.run(Ral, cli_args=argv, cli_settings_source=settings_source())
+        argv, overrides = _split_overrides(argv, path, command)
+        given = {"overrides": overrides} if overrides else {}
+        for part in reversed(path):
+            given = {part: given} if given else {}
+        CliApp.run(Ral, cli_args=argv, cli_settings_source=settings_source(), **given)
     except SettingsError as exc:
         message = str(exc).removeprefix("error parsing CLI: ")
         print(f"{name}: error: {_unknown_flag(message, command)}", file=sys.stderr)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field
-from pydantic_settings import CliApp, CliSubCommand
+from pydantic import BaseModel, BeforeValidator, Field
+from pydantic_settings import CliApp, CliSubCommand, CliVariadicArg
 
 from ral.bench.experiment import prepare_data
 from ral.bench.speed import SpeedConfig
@@ -33,6 +33,20 @@ def set_threads(threads: int) -> None:
         import torch
 
         torch.set_num_threads(threads)
+
+
+def _grid_items(values: Any) -> Any:
+    """``gamma_neg=1,2,4 lam=1,2`` as typed: the parser splits values at commas; a value without ``=``
+    continues the item before it."""
+    if not isinstance(values, list):
+        return values
+    items: list[str] = []
+    for value in map(str, values):
+        if "=" in value or not items:
+            items.append(value)
+        else:
+            items[-1] += "," + value
+    return items
 
 
 class _TrainingBench(Command):
@@ -98,7 +112,7 @@ class _Losses(_TrainingBench):
     """
 
     seeds: int | None = Field(None, ge=1, description="seeds per loss (default: the budget's, 5; quick: 1)")
-    losses: list[str] | None = Field(
+    losses: CliVariadicArg[list[str]] = Field(
         None, description="labels of the default list (bce ... ral, ral_cb, ral_cb_both, ral_prior) or registry names"
     )
 
@@ -118,12 +132,12 @@ class _Sensitivity(_TrainingBench):
     heat maps. Resumable; --shard splits the runs over processes.
     """
 
-    loss: list[str] | None = Field(
+    loss: CliVariadicArg[list[str]] = Field(
         None,
         description="arms to sweep (default: asl asl_hill apl ral, the matched comparisons of the Hill weight) or "
         "losses with a grid (focal, hill, cb, db, ...; see docs/results.md)",
     )
-    grid: list[str] = Field(
+    grid: Annotated[CliVariadicArg[list[str]], BeforeValidator(_grid_items)] = Field(
         default_factory=list,
         description="PARAM=V1,V2: replace or add a parameter's values, e.g. gamma_neg=1,2,4 (one --loss only)",
     )
@@ -131,7 +145,7 @@ class _Sensitivity(_TrainingBench):
     seeds: int | None = Field(
         None, ge=1, description="seeds per grid point, the same for every arm (default: the budget's, 5; quick: 1)"
     )
-    missing_rate: list[float] | None = Field(
+    missing_rate: CliVariadicArg[list[float]] = Field(
         None,
         description="simulated multi-label set: share of training positives hidden, one dataset per rate "
         "(default 0 0.15 0.3 0.5; quick: 0.15)",

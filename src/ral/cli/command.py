@@ -9,15 +9,18 @@ Names turn into kebab-case flags (``n_boot`` -> ``--n-boot``).
 
 from __future__ import annotations
 
+import collections.abc
 import inspect
 import re
 import sys
+import types
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from docstring_parser import parse
 from pydantic import BaseModel, ConfigDict, Field, create_model
-from pydantic_settings import CliPositionalArg
+from pydantic_settings import CliPositionalArg, CliVariadicArg
 
 
 class Command(BaseModel):
@@ -54,6 +57,19 @@ def _resolved(annotation: Any, namespace: dict[str, Any]) -> Any:
     return eval(annotation, namespace) if isinstance(annotation, str) else annotation  # noqa: S307 (own code)
 
 
+def _variadic(annotation: Any) -> Any:
+    """A list option takes its values after one flag (``--losses bce asl ral``); ``X | None`` becomes ``X``
+    (the default None stays)."""
+    members = [t for t in typing.get_args(annotation) if t is not type(None)] if _is_union(annotation) else []
+    sequence = members[0] if len(members) == 1 else annotation
+    origin = typing.get_origin(sequence)
+    return CliVariadicArg[sequence] if origin in (list, tuple, collections.abc.Sequence) else annotation
+
+
+def _is_union(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType)
+
+
 def from_function(
     func: Callable[..., Any],
     base: type[Command],
@@ -85,6 +101,8 @@ def from_function(
         annotation = (types or {}).get(param.name) or _resolved(param.annotation, namespace)
         if param.name in positional:
             annotation = CliPositionalArg[annotation]
+        else:
+            annotation = _variadic(annotation)
         default = ... if param.default is param.empty else param.default
         default = (defaults or {}).get(param.name, default)
         alias = (flags or {}).get(param.name)
