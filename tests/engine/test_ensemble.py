@@ -15,9 +15,8 @@ from torch import nn
 
 from ral import cli
 from ral.engine import evaluate, predict, train
-from ral.engine.aggregate import AGGREGATIONS
 from ral.engine.checkpoint import load_checkpoint
-from ral.engine.ensemble import TTA_MODES, FlipAverage
+from ral.engine.ensemble import FlipAverage
 from ral.metrics import metric_names, multilabel_metrics
 
 
@@ -233,7 +232,3 @@ def test_cli_ensemble_with_tta_and_view_study_aggregation(classes, runs, study_t
         cli.main(["predict", "--checkpoint", a, folder, "--aggregate", "study", "--out", str(tmp_path / "x.csv")]) == 2
     )
     assert "aggregate 'study': images (image files) has no study ids" in capsys.readouterr().err
-
-
-def test_cli_choices_are_the_engine_names():
-    assert cli._TTA_MODES == TTA_MODES and cli._AGGREGATIONS == AGGREGATIONS

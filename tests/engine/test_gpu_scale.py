@@ -256,7 +256,7 @@ def test_a_cluster_run_needs_its_cache_built_beforehand_with_ral_data_cache(tiny
     assert len(built) == 2 and all(Path(p).is_file() for p in built)  # train and val
     assert cli.main(["train", "--config", str(path)]) == 0
     assert cli.main(["data", "cache", "--config", str(path), "dataset.cache_dir=null"]) == 2
-    assert "'dataset.cache_must_exist' must be false" in capsys.readouterr().err
+    assert "dataset.cache_must_exist must be false" in capsys.readouterr().err
 
 
 def test_predict_with_autocast_on_the_cpu_stays_close_to_float32(trained_run, tiny_data):

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from ral import cli
+from ral.data import TableError
 from ral.engine import predict, train
 
 
@@ -83,8 +84,9 @@ def test_paths_outside_the_root_need_the_config_key(tiny_config, tiny_data, tmp_
     shutil.copytree(tiny_data["train"].parent / "images", tmp_path / tiny_data["train"].parent.name / "images")
     frame.to_csv(tmp_path / "tables" / "train.csv", index=False)
     data = {"train": tmp_path / "tables" / "train.csv", "val": tiny_data["val"]}
-    with pytest.raises(ValueError, match=r"lead out of the image root .*; dataset.allow_outside_root: true allows"):
+    with pytest.raises(TableError, match=r"dataset.train: .* lead out of the image root") as info:
         train(tiny_config(data, tmp_path / "run"))
+    assert info.value.option == "allow_outside_root"  # the command line names it as its own option
     result = train(tiny_config(data, tmp_path / "run", dataset={"allow_outside_root": True}))
     assert result["num_train_images"] == 64
 

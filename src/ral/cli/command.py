@@ -79,6 +79,7 @@ def from_function(
     flags: Mapping[str, str] | None = None,
     types: Mapping[str, Any] | None = None,
     defaults: Mapping[str, Any] | None = None,
+    repeated: tuple[str, ...] = (),
 ) -> type[Command]:
     """A :class:`Command` whose fields are ``func``'s keyword parameters: type, default, docstring help.
 
@@ -91,6 +92,8 @@ def from_function(
         types: the type to parse a parameter as, where its Python type is wider (a path or a list
             of paths for one ``--checkpoint``: ``list[str]``, given once per file).
         defaults: a default other than the parameter's (an option the command may do without).
+        repeated: list parameters given as one flag per value (``--checkpoint a --checkpoint b``); other
+            lists take their values after one flag (``--losses bce asl ral``).
     """
     namespace = vars(sys.modules[func.__module__])
     docs = parameter_docs(func)
@@ -101,7 +104,7 @@ def from_function(
         annotation = (types or {}).get(param.name) or _resolved(param.annotation, namespace)
         if param.name in positional:
             annotation = CliPositionalArg[annotation]
-        else:
+        elif param.name not in repeated:
             annotation = _variadic(annotation)
         default = ... if param.default is param.empty else param.default
         default = (defaults or {}).get(param.name, default)

@@ -125,6 +125,13 @@ class _Predict(Command):
 
 _CHECKPOINTS = {"checkpoint": list[str]}  # one --checkpoint per file of an ensemble
 EvaluateCommand = from_function(
-    evaluate, _Evaluate, skip=("seed", "cache_dir"), flags={"out_dir": "out"}, types=_CHECKPOINTS
+    evaluate,
+    _Evaluate,
+    skip=("seed", "cache_dir"),
+    flags={"out_dir": "out"},
+    types=_CHECKPOINTS,
+    repeated=("checkpoint",),
 )
-PredictCommand = from_function(predict, _Predict, positional=("images",), types={**_CHECKPOINTS, "images": list[str]})
+PredictCommand = from_function(
+    predict, _Predict, positional=("images",), types={**_CHECKPOINTS, "images": list[str]}, repeated=("checkpoint",)
+)
