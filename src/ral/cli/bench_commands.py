@@ -10,14 +10,14 @@ import re
 import sys
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field
-from pydantic_settings import CliApp, CliSubCommand, CliVariadicArg
+from pydantic import BeforeValidator, Field
+from pydantic_settings import CliVariadicArg
 
 from ral.bench.experiment import prepare_data
 from ral.bench.speed import SpeedConfig
 from ral.bench.step_time import StepTimeConfig
 from ral.bench.throughput import ThroughputConfig
-from ral.cli.command import Command, from_function, summary
+from ral.cli.command import Command, from_function, group
 
 _OVERWRITE = "replace the files of an earlier run in --out (refused without it)"
 
@@ -257,19 +257,6 @@ SpeedCommand = from_function(SpeedConfig, _Speed, types={"shapes": list[str] | N
 ThroughputCommand = from_function(ThroughputConfig, _Throughput)
 
 
-class Bench(BaseModel):
-    """loss comparison, sensitivity and speed benchmarks"""
-
-    losses: CliSubCommand[_Losses] = Field(description=summary(_Losses.__doc__))
-    sensitivity: CliSubCommand[_Sensitivity] = Field(description=summary(_Sensitivity.__doc__))
-    step: CliSubCommand[StepCommand] = Field(description=summary(_Step.__doc__))
-    speed: CliSubCommand[SpeedCommand] = Field(description=summary(_Speed.__doc__))
-    throughput: CliSubCommand[ThroughputCommand] = Field(description=summary(_Throughput.__doc__))
-
-    def cli_cmd(self) -> None:
-        CliApp.run_subcommand(self)
-
-
 #: The command model of each ``ral bench`` command.
 BENCH_COMMANDS: dict[str, type[Command]] = {
     "losses": _Losses,
@@ -278,3 +265,4 @@ BENCH_COMMANDS: dict[str, type[Command]] = {
     "speed": SpeedCommand,
     "throughput": ThroughputCommand,
 }
+Bench = group("Bench", "loss comparison, sensitivity and speed benchmarks", BENCH_COMMANDS)

@@ -20,7 +20,7 @@ from typing import Any
 
 from docstring_parser import parse
 from pydantic import BaseModel, ConfigDict, Field, create_model
-from pydantic_settings import CliPositionalArg, CliVariadicArg
+from pydantic_settings import CliApp, CliPositionalArg, CliSubCommand, CliVariadicArg
 
 
 class Command(BaseModel):
@@ -111,3 +111,14 @@ def from_function(
         alias = (flags or {}).get(param.name)
         fields[param.name] = (annotation, Field(default, description=docs.get(param.name), alias=alias))
     return create_model(base.__name__.lstrip("_"), __base__=base, __doc__=base.__doc__, **fields)
+
+
+class _Group(BaseModel):
+    def cli_cmd(self) -> None:
+        CliApp.run_subcommand(self)
+
+
+def group(name: str, doc: str, commands: Mapping[str, type[BaseModel]]) -> type[BaseModel]:
+    """A command whose subcommands are ``commands`` (``ral``, ``ral data``, ``ral bench``)."""
+    fields = {key: (CliSubCommand[cls], Field(description=summary(cls.__doc__))) for key, cls in commands.items()}
+    return create_model(name, __base__=_Group, __doc__=doc, **fields)
