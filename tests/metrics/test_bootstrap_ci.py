@@ -121,6 +121,24 @@ def test_single_label_interval_contains_the_point_estimate():
         assert intervals[name][0] <= point[name] <= intervals[name][1], name
 
 
+def test_paired_difference_interval_contains_the_difference_and_is_narrower():
+    y_true, better = _multilabel_data()
+    rng = np.random.default_rng(1)
+    worse = np.clip(better + rng.normal(0, 0.15, better.shape), 0, 1)
+    names = ["mAP", "mAUC"]
+    paired = bootstrap_ci(y_true, better, metric_names=names, n_boot=300, seed=0, baseline=worse)
+    alone = bootstrap_ci(y_true, better, metric_names=names, n_boot=300, seed=0)
+    point_better, point_worse = multilabel_metrics(y_true, better), multilabel_metrics(y_true, worse)
+    for name in names:
+        low, high = paired[name]
+        assert low <= point_better[name] - point_worse[name] <= high, name
+        assert 0 < low and high - low < alone[name][1] - alone[name][0], name
+    assert bootstrap_ci(y_true, better, metric_names=names, n_boot=50, baseline=better) == {n: (0, 0) for n in names}
+    labels, probs = _single_label_data()
+    same = bootstrap_ci(labels, probs, metric_names=["accuracy"], n_boot=50, baseline=probs)
+    assert same == {"accuracy": (0, 0)}
+
+
 def test_resamples_without_positives_are_skipped_without_warnings():
     # Class 1 has a single positive in 40 images: about (39/40)^40 = 36% of resamples miss it.
     # Those resamples use class 0 alone, as the point estimate would.

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ral.data.groups import frequency_groups
+from ral.data.groups import GROUPS, frequency_groups
 from ral.data.table import LabelTable
 
 
@@ -73,7 +73,7 @@ def table_stats(
             "mean": float(positives.mean()) if n else 0.0,
             "histogram": {int(k): int(v) for k, v in enumerate(hist)},
         },
-        "groups": {g: groups.count(g) for g in ("head", "medium", "tail")},
+        "groups": {g: groups.count(g) for g in GROUPS},
         "imbalance_ratio": float(nonzero.max() / nonzero.min()) if nonzero.size else None,
     }
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ral.data.groups import GROUPS
 from ral.data.options import FormatName
 from ral.engine.aggregate import Aggregation, aggregate_table, aggregation_keys, check_aggregate
 from ral.engine.configfile import config_from_checkpoint
@@ -234,7 +235,7 @@ def evaluate(
             "val_data": str(Path(val_data).resolve()) if val_data else None,
             "loss": run_config.loss.name,
             "backbone": meta["backbone"],
-            "groups": {g: [n for n, gg in zip(names, meta["groups"]) if gg == g] for g in ("head", "medium", "tail")},
+            "groups": {g: [n for n, gg in zip(names, meta["groups"]) if gg == g] for g in GROUPS},
         }
     )
     if keys is not None:

@@ -38,8 +38,13 @@ def bootstrap_ci(
     groups: Sequence[str] | None = None,
     thresholds: np.ndarray | None = None,
     level: float = 0.95,
+    baseline: np.ndarray | None = None,
 ) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap interval of each named metric, resampling images.
+
+    With ``baseline`` (a second model's (N, C) probabilities of the same images), the interval is
+    of the paired difference ``metric(y_score) - metric(baseline)``: both models are scored on
+    the same resamples, so the image-to-image variation they share cancels out.
 
     Args:
         y_true: multi-label (N, C) with 1 / 0 / NaN, or single-label (N,) class indices
@@ -50,8 +55,9 @@ def bootstrap_ci(
             "macro_f1", "head_acc", "medium_acc", "tail_acc"), not mixed.
         n_boot: number of resamples. seed: seed of the resampling (same seed, same interval).
         groups: (C,) "head" / "medium" / "tail", needed for the group metrics.
-        thresholds: (C,) F1 thresholds for "mF1" (None means 0.5).
+        thresholds: (C,) F1 thresholds for "mF1" (None means 0.5; with ``baseline``, of both models).
         level: coverage of the interval (0.95 gives the 2.5th and 97.5th percentiles).
+        baseline: (N, C) probabilities of the model to compare with (None: plain intervals).
 
     Returns:
         ``{name: (low, high)}``; ``(nan, nan)`` when the metric is undefined in every resample.
@@ -75,22 +81,27 @@ def bootstrap_ci(
     if not 0.0 < float(level) < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
 
+    models = [y_score] if baseline is None else [y_score, baseline]
     if multilabel:
-        truth, score = check_multilabel(y_true, y_score)
-        compute = _MultilabelResampler(truth, score, check_thresholds(thresholds, truth.shape[1]))
+        cuts = None
+        computes = []
+        for scores in models:
+            truth, score = check_multilabel(y_true, scores)
+            cuts = check_thresholds(thresholds, truth.shape[1]) if cuts is None else cuts
+            computes.append(_MultilabelResampler(truth, score, cuts))
     else:
-        labels, score = check_single_label(y_true, y_score)
-        compute = _SingleLabelResampler(labels, score)
-    group_names = check_groups(groups, score.shape[1])
+        computes = [_SingleLabelResampler(*check_single_label(y_true, scores)) for scores in models]
+    group_names = check_groups(groups, np.shape(y_score)[1])
 
     rng = np.random.default_rng(seed)
-    num_images = score.shape[0]
+    num_images = np.shape(y_score)[0]
     chunk = max(1, _CHUNK_ELEMENTS // num_images)
     samples: dict[str, list[np.ndarray]] = {name: [] for name in names}
     for start in range(0, n_boot, chunk):
         weights = resample_weights(rng, num_images, min(chunk, n_boot - start))
-        for name, values in compute(weights, names, group_names).items():
-            samples[name].append(values)
+        values = [compute(weights, names, group_names) for compute in computes]
+        for name in names:
+            samples[name].append(values[0][name] - values[1][name] if baseline is not None else values[0][name])
 
     outside = 100.0 * (1.0 - float(level)) / 2.0
     intervals = {}
