@@ -1,4 +1,4 @@
-"""``python -m ral.demo`` on the tiny set (the real demo simulates 36,000 images: see docs/usage.md)."""
+"""``python -m ral.demo`` on the tiny set (the real demo simulates 18,000 images: see docs/usage.md)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ def test_demo_trains_evaluates_and_summarises(tiny_data, tmp_path, monkeypatch, 
         assert (tmp_path / "demo" / loss / "eval" / "ap_vs_frequency.png").is_file()
     assert "| loss | mAP |" in out and (tmp_path / "demo" / "summary.md").read_text().count("\n| ") >= 4
     assert (tmp_path / "demo" / "metrics.png").is_file()
+    assert "| asl - bce |" in out and "| ral - asl |" in out  # paired differences with their intervals
 
     assert demo.main([*args, "--losses", "bce", "ral"]) == 0  # a second call reuses the finished runs
     assert capsys.readouterr().out.count("finished run found, reusing it") == 2
@@ -35,11 +36,11 @@ def test_ensure_dataset_delegates_to_ensure_simulated(tmp_path, monkeypatch, cap
 
     calls = []
 
-    def fake(path, *, seed, log):
-        calls.append((path, seed))
+    def fake(path, *, seed, log, **settings):
+        calls.append((path, seed, settings))
         log("reused")
 
     monkeypatch.setattr(simulate, "ensure_simulated", fake)
     assert demo.ensure_dataset(tmp_path, seed=3) == tmp_path
-    assert calls == [(tmp_path, 3)]
+    assert calls == [(tmp_path, 3, demo.DEMO_DATA)]
     assert "[demo] reused" in capsys.readouterr().out

@@ -132,7 +132,7 @@ def test_paired_difference_interval_contains_the_difference_and_is_narrower():
     for name in names:
         low, high = paired[name]
         assert low <= point_better[name] - point_worse[name] <= high, name
-        assert 0 < low and high - low < alone[name][1] - alone[name][0], name
+        assert low > 0 and high - low < alone[name][1] - alone[name][0], name
     assert bootstrap_ci(y_true, better, metric_names=names, n_boot=50, baseline=better) == {n: (0, 0) for n in names}
     labels, probs = _single_label_data()
     same = bootstrap_ci(labels, probs, metric_names=["accuracy"], n_boot=50, baseline=probs)
