@@ -346,7 +346,7 @@ def reduce_samples(per_sample: Tensor, *, valid_rows: Tensor | None = None, redu
 
 #: Elements per block of :func:`lean_elementwise`: the formula's autograd graph exists for one
 #: block of rows at a time.
-BLOCK_ELEMENTS = 1 << 18
+BLOCK_ELEMENTS = 1 << 16
 
 #: An element-wise formula of a block of logits and the block's rows (a slice of the batch).
 BlockFormula = Callable[[Tensor, slice], Tensor]
