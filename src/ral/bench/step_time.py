@@ -47,6 +47,7 @@ class StepTimeConfig(StepBatch):
     model: str = "tiny"
     num_classes: int = 26
     missing_rate: float = 0.15
+    batch_size: int = 64  # the demo's
 
     def __post_init__(self) -> None:
         if len(self.losses) < 2:
