@@ -15,7 +15,7 @@ import yaml
 from ral import cli
 from ral.engine import train
 from ral.engine.module import ClassifierModule
-from ral.engine.train import newest_checkpoint
+from ral.engine.training import newest_checkpoint
 
 STEPS_PER_EPOCH = 4  # 64 training images, batches of 16
 
@@ -181,7 +181,7 @@ def test_overwrite_starts_a_run_anew_and_keeps_other_files(tiny_config, tiny_dat
 def test_train_checks_its_output_folder_before_any_work(tiny_config, tiny_data, tmp_path, monkeypatch, capsys):
     import importlib
 
-    train_module = importlib.import_module("ral.engine.train")
+    train_module = importlib.import_module("ral.engine.training")
 
     def no_work(*args, **kwargs):
         raise AssertionError("the run was prepared although its folder cannot be written")

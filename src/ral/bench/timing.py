@@ -190,3 +190,58 @@ def measure_and_write(
     if out_dir is not None:
         write_timing(out_dir, stem, times, summary, text)
     return summary, text
+
+
+#: Mixed precisions: the forward pass under autocast (16-mixed also scales the loss on CUDA).
+AUTOCAST = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class ThroughputConfig(StepBatch):
+    """What is measured.
+
+    Attributes:
+        backbone, channels: the network and its input (simulated chest radiographs, 26 classes);
+            ``channels`` 3 repeats the gray channel on the device.
+        augment: preset of :data:`ral.data.transforms.AUGMENTATIONS`. loss: registry name.
+        precision: "32", "16-mixed" or "bf16-mixed". device: "cpu" or "cuda".
+        num_workers: loader workers of both loops.
+        batch_size, image_size, rounds, steps, warmup, seed: see :class:`ral.bench.timing.StepBatch`
+            (``torch.utils.benchmark`` starts every round with two untimed steps; the seed also seeds
+            the simulation and the shuffling).
+    """
+
+    backbone: str = "resnet18"
+    channels: int = 1
+    augment: str = "light"
+    loss: str = "ral"
+    precision: str = "32"
+    device: str = "cpu"
+    num_workers: int = 0
+    steps: int = 5
+
+    def __post_init__(self) -> None:
+        for name in ("image_size", "batch_size", "rounds", "steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        for name in ("num_workers", "warmup"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        if self.precision not in ("32", *AUTOCAST):
+            raise ValueError(f"precision must be '32', '16-mixed' or 'bf16-mixed', got {self.precision!r}")
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' was asked for, but torch sees no CUDA device here")
+
+    @property
+    def steps_per_task(self) -> int:
+        """Steps each task runs: the warm-up, then per round ``Timer.timeit``'s untimed steps
+        (``max(steps // 100, 2)``) and ``steps`` timed ones."""
+        return self.warmup + self.rounds * (max(self.steps // 100, 2) + self.steps)
+
+
+#: ``--quick``: the same measurement with fewer rounds (under 2 minutes on 2 CPU cores).
+QUICK = {"rounds": 6, "steps": 3, "warmup": 2}

@@ -16,7 +16,7 @@ from pydantic_settings import CliVariadicArg
 from ral.bench.experiment import prepare_data
 from ral.bench.speed import SpeedConfig
 from ral.bench.step_time import StepTimeConfig
-from ral.bench.throughput import ThroughputConfig
+from ral.bench.timing import ThroughputConfig
 from ral.cli.command import Command, from_function, group
 
 _OVERWRITE = "replace the files of an earlier run in --out (refused without it)"
@@ -239,7 +239,8 @@ class _Throughput(_Timing):
     own_flags: ClassVar[tuple[str, ...]] = ("quick", "data_dir")
 
     def cli_cmd(self) -> None:
-        from ral.bench.throughput import QUICK, run_throughput
+        from ral.bench.throughput import run_throughput
+        from ral.bench.timing import QUICK
 
         set_threads(self.threads)
         quick = (

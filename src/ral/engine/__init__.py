@@ -4,7 +4,12 @@
   with Lightning, writing atomic, weights-only checkpoints that ``resume=True`` continues.
 - :func:`evaluate` writes metrics.json, per_class.csv, bootstrap intervals and plots.
 - :func:`predict` writes probabilities in the CXR-LT submission layout.
+
+The functions that need Lightning load with their first use, so reading a config (and the
+``ral`` command's start) does not wait for it.
 """
+
+from importlib import import_module
 
 from ral.engine.config import Config
 from ral.engine.configfile import (
@@ -16,10 +21,21 @@ from ral.engine.configfile import (
     load_config,
     validate_config,
 )
-from ral.engine.evaluate import evaluate
-from ral.engine.inference import load_trained_model, predict_probabilities
-from ral.engine.predict import predict
-from ral.engine.train import train
+
+_LAZY = {
+    "evaluate": "ral.engine.evaluation",
+    "load_trained_model": "ral.engine.inference",
+    "predict": "ral.engine.prediction",
+    "predict_probabilities": "ral.engine.inference",
+    "train": "ral.engine.training",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ral.engine' has no attribute {name!r}")
+
 
 __all__ = [
     "Config",

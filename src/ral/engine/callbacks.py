@@ -13,6 +13,9 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from ral.engine.checkpoint import load_checkpoint, save_atomic
 
 #: File names in ``<output_dir>/checkpoints/``.
 LAST = "last.ckpt"
@@ -171,3 +174,17 @@ class RunCheckpoints(Checkpoint):
         trainer.save_checkpoint(self.folder / LAST, weights_only=False)
         if trainer.is_global_zero:
             (self.folder / MID_EPOCH).unlink(missing_ok=True)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoint I/O that writes with :func:`ral.engine.checkpoint.save_atomic` and reads weights-only."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} does not take storage_options, got {storage_options!r}")
+        save_atomic(checkpoint, path)
+
+    def load_checkpoint(
+        self, path: Any, map_location: Any | None = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        return load_checkpoint(path, map_location=map_location or "cpu")

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from ral.report.files import atomic_write, stale_temporaries
 
@@ -103,17 +102,3 @@ def checkpoint_metadata(checkpoint: dict[str, Any], path: str | os.PathLike = "c
     if meta.get("format", 0) > CHECKPOINT_FORMAT:
         raise ValueError(f"{path} has checkpoint format {meta.get('format')}, this ral reads <= {CHECKPOINT_FORMAT}")
     return meta
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning checkpoint I/O that writes with :func:`save_atomic` and reads weights-only."""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
-        if storage_options is not None:
-            raise TypeError(f"{type(self).__name__} does not take storage_options, got {storage_options!r}")
-        save_atomic(checkpoint, path)
-
-    def load_checkpoint(
-        self, path: Any, map_location: Any | None = None, weights_only: bool | None = None
-    ) -> dict[str, Any]:
-        return load_checkpoint(path, map_location=map_location or "cpu")

@@ -194,7 +194,7 @@ def _trainer(config: Config, out: Path, callbacks: list[Any], validate: bool) ->
     import lightning as L
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-    from ral.engine.checkpoint import AtomicCheckpointIO
+    from ral.engine.callbacks import AtomicCheckpointIO
 
     t = config.train
     try:
