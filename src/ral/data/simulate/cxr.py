@@ -17,7 +17,8 @@ from PIL import Image
 
 from ral.data.classes import CXRLT_CLASSES
 from ral.data.simulate import labels as label_model
-from ral.data.simulate.render import image_parameters, render_batch, sample_patient_anatomy
+from ral.data.simulate.findings import render_batch
+from ral.data.simulate.render import image_parameters, sample_patient_anatomy
 
 SPLIT_CODES = {"train": 1, "val": 2, "test": 3}
 # Minimum positive studies per class in the clean evaluation splits (rare classes are oversampled).

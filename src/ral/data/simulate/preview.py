@@ -16,7 +16,8 @@ def render_examples(task: str, class_index: int, n: int, size: int, seed: int) -
     visibility = np.linspace(0.1, 1.0, n, dtype=np.float32)
     if task == "multilabel":
         from ral.data.classes import CXRLT_CLASSES
-        from ral.data.simulate.render import image_parameters, render_batch, sample_patient_anatomy
+        from ral.data.simulate.findings import render_batch
+        from ral.data.simulate.render import image_parameters, sample_patient_anatomy
 
         labels = np.zeros((n, len(CXRLT_CLASSES)), dtype=np.uint8)
         labels[:, class_index] = 1
