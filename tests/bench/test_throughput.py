@@ -46,9 +46,9 @@ def test_the_gate_reports_a_failed_or_finished_run():
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"rounds": 0}, "rounds must be an integer >= 1, got 0"),
-        ({"precision": "16-true"}, "precision must be '32', '16-mixed' or 'bf16-mixed'"),
-        ({"num_workers": -1}, "num_workers must be an integer >= 0"),
+        ({"rounds": 0}, r"rounds\n  Input should be greater than or equal to 1"),
+        ({"precision": "16-true"}, r"precision\n  Input should be '32', '16-mixed' or 'bf16-mixed'"),
+        ({"num_workers": -1}, r"num_workers\n  Input should be greater than or equal to 0"),
     ],
 )
 def test_bad_settings_are_refused(change, message):

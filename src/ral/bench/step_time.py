@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field
+from pydantic.dataclasses import dataclass
 
 from ral.bench.timing import (
+    Count,
     StepBatch,
     interleaved_times,
     machine_description,
@@ -43,21 +46,11 @@ class StepTimeConfig(StepBatch):
             (the input batch is (B, 1, image_size, image_size); a step is one optimiser step).
     """
 
-    losses: tuple[str, ...] = ("bce", "ral")
+    losses: Annotated[tuple[str, ...], Field(min_length=2)] = ("bce", "ral")  # a reference and a loss
     model: str = "tiny"
-    num_classes: int = 26
-    missing_rate: float = 0.15
-    batch_size: int = 64  # the demo's
-
-    def __post_init__(self) -> None:
-        if len(self.losses) < 2:
-            raise ValueError(f"losses needs a reference and at least one loss, got {self.losses!r}")
-        for name in ("num_classes", "batch_size", "image_size", "steps", "rounds"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if not 0.0 <= self.missing_rate < 1.0:
-            raise ValueError(f"missing_rate must be in [0, 1), got {self.missing_rate!r}")
+    num_classes: Count = 26
+    missing_rate: Annotated[float, Field(ge=0, lt=1)] = 0.15
+    batch_size: Count = 64  # the demo's
 
 
 def _batch(cfg: StepTimeConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:

@@ -20,11 +20,13 @@ import os
 import platform
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
 
 import pandas as pd
 import torch
+from pydantic import Field
+from pydantic.dataclasses import dataclass
 from torch.utils.benchmark import Timer
 from torch.utils.benchmark.utils.timer import timer as synced_wall_clock
 
@@ -33,17 +35,23 @@ from torch.utils.benchmark.utils.timer import timer as synced_wall_clock
 CLOCKS: dict[str, Callable[[], float]] = {"wall": synced_wall_clock, "cpu": time.process_time}
 
 
+#: An integer >= 1 / >= 0: the settings below are validated from their annotations (pydantic dataclasses).
+Count = Annotated[int, Field(ge=1)]
+Untimed = Annotated[int, Field(ge=0)]
+Clock = Literal["wall", "cpu"]
+
+
 @dataclass(frozen=True)
 class StepBatch:
     """The batch and timing of a training-step benchmark (``ral bench step`` / ``throughput``):
     ``batch_size`` images of ``image_size`` px, ``rounds`` interleaved rounds of ``steps`` timed
     steps per task after ``warmup`` untimed ones; ``seed`` seeds the data and the weights."""
 
-    batch_size: int = 32
-    image_size: int = 64
-    rounds: int = 15
-    steps: int = 10
-    warmup: int = 3
+    batch_size: Count = 32
+    image_size: Count = 64
+    rounds: Count = 15
+    steps: Count = 10
+    warmup: Untimed = 3
     seed: int = 0
 
 
@@ -212,27 +220,15 @@ class ThroughputConfig(StepBatch):
     """
 
     backbone: str = "resnet18"
-    channels: int = 1
-    augment: str = "light"
+    channels: Literal[1, 3] = 1
+    augment: Literal["none", "light", "cxr"] = "light"
     loss: str = "ral"
-    precision: str = "32"
-    device: str = "cpu"
-    num_workers: int = 0
-    steps: int = 5
+    precision: Literal["32", "16-mixed", "bf16-mixed"] = "32"
+    device: Literal["cpu", "cuda"] = "cpu"
+    num_workers: Untimed = 0
+    steps: Count = 5
 
     def __post_init__(self) -> None:
-        for name in ("image_size", "batch_size", "rounds", "steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        for name in ("num_workers", "warmup"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-        if self.precision not in ("32", *AUTOCAST):
-            raise ValueError(f"precision must be '32', '16-mixed' or 'bf16-mixed', got {self.precision!r}")
-        if self.device not in ("cpu", "cuda"):
-            raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' was asked for, but torch sees no CUDA device here")
 

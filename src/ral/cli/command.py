@@ -96,12 +96,16 @@ def from_function(
             lists take their values after one flag (``--losses bce asl ral``).
     """
     namespace = vars(sys.modules[func.__module__])
+    try:  # a settings class: its fields' annotations, each in the namespace of the class declaring it
+        hints = typing.get_type_hints(func, include_extras=True) if isinstance(func, type) else {}
+    except NameError:
+        hints = {}
     docs = parameter_docs(func)
     fields: dict[str, Any] = {}
     for param in inspect.signature(func).parameters.values():
         if param.name in skip or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
-        annotation = (types or {}).get(param.name) or _resolved(param.annotation, namespace)
+        annotation = (types or {}).get(param.name) or hints.get(param.name) or _resolved(param.annotation, namespace)
         if param.name in positional:
             annotation = CliPositionalArg[annotation]
         elif param.name not in repeated:
