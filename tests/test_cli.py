@@ -36,6 +36,8 @@ def test_overrides_and_flags_both_set_config_keys(capsys):
     assert (config["train"]["epochs"], config["optimizer"]["lr"], config["dataset"]["skip_bad"]) == (3, 1e-4, True)
     assert printed_config(capsys, "--loss.params", '{"gamma_neg": 2}')["loss"]["params"] == {"gamma_neg": 2}
     assert printed_config(capsys)["dataset"]["train"] == "data/simulated/train.csv"  # the file, unchanged
+    config = printed_config(capsys, "--dataset.skip-bad", "dataset.classes=[A,B]", 'loss.params={"eps_pos": [1, 2]}')
+    assert config["dataset"]["classes"] == ["A", "B"] and config["loss"]["params"] == {"eps_pos": [1, 2]}
 
 
 def test_every_config_key_is_a_flag():

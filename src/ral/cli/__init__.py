@@ -30,17 +30,18 @@ def _command_path(argv: Sequence[str]) -> list[str]:
     return words[:2] if words and words[0] in _GROUPS else words[:1]
 
 
-def _flags(model: type, prefix: str = "") -> list[str]:
-    """Every flag of a command model: ``--n-boot``, ``--train.batch-size`` ..."""
+def _flags(model: type, prefix: str = "") -> dict[str, bool]:
+    """Every flag of a command model (``n-boot``, ``train.batch-size`` ...) and whether it is a boolean
+    (a flag that takes no value)."""
     from pydantic import BaseModel
 
-    names = []
+    flags = {}
     for name, info in model.model_fields.items():
         flag = prefix + (info.alias or name).replace("_", "-")
-        names.append(flag)
         if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
-            names += _flags(info.annotation, flag + ".")
-    return names
+            flags |= _flags(info.annotation, flag + ".")
+        flags[flag] = "bool" in str(info.annotation)
+    return flags
 
 
 def _unknown_flag(message: str, command: type | None) -> str:
@@ -91,20 +92,6 @@ def _validation_error(exc, path: list[str], command: type | None) -> str:
 _OVERRIDE = re.compile(r"[A-Za-z_][\w.]*=")  # section.key=value
 
 
-def _bool_flags(model: type, prefix: str = "") -> set[str]:
-    """The flags of ``model`` that take no value (booleans: ``--resume``, ``--dataset.skip-bad``)."""
-    from pydantic import BaseModel
-
-    found = set()
-    for name, info in model.model_fields.items():
-        flag = prefix + (info.alias or name).replace("_", "-")
-        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
-            found |= _bool_flags(info.annotation, flag + ".")
-        elif "bool" in str(info.annotation):
-            found |= {flag, "no-" + flag}
-    return found
-
-
 def _split_overrides(argv: list[str], path: list[str], command: type | None) -> tuple[list[str], list[str]]:
     """``argv`` without its ``section.key=value`` overrides, and those overrides.
 
@@ -115,7 +102,7 @@ def _split_overrides(argv: list[str], path: list[str], command: type | None) -> 
 
     if command is None or not issubclass(command, ConfigCommand):
         return argv, []
-    no_value = {"--" + flag for flag in _bool_flags(command)}
+    no_value = {f"--{prefix}{flag}" for flag, boolean in _flags(command).items() if boolean for prefix in ("", "no-")}
     kept, overrides = list(argv[: len(path)]), []
     for i, word in enumerate(argv[len(path) :], start=len(path)):
         before = argv[i - 1]
