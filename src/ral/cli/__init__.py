@@ -7,6 +7,7 @@ option or config key and the received value, exit status 2, no traceback.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import sys
 import warnings
@@ -72,12 +73,12 @@ def _hint(exc: Exception, command: type | None) -> str:
 
 def _validation_error(exc, path: list[str], command: type | None) -> str:
     from ral.engine.config import Config
-    from ral.engine.configfile import config_error
+    from ral.engine.configfile import config_error, short_repr
 
     if exc.title != "CliAppBaseSettings":  # raised by the package, not by parsing the command line
         error = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in error["loc"]) or exc.title
-        return f"{where}: {error['msg'].removeprefix('Value error, ')}, got {error['input']!r}"
+        return f"{where}: {error['msg'].removeprefix('Value error, ')}, got {short_repr(error['input'])}"
     if command is not None and issubclass(command, Config):
         return str(config_error(exc, Config, prefix=".".join(path)))
     error = exc.errors(include_url=False)[0]
@@ -86,7 +87,34 @@ def _validation_error(exc, path: list[str], command: type | None) -> str:
     if error["type"] == "missing":
         return f"{flag} is required"
     reason = error["msg"].removeprefix("Value error, ")
-    return f"{flag}: {reason[:1].lower() + reason[1:]}, got {error['input']!r}"
+    return f"{flag}: {reason[:1].lower() + reason[1:]}, got {short_repr(error['input'])}"
+
+
+#: What torch writes into the message of an error raised in a DataLoader worker, before the worker's traceback.
+_WORKER_TRACEBACK = "Original Traceback (most recent call last):"
+#: The longest error line printed (a value of 25 MB from a YAML alias bomb is cut).
+MAX_MESSAGE = 1000
+
+
+def one_line(message: str, limit: int = MAX_MESSAGE) -> str:
+    """An error message as one line of at most ``limit`` characters.
+
+    A loader worker's error (torch puts the worker's traceback into the message) becomes its last
+    line without the exception's type; line breaks become spaces; a longer message is cut.
+    """
+    if _WORKER_TRACEBACK in message:
+        message = re.sub(r"^[\w.]+: ", "", message.rstrip().splitlines()[-1])
+    message = " ".join(message.splitlines())
+    return message if len(message) <= limit else f"{message[:limit]}... ({len(message):,} characters)"
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of stdout went away (``ral data stats t.csv | head -1``): stop quietly, as a writer killed by
+    SIGPIPE does (status 141); stdout now points at /dev/null so that Python's flush at exit stays quiet too."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
 
 
 _OVERRIDE = re.compile(r"[A-Za-z_][\w.]*=")  # section.key=value
@@ -139,16 +167,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         CliApp.run(Ral, cli_args=argv, cli_settings_source=settings_source(), **given)
     except SettingsError as exc:
         message = str(exc).removeprefix("error parsing CLI: ")
-        print(f"{name}: error: {_unknown_flag(message, command)}", file=sys.stderr)
+        print(f"{name}: error: {one_line(_unknown_flag(message, command))}", file=sys.stderr)
         return 2
     except ValidationError as exc:
-        print(f"{name}: error: {_validation_error(exc, path, command)}", file=sys.stderr)
+        print(f"{name}: error: {one_line(_validation_error(exc, path, command))}", file=sys.stderr)
         return 2
     except ValueError as exc:  # bad input: one clear line, no traceback
-        print(f"{name}: error: {_hint(exc, command)}", file=sys.stderr)
+        print(f"{name}: error: {one_line(_hint(exc, command))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except OSError as exc:  # a missing file, an unwritable output, a full disk: the path and the reason
         reason = f"{exc.filename}: {exc.strerror}" if exc.filename is not None and exc.strerror else str(exc)
-        print(f"{name}: error: {reason}", file=sys.stderr)
+        print(f"{name}: error: {one_line(reason)}", file=sys.stderr)
         return 2
     return 0

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ral.data.cache import build_cache, cache_failures, decode_failures, decode_row
-from ral.data.images import MIN_IMAGE_SIZE, is_colour
+from ral.data.images import MAX_IMAGE_PIXELS, MIN_IMAGE_SIZE, is_colour, pixel_limit
 from ral.data.table import LabelTable
 from ral.data.transforms import build_augmentation, sample_seed
 
@@ -68,6 +68,8 @@ class ImageDataset(Dataset):
             without a cache every image is decoded once here), with one warning; they are listed
             in :attr:`skipped`. Without it, such an image raises when it is read.
         seed: the augmentation seed.
+        max_image_pixels: an image of more pixels is not decoded but refused as a bad image
+            (dropped with ``skip_bad``); None: no limit (see :func:`ral.data.images.pixel_limit`).
 
     Attributes:
         table: the rows kept (all of them unless ``skip_bad`` dropped some).
@@ -91,6 +93,7 @@ class ImageDataset(Dataset):
         cache_must_exist: bool = False,
         skip_bad: bool = False,
         seed: int = 0,
+        max_image_pixels: int | None = MAX_IMAGE_PIXELS,
     ) -> None:
         if not isinstance(image_size, int) or image_size < MIN_IMAGE_SIZE:
             raise ValueError(f"image_size must be an int >= {MIN_IMAGE_SIZE}, got {image_size!r}")
@@ -99,21 +102,10 @@ class ImageDataset(Dataset):
         self.image_size, self.channels = image_size, channels
         self.augmentation = build_augmentation(augment, image_size, hflip=hflip)
         self.seed = int(seed)
+        self.max_image_pixels = max_image_pixels
         self.cache_file: Path | None = None
-        failures: dict[int, str] = {}
-        if cache_dir is not None:
-            self.cache_file = build_cache(
-                table,
-                image_size,
-                cache_dir,
-                channels=channels,
-                skip_bad=skip_bad,
-                workers=cache_workers,
-                must_exist=cache_must_exist,
-            )
-            failures = cache_failures(self.cache_file)
-        elif skip_bad:
-            failures = decode_failures(table, image_size, channels)
+        with pixel_limit(max_image_pixels):
+            failures = self._prepare(table, cache_dir, cache_workers, cache_must_exist, skip_bad)
         if failures and not skip_bad:  # a cache built with skip_bad, read without it
             raise ValueError(failures[min(failures)])
         self.skipped = [
@@ -137,6 +129,28 @@ class ImageDataset(Dataset):
         else:
             self.targets = torch.from_numpy(table.labels.astype(np.float32))
 
+    def _prepare(
+        self,
+        table: LabelTable,
+        cache_dir: str | os.PathLike | None,
+        workers: int | None,
+        must_exist: bool,
+        skip_bad: bool,
+    ) -> dict[int, str]:
+        """Build (or find) the cache, or (``skip_bad``) decode every image once; ``{row: reason}`` of failures."""
+        if cache_dir is not None:
+            self.cache_file = build_cache(
+                table,
+                self.image_size,
+                cache_dir,
+                channels=self.channels,
+                skip_bad=skip_bad,
+                workers=workers,
+                must_exist=must_exist,
+            )
+            return cache_failures(self.cache_file)
+        return decode_failures(table, self.image_size, self.channels) if skip_bad else {}
+
     def __len__(self) -> int:
         return len(self.table)
 
@@ -148,7 +162,8 @@ class ImageDataset(Dataset):
     def pixels(self, index: int) -> np.ndarray:
         """uint8 (channels, S, S) pixels of item ``index`` (a copy), from the cache when there is one."""
         if self.cache_file is None:
-            return decode_row(self.table, index, self.image_size, self.channels)
+            with pixel_limit(self.max_image_pixels):
+                return decode_row(self.table, index, self.image_size, self.channels)
         if self._pixels is None:
             self._pixels = np.load(self.cache_file, mmap_mode="r")
         return np.array(self._pixels[self.rows[index]])

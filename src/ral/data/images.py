@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -22,6 +24,49 @@ CHECK_MODES: tuple[str, ...] = get_args(ImageCheck)
 MIN_IMAGE_SIZE = 16
 #: PIL modes of grayscale images (1-bit, 8-bit, 16-bit, 32-bit integer and float; with alpha).
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+#: Default of ``dataset.max_image_pixels``: PIL's decompression-bomb limit (about 89 million pixels).
+MAX_IMAGE_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+
+@contextmanager
+def pixel_limit(max_pixels: int | None) -> Iterator[None]:
+    """Within the block, images of more than ``max_pixels`` pixels are refused (None: no limit).
+
+    The limit is PIL's own process-wide ``Image.MAX_IMAGE_PIXELS`` (restored on exit), so the
+    processes forked inside the block (cache builders, loader workers) inherit it.
+    """
+    before = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = before
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """``Image.open`` (the header only) refusing an image of more pixels than the limit (:func:`pixel_limit`).
+
+    PIL itself only warns above its limit and fails above twice it, with a message naming
+    neither the file nor the option; here both cases are one ``ValueError`` naming them.
+
+    Raises:
+        ValueError: the image has more pixels than the limit (a decompression bomb?).
+        OSError / UnidentifiedImageError: as ``Image.open``.
+    """
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # PIL's check off while the header is read: the size is judged below
+    try:
+        img = Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    width, height = img.size
+    if limit and width * height > limit:
+        img.close()
+        raise ValueError(
+            f"image file {path} is {width} x {height} = {width * height:,} pixels, more than the limit of "
+            f"{limit:,} (dataset.max_image_pixels; a decompression bomb?)"
+        )
+    return img
 
 
 def read_image(path: str | os.PathLike, size: int, *, channels: int = 1) -> np.ndarray:
@@ -44,21 +89,25 @@ def read_image(path: str | os.PathLike, size: int, *, channels: int = 1) -> np.n
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             colour = channels == 3 and img.mode not in GRAY_MODES
             img.draft("RGB" if colour else "L", (size, size))  # JPEG: decode at reduced scale, much faster
             img = img.convert("RGB") if colour else _to_gray(img, path)
             if img.size != (size, size):
                 img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
             pixels = np.array(img, dtype=np.uint8)  # a writable copy
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ValueError(f"cannot decode image file {path}: {exc}") from exc
     return np.repeat(pixels[..., None], 3, axis=2) if channels == 3 and pixels.ndim == 2 else pixels
 
 
 def is_colour(path: str | os.PathLike) -> bool:
-    """Whether an image file holds colour (read from its header; nothing is decoded)."""
-    with Image.open(path) as img:
+    """Whether an image file holds colour (read from its header; nothing is decoded).
+
+    Raises:
+        ValueError: more pixels than the limit (:func:`open_image`). OSError: as ``Image.open``.
+    """
+    with open_image(path) as img:
         return img.mode not in GRAY_MODES
 
 
@@ -151,9 +200,9 @@ def check_images(table: LabelTable, mode: ImageCheck = "exists", *, skip_bad: bo
         reasons: dict[int, str] = {}
         for i in np.flatnonzero(~missing):
             try:
-                with Image.open(paths[i]) as img:
+                with open_image(paths[i]) as img:
                     img.load()
-            except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
                 corrupt[i] = True
                 reasons[int(i)] = str(exc)
         bad.add(

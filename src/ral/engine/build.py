@@ -224,6 +224,7 @@ def image_options(config: Config, table: LabelTable) -> dict[str, Any]:
         "cache_must_exist": d.cache_must_exist,
         "skip_bad": d.skip_bad,
         "seed": config.seed,
+        "max_image_pixels": d.max_image_pixels,
     }
 
 

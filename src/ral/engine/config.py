@@ -29,9 +29,11 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     Strict,
     StrictBool,
+    Tag,
     ValidationError,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
@@ -40,15 +42,16 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
-from ral.data.images import MIN_IMAGE_SIZE
+from ral.data.images import MAX_IMAGE_PIXELS, MIN_IMAGE_SIZE
 from ral.data.options import TableOptions
 from ral.data.transforms import AUGMENTATIONS, NORMALIZATIONS
-from ral.losses import LOSSES
+from ral.losses import LOSSES, Choice, FloatRange, IntRange
 
 Optimizer = Literal["adamw", "adam", "sgd"]
 Schedule = Literal["cosine", "none"]
 Precision = Literal["32", "32-true", "bf16-mixed", "16-mixed"]
 Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps"]
+Tracker = Literal["csv", "tensorboard", "mlflow", "wandb"]
 
 CHECK_INSTALLED = "check_installed"  # validation context: False skips loss / backbone availability
 
@@ -149,6 +152,12 @@ class DatasetConfig(Section, TableOptions):
         ge=MIN_IMAGE_SIZE,
         description=f"images are resized to this square side (>= {MIN_IMAGE_SIZE}) and shipped as uint8; the "
         "model's device normalises them (`normalize`)",
+    )
+    max_image_pixels: Int | None = Field(
+        MAX_IMAGE_PIXELS,
+        ge=1,
+        description="an image of more pixels (width x height) is not decoded but a bad row, dropped with "
+        "`skip_bad` (a decompression bomb); the default is PIL's limit; null: no limit",
     )
     channels: Annotated[Literal[1, 3], BeforeValidator(_strict_int)] = Field(
         1,
@@ -298,7 +307,7 @@ class ScheduleConfig(Section):
 
     name: Schedule = Field("cosine", description="`cosine` decay after the warm-up, or `none` (constant)")
     warmup_epochs: Float = Field(
-        0.0, ge=0, description="linear warm-up, in epochs (may be fractional; less than `train.epochs`)"
+        0.0, ge=0, description="linear warm-up, in epochs (may be fractional; at most `train.epochs`)"
     )
     min_lr_ratio: Float = Field(0.0, ge=0, le=1, description="the cosine decays to `lr * min_lr_ratio`")
 
@@ -354,6 +363,12 @@ class TrainerConfig(Section):
         True, description="Lightning's progress bar; when false, one line per epoch is printed"
     )
     log_every_n_steps: Int = Field(10, ge=1, description="logging interval of the step metrics")
+    logger: Annotated[list[Tracker], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)] = Field(
+        ["csv"],
+        description="experiment trackers: the CSV log (`logs/metrics.csv`) is always written; `tensorboard`, "
+        "`mlflow` (an SQLite store in `<output_dir>/mlflow`) and `wandb` (offline) add theirs; one name or a list, "
+        "e.g. `[tensorboard, mlflow]` (see [Experiment tracking](#experiment-tracking))",
+    )
     checkpoint_every_n_steps: Int = Field(
         1000,
         ge=0,
@@ -364,6 +379,15 @@ class TrainerConfig(Section):
         "than that are only saved at their end",
     )
 
+    @field_validator("logger")
+    @classmethod
+    def _logger_installed(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        if _checks_installed(info) and set(names) - {"csv"}:
+            from ral.engine.loggers import check_tracker
+
+            return [check_tracker(name) for name in names]
+        return names
+
     @field_validator("devices", mode="wrap")
     @classmethod
     def _one_devices_error(cls, devices: Any, handler: ValidatorFunctionWrapHandler) -> int | str | list[int]:
@@ -372,6 +396,29 @@ class TrainerConfig(Section):
             return handler(devices)
         except ValidationError:
             raise ValueError("an integer >= 1, 'auto' or a non-empty list of device indices (integers >= 0)") from None
+
+
+def _range_type(value: Any) -> str | None:
+    """The ``type`` of a search range (a mapping without one is a float range)."""
+    return value.get("type", "float") if isinstance(value, Mapping) else getattr(value, "type", None)
+
+
+SearchRangeEntry = Annotated[
+    Annotated[FloatRange, Tag("float")] | Annotated[IntRange, Tag("int")] | Annotated[Choice, Tag("choice")],
+    Discriminator(_range_type),
+]
+
+
+class TuneConfig(Section):
+    """What `ral tune` searches (its other settings are its flags: docs/tune.md)."""
+
+    space: dict[str, SearchRangeEntry | None] = Field(
+        default_factory=dict,
+        description="changes to the loss's declared search space (`search_space` of its class, docs/tune.md): "
+        "`name: {low: 1, high: 6}` (add `log: true`), `{type: int, low: 1, high: 4}`, `{type: choice, values: "
+        "[...]}`; `name.i` is element i of a list option (`eps_pos.0`); null keeps the config's value; "
+        "`optimizer.lr` / `optimizer.weight_decay` add the optimiser's",
+    )
 
 
 class Config(Section):
@@ -407,6 +454,7 @@ class Config(Section):
         description="the per-step learning rate: linear warm-up, then cosine decay or a constant",
     )
     train: TrainerConfig = Field(default_factory=TrainerConfig, description="the Lightning trainer")
+    tune: TuneConfig = Field(default_factory=TuneConfig, description="the search space of `ral tune` (docs/tune.md)")
 
     @model_validator(mode="before")
     @classmethod
@@ -420,9 +468,9 @@ class Config(Section):
     @model_validator(mode="after")
     def _rules_between_sections(self) -> Config:
         schedule, train = self.schedule, self.train
-        if schedule.warmup_epochs >= train.epochs:
+        if schedule.warmup_epochs > train.epochs:  # equal: the whole run warms up (a 1-epoch trial of a config)
             raise ValueError(
-                f"schedule.warmup_epochs must be smaller than train.epochs ({train.epochs}), "
+                f"schedule.warmup_epochs must be at most train.epochs ({train.epochs}), "
                 f"got {schedule.warmup_epochs:g}"
             )
         if train.early_stopping_patience is not None and self.dataset.val is None:

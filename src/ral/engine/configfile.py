@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import reprlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,60 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ral.engine.config import CHECK_INSTALLED, Config, section_type, unknown_key
+
+_SHORT = reprlib.Repr()  # keyword arguments only from Python 3.12
+_SHORT.maxstring = _SHORT.maxother = 80
+_SHORT.maxlist = _SHORT.maxdict = _SHORT.maxset = _SHORT.maxtuple = 5
+_SHORT.maxlevel = 2
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)`` cut to about 80 characters (with "..."), however large the value (a YAML alias bomb)."""
+    return _SHORT.repr(value)
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last silently:
+    a ``train:`` section written twice would drop the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.setdefault(key, key_node.start_mark)
+            except TypeError:  # an unhashable key: PyYAML's own error follows
+                continue
+            if first is not key_node.start_mark:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {short_repr(key)} given twice (first on line {first.line + 1})",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def yaml_error(exc: yaml.YAMLError, source: str) -> str:
+    """``source:line:column: problem`` of a PyYAML error, as one line (PyYAML's own text spans several)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is None or problem is None:
+        return f"{source}: {' '.join(str(exc).split())}"
+    context = getattr(exc, "context", None)
+    return f"{source}:{mark.line + 1}:{mark.column + 1}: {problem}" + (f" ({context})" if context else "")
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """``text`` parsed as YAML (safe, no key twice in a mapping).
+
+    Raises:
+        ValueError: one line ``source:line:column: problem``.
+    """
+    try:
+        return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{yaml_error(exc, source)}") from None
 
 
 def _dotted(loc: Sequence[int | str]) -> str:
@@ -49,7 +104,7 @@ def config_error(exc: ValidationError, model: type[BaseModel] | None = None, *, 
         return ValueError(reason)
     if error["type"] == "value_error" and _fields_at(model or Config, loc):  # a rule between a section's keys
         return ValueError(f"config key {key!r}: {reason}")
-    return ValueError(f"config key {key!r}: {reason[:1].lower() + reason[1:]}, got {received!r}")
+    return ValueError(f"config key {key!r}: {reason[:1].lower() + reason[1:]}, got {short_repr(received)}")
 
 
 def _validate(raw: Any, *, check_installed: bool = True) -> Config:
@@ -128,7 +183,7 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
             if not isinstance(child, dict):
                 raise ValueError(f"override {item!r}: {'.'.join(parents[: depth + 1])!r} is not a section")
             node = child
-        node[leaf] = yaml.safe_load(text) if text.strip() else None
+        node[leaf] = load_yaml(text, f"override {key.strip()}") if text.strip() else None
     return out
 
 
@@ -136,15 +191,13 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """The mapping of a YAML config file.
 
     Raises:
-        FileNotFoundError: no such file. ValueError: not YAML, or not a mapping at the top level.
+        FileNotFoundError: no such file. ValueError: not YAML (``file:line:column: problem``), a key
+            given twice in one mapping, or not a mapping at the top level.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"config file {path} is not valid YAML: {' '.join(str(exc).split())}") from None
+    raw = load_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
     if not isinstance(raw, dict):
         raise ValueError(f"config file {path} must hold a mapping at the top level, got {type(raw).__name__}")
     return raw
