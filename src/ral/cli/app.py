@@ -9,13 +9,33 @@ from ral.cli.bench_commands import BENCH_COMMANDS, Bench
 from ral.cli.command import group
 from ral.cli.data_commands import CacheCommand, SimulateCommand, StatsCommand
 from ral.cli.engine_commands import EvaluateCommand, PredictCommand, TrainCommand
+from ral.cli.export_commands import ConfigsCommand, ExportCommand, MedmnistCommand
+from ral.cli.report_commands import ReportCommand
+from ral.cli.split_commands import SplitCommand
+from ral.cli.tune_commands import TuneCommand
 
-DATA_COMMANDS: dict[str, type[BaseModel]] = {"simulate": SimulateCommand, "cache": CacheCommand, "stats": StatsCommand}
+DATA_COMMANDS: dict[str, type[BaseModel]] = {
+    "simulate": SimulateCommand,
+    "cache": CacheCommand,
+    "stats": StatsCommand,
+    "medmnist": MedmnistCommand,
+    "split": SplitCommand,
+}
 Data = group("Data", "simulate datasets and inspect label tables", DATA_COMMANDS)
 Ral = group(
     "Ral",
     "Robust Asymmetric Loss toolkit for multi-label, long-tailed medical images.",
-    {"data": Data, "train": TrainCommand, "evaluate": EvaluateCommand, "predict": PredictCommand, "bench": Bench},
+    {
+        "data": Data,
+        "train": TrainCommand,
+        "evaluate": EvaluateCommand,
+        "predict": PredictCommand,
+        "report": ReportCommand,
+        "export": ExportCommand,
+        "configs": ConfigsCommand,
+        "tune": TuneCommand,
+        "bench": Bench,
+    },
 )
 
 
@@ -32,5 +52,9 @@ COMMANDS: dict[tuple[str, ...], type[BaseModel]] = {
     ("train",): TrainCommand,
     ("evaluate",): EvaluateCommand,
     ("predict",): PredictCommand,
+    ("report",): ReportCommand,
+    ("export",): ExportCommand,
+    ("configs",): ConfigsCommand,
+    ("tune",): TuneCommand,
     **{("bench", name): model for name, model in BENCH_COMMANDS.items()},
 }

@@ -24,6 +24,7 @@ from ral.data.formats import FORMAT_BY_NAME, TABLE_FORMATS, TableFormat, detect_
 from ral.data.images import ImageCheck
 from ral.data.options import TableOptions, TableTask, table_options
 from ral.data.readers._common import read_csv, require
+from ral.data.readers.lists import is_split_list, read_split_list
 from ral.data.readers.plain import read_folder
 from ral.data.table import LabelTable
 
@@ -77,6 +78,9 @@ def _read_table(path: Path, options: TableOptions) -> LabelTable:
             raise TableError(f"format {options.format!r} needs a CSV file, got directory {path}", path=path)
         _check_task(FORMAT_BY_NAME["folder"], options.task, path)
         table = read_folder(path, options)
+    elif is_split_list(path):  # NIH's train_val_list.txt / test_list.txt: rows of the NIH table beside it
+        _check_task(FORMAT_BY_NAME["nih"], options.task, path)
+        table = read_split_list(path, options)
     else:
         frame = read_csv(path)
         fmt = FORMAT_BY_NAME[options.format or detect_format(list(frame.columns), path)]
@@ -144,6 +148,11 @@ def load_image_list(path: str | os.PathLike, options: TableOptions | None = None
         )
     if not path.is_file():
         raise MissingFileError(f"table not found: {path}", path=path)
+    if is_split_list(path):
+        table = read_split_list(path, TableOptions(root=options.root, format=options.format))
+        table = replace(table, class_names=[], labels=np.zeros((len(table), 0), dtype=np.float32))
+        check_paths(table, allow_outside_root=options.allow_outside_root)
+        return _images.check_images(table, "exists")
     frame = read_csv(path)
     fmt = FORMAT_BY_NAME[options.format] if options.format else _image_list_format(list(frame.columns), path)
     listing = fmt.image_list
