@@ -9,7 +9,7 @@ import yaml
 from pydantic import Field, model_validator
 from pydantic_settings import CliImplicitFlag, CliPositionalArg
 
-from ral.cli.command import Command, from_function
+from ral.cli.command import Command, Quiet, from_function
 from ral.engine import evaluate, predict
 from ral.engine.config import Config
 from ral.engine.configfile import apply_overrides, config_from_dict, dump_yaml, merge, read_yaml
@@ -27,7 +27,7 @@ def _parsed(given: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-class ConfigCommand(Config):
+class ConfigCommand(Config, Quiet):
     """A command reading a run's config: a YAML file, then ``section.key=value`` overrides, then ``--section.key``."""
 
     config: str | None = Field(None, description="YAML config file (see docs/usage.md); its keys are also flags")
@@ -115,12 +115,12 @@ class _Evaluate(Command):
 class _Predict(Command):
     """class probabilities as a CSV (CXR-LT submission layout)
 
-    Repeat --checkpoint for an ensemble.
+    Repeat --checkpoint for an ensemble, or give --model: a folder written by ral export.
     """
 
     def cli_cmd(self) -> None:
         frame = predict(**self.arguments())
-        print(f"wrote {len(frame)} rows x {frame.shape[1] - 1} classes to {self.out}")
+        print(f"wrote {len(frame)} rows x {frame.shape[1] - 1} columns to {self.out}")
 
 
 _CHECKPOINTS = {"checkpoint": list[str]}  # one --checkpoint per file of an ensemble
@@ -133,5 +133,10 @@ EvaluateCommand = from_function(
     repeated=("checkpoint",),
 )
 PredictCommand = from_function(
-    predict, _Predict, positional=("images",), types={**_CHECKPOINTS, "images": list[str]}, repeated=("checkpoint",)
+    predict,
+    _Predict,
+    positional=("images",),
+    types={**_CHECKPOINTS, "images": list[str]},
+    repeated=("checkpoint",),
+    defaults={"out": ...},  # the command writes a file (predict(out=None) only returns the table)
 )
