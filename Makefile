@@ -15,7 +15,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install "torch==$(TORCH_VERSION)"
-	$(BIN)/python -m pip install -e ".[test]"
+	$(BIN)/python -m pip install -e ".[test,export]"
 	touch $(STAMP)
 
 lint: $(STAMP)
@@ -71,6 +71,13 @@ bench-evidence: $(STAMP)
 
 bench-speed: $(STAMP)
 	$(BIN)/ral bench speed --threads 2 --out runs/bench/speed --overwrite
+
+# timm backbones (ConvNeXt) keeping the installed torch: pip is held to it by a constraint and picks the
+# torchvision built for it (an unconstrained `pip install timm` replaces torch and pulls CUDA wheels).
+.PHONY: timm
+timm: $(STAMP)
+	$(BIN)/python -c "import torch; print('torch==' + torch.__version__)" > $(VENV)/torch-constraint.txt
+	$(BIN)/python -m pip install -e ".[timm]" -c $(VENV)/torch-constraint.txt
 
 clean:
 	rm -rf runs .pytest_cache
