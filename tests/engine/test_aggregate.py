@@ -101,3 +101,20 @@ def test_tables_without_what_the_aggregation_needs_are_named():
         aggregation_keys(_table(STUDIES), "view-study")
     with pytest.raises(ValueError, match=r"aggregate must be one of \('none', 'study', 'view-study'\), got 'patient'"):
         aggregation_keys(_table(STUDIES), "patient")
+
+
+def test_a_study_id_under_two_patients_is_two_studies():
+    """Issue 19: a generic table where study s1 appears under subjects p1 and p2 is not one study."""
+    table = LabelTable(
+        ids=["a", "b", "c"],
+        paths=["a.png", "b.png", "c.png"],
+        subject_ids=["p1", "p1", "p2"],
+        class_names=[],
+        labels=np.zeros((3, 0)),
+        format="generic",
+        study_ids=["s1", "s1", "s1"],
+    )
+    keys = aggregation_keys(table, "study")
+    assert keys[0][0] == keys[0][1] != keys[0][2]
+    out = aggregate_probabilities(PROBS[:3], *keys)
+    np.testing.assert_allclose(out, np.stack([PROBS[:2].mean(axis=0)] * 2 + [PROBS[2]]))

@@ -67,6 +67,7 @@ def study_tables(tiny_data) -> dict[str, Path]:
     for split in ("val", "test"):
         frame = pd.read_csv(tiny_data[split])
         frame.insert(1, "study_id", [f"s{i // 3}" for i in range(len(frame))])
+        frame["subject_id"] = [f"p{i // 6}" for i in range(len(frame))]  # a study within one patient
         frame.insert(2, "view", [("PA", "AP", "LATERAL")[i % 3] for i in range(len(frame))])
         out[split] = tiny_data[split].with_name(f"{split}_studies.csv")
         frame.to_csv(out[split], index=False)

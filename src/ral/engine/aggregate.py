@@ -82,9 +82,12 @@ def aggregation_keys(
 
     View types come from :func:`ral.data.formats.view_types` ("frontal", "lateral", or the
     format's own view name); an image whose view is not recorded ("") is a view type of its own.
+    Where the table records patients, a study is keyed by (patient, study id): a study id that
+    occurs under two patients (per-patient numbering such as ``s1``, or a data error) is two
+    studies, never one study across patients.
 
     Returns:
-        None for "none"; else ``(study_ids, views)`` with ``views`` None for "study".
+        None for "none"; else ``(study_keys, views)`` with ``views`` None for "study".
 
     Raises:
         ValueError: naming ``aggregate`` and ``key`` (the table's option) when the table has no
@@ -105,15 +108,18 @@ def aggregation_keys(
         raise ValueError(
             f"aggregate {aggregate!r}: {len(blank)} image(s) of {where} have no study id (first: {blank[0]})"
         )
+    studies = list(table.study_ids)
+    if table.subject_ids != table.ids:  # patients recorded: study "s1" of patient p1 is not that of p2
+        studies = [f"{subject}\x1f{study}" for subject, study in zip(table.subject_ids, studies)]
     if aggregate == "study":
-        return list(table.study_ids), None
+        return studies, None
     views = view_types(table)
     if views is None:
         raise ValueError(
             f"aggregate {aggregate!r}: {where} records no views (a ViewPosition, Projection or view column); "
             "use aggregate 'study'"
         )
-    return list(table.study_ids), views
+    return studies, views
 
 
 def aggregate_table(probs: np.ndarray, keys: tuple[list[str], list[str] | None] | None) -> np.ndarray:

@@ -68,6 +68,10 @@ def read_cxrlt(frame: pd.DataFrame, source: Path, options: TableOptions, root: P
         )
         subjects = subjects or [m.group(1) if m else "" for m in found]
         studies = studies or [m.group(2) if m else "" for m in found]
+    if "" in subjects or "" in studies:  # blank cells (an image list's placeholders): from a MIMIC path, as above
+        found = [_MIMIC_PATH.search(p) for p in paths]
+        subjects = [s or (m.group(1) if m else "") for s, m in zip(subjects, found)]
+        studies = [t or (m.group(2) if m else "") for t, m in zip(studies, found)]
     views = optional_text(frame, "ViewPosition")
     rows = Rows(ids, paths, labels, classes, subject_ids=subjects, study_ids=studies, views=views)
     return finish(rows, bad, options, task="multilabel", fmt="cxrlt", source=source, root=root)
@@ -154,6 +158,23 @@ def read_mimic(frame: pd.DataFrame, source: Path, options: TableOptions, root: P
     return rows.table(keep, task="multilabel", root=root, fmt="mimic", source=source)
 
 
+def _mark_leaks(ids: list[str], names: list[str], bad: BadRows) -> None:
+    """Every row of an image listed in two parts of the split file is bad (a leak between train and test)."""
+    parts: dict[str, dict[str, int]] = {}
+    for i, (image, name) in enumerate(zip(ids, names)):
+        parts.setdefault(image, {}).setdefault(name, i)
+    leaked = np.array([len(parts[image]) > 1 for image in ids], dtype=bool)
+    bad.add(
+        leaked,
+        lambda i: (
+            f"image {ids[i]!r} is listed in more than one part: "
+            + ", ".join(f"{name!r} ({csv_line(row)})" for name, row in parts[ids[i]].items())
+        ),
+        column="dicom_id",
+        values=ids,
+    )
+
+
 def _split_mask(source: Path, options: TableOptions, dicom: list[str], bad_meta: BadRows) -> np.ndarray:
     """(N,) images of the metadata file in ``options.split`` of the official split file (all when it is None)."""
     split = options.split
@@ -181,6 +202,7 @@ def _split_mask(source: Path, options: TableOptions, dicom: list[str], bad_meta:
         values=names,
     )
     split_ids = text(table, "dicom_id")
+    _mark_leaks(split_ids, names, bad_split)
     part = {split_ids[i]: names[i] for i in bad_split.resolve(options.skip_bad)}
     bad_meta.add(
         np.array([d not in part for d in dicom], dtype=bool),
