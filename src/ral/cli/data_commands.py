@@ -53,14 +53,22 @@ class CacheCommand(ConfigCommand):
 
     Decode the images of the config's dataset.train and dataset.val into dataset.cache_dir with a pool of
     processes, exactly as `ral train` would (same key), so that runs with dataset.cache_must_exist: true on
-    a cluster find them. An up-to-date cache is kept.
+    a cluster find them. An existing cache is checked (size, header, sampled checksums; every checksum with
+    --verify) and kept, or rebuilt when it does not match; each line says which.
     """
 
+    verify: CliImplicitFlag[bool] = Field(
+        False, description="check every block checksum of an existing cache, not only a sample"
+    )
+
     def cli_cmd(self) -> None:
+        from ral.data.cache import audit_caches
         from ral.engine.build import build_caches
 
-        for path in build_caches(self.run_config()):
-            print(f"image cache: {path}")
+        with audit_caches(full=self.verify) as actions:
+            paths = build_caches(self.run_config())
+        for path in paths:
+            print(f"image cache {path}: {actions.get(path, 'kept')}")
 
 
 class StatsCommand(Command, TableOptions):
@@ -101,6 +109,11 @@ class StatsCommand(Command, TableOptions):
                     mapping = json.load(fh)
                 except json.JSONDecodeError as exc:
                     raise ValueError(f"--groups {self.groups}: not valid JSON ({exc})") from None
+            if not isinstance(mapping, dict):
+                raise ValueError(
+                    f'--groups {self.groups}: a JSON object expected ({{"class": "head", ...}} or '
+                    f'{{"head": ["class", ...], ...}}), got a {type(mapping).__name__}'
+                )
         table = load_table(self.table, options, check_images="none")
         group_table = None
         if self.groups_from is not None:  # the training part of a split file, with the table's classes

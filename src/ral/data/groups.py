@@ -59,6 +59,10 @@ def frequency_groups(
 
 
 def _groups_from_mapping(mapping: Mapping[str, object], class_names: Sequence[str] | None, num: int) -> list[Group]:
+    if not isinstance(mapping, Mapping):
+        raise ValueError(
+            f"mapping must be a mapping of classes to groups or groups to classes, got a {type(mapping).__name__}"
+        )
     if class_names is None or len(class_names) != num:
         raise ValueError(f"mapping needs class_names with {num} names, got {class_names!r}")
     if set(mapping) <= set(GROUPS) and all(isinstance(v, (list, tuple)) for v in mapping.values()):

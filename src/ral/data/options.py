@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictBool, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictBool, model_validator
 from pydantic_core import PydanticCustomError
 
 from ral.data.classes import CLASS_SETS
@@ -44,6 +44,14 @@ def _class_set(value: Any) -> Any:
     return value
 
 
+def _no_repeats(names: list[str] | None) -> list[str] | None:
+    """A class listed twice would be trained and counted twice."""
+    repeated = sorted({name for name in names or [] if names.count(name) > 1})
+    if repeated:
+        raise PydanticCustomError("repeated", "each class once, but {names} given more than once", {"names": repeated})
+    return names
+
+
 def _path_text(value: Any) -> Any:
     """A ``pathlib.Path`` (or any path-like) is kept as its text, as YAML writes it."""
     return os.fspath(value) if isinstance(value, os.PathLike) else value
@@ -72,7 +80,7 @@ class TableOptions(BaseModel):
         description="`auto`: the table decides (a generic table with 0/1 class columns is multi-label); "
         "`single` reads such a table as single-label (exactly one 1 per row)",
     )
-    classes: Annotated[list[str] | None, BeforeValidator(_class_set)] = Field(
+    classes: Annotated[list[str] | None, BeforeValidator(_class_set), AfterValidator(_no_repeats)] = Field(
         None,
         min_length=1,
         description=f"keep these classes only, in this order; or a list's name: {', '.join(CLASS_SETS)}",

@@ -71,7 +71,9 @@ def _number_as_text(value: Any) -> Any:
     return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
-Int = Annotated[int, Strict()]  # no true / false, no "3", no 3.0
+#: Integers fit in 64 bits: a larger one is refused naming its key (not later, inside Lightning or numpy).
+MAX_INT = 2**63 - 1
+Int = Annotated[int, Strict(), Field(le=MAX_INT)]  # no true / false, no "3", no 3.0
 Float = Annotated[float, Strict(), BeforeValidator(_yaml_number)]  # ints and "1e-3" too, never true / false
 
 
@@ -424,9 +426,10 @@ class TuneConfig(Section):
 class Config(Section):
     """A whole training run. Build with :func:`load_config` or :func:`config_from_dict`."""
 
-    seed: Int = Field(
+    seed: Annotated[int, Strict()] = Field(  # not Int: its bound would replace this one
         0,
         ge=0,
+        le=2**32 - 1,
         description="seeds Python, numpy, torch and the loader workers; shuffling depends "
         "only on the seed and the epoch",
     )

@@ -30,21 +30,37 @@ def read_csv(path: Path) -> pd.DataFrame:
     """All cells as strings ("" for blank), header names stripped; gzip (``.csv.gz``) read transparently.
 
     Raises:
-        TableError: the file is empty, not CSV, not UTF-8 or a broken gzip file (naming it).
+        TableError: the file is empty, not CSV, not UTF-8 or a broken gzip file, or its header names
+            a column twice (naming the file and the column).
     """
     path = Path(path)
     with open(path, "rb") as fh:
         compression = "gzip" if fh.read(2) == b"\x1f\x8b" else None  # by content, whatever the name
+    settings = {"dtype": str, "keep_default_na": False, "index_col": False, "encoding": "utf-8-sig"}
     try:
-        frame = pd.read_csv(
-            path, dtype=str, keep_default_na=False, index_col=False, encoding="utf-8-sig", compression=compression
-        )
+        frame = pd.read_csv(path, compression=compression, **settings)
+        # pandas renames a repeated name (A, A.1): the header as written, to refuse it
+        _check_header(path, pd.read_csv(path, compression=compression, header=None, nrows=1, **settings))
     except pd.errors.EmptyDataError as exc:
         raise TableError(f"label table {path} is empty", path=path) from exc
     except (pd.errors.ParserError, UnicodeDecodeError, gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise TableError(f"cannot parse label table {path}: {exc}", path=path) from exc
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
+
+
+def _check_header(path: Path, header: pd.DataFrame) -> None:
+    """Refuse a header naming a column twice (``path,A,A``; also ``path,A ,A``: names are stripped)."""
+    names = [str(name).strip() for name in header.iloc[0]] if len(header) else []
+    repeated = sorted({name for name in names if name and names.count(name) > 1})
+    if repeated:
+        raw = [str(name) for name in header.iloc[0] if str(name).strip() in repeated]
+        raise TableError(
+            f"label table {path}: column name(s) {repeated} appear more than once in the header ({raw}; names are "
+            "compared without surrounding blanks); rename or remove the extra column(s)",
+            path=path,
+            column=repeated[0],
+        )
 
 
 def require(frame: pd.DataFrame, columns: Sequence[str], source: Path, fmt: str) -> None:
