@@ -139,3 +139,19 @@ def test_simulated_fundus_trains_as_single_label(tmp_path):
         BenchData(train="a", val="b", test="c", task="fundus")
     with pytest.raises(ValueError, match="--task fundus"):
         prepare_data(tmp_path, budget, data=tmp_path / "t.csv", task="fundus")
+
+
+def test_one_hot_tables_are_read_as_single_label_with_task_single(tmp_path):
+    """Issue 20: `ral bench losses --task single --data onehot.csv` reads a one-hot table (generic layout,
+    exactly one 1 per row) as single-label, and every run's config reads it so (dataset.task: single)."""
+    tables = {}
+    for split in ("train", "val", "test"):
+        rows = [f"{split}{i}.png,p{i},{int(i % 3 == 0)},{int(i % 3 == 1)},{int(i % 3 == 2)}" for i in range(6)]
+        tables[split] = tmp_path / f"{split}.csv"
+        tables[split].write_text("path,subject_id,nevus,melanoma,vascular\n" + "\n".join(rows) + "\n")
+    given = {"data": tables["train"], "val_data": tables["val"], "test_data": tables["test"]}
+    assert prepare_data(tmp_path / "auto", get_budget("quick"), **given).task == "multilabel"
+    data = prepare_data(tmp_path / "bench", get_budget("quick"), task="single", **given)
+    assert data.task == "single" and data.read_as == "single"
+    config = engine_config(data, LossSpec("ce", "ce"), 0, get_budget("quick"), tmp_path / "run")
+    assert config.dataset.task == "single"

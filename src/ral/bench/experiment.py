@@ -21,7 +21,9 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
+from ral.data.errors import TableError
 from ral.data.images import MIN_IMAGE_SIZE
+from ral.data.options import TableTask
 from ral.data.simulate import SimulatedSet
 from ral.data.table import LabelTable, Task
 from ral.engine.config import Config
@@ -118,6 +120,8 @@ class BenchData:
             "single", "fundus"), None for a user's tables.
         missing_rate: the simulator's share of training positives hidden (simulated multi-label
             sets), else None.
+        read_as: the ``dataset.task`` the tables are read with: "auto" (the tables decide), or
+            "single" for one-hot tables that are single-label (``--task single``).
     """
 
     train: str
@@ -129,6 +133,7 @@ class BenchData:
     description: str = ""
     simulated: str | None = None
     missing_rate: float | None = None
+    read_as: TableTask = "auto"
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -138,10 +143,10 @@ class BenchData:
         return asdict(self)
 
 
-def _task_of(path: str | os.PathLike, *, format: str | None, root: str | None) -> str:
+def _task_of(path: str | os.PathLike, *, format: str | None, root: str | None, read_as: TableTask = "auto") -> str:
     from ral.data import load_table
 
-    return load_table(path, format=format, root=root, check_images="none").task
+    return load_table(path, format=format, root=root, task=read_as, check_images="none").task
 
 
 #: Task of the engine for each simulated set (the APTOS-like "fundus" grades are single-label).
@@ -208,6 +213,7 @@ def user_data(
     format: str | None = None,
     root: str | os.PathLike | None = None,
     split_seed: int = 0,
+    read_as: TableTask = "auto",
 ) -> BenchData:
     """Benchmark data from a user's table(s).
 
@@ -217,6 +223,7 @@ def user_data(
     in the generic layout (:func:`write_generic_table`: one row per image, paths relative to
     the table's image root, study ids and views kept), whatever the source's layout (VinDr-CXR's
     one row per finding, MIMIC-CXR-JPG's labels per study joined to its metadata file).
+    ``read_as="single"`` reads one-hot tables as single-label (``dataset.task: single``).
 
     Raises:
         FileNotFoundError: a table is missing.
@@ -237,9 +244,10 @@ def user_data(
         paths = [str(Path(p).resolve()) for p in (data, val_data, test_data)]
         return BenchData(
             *paths,
-            task=_task_of(paths[0], format=format, root=root_str),
+            task=_task_of(paths[0], format=format, root=root_str, read_as=read_as),
             root=root_str,
             format=format,
+            read_as=read_as,
             description=f"user tables {data}, {val_data}, {test_data}",
         )
     if Path(data).is_dir():
@@ -247,7 +255,7 @@ def user_data(
             f"data: {data} is a folder table; split it yourself and pass --val-data and "
             "--test-data (only a CSV table is split automatically)"
         )
-    table = load_table(data, format=format, root=root)
+    table = load_table(data, format=format, root=root, task=read_as)
     out = Path(out_dir)
     written = {
         split: str(write_generic_table(part, out / f"{split}.csv").resolve())
@@ -334,7 +342,15 @@ def prepare_data(
     with FileLock(Path(out_dir) / "locks" / "data.lock"):
         if simulate:
             return simulated_data(folder, budget, task=task or "multilabel", missing_rate=missing_rate)
-        tables = user_data(data, folder, val_data=val_data, test_data=test_data, format=format, root=root)
+        read_as = "single" if task == "single" else "auto"  # a one-hot table is single-label only when asked
+        try:
+            tables = user_data(
+                data, folder, val_data=val_data, test_data=test_data, format=format, root=root, read_as=read_as
+            )
+        except TableError as exc:
+            if read_as != "single":
+                raise
+            raise TableError(f"--task 'single' but {data} cannot be read as a single-label table: {exc}") from None
     if task is not None and task != tables.task:
         raise ValueError(f"--task {task!r} but {data} is a {tables.task} table")
     return tables
@@ -368,6 +384,7 @@ def engine_config(
                 "test": data.test,
                 "format": data.format,
                 "root": data.root,
+                "task": data.read_as,
                 "image_size": budget.image_size,
                 "cache_dir": cache_dir,
             },
