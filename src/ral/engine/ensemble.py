@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ral.data.table import LabelTable
-from ral.engine.inference import load_trained_model, predict_probabilities
+from ral.engine.inference import load_trained_model, predict_probabilities, resolve_device
 
 #: The values of ``tta=`` / ``--tta``.
 #: Test-time augmentation: none, or the mean over each image and its horizontal flip.
@@ -107,6 +107,7 @@ def load_members(checkpoint: Checkpoints, device: str | None = "auto") -> list[M
         FileNotFoundError / ValueError: a checkpoint is missing or unreadable, or differs from the
             first in its task or classes (naming both files and the difference).
     """
+    resolve_device(device)  # an unavailable device is refused before any checkpoint is read
     members = []
     for path in checkpoint_paths(checkpoint):
         model, meta = load_trained_model(path, device)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -15,16 +16,29 @@ from torch.utils.data import DataLoader
 
 from ral.data.table import LabelTable
 from ral.engine.checkpoint import checkpoint_metadata, load_checkpoint
+from ral.progress import progress
 
 
 def resolve_device(device: str | None) -> torch.device:
-    """``None`` / "auto" -> CUDA when available, else CPU; otherwise ``torch.device(device)``."""
+    """``None`` / "auto" -> CUDA when available, else CPU; otherwise ``torch.device(device)``.
+
+    Raises:
+        ValueError: not a device name, or a device this machine / this torch build does not have.
+    """
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        target = torch.device(device)
     except RuntimeError:
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
+    if target.type == "cuda" and not torch.cuda.is_available():
+        build = "has no CUDA support" if torch.version.cuda is None else "finds no CUDA device"
+        raise ValueError(f"device {device!r}: this PyTorch ({torch.__version__}) {build}; use 'cpu' or 'auto'")
+    if target.type == "cuda" and target.index is not None and target.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if target.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r}: MPS is not available here; use 'cpu' or 'auto'")
+    return target
 
 
 class PixelClassifier(nn.Module):
@@ -106,11 +120,13 @@ def load_eval_table(
     key: str = "data",
     allow_outside_root: bool = False,
     split: str | None = None,
+    own_classes: bool = False,
 ) -> LabelTable:
     """Read a table with the checkpoint's classes (in the checkpoint's order), task and label
     policy, and the run's view filter and VinDr agreement rule.
 
     ``split``: the part of an official split file to read (MIMIC-CXR-JPG: "validate", "test").
+    ``own_classes``: keep the table's own classes (another label set, see :mod:`ral.data.class_map`).
 
     Raises:
         FileNotFoundError / ValueError: naming ``key`` (the CLI option) and the problem.
@@ -125,7 +141,7 @@ def load_eval_table(
             format=format,
             root=root,
             uncertain=meta.get("uncertain", "ignore"),
-            classes=meta["class_names"],
+            classes=None if own_classes else meta["class_names"],
             task=meta["task"],
             views=dataset.get("views"),
             split=split,
@@ -188,14 +204,30 @@ def predict_probabilities(
     parts = []
     was_training = model.training
     model.eval()
-    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=autocast):
+    bar = progress(total=len(images), desc="inference", unit="image")
+    with bar, torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=autocast):
         for pixels, _ in loader:
             logits = model(pixels.to(device, non_blocking=pin)).float()
             parts.append(torch.sigmoid(logits) if task == "multilabel" else torch.softmax(logits, dim=1))
+            bar.update(len(pixels))
     model.train(was_training)
     if not parts:
         return np.zeros((0, table.num_classes))
     return torch.cat(parts).cpu().double().numpy()  # one copy back to the host, at the end
+
+
+def _unique_ids(names: list[str], paths: list[Path]) -> list[str]:
+    """Each name without its extension, or with it where that would clash; refused where even that clashes."""
+    stems = [PurePosixPath(name).with_suffix("").as_posix() for name in names]
+    clashing = {stem for stem, count in Counter(stems).items() if count > 1}
+    ids = [name if stem in clashing else stem for name, stem in zip(names, stems)]
+    repeated = [i for i, count in Counter(ids).items() if count > 1]
+    if repeated:
+        files = [str(path) for i, path in zip(ids, paths) if i == repeated[0]]
+        raise ValueError(
+            f"images: {files[0]} and {files[1]} would both get the id {repeated[0]!r}; predict them in separate runs"
+        )
+    return ids
 
 
 def image_table(images: Sequence[str | os.PathLike]) -> LabelTable:
@@ -203,31 +235,34 @@ def image_table(images: Sequence[str | os.PathLike]) -> LabelTable:
 
     Ids: a file's name without its extension; for a file found in a folder, its path inside
     that folder without the extension (``sub/scan1``), so equal names in sub-folders stay apart.
-    Other files in the folders are left out with one warning.
+    Files whose ids would be equal (``a/x.jpg`` and ``a/x.png``) keep their extension in the id
+    (``a/x.jpg``). Other files in the folders are left out with one warning.
 
     Returns:
         LabelTable with no classes (labels of shape (N, 0)), paths absolute.
 
     Raises:
-        FileNotFoundError: a file or folder does not exist. ValueError: a folder holds no image.
+        FileNotFoundError: a file or folder does not exist. ValueError: a folder holds no image, or
+            two files would get the same id (the same file name given twice, from two folders).
     """
     from ral.data import list_images
 
     missing = [str(p) for p in images if not Path(p).exists()]
     if missing:
         raise FileNotFoundError(f"image file(s) not found: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
-    ids, paths, others = [], [], []
+    names, paths, others = [], [], []
     for item in map(Path, images):
         if item.is_dir():
             found, skipped = list_images(item)
             if not found:
                 raise ValueError(f"{item}: no image files in this folder or below it")
-            ids += [file.relative_to(item).with_suffix("").as_posix() for file in found]
+            names += [file.relative_to(item).as_posix() for file in found]
             paths += found
             others += skipped
         else:
-            ids.append(item.stem)
+            names.append(item.name)
             paths.append(item)
+    ids = _unique_ids(names, paths)
     if others:
         warnings.warn(f"left out {len(others)} file(s) that are not images (first: {others[0]})", stacklevel=2)
     return LabelTable(
