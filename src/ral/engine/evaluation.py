@@ -8,6 +8,7 @@ The checkpoint may be an ensemble, with flip TTA and study aggregation (:mod:`ra
     per_class.csv     class, count (training positives), group, AP, AUC, F1, threshold, n_pos
     predictions.csv   the probabilities (id column + one column per class)
     ap_vs_frequency.png, pr_tail.png
+    report.html       the page to look at (ral.report.evalreport; rebuilt by ``ral report``)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ral.engine.aggregate import Aggregation, aggregate_table, aggregation_keys,
 from ral.engine.configfile import config_from_checkpoint
 from ral.engine.ensemble import Checkpoints, Member, Tta, check_tta, ensemble_probabilities, load_members
 from ral.engine.inference import load_eval_table
+from ral.engine.runlock import lock_run_folder, releases_run_locks
 
 
 def default_eval_dir(
@@ -119,6 +121,7 @@ def _scores(
     return scores, per_class
 
 
+@releases_run_locks
 def evaluate(
     checkpoint: Checkpoints,
     data: str | os.PathLike | None = None,
@@ -173,7 +176,8 @@ def evaluate(
         FileExistsError / OSError: ``out_dir`` is not empty (without ``overwrite``) or cannot be written.
     """
     from ral.metrics import tune_thresholds
-    from ral.report import plot_ap_vs_frequency, plot_pr_curves, write_csv, write_json
+    from ral.metrics.calibration import calibration_metrics
+    from ral.report import plot_ap_vs_frequency, plot_pr_curves, write_csv, write_eval_report, write_json
     from ral.report.files import check_output
 
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 0:
@@ -181,6 +185,7 @@ def evaluate(
     check_tta(tta)
     check_aggregate(aggregate)
     if out_dir is not None:  # before anything is read (the default folder needs the run's config)
+        lock_run_folder(out_dir, "ral evaluate")  # one evaluation per folder
         check_output(out_dir, folder=True, overwrite=overwrite)
     members = load_members(checkpoint, device)
     lead, meta = members[0].path, members[0].meta
@@ -192,6 +197,8 @@ def evaluate(
     if val_data is None and run_config.dataset.val and Path(run_config.dataset.val).is_file():
         val_data = run_config.dataset.val
     default_out = default_eval_dir(lead, data, ensemble=len(members), tta=tta, aggregate=aggregate)
+    if out_dir is None:
+        lock_run_folder(default_out, "ral evaluate")
     out = check_output(out_dir if out_dir is not None else default_out, folder=True, overwrite=overwrite)
     task, names = meta["task"], meta["class_names"]
     tables = {"format": format, "root": root, "allow_outside_root": allow_outside_root}
@@ -248,10 +255,19 @@ def evaluate(
     predictions.insert(0, id_column, table.ids)
     write_csv(predictions, out / "predictions.csv")
     write_csv(per_class, out / "per_class.csv")
-    plot_ap_vs_frequency(per_class, out / "ap_vs_frequency.png")
+    run_name = (lead.parent.parent if lead.parent.name == "checkpoints" else lead.parent).name
+    caption = f"{run_name}, loss {report['loss']}"
+    plot_ap_vs_frequency(per_class, out / "ap_vs_frequency.png", title=f"AP vs training frequency ({caption})")
     truth_matrix = y_true if task == "multilabel" else np.eye(len(names))[y_true]
-    plot_pr_curves(truth_matrix, probs, names, _tail_classes(meta), out / "pr_tail.png")
+    pr_title = f"Precision-recall, rarest classes ({caption})"
+    plot_pr_curves(truth_matrix, probs, names, _tail_classes(meta), out / "pr_tail.png", title=pr_title)
+    report.update(calibration_metrics(y_true, probs, task=task, groups=meta["groups"]))  # ECE
     write_json(report, out / "metrics.json")
+    if len(members) == 1 and set(run_config.train.logger) - {"csv"}:  # the run's trackers get the metrics too
+        from ral.engine.loggers import log_evaluation
+
+        log_evaluation(lead, run_config, out.name, report)
+    write_eval_report(out, members=members, table=table)  # report.html (ral.report.evalreport)
     return report | {"out_dir": str(out)}
 
 

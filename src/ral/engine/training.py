@@ -15,16 +15,20 @@ Output folder layout::
                                              (removed when the epoch's last.ckpt is written)
     <output_dir>/logs/metrics.csv            per-step / per-epoch metrics (CSVLogger; after a resume the
                                              earlier part is kept as logs/metrics-part1.csv, ...)
+    <output_dir>/tensorboard/, mlflow/, wandb/  the trackers of train.logger (see ral.engine.loggers)
     <output_dir>/skipped_images.csv          images dropped by dataset.skip_bad (only when there are some)
     <output_dir>/pretrained_load.json        what model.pretrained_path matched (only with pretrained weights)
     <output_dir>/result.json                 written when training ends (see :func:`train`)
 
 ``--resume`` continues from the newer of ``last.ckpt`` and ``mid-epoch.ckpt``.
+
+One process per run folder: a lock beside it (``.<name>.ral.lock``, and ``.<name>.ral.pid`` naming
+the holder) while it trains (:mod:`ral.engine.runlock`). SIGTERM / SIGINT save ``mid-epoch.ckpt`` and stop with
+status 128 + the signal (:mod:`ral.engine.signals`).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import shutil
 import warnings
@@ -36,6 +40,8 @@ from ral.engine.build import absolute_paths, prepare_run
 from ral.engine.callbacks import BEST, LAST, MID_EPOCH
 from ral.engine.config import Config
 from ral.engine.configfile import config_from_dict, dump_yaml, validate_config
+from ral.engine.loggers import hides_known_notices
+from ral.engine.runlock import lock_run_folder, releases_run_locks
 
 SKIPPED_IMAGES = "skipped_images.csv"
 PRETRAINED_LOAD = "pretrained_load.json"
@@ -45,6 +51,7 @@ RUN_ENTRIES = (
     "checkpoints",
     "logs",
     "tensorboard",
+    "wandb",
     "eval",
     "config.yaml",
     "result.json",
@@ -140,15 +147,6 @@ def _keep_previous_log(out: Path) -> None:
         current.rename(current.parent / f"metrics-part{part}.csv")
 
 
-def _loggers(out: Path) -> list[Any]:
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-
-    loggers: list[Any] = [CSVLogger(save_dir=str(out), name="logs", version="")]
-    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
-        loggers.append(TensorBoardLogger(save_dir=str(out), name="tensorboard", version=""))
-    return loggers
-
-
 def _summary(rows: list[dict[str, float]], monitor: str | None) -> tuple[dict[str, float], float]:
     """Best row (highest ``monitor``; last row without one) and its score."""
     if monitor is None or not any(math.isfinite(r.get(monitor, math.nan)) for r in rows):
@@ -169,6 +167,7 @@ def _callbacks(config: Config, monitor: str | None, history: Any, extra: Sequenc
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 
     from ral.engine.callbacks import RNGState, RunCheckpoints
+    from ral.engine.loggers import tracking_callbacks
 
     t, folder = config.train, checkpoint_dir(config)
     best = ModelCheckpoint(
@@ -182,6 +181,7 @@ def _callbacks(config: Config, monitor: str | None, history: Any, extra: Sequenc
         enable_version_counter=False,
     )
     callbacks = [RNGState(), history, best, RunCheckpoints(folder, t.checkpoint_every_n_steps), *extra]
+    callbacks += tracking_callbacks(config)  # the config as hyper-parameters, the learning rate
     if t.progress_bar:  # its numbers are read back from the device: only every log_every_n_steps steps
         callbacks.append(TQDMProgressBar(refresh_rate=t.log_every_n_steps))
     if t.early_stopping_patience is not None and monitor is not None:
@@ -195,6 +195,7 @@ def _trainer(config: Config, out: Path, callbacks: list[Any], validate: bool) ->
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     from ral.engine.callbacks import AtomicCheckpointIO
+    from ral.engine.loggers import make_loggers
 
     t = config.train
     try:
@@ -212,7 +213,7 @@ def _trainer(config: Config, out: Path, callbacks: list[Any], validate: bool) ->
             deterministic=t.deterministic or None,
             benchmark=t.cudnn_benchmark and not t.deterministic,
             callbacks=callbacks,
-            logger=_loggers(out),
+            logger=make_loggers(config),
             enable_progress_bar=t.progress_bar,
             enable_model_summary=t.progress_bar,
             log_every_n_steps=t.log_every_n_steps,
@@ -308,6 +309,8 @@ def _result(config: Config, run: Any, rows: list[dict[str, float]], monitor: str
     }
 
 
+@releases_run_locks
+@hides_known_notices  # Lightning's litlogger tip, a torch deprecation, "logs will be deleted" (ral.engine.loggers)
 def train(
     config: Config | Mapping[str, Any],
     *,
@@ -340,12 +343,16 @@ def train(
     Raises:
         ValueError: bad config, ``output_dir`` holds a run and neither ``resume`` nor
             ``overwrite`` is given (or both are), or the checkpoint does not match the config.
-        OSError: ``output_dir`` cannot be written (the error names it).
+        OSError: ``output_dir`` cannot be written (the error names it), or another process
+            trains into it (EBUSY, naming its pid; see :mod:`ral.engine.runlock`).
+        TrainingStopped: SIGTERM / SIGINT; ``mid-epoch.ckpt`` was saved and one line printed
+            (a ``SystemExit`` with status 128 + the signal, see :mod:`ral.engine.signals`).
     """
     import lightning as L
 
     from ral.engine.callbacks import EpochHistory
     from ral.engine.module import monitor_metric
+    from ral.engine.signals import StopOnSignal, TrainingStopped, report_stop, stop_on_signals
     from ral.report import write_json
     from ral.report.files import check_writable
 
@@ -355,6 +362,7 @@ def train(
         config = config_from_dict(dict(config))
     config = absolute_paths(validate_config(config))
     out = check_writable(config.output_dir, folder=True)
+    lock_run_folder(out, "ral train")  # before anything is read or written; released when train ends
     ckpt_path, checkpoint = _resume_from(config, resume, overwrite)
     L.seed_everything(config.seed, workers=True, verbose=False)
     run = prepare_run(config, checkpoint, ckpt_path or "checkpoint")
@@ -364,11 +372,20 @@ def train(
 
     monitor = monitor_metric(run.meta["task"]) if run.val is not None else None
     history = EpochHistory(verbose=not config.train.progress_bar)
-    trainer = _trainer(config, out, _callbacks(config, monitor, history, callbacks), validate=run.val is not None)
+    stopper = StopOnSignal(checkpoint_dir(config))
+    extra = [*callbacks, stopper]
+    trainer = _trainer(config, out, _callbacks(config, monitor, history, extra), validate=run.val is not None)
     module, data = _module_and_data(config, run, trainer)
     if trainer.is_global_zero:  # before fit: the CSV logger opens its file lazily
         _write_run_files(config, run, overwrite=overwrite, resumed=ckpt_path is not None)
-    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    try:
+        with stop_on_signals(stopper):
+            trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    except TrainingStopped as stopped:
+        if trainer.is_global_zero:
+            newest = newest_checkpoint(checkpoint_dir(config))
+            report_stop(stopped, out, newest[0] if newest else None)
+        raise
 
     result = _result(config, run, history.rows, monitor)
     if trainer.is_global_zero:

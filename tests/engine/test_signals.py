@@ -1,0 +1,94 @@
+"""SIGTERM / SIGINT during ``ral train``: a mid-epoch checkpoint, one line with the resume command,
+exit status 128 + the signal, and ``--resume`` continuing bit for bit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+import yaml
+
+from ral.engine import train
+from ral.engine.signals import TrainingStopped
+
+STOP_STEP = 6  # inside the second epoch (4 steps per epoch)
+
+
+class _SignalAt(L.Callback):
+    """Send ``signum`` to this process at the end of global step ``step`` (as a scheduler would)."""
+
+    def __init__(self, signum: int, step: int) -> None:
+        self.signum, self.step = signum, step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            signal.raise_signal(self.signum)
+
+
+def _weights(path: Path) -> dict:
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
+def test_a_signal_saves_a_mid_epoch_checkpoint_and_resume_matches_an_uninterrupted_run(
+    tiny_config, tiny_data, tmp_path, capsys, signum
+):
+    sections = {"train": {"epochs": 2, "checkpoint_every_n_steps": 0}}
+    straight = tiny_config(tiny_data, tmp_path / "straight", **sections)
+    stopped = tiny_config(tiny_data, tmp_path / "stopped", **sections)
+    train(straight)
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(TrainingStopped) as info:
+        train(stopped, callbacks=[_SignalAt(signum, STOP_STEP)])
+    assert info.value.code == 128 + signum and signal.getsignal(signal.SIGINT) is before
+    folder = tmp_path / "stopped" / "checkpoints"
+    assert torch.load(folder / "mid-epoch.ckpt", weights_only=True)["global_step"] == STOP_STEP
+    err = capsys.readouterr().err
+    name = signal.Signals(signum).name
+    config = tmp_path / "stopped" / "config.yaml"
+    line = f"ral train: stopped by {name}; saved {folder / 'mid-epoch.ckpt'}; continue with: "
+    line += f"ral train --config {config} --resume"
+    assert line in err.splitlines()
+    assert not (tmp_path / "stopped" / "result.json").exists()
+
+    resumed = train(yaml.safe_load(config.read_text()), resume=True)
+    assert resumed["epochs_completed"] == 2
+    a, b = _weights(tmp_path / "straight" / "checkpoints" / "last.ckpt"), _weights(folder / "last.ckpt")
+    assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_ral_command_exits_143_with_one_line(tiny_config, tiny_data, tmp_path):
+    config = tiny_config(tiny_data, tmp_path / "run", train={"epochs": 1000, "checkpoint_every_n_steps": 0})
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ral.cli", "train", "--config", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)  # training has started once an epoch is saved
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert f"continue with: ral train --config {tmp_path / 'run' / 'config.yaml'} --resume" in err
+    assert "Traceback" not in err
+    resumed = subprocess.run(
+        [sys.executable, "-m", "ral.cli", "train", "--config", str(tmp_path / "run" / "config.yaml"), "--resume"]
+        + ["train.epochs=3"],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+    )
+    assert resumed.returncode == 0, resumed.stderr
