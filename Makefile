@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.ral-installed
 TORCH_VERSION ?= 2.13.0
 OUT    ?= runs/demo
 
-.PHONY: venv lint test test-slow test-all demo bench bench-quick bench-speed bench-shard bench-timing bench-evidence bench-report clean
+.PHONY: venv lint test test-slow test-browser test-all demo bench bench-quick bench-speed bench-shard bench-timing bench-evidence bench-report clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,10 @@ test: lint
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
+
+# report.html in headless Chromium (apt-get install -y chromium chromium-driver); also in test-slow / test-all
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest tests/engine/test_report_browser.py -q
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -183,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out, data_dir = Path(args.out), Path(args.data_dir)
     try:
         ensure_dataset(data_dir)
-        rows, eval_dirs = [], {}
+        rows, eval_dirs, intervals = [], {}, []
         for loss in args.losses:
             config = run_config(loss, data_dir, out, args.epochs)
             result = train_or_reuse(config, data_dir)
@@ -203,9 +203,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "mAP_ci95": "{:.3f}-{:.3f}".format(*report["ci95"]["mAP"]) if "ci95" in report else "n/a",
                 "s/epoch": result["train_seconds_per_epoch"],
                 "cpu s/epoch": result.get("train_cpu_seconds_per_epoch", float("nan")),
-                "best_epoch": result["best_epoch"] + 1,
+                "best_epoch": result["best_epoch"],
             }
             rows.append(row)
+            intervals.append(report.get("ci95", {}))
             eval_dirs[loss] = Path(report["out_dir"])
             print(f"[demo] {loss}: test mAP {row['mAP']:.4f}  ({report['out_dir']})", flush=True)
         differences = paired_differences(eval_dirs, config, args.n_boot) if args.n_boot > 0 else []
@@ -223,7 +224,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         text += "\n\nPaired differences of test mAP (95% bootstrap interval over the same test images):\n\n"
         text += markdown_table(pd.DataFrame(differences), floatfmt="+.4f")
     write_csv(table.reset_index(), out / "summary.csv")
-    plot_metric_bars(table[list(metrics)], out / "metrics.png", title="Test metrics of the demo runs (one seed)")
+    shown_ci = {m: [ci[m] for ci in intervals] for m in metrics if all(m in ci for ci in intervals)}
+    plot_metric_bars(
+        table[list(metrics)],
+        out / "metrics.png",
+        title=f"Test metrics of the demo runs ({', '.join(args.losses)}; one seed; error bars: bootstrap 95% CI)"
+        if shown_ci
+        else f"Test metrics of the demo runs ({', '.join(args.losses)}; one seed)",
+        intervals=shown_ci,
+    )
     elapsed = time.perf_counter() - start
     details = (
         f"Tiny CNN ({DEMO_CONFIG['model']['options']}), {epochs} epochs, {torch.get_num_threads()} CPU thread(s), "
@@ -241,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(details)
     print(
         f"\nper-run metrics, per-class tables and plots: {out}/<loss>/eval/ "
-        "(metrics.json, per_class.csv, ap_vs_frequency.png, pr_tail.png)"
+        "(report.html, metrics.json, per_class.csv, ap_vs_frequency.png, pr_tail.png)"
     )
     print(f"summary: {out / 'summary.md'}, {out / 'summary.csv'}, {out / 'metrics.png'}")
     return 0

@@ -47,10 +47,11 @@ def tiny_tables(tiny_budget, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def no_evaluate_figures():
-    """The smoke runs skip the two figures ``ral evaluate`` draws (tested in tests/engine): a third of a tiny run."""
+    """The smoke runs skip the two figures and report.html ``ral evaluate`` draws (tested in tests/engine): a
+    third of a tiny run."""
     import ral.report
 
     with pytest.MonkeyPatch.context() as patch:
-        for name in ("plot_ap_vs_frequency", "plot_pr_curves"):
+        for name in ("plot_ap_vs_frequency", "plot_pr_curves", "write_eval_report"):
             patch.setattr(ral.report, name, lambda *args, **kwargs: None)
         yield

@@ -137,3 +137,14 @@ def classes() -> list[str]:
 def write_split() -> Callable[[Path, str, int, int], Path]:
     """``write_split(root, split, n, seed)``: writes a tiny generic-layout table and its images."""
     return write_generic_split
+
+
+@pytest.fixture(scope="session")
+def evaluated_report(trained_run: dict[str, Any], tiny_data: dict[str, Path], tmp_path_factory) -> Path:
+    """An evaluation folder (report.html, metrics.json, ...) of ``trained_run`` on the tiny test table
+    (20 bootstrap resamples): read, not changed, by the report tests."""
+    from ral.engine import evaluate
+
+    out = tmp_path_factory.mktemp("report") / "eval"
+    evaluate(trained_run["best_checkpoint"], tiny_data["test"], out_dir=out, n_boot=20)
+    return out

@@ -25,7 +25,7 @@ from ral.data.options import FormatName
 from ral.engine.aggregate import Aggregation, aggregate_table, aggregation_keys, check_aggregate
 from ral.engine.configfile import config_from_checkpoint
 from ral.engine.ensemble import Checkpoints, Member, Tta, check_tta, ensemble_probabilities, load_members
-from ral.engine.inference import load_eval_table
+from ral.engine.external import OUT_OF_FOLD, eval_tables
 from ral.engine.runlock import lock_run_folder, releases_run_locks
 
 
@@ -140,6 +140,8 @@ def evaluate(
     device: str | None = "auto",
     cache_dir: str | os.PathLike | None = None,
     overwrite: bool = False,
+    class_map: str | None = None,
+    out_of_fold: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a ``ral train`` checkpoint (or an ensemble) on the table ``data`` and write the outputs to ``out_dir``.
 
@@ -166,6 +168,13 @@ def evaluate(
         n_boot: bootstrap resamples for the 95% intervals (0 skips them). seed: their seed.
         device: "auto", "cpu", "cuda", ...
         cache_dir: decoded-image cache folder (see :class:`ral.data.ImageDataset`), or None.
+        class_map: external validation: "builtin" (the synonyms of :mod:`ral.data.class_map`) or a
+            YAML file ``{model_class: data_class}`` (applied first): ``data`` (and ``val_data``) keep
+            their own classes; the classes they share with the model are scored, under the model's
+            names; metrics.json's ``class_map`` says how each was mapped and lists the others.
+        out_of_fold: the checkpoints are those of K fold runs (``ral data split``): each predicts
+            its own run's ``dataset.val``, the predictions are concatenated and scored once (no
+            ``data`` / ``val_data``; thresholds 0.5; default folder ``<run>/eval/out-of-fold-ensembleK``).
 
     Returns:
         The content of metrics.json plus ``"out_dir"``.
@@ -190,11 +199,15 @@ def evaluate(
     members = load_members(checkpoint, device)
     lead, meta = members[0].path, members[0].meta
     run_config = config_from_checkpoint(meta, lead)
+    if out_of_fold and (data is not None or val_data is not None):
+        raise ValueError("out_of_fold: each checkpoint predicts its own run's dataset.val; give no data / val_data")
+    if out_of_fold:
+        data = OUT_OF_FOLD
     if data is None:
         data = run_config.dataset.test
         if data is None:
             raise ValueError(f"data: no table given and the run of {lead} has no dataset.test")
-    if val_data is None and run_config.dataset.val and Path(run_config.dataset.val).is_file():
+    if val_data is None and not out_of_fold and run_config.dataset.val and Path(run_config.dataset.val).is_file():
         val_data = run_config.dataset.val
     default_out = default_eval_dir(lead, data, ensemble=len(members), tta=tta, aggregate=aggregate)
     if out_dir is None:
@@ -204,13 +217,13 @@ def evaluate(
     tables = {"format": format, "root": root, "allow_outside_root": allow_outside_root}
     options = {"tta": tta, "batch_size": batch_size, "num_workers": num_workers, "cache_dir": cache_dir}
 
-    table = load_eval_table(data, meta, key="data", split="test", **tables)
+    val_data = val_data if task == "multilabel" else None
+    table, val, scored = eval_tables(members, data, val_data, class_map=class_map, out_of_fold=out_of_fold, **tables)
+    meta, names = scored.meta, scored.meta["class_names"]  # the scored classes (ral.engine.external)
     keys = aggregation_keys(table, aggregate, key="data")
-    val = None
-    if task == "multilabel" and val_data is not None:
-        val = load_eval_table(val_data, meta, key="val_data", split="validate", **tables)
+    if val is not None:
         val_keys = aggregation_keys(val, aggregate, key="val_data")
-    image_probs = ensemble_probabilities(members, table, **options)
+    image_probs = scored.probabilities(members, table, **options)
     y_true = table.labels.astype(np.float64) if task == "multilabel" else table.targets_single()
     # Image-level thresholds, and those of the aggregated probabilities (the same when not aggregating).
     thresholds = thresholds_aggregated = None
@@ -219,7 +232,7 @@ def evaluate(
         thresholds = thresholds_aggregated = np.full(len(names), 0.5)
         report["thresholds"] = "default 0.5 (no validation table)"
         if val is not None:
-            val_probs = ensemble_probabilities(members, val, **options)
+            val_probs = scored.probabilities(members, val, **options)
             val_y = val.labels.astype(np.float64)
             thresholds = tune_thresholds(val_y, val_probs)
             thresholds_aggregated = tune_thresholds(val_y, aggregate_table(val_probs, val_keys))
@@ -245,6 +258,7 @@ def evaluate(
             "groups": {g: [n for n, gg in zip(names, meta["groups"]) if gg == g] for g in GROUPS},
         }
     )
+    report.update(scored.report or {})
     if keys is not None:
         report["n_studies"] = len(set(keys[0]))
     if len(members) > 1:
@@ -267,7 +281,7 @@ def evaluate(
         from ral.engine.loggers import log_evaluation
 
         log_evaluation(lead, run_config, out.name, report)
-    write_eval_report(out, members=members, table=table)  # report.html (ral.report.evalreport)
+    write_eval_report(out, members=scored.members(members), table=table)  # report.html (ral.report.evalreport)
     return report | {"out_dir": str(out)}
 
 

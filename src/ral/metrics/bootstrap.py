@@ -252,3 +252,36 @@ class _SingleLabelResampler:
             else:
                 values[name] = _group_values(recall, group_names, name.split("_")[0])
         return values
+
+
+def per_class_ci(
+    y_true: np.ndarray,
+    y_score: np.ndarray,
+    *,
+    metric: str = "AP",
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> np.ndarray:
+    """(C, 2) percentile bootstrap interval of each class's multi-label "AP" or "AUC" (the resamples
+    of :func:`bootstrap_ci`); NaN where the metric is undefined in every resample."""
+    if metric not in ("AP", "AUC"):
+        raise ValueError(f"metric must be 'AP' or 'AUC', got {metric!r}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be an integer >= 1, got {n_boot!r}")
+    truth, score = check_multilabel(y_true, y_score)
+    resampler = _MultilabelResampler(truth, score, check_thresholds(None, truth.shape[1]))
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _CHUNK_ELEMENTS // max(len(score), 1))
+    parts = [
+        resampler.per_class(resample_weights(rng, len(score), min(chunk, n_boot - start)), {metric})[metric]
+        for start in range(0, n_boot, chunk)
+    ]
+    outside = 100.0 * (1.0 - float(level)) / 2.0
+    values = np.concatenate(parts)
+    out = np.full((truth.shape[1], 2), np.nan)
+    for c in range(truth.shape[1]):
+        finite = values[:, c][~np.isnan(values[:, c])]
+        if finite.size:
+            out[c] = np.percentile(finite, [outside, 100.0 - outside])
+    return out

@@ -8,7 +8,7 @@ format named by the file suffix (".png" by default), and returns the path.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -66,16 +66,13 @@ def plot_ap_vs_frequency(
         part = rows[groups == group]
         axes.scatter(part["count"], part["AP"], color=_group_colour(group), label=str(group) or "classes")
     if "class" in rows and len(rows) <= 40:
-        for _, row in rows.iterrows():
-            axes.annotate(
-                str(row["class"]), (row["count"], row["AP"]), fontsize=6, xytext=(3, 3), textcoords="offset points"
-            )
+        _label_points(axes, rows["count"].to_numpy(float), rows["AP"].to_numpy(float), rows["class"].astype(str))
     if len(rows):
         axes.axhline(
             rows["AP"].mean(), color="black", linestyle="--", linewidth=0.8, label=f"mAP {rows['AP'].mean():.3f}"
         )
         axes.set_xscale("log")
-        axes.legend(fontsize=8)
+        axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the labelled points
     else:
         axes.text(0.5, 0.5, "no class with positives and a training count", ha="center", transform=axes.transAxes)
     axes.set_xlabel("training images with the finding (log)")
@@ -83,6 +80,47 @@ def plot_ap_vs_frequency(
     axes.set_ylim(0, 1.02)
     axes.set_title(title)
     return _save(figure, path)
+
+
+def _label_points(axes, x: np.ndarray, y: np.ndarray, labels: Sequence[str]) -> None:
+    """Label each point (log x axis), nudging labels apart vertically where they would overlap,
+    with a thin line back to a point whose label moved. (A few lines of repulsion instead of a
+    dependency such as adjustText; the positions are in axes fractions, the text 6 pt.)"""
+    if not len(x):
+        return
+    logs = np.log10(x)
+    span = max(float(logs.max() - logs.min()), 1e-9)
+    low = logs.min() - 0.05 * span
+    fx = (logs - low) / (1.1 * span)  # matches matplotlib's default 5% margins
+    fy = np.asarray(y, dtype=np.float64) / 1.02
+    width = np.array([0.0105 * len(label) for label in labels])  # ~6 pt characters on a 7-inch axis
+    height = 0.035
+    ly = fy + 0.02
+    for _ in range(200):
+        moved = False
+        for i in range(len(ly)):
+            for j in range(i + 1, len(ly)):
+                if abs(fx[i] - fx[j]) < (width[i] + width[j]) / 2 and abs(ly[i] - ly[j]) < height:
+                    push = (height - abs(ly[i] - ly[j])) / 2 + 1e-3
+                    up = ly[i] >= ly[j]
+                    ly[i] += push if up else -push
+                    ly[j] += -push if up else push
+                    moved = True
+        if not moved:
+            break
+    for i, label in enumerate(labels):
+        target = (float(x[i]), float(y[i]))
+        text = (float(fx[i]) + 0.008, float(np.clip(ly[i], 0.0, 0.99)))
+        line = abs(text[1] - fy[i] - 0.02) > 0.01
+        axes.annotate(
+            label,
+            target,
+            xytext=text,
+            textcoords="axes fraction",
+            fontsize=6,
+            va="center",
+            arrowprops={"arrowstyle": "-", "color": "#999", "linewidth": 0.5} if line else None,
+        )
 
 
 def plot_pr_curves(
@@ -129,8 +167,13 @@ def plot_pr_curves(
             continue
         precision, recall, _ = precision_recall_curve(labels, scores)
         ap = average_precision_score(labels, scores)
-        axes.step(recall, precision, where="post", label=f"{names[column]} (AP {ap:.3f}, n={int(labels.sum())})")
+        (line,) = axes.step(
+            recall, precision, where="post", label=f"{names[column]} (AP {ap:.3f}, n={int(labels.sum())})"
+        )
+        # chance level of a PR curve: the class's prevalence among the evaluated images
+        axes.axhline(labels.mean(), color=line.get_color(), linestyle=":", linewidth=0.9)
     if len(classes):
+        axes.plot([], [], color="black", linestyle=":", linewidth=0.9, label="dotted: chance (prevalence)")
         axes.legend(fontsize=7, loc="upper right")
     else:
         axes.text(0.5, 0.5, "no classes to plot", ha="center", transform=axes.transAxes)
@@ -216,14 +259,18 @@ def plot_metric_bars(
     *,
     metrics: Sequence[str] | None = None,
     title: str = "Mean over seeds (error bars: std)",
+    intervals: Mapping[str, Sequence[Sequence[float]]] | None = None,
 ) -> Path:
-    """Grouped bars: one group per metric, one bar per row (loss), std as error bars.
+    """Grouped bars: one group per metric, one bar per row (loss), std (or intervals) as error bars.
 
     Args:
         summary_df: one row per loss; the index (or a first non-numeric column such as
             "loss") gives the bar labels; columns in a layout of :func:`metric_columns`.
         metrics: metrics to draw; None draws every metric whose means lie in [0, 1]
             (scores such as mAP, not seconds per epoch).
+        intervals: ``{metric: [(low, high) per row]}``, e.g. bootstrap 95% intervals: drawn as
+            the error bars of those metrics instead of a std. A bar without std or interval
+            gets no error bar.
 
     Raises:
         ValueError: a requested metric is not in the table, or no metric is left to draw.
@@ -252,9 +299,15 @@ def plot_metric_bars(
     positions = np.arange(len(chosen))
     for row, label in enumerate(labels):
         means = [float(summary_df[available[m][0]].iloc[row]) for m in chosen]
-        stds = [float(summary_df[available[m][1]].iloc[row]) if available[m][1] is not None else 0.0 for m in chosen]
-        stds = [0.0 if np.isnan(s) else s for s in stds]
-        axes.bar(positions - 0.4 + width * (row + 0.5), means, width, yerr=stds, capsize=2, label=label)
+        errors = np.full((2, len(chosen)), np.nan)  # below, above the mean
+        for k, m in enumerate(chosen):
+            if intervals is not None and m in intervals:
+                low, high = intervals[m][row]
+                errors[:, k] = means[k] - float(low), float(high) - means[k]
+            elif available[m][1] is not None:
+                errors[:, k] = float(summary_df[available[m][1]].iloc[row])
+        yerr = None if np.isnan(errors).all() else np.nan_to_num(errors)
+        axes.bar(positions - 0.4 + width * (row + 0.5), means, width, yerr=yerr, capsize=2, label=label)
     axes.set_xticks(positions, chosen)
     axes.set_ylabel("score")
     axes.legend(fontsize=7, ncols=2 if num_rows > 6 else 1)
