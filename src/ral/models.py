@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -259,6 +260,21 @@ def _adapt_input_channels(weight: Tensor, channels: int) -> Tensor | None:
     return None
 
 
+def _timm_converted(state: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
+    """``state`` renamed by a timm model's own ``checkpoint_filter_fn`` (ConvNeXt's: Facebook's released
+    files -> timm's names), as ``timm.create_model(pretrained_cfg_overlay=dict(file=...))`` applies it;
+    unchanged for other models, or when the filter cannot read the file (the load report then shows it)."""
+    module = type(model).__module__
+    convert = getattr(sys.modules.get(module), "checkpoint_filter_fn", None)
+    if not module.startswith("timm.") or convert is None:
+        return state
+    try:
+        converted = convert(dict(state), model)
+    except (KeyError, RuntimeError, ValueError, TypeError):
+        return state
+    return {key: value for key, value in converted.items() if isinstance(value, Tensor)}
+
+
 #: The share of a model's values pretrained weights must fill (:func:`load_pretrained`), by default.
 DEFAULT_MIN_MATCH = 0.9
 
@@ -268,7 +284,8 @@ def load_pretrained(
 ) -> dict[str, Any]:
     """Copy matching weights from a local file into ``model`` (in place).
 
-    Parameters with the same name and shape are copied. A weight that differs only in its
+    Parameters with the same name and shape are copied (for a timm model, after its own checkpoint
+    filter renamed the file's tensors, e.g. an original ConvNeXt release). A weight that differs only in its
     input-channel dimension (a 3-channel ImageNet stem for a 1-channel model) is adapted by
     summing / repeating over channels. Others (typically the classifier of a model trained for
     another number of classes) are skipped and keep their initialisation.
@@ -286,7 +303,7 @@ def load_pretrained(
         FileNotFoundError: ``path`` does not exist.
         ValueError: no parameter of the file matches the model, or less than ``min_match`` of it.
     """
-    state = read_state_dict(path)
+    state = _timm_converted(read_state_dict(path), model)
     target = model.state_dict()
     merged: dict[str, Tensor] = {}
     report: dict[str, Any] = {"path": str(path), "loaded": [], "adapted": [], "skipped": [], "missing": []}

@@ -30,11 +30,8 @@ ExportCommand = from_function(export, _Export, positional=())
 def bundled_configs() -> dict[str, str]:
     """``{name: YAML text}`` of the configs shipped in the package (src/ral/configs; configs/ in a clone)."""
     folder = files("ral") / "configs"
-    return {
-        entry.name.removesuffix(".yaml"): entry.read_text(encoding="utf-8")
-        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
-        if entry.name.endswith(".yaml")
-    }
+    found = {entry.name.removesuffix(".yaml"): entry for entry in folder.iterdir() if entry.name.endswith(".yaml")}
+    return {name: found[name].read_text(encoding="utf-8") for name in sorted(found)}
 
 
 class ConfigsCommand(Command):

@@ -16,10 +16,13 @@ def lr_schedule(
 
     ``lr * (s + 1) / warmup_steps`` for ``s < warmup_steps``; then ``schedule`` "cosine": from
     ``lr`` down to ``lr * min_lr_ratio`` at ``total_steps``, or "none": ``lr``. Every parameter
-    group has the same ``lr``.
+    group has the same ``lr``. A warm-up of ``total_steps`` or more is cut to ``total_steps``: the
+    whole run warms up and reaches ``lr`` at its last step (``train.epochs=1`` with a config whose
+    warm-up is one epoch).
     """
     eta_min = optimizer.param_groups[0]["lr"] * min_lr_ratio  # read before the warm-up lowers the rate
     phases: list[LRScheduler] = []
+    warmup_steps = min(warmup_steps, max(1, total_steps))
     if warmup_steps > 0:
         phases.append(LinearLR(optimizer, 1 / warmup_steps, 1.0, total_iters=warmup_steps - 1))
     if schedule == "cosine":
