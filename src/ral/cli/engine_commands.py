@@ -109,6 +109,13 @@ class _Evaluate(Command):
                 interval = f" (95% CI {ci[name][0]:.4f}-{ci[name][1]:.4f})" if name in ci else ""
                 cells.append(f"{scores[name]:.4f}{interval}")
             print(f"{name:18s} " + "".join(f"{cell:32s}" for cell in cells).rstrip())
+        if "class_map" in report:  # external validation: which classes were scored, and how mapped
+            from ral.data.class_map import format_mapping
+
+            print(format_mapping(report["class_map"]))
+        if "out_of_fold" in report:
+            runs = len(report["out_of_fold"])
+            print(f"out-of-fold: {report['n_images']} images, the validation tables of {runs} runs")
         print(f"written to {report['out_dir']}")
 
 

@@ -24,7 +24,7 @@ from ral.data.groups import GROUPS
 from ral.data.options import FormatName
 from ral.engine.aggregate import Aggregation, aggregate_table, aggregation_keys, check_aggregate
 from ral.engine.configfile import config_from_checkpoint
-from ral.engine.ensemble import Checkpoints, Member, Tta, check_tta, ensemble_probabilities, load_members
+from ral.engine.ensemble import Checkpoints, Member, Tta, check_tta, load_members
 from ral.engine.external import OUT_OF_FOLD, eval_tables
 from ral.engine.runlock import lock_run_folder, releases_run_locks
 
