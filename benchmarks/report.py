@@ -4,11 +4,14 @@
 
 Every table is recomputed from the folders' runs (``runs/*/result.json`` of the training
 benchmarks, the CSV / JSON records of the timing ones), every figure re-drawn into the image
-folder (``--img``; it deletes nothing: figures of the folder it no longer draws are listed), and
-every verdict is a rule applied to the numbers (``claims.py`` and the rules below), so the
-document cannot drift from the data. A benchmark whose folder is missing is listed with the
-command that makes it. It writes docs/results.md, which it owns; any other ``--out`` that exists
-is replaced only with ``--overwrite``.
+folder (``--img``), and every verdict is a rule applied to the numbers (``claims.py`` and the
+rules below), so the document cannot drift from the data. A benchmark whose folder is missing is
+listed with the command that makes it.
+
+It never destroys what it did not write: a ``--runs`` folder that is missing or holds no benchmark
+is refused (one line, exit status 2); it owns docs/results.md, any other existing ``--out`` it did
+not write is replaced only with ``--overwrite``; it deletes only figures it wrote (``report_files.py``), and
+draws into a folder holding other files only with ``--overwrite`` (they are kept and listed).
 
 Rules of the timing claims (paired ratios over interleaved rounds, ``ral.bench.timing``):
 
@@ -43,6 +46,7 @@ from claims import (
     recommendation,
 )
 from evidence_plan import QUICK_AGAIN, Step, evidence_plan, plan_markdown
+from report_files import Images, is_report, others_files, refuse
 
 from ral.bench.experiment import BUDGETS, Budget
 from ral.bench.losses import collect_losses, loss_notes, setup_text
@@ -74,26 +78,6 @@ class Part:
     verdicts: list[tuple[str, str]] = field(default_factory=list)  # (claim, verdict text)
 
 
-class _Images:
-    """The report's image folder: figures are drawn into it and linked relative to the document."""
-
-    def __init__(self, folder: Path, document: Path) -> None:
-        self.folder = folder
-        self.link = Path(os.path.relpath(folder, document.parent)).as_posix().rstrip("/") + "/"
-        self.drawn: list[str] = []
-
-    def path(self, name: str) -> Path:
-        self.drawn.append(name)
-        return self.folder / name
-
-    def markdown(self, name: str, alt: str) -> str:
-        return f"![{alt}]({self.link}{name})"
-
-    def undrawn(self) -> list[str]:
-        """PNG files of the folder this report did not draw (left in place: it deletes nothing)."""
-        return sorted(old.name for old in self.folder.glob("*.png") if old.name not in self.drawn)
-
-
 def _command(folder: Path, step: Step) -> str:
     """The command block: the canonical command (with its shards) and the recorded one if it differs."""
     shards = "    # as 2 shards: add --shard 1/2 and --shard 2/2 (two processes)\n" if step.sharded else ""
@@ -123,7 +107,7 @@ def _timing_line(results: pd.DataFrame) -> str:
     return text + ".\n\n"
 
 
-def _losses_part(runs: Path, step: Step, title: str, images: _Images) -> tuple[Part, Any]:
+def _losses_part(runs: Path, step: Step, title: str, images: Images) -> tuple[Part, Any]:
     """One task's loss comparison, and ``(task, results)`` for the variants' section (None when not run)."""
     folder = runs / step.folder
     got = collect_losses(folder)
@@ -185,7 +169,7 @@ def _variants_part(tables: list[tuple[str, Any]]) -> Part:
     return Part(intro + "\n".join(blocks) + "\n", verdicts)
 
 
-def _sensitivity_part(runs: Path, step: Step, images: _Images) -> Part:
+def _sensitivity_part(runs: Path, step: Step, images: Images) -> Part:
     folder = runs / step.folder
     got = collect_sensitivity(folder)
     if got is None:
@@ -193,7 +177,7 @@ def _sensitivity_part(runs: Path, step: Step, images: _Images) -> Part:
     settings, frame = got
     task = settings["data"][0]["task"]
     files = plot_sensitivity(frame, task, images.folder)
-    images.drawn.extend([*files["overview"], *files["arms"]])
+    images.record([*files["overview"], *files["arms"]])
     pictures = "\n\n".join(images.markdown(f, Path(f).stem) for f in files["overview"])
     arms = " ".join(images.markdown(f, Path(f).stem) for f in files["arms"])
     data = "\n".join(f"- {d['description']}" for d in settings["data"])
@@ -436,10 +420,11 @@ def write_results(
         img_dir: the figures' folder (default ``<out's folder>/img/results``).
 
     Returns:
-        ``(path written, one line per claim with its verdict, PNG files of the figures' folder not drawn)``.
+        ``(path written, one line per claim with its verdict, files of the figures' folder that no
+        report wrote, left in place)``.
     """
     runs, document = Path(runs_dir), Path(out)
-    images = _Images(Path(img_dir) if img_dir is not None else document.parent / "img" / "results", document)
+    images = Images(Path(img_dir) if img_dir is not None else document.parent / "img" / "results", document)
     images.folder.mkdir(parents=True, exist_ok=True)
     steps = evidence_plan()
     by_folder = {step.folder: step for step in steps}
@@ -471,7 +456,7 @@ def write_results(
     body = "".join(f"## {title}\n\n" + "".join(p.markdown for p in group) for title, group in sections)
     text = HEADER + _overview(parts) + "\n" + _reproduce(steps) + body
     path = write_text(text.rstrip("\n") + "\n", document)
-    return path, [f"{claim}: {verdict}" for part in parts for claim, verdict in part.verdicts], images.undrawn()
+    return path, [f"{claim}: {verdict}" for part in parts for claim, verdict in part.verdicts], images.finish()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -480,17 +465,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default="runs/bench", help="folder of the bench output folders (default runs/bench)")
     parser.add_argument("--out", default=str(RESULTS), help="the document to write (default docs/results.md)")
     parser.add_argument("--img", help="folder for the figures (default: img/results/ beside --out)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out other than docs/results.md")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out other than docs/results.md, and draw into an image folder holding other files",
+    )
     args = parser.parse_args(argv)
-    out = Path(args.out)
-    if not Path(args.runs).is_dir():
-        parser.error(f"--runs {args.runs}: no such folder (run the benchmarks first: make bench-evidence)")
-    if out.exists() and out.resolve() != RESULTS and not args.overwrite:
-        parser.error(f"--out {out}: the file exists; pass --overwrite to replace it")
-    path, verdicts, undrawn = write_results(args.runs, out, img_dir=args.img)
+    out, runs = Path(args.out), Path(args.runs)
+    img = Path(args.img) if args.img else out.parent / "img" / "results"
+    if not runs.is_dir():
+        refuse(f"--runs {runs}: no such folder (run the benchmarks first: make bench-evidence)")
+    folders = sorted({step.folder for step in evidence_plan()})
+    if not any((runs / folder).is_dir() for folder in folders):
+        refuse(f"--runs {runs}: holds none of the benchmark folders ({', '.join(folders)}); nothing to report")
+    if out.exists() and out.resolve() != RESULTS and not is_report(out, HEADER) and not args.overwrite:
+        refuse(f"--out {out}: the file exists and this report did not write it; pass --overwrite to replace it")
+    if (others := others_files(img)) and not args.overwrite:
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        refuse(
+            f"--img {img}: the folder holds files this report did not write ({shown}); pass --overwrite to draw "
+            "into it anyway (they are kept), or choose another --img"
+        )
+    path, verdicts, others = write_results(runs, out, img_dir=img)
     print("\n".join(verdicts))
-    if undrawn:
-        print(f"not drawn by this report, left in place: {', '.join(undrawn)}")
+    if others:
+        print(f"not written by this report, left in place: {', '.join(others)}")
     print(f"written to {path}")
     return 0
 

@@ -25,8 +25,8 @@ def _load(name: str) -> ModuleType:
 
 @pytest.fixture(scope="session")
 def scripts() -> SimpleNamespace:
-    """``benchmarks/report.py``, ``claims.py`` and ``evidence_plan.py`` as modules."""
-    return SimpleNamespace(**{name: _load(name) for name in ("claims", "evidence_plan", "report")})
+    """``benchmarks/report.py`` and its siblings (claims, evidence_plan, report_files) as modules."""
+    return SimpleNamespace(**{name: _load(name) for name in ("claims", "evidence_plan", "report_files", "report")})
 
 
 @pytest.fixture(scope="session")

@@ -133,8 +133,8 @@ def report(runs, scripts, tmp_path_factory):
     out = tmp_path_factory.mktemp("docs") / "results.md"
     other = out.parent / "img" / "results" / "old_figure.png"
     other.parent.mkdir(parents=True)
-    other.write_bytes(b"png")
-    assert scripts.report.main(["--runs", str(runs), "--out", str(out)]) == 0
+    other.write_bytes(b"png")  # not the report's: drawn beside only with --overwrite, and kept
+    assert scripts.report.main(["--runs", str(runs), "--out", str(out), "--overwrite"]) == 0
     return out
 
 
@@ -177,21 +177,60 @@ def test_commands_tables_and_figures_come_from_the_folders(report):
     assert "losses-multilabel_metrics.png" in drawn and "sensitivity_range.png" in drawn
     assert "old_figure.png" in drawn  # a file the report did not write is left in place
     for name in drawn:
-        assert f"(img/results/{name})" in text or name == "old_figure.png"
+        assert f"(img/results/{name})" in text or name in ("old_figure.png", ".report-manifest.json")
     # the arithmetic of the evidence budget comes from the code
     assert "| `ral bench sensitivity --simulate` (x 2 shards) |" in text and "Total: about" in text
 
 
-def test_bad_arguments_are_refused_and_other_files_kept(runs, scripts, tmp_path, capsys):
+def _refused(scripts, capsys, *args: str) -> str:
+    """The one line ``report.py ARGS`` exits 2 with."""
     with pytest.raises(SystemExit) as exit_info:
-        scripts.report.main(["--runs", str(tmp_path / "missing"), "--out", str(tmp_path / "r.md")])
-    assert exit_info.value.code == 2 and "--runs" in capsys.readouterr().err
+        scripts.report.main(list(args))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_bad_arguments_are_refused_in_one_line_and_other_files_kept(runs, scripts, tmp_path, capsys):
+    out = str(tmp_path / "r.md")
+    assert "--runs" in _refused(scripts, capsys, "--runs", str(tmp_path / "missing"), "--out", out)
+    (tmp_path / "empty").mkdir()
+    assert "holds none of the benchmark folders" in _refused(scripts, capsys, "--runs", str(tmp_path / "empty"))
     mine = tmp_path / "notes.md"
     mine.write_text("mine")
-    with pytest.raises(SystemExit) as exit_info:
-        scripts.report.main(["--runs", str(runs), "--out", str(mine)])
-    assert exit_info.value.code == 2 and "--overwrite" in capsys.readouterr().err and mine.read_text() == "mine"
+    assert "--overwrite" in _refused(scripts, capsys, "--runs", str(runs), "--out", str(mine))
+    assert mine.read_text() == "mine" and not (tmp_path / "img").exists()
     assert Path(__file__).resolve().parents[2] / "docs" / "results.md" == scripts.report.RESULTS  # its own file
+
+
+def test_the_report_deletes_only_the_figures_it_wrote(scripts, tmp_path):
+    figures = tmp_path / "img"
+    figures.mkdir()
+    (figures / "mine.png").write_bytes(b"mine")
+    first = scripts.report_files.Images(figures, tmp_path / "r.md")
+    for name in ("a.png", "b.png"):
+        first.path(name).write_bytes(b"drawn")
+    assert first.finish() == ["mine.png"]
+    again = scripts.report_files.Images(figures, tmp_path / "r.md")
+    again.path("a.png").write_bytes(b"drawn again")
+    assert scripts.report_files.written_figures(figures) == {"a.png", "b.png"}  # owned as soon as drawn
+    assert again.finish() == ["mine.png"]
+    assert sorted(p.name for p in figures.iterdir()) == [".report-manifest.json", "a.png", "mine.png"]
+    assert scripts.report_files.written_figures(figures) == {"a.png"}
+
+
+def test_a_figure_folder_with_other_files_needs_overwrite(runs, scripts, tmp_path, capsys):
+    out = tmp_path / "r.md"
+    out.write_text(scripts.report.HEADER + "an earlier report\n")  # the report's own: replaced
+    (tmp_path / "img" / "results").mkdir(parents=True)
+    (tmp_path / "img" / "results" / "mine.png").write_bytes(b"mine")
+    err = _refused(scripts, capsys, "--runs", str(runs), "--out", str(out))
+    assert f"--img {tmp_path / 'img' / 'results'}: the folder holds files this report did not write (mine.png)" in err
+
+
+def test_the_repository_figures_are_the_reports_own(scripts):
+    figures = scripts.report.RESULTS.parent / "img" / "results"
+    assert scripts.report_files.others_files(figures) == []  # make bench-report may redraw them without --overwrite
 
 
 @pytest.mark.slow
