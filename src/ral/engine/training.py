@@ -29,6 +29,7 @@ status 128 + the signal (:mod:`ral.engine.signals`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import warnings
@@ -127,13 +128,35 @@ def _warn_changed_config(config: Config) -> None:
 
 
 def _remove_run(out: Path) -> None:
-    """Delete what an earlier run wrote into ``out`` (only the entries of ``RUN_ENTRIES``)."""
+    """Delete what an earlier run wrote into ``out`` (only the entries of ``RUN_ENTRIES``).
+
+    Never what a run did not write: in ``checkpoints/`` only the run's own checkpoints and their
+    temporary files (a checkpoint a user copied there stays, and so does the folder), in ``eval/``
+    only the folders ``ral evaluate`` wrote (those holding a metrics.json).
+    """
+    from ral.engine.checkpoint import remove_stale_temporaries
+
     for name in RUN_ENTRIES:
         entry = out / name
-        if entry.is_dir() and not entry.is_symlink():
+        if name == "checkpoints" and entry.is_dir():
+            remove_stale_temporaries(entry)
+            for own in (BEST, LAST, MID_EPOCH):
+                (entry / own).unlink(missing_ok=True)
+            _remove_if_empty(entry)
+        elif name == "eval" and entry.is_dir() and not entry.is_symlink():
+            for evaluation in entry.iterdir():
+                if (evaluation / "metrics.json").is_file() and not evaluation.is_symlink():
+                    shutil.rmtree(evaluation)
+            _remove_if_empty(entry)
+        elif entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
         else:
             entry.unlink(missing_ok=True)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # it holds files the run did not write
+        folder.rmdir()
 
 
 def _keep_previous_log(out: Path) -> None:
