@@ -29,6 +29,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from ral.bench.parallel import WHOLE, Shard
+from ral.progress import printing, progress
 from ral.report import to_jsonable, write_text
 from ral.report.files import check_writable, is_empty_folder
 
@@ -216,16 +217,19 @@ def run_jobs(
         One entry per job of the whole benchmark (every shard's): its stored result, or None
         while it has not finished (in this or another process).
     """
-    for position, job in enumerate(jobs):
-        if not shard.takes(position):
-            continue
-        head = f"[{position + 1}/{len(jobs)}] {job.label}"
-        started = time.perf_counter()
-        try:
-            result, computed = store.run(job.run_id, job.spec, job.work)
-        except RunBusy:
-            log(f"{head}: being computed by another process, skipped")
-            continue
-        how = f"{time.perf_counter() - started:.0f} s" if computed else "done before, reused"
-        log(f"{head}: {job.metric} {result[job.metric]:.4f} ({how})")
+    mine = [(position, job) for position, job in enumerate(jobs) if shard.takes(position)]
+    with progress(total=len(mine), desc="runs", unit="run") as bar:
+        for position, job in mine:
+            head = f"[{position + 1}/{len(jobs)}] {job.label}"
+            bar.set_description(f"run {position + 1} of {len(jobs)} ({job.label})")
+            started = time.perf_counter()
+            try:
+                result, computed = store.run(job.run_id, job.spec, job.work)
+                how = f"{time.perf_counter() - started:.0f} s" if computed else "done before, reused"
+                line = f"{head}: {job.metric} {result[job.metric]:.4f} ({how})"
+            except RunBusy:
+                line = f"{head}: being computed by another process, skipped"
+            with printing():  # above the bar
+                log(line)
+            bar.update()
     return [store.result(job.run_id, job.spec) for job in jobs]

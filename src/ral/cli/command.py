@@ -20,17 +20,24 @@ from typing import Any
 
 from docstring_parser import parse
 from pydantic import BaseModel, ConfigDict, Field, create_model
-from pydantic_settings import CliApp, CliPositionalArg, CliSubCommand, CliVariadicArg
+from pydantic_settings import CliApp, CliPositionalArg, CliSubCommand, CliVariadicArg, get_subcommand
 
 
-class Command(BaseModel):
+class Quiet(BaseModel):
+    """The ``--quiet`` flag of every command: its group runs the command inside :func:`ral.progress.quiet`."""
+
+    quiet: bool = Field(False, description="no progress bars (they show only when stderr is a terminal anyway)")
+
+
+class Command(Quiet):
     """A subcommand: its fields are its flags; ``cli_cmd`` runs it (pydantic-settings' ``CliApp``)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     def arguments(self, *, without: tuple[str, ...] = ()) -> dict[str, Any]:
-        """The fields by their Python names (what the implementing function takes)."""
-        return {name: getattr(self, name) for name in type(self).model_fields if name not in without}
+        """The fields by their Python names (what the implementing function takes), without ``--quiet``."""
+        skipped = (*without, *Quiet.model_fields)
+        return {name: getattr(self, name) for name in type(self).model_fields if name not in skipped}
 
 
 def summary(doc: str | None) -> str:
@@ -119,7 +126,10 @@ def from_function(
 
 class _Group(BaseModel):
     def cli_cmd(self) -> None:
-        CliApp.run_subcommand(self)
+        from ral.progress import quiet
+
+        with quiet(getattr(get_subcommand(self, is_required=False), "quiet", False)):
+            CliApp.run_subcommand(self)
 
 
 def group(name: str, doc: str, commands: Mapping[str, type[BaseModel]]) -> type[BaseModel]:

@@ -9,6 +9,7 @@ averaging a study's predictions over its views helps, as it does on real data.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from ral.data.classes import CXRLT_CLASSES
 from ral.data.simulate import labels as label_model
 from ral.data.simulate.findings import render_batch
 from ral.data.simulate.render import image_parameters, sample_patient_anatomy
+from ral.progress import progress
 
 SPLIT_CODES = {"train": 1, "val": 2, "test": 3}
 # Minimum positive studies per class in the clean evaluation splits (rare classes are oversampled).
@@ -61,8 +63,11 @@ def simulate_split(
     missing_rate: float,
     first_subject: int,
     first_study: int,
+    record: Callable[[list[str]], None] | None = None,
 ) -> dict:
     """Draw labels, render and write the images of one split; returns its table and summary.
+
+    ``record`` is called with the images' paths (relative to ``out_dir``) before they are written.
 
     Returns:
         dict with ``frame`` (the CSV as a DataFrame), ``clean`` (the clean labels per image,
@@ -88,7 +93,10 @@ def simulate_split(
     studies = first_study + study
     ids = dicom_ids(n_images, rng)
     paths = [f"files/p{str(s)[:2]}/p{s}/s{t}/{i}.png" for s, t, i in zip(subjects, studies, ids)]
+    if record is not None:
+        record(paths)
 
+    bar = progress(total=n_images, desc=f"simulate {split}", unit="image")
     for b, start in enumerate(range(0, n_images, BATCH)):
         rows = np.arange(start, min(start + BATCH, n_images))
         brng = np.random.default_rng([seed, code, 1, b])
@@ -99,6 +107,8 @@ def simulate_split(
             target = out_dir / paths[r]
             target.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(arr, mode="L").save(target, format="PNG", compress_level=1)
+            bar.update()
+    bar.close()
 
     frame = pd.DataFrame(
         {"dicom_id": ids, "subject_id": subjects.astype(np.int64), "study_id": studies.astype(np.int64)}

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from ral.progress import progress
+
 #: Minimum images per class in the clean evaluation splits (rare classes are oversampled).
 MIN_POSITIVES = {"train": 0, "val": 20, "test": 40}
 
@@ -39,6 +41,19 @@ def draw_targets(
     Raises:
         ValueError: ``n_images`` too small to give every class its minimum in this split.
     """
+    counts, oversampled = split_quotas(split, n_images, published_counts, classes, majority)
+    targets = rng.permutation(np.repeat(np.arange(len(classes)), counts))
+    return targets, [c for c, flag in zip(classes, oversampled) if flag]
+
+
+def split_quotas(
+    split: str, n_images: int, published_counts: Mapping[str, int], classes: Sequence[str], majority: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`class_quotas` of one split at the published proportions (checked before anything is drawn).
+
+    Raises:
+        ValueError: ``n_images`` too small to give every class its minimum in this split.
+    """
     prevalence = np.array([published_counts[c] for c in classes], dtype=np.float64)
     prevalence /= prevalence.sum()
     low, top = MIN_POSITIVES[split], classes.index(majority)
@@ -53,8 +68,7 @@ def draw_targets(
             f"n_{split} must be at least {needed} for this single-label set (every class needs "
             f"{low} images in {split}), got {n_images}"
         )
-    targets = rng.permutation(np.repeat(np.arange(len(classes)), counts))
-    return targets, [c for c, flag in zip(classes, oversampled) if flag]
+    return counts, oversampled
 
 
 @dataclass(frozen=True)
@@ -75,10 +89,19 @@ class SingleLabelSet:
 
 
 def simulate_split(
-    spec: SingleLabelSet, split: str, n_images: int, out_dir: Path, *, seed: int, size: int, first_index: int
+    spec: SingleLabelSet,
+    split: str,
+    n_images: int,
+    out_dir: Path,
+    *,
+    seed: int,
+    size: int,
+    first_index: int,
+    record: Callable[[list[str]], None] | None = None,
 ) -> dict:
     """Draw, render and write one split under ``out_dir/images``; returns ``frame`` (the label
-    table) and ``oversampled`` (the classes raised to their minimum)."""
+    table) and ``oversampled`` (the classes raised to their minimum). ``record`` is called with the
+    images' paths (relative to ``out_dir``) before they are written."""
     code = spec.split_codes[split]
     rng = np.random.default_rng([seed, code, 0])
     targets, oversampled = draw_targets(split, n_images, spec.published_counts, spec.classes, spec.majority, rng)
@@ -86,9 +109,14 @@ def simulate_split(
     folder = out_dir / "images"
     folder.mkdir(parents=True, exist_ok=True)
     names = [spec.image_name(first_index + i) for i in range(n_images)]
+    if record is not None:
+        record([f"images/{name}{spec.suffix}" for name in names])
+    bar = progress(total=n_images, desc=f"simulate {split}", unit="image")
     for index, start in enumerate(range(0, n_images, spec.batch)):
         rows = np.arange(start, min(start + spec.batch, n_images))
         brng = np.random.default_rng([seed, code, 1, index])
         for row, array in zip(rows, spec.render(targets[rows], visibility[rows], size, brng)):
             Image.fromarray(array).save(folder / f"{names[row]}{spec.suffix}", **spec.save_options)
+            bar.update()
+    bar.close()
     return {"frame": spec.table(names, targets), "oversampled": oversampled}
