@@ -54,7 +54,7 @@ def test_last_checkpoint_is_every_finished_epoch_and_a_finished_run_can_be_exten
     config = tiny_config(tiny_data, tmp_path / "run", train={"epochs": 2, "checkpoint_every_n_steps": 0})
     first = train(config)
     folder = tmp_path / "run" / "checkpoints"
-    assert _checkpoint(folder / "best.ckpt")["epoch"] == 0 and first["best_epoch"] == 0
+    assert _checkpoint(folder / "best.ckpt")["epoch"] == 0 and first["best_epoch"] == 1  # Lightning's is 0-based
     assert _checkpoint(folder / "last.ckpt")["epoch"] == 1  # the end of the last epoch, not of the best
     assert _checkpoint(folder / "last.ckpt")["global_step"] == 2 * STEPS_PER_EPOCH
 
@@ -64,9 +64,9 @@ def test_last_checkpoint_is_every_finished_epoch_and_a_finished_run_can_be_exten
     assert {epoch for epoch, _, _ in steps} == {2}  # only the new epoch was trained
     # the cosine is stretched over the new total (12 steps) from the current step
     assert [lr for _, _, lr in steps] == pytest.approx([0.005 * (1 + math.cos(math.pi * s / 12)) for s in range(8, 12)])
-    assert extended["epochs_completed"] == 3 and [row["epoch"] for row in extended["history"]] == [0, 1, 2]
+    assert extended["epochs_completed"] == 3 and [row["epoch"] for row in extended["history"]] == [1, 2, 3]
     assert all(_same_floats(a, b) for a, b in zip(extended["history"], first["history"]))
-    assert _checkpoint(folder / "last.ckpt")["epoch"] == 2 and extended["best_epoch"] == 0
+    assert _checkpoint(folder / "last.ckpt")["epoch"] == 2 and extended["best_epoch"] == 1
 
 
 @pytest.mark.parametrize("accumulate", [1, 2])

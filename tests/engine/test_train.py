@@ -25,7 +25,7 @@ def test_train_writes_checkpoints_logs_and_result(trained_run):
     assert trained_run["epochs_completed"] == 1 and trained_run["monitor"] == "val_mAP"
     assert set(METRICS) <= set(trained_run["val_metrics"])
     assert trained_run["train_seconds_per_epoch"] > 0
-    assert json.loads((Path(out) / "result.json").read_text())["best_epoch"] == 0
+    assert json.loads((Path(out) / "result.json").read_text())["best_epoch"] == 1  # 1-based, as printed
     assert "train_seconds" in pd.read_csv(Path(out) / "logs" / "metrics.csv").columns
 
 

@@ -114,20 +114,20 @@ class EpochHistory(L.Callback):
     def _record(self, trainer: L.Trainer) -> None:
         now, cpu_now = time.perf_counter(), time.process_time()
         row = {
-            "epoch": trainer.current_epoch,
+            "epoch": trainer.current_epoch + 1,  # 1-based, as printed
             "train_seconds": (self._val_start or now) - self._start,
             "train_cpu_seconds": (self._cpu_val_start or cpu_now) - self._cpu_start,
             "epoch_seconds": now - self._start,
         }
         for key, value in trainer.callback_metrics.items():
-            if key.startswith("val_"):
+            if key.startswith("val_") and "/" not in key:  # per-class values (val_AP/<class>) go to the loggers only
                 row[key] = float(value)
         self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
         self._recorded = True
         if self.verbose and trainer.is_global_zero:
             shown = {k: v for k, v in row.items() if k not in ("epoch",)}
             text = "  ".join(f"{k} {v:.4g}" for k, v in shown.items())
-            print(f"epoch {row['epoch'] + 1}/{trainer.max_epochs}  {text}", file=sys.stdout, flush=True)
+            print(f"epoch {row['epoch']}/{trainer.max_epochs}  {text}", file=sys.stdout, flush=True)
 
     def state_dict(self) -> dict[str, Any]:
         elapsed = [time.perf_counter() - self._start, time.process_time() - self._cpu_start]

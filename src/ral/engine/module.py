@@ -202,6 +202,18 @@ class ClassifierModule(L.LightningModule):
         # Identical on every process; sync_dist (a mean of equal values) only keeps Lightning quiet.
         self.log(monitor, values.pop(monitor), prog_bar=True, sync_dist=True)
         self.log_dict(values, sync_dist=True)
+        self.log_dict(self._per_class(targets_np, probs_np), sync_dist=True)
+
+    def _per_class(self, y_true: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+        """``val_AP/<class>`` (multi-label) or ``val_recall/<class>`` (single-label) of every class, for the
+        experiment trackers (NaN for a class without positives in the validation set)."""
+        from ral.metrics import per_class_metrics, single_label_metrics
+
+        if self.task == "multilabel":
+            name, scores = "AP", per_class_metrics(y_true, probs)["AP"]
+        else:
+            name, scores = "recall", single_label_metrics(y_true, probs)["per_class"]["recall"]
+        return {f"val_{name}/{c}": float(v) for c, v in zip(self.meta["class_names"], scores, strict=True)}
 
     def configure_optimizers(self) -> dict[str, Any]:
         opt_cfg, sched_cfg = self.config.optimizer, self.config.schedule
@@ -209,7 +221,10 @@ class ClassifierModule(L.LightningModule):
         for param in self.model.parameters():  # the network's own weights, not their moving average
             if param.requires_grad:
                 (no_decay if param.ndim <= 1 else decay).append(param)  # no decay on norms / biases
-        groups = [{"params": decay, "weight_decay": opt_cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        groups = [  # named: the trackers log their rates as lr/decay and lr/no_decay
+            {"params": decay, "weight_decay": opt_cfg.weight_decay, "name": "decay"},
+            {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"},
+        ]
         lr = opt_cfg.lr
         if opt_cfg.name == "adamw":
             optimizer: torch.optim.Optimizer = torch.optim.AdamW(groups, lr=lr)
@@ -234,7 +249,7 @@ class ClassifierModule(L.LightningModule):
             min_lr_ratio=sched_cfg.min_lr_ratio,
         )
         advance(schedule, self._resume_step)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step", "name": "lr"}}
 
     def on_train_start(self) -> None:
         self._follow_epoch()  # a run resumed inside an epoch gets no on_train_epoch_start
