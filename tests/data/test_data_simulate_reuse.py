@@ -77,20 +77,27 @@ def test_changed_generator_code_regenerates(tmp_path, monkeypatch, count_simulat
 
 
 def test_an_interrupted_simulation_is_cleaned_up(tmp_path, monkeypatch):
-    def dies(*args, **kwargs):
+    def dies(out, *args):
+        record = args[-1]
+        record(["files/p99/p99999999/s1/half.png"])  # listed in the manifest before it is written
+        written.parent.mkdir(parents=True)
+        written.write_bytes(b"half an image")
         raise KeyboardInterrupt("killed while rendering")
 
     out = tmp_path / "d"
-    stray = out / "images" / "train" / "999999.png"
-    stray.parent.mkdir(parents=True)
-    stray.write_bytes(b"left by an earlier, killed run")
+    written = out / "files" / "p99" / "p99999999" / "s1" / "half.png"
+    own = out / "images" / "train" / "999999.png"
+    own.parent.mkdir(parents=True)
+    own.write_bytes(b"a file of the user's, not the simulator's")
     monkeypatch.setattr(simulate, "_simulate_cxr", dies)
     with pytest.raises(KeyboardInterrupt):
         simulate_dataset(out, overwrite=True, **SMALL)  # a non-empty folder: only with overwrite
     assert _info(out) == {"generator": "ral.data.simulate", "key": None, "complete": False}
     monkeypatch.undo()
     ensure_simulated(out, **SMALL)
-    assert not stray.exists() and _info(out)["key"] == simulation_key(**SMALL)
+    assert not written.exists() and not (out / "files" / "p99").exists()  # and the folders it made
+    assert own.read_bytes() == b"a file of the user's, not the simulator's"
+    assert _info(out)["key"] == simulation_key(**SMALL)
 
 
 def test_folders_the_simulator_did_not_write_are_never_deleted_from(tmp_path, count_simulations):

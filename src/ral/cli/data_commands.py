@@ -10,7 +10,7 @@ from pydantic_settings import CliImplicitFlag, CliPositionalArg
 from ral.cli.command import Command, from_function
 from ral.cli.engine_commands import ConfigCommand
 from ral.data import TableOptions, load_table
-from ral.data.simulate import simulate_dataset
+from ral.data.simulate import simulate_dataset, simulation_key
 
 _OVERWRITE = "replace what an earlier run of this command wrote there (refused without it)"
 
@@ -30,6 +30,7 @@ class _Simulate(Command):
 
         if self.out_dir is None and self.preview is None:
             raise ValueError("give --out DIR (the dataset) and/or --preview PNG (the sample grid)")
+        simulation_key(**self.arguments(without=("preview", "out_dir", "overwrite")))  # settings checked before writing
         if self.preview is not None:  # checked before the simulation (which checks --out first) is written
             check_output(self.preview, overwrite=self.overwrite)
         if self.out_dir is not None:

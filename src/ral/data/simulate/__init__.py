@@ -16,12 +16,12 @@ See docs/dataset.md for what is drawn and how.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
 import os
-import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -38,10 +38,13 @@ TASKS: tuple[str, ...] = get_args(SimulatedSet)
 SPLITS = ("train", "val", "test")
 DEFAULT_SIZES = {"multilabel": (24_000, 4_000, 8_000), "single": (8_000, 1_500, 3_000), "fundus": (3_000, 800, 1_200)}
 GENERATOR = "ral.data.simulate"
-#: Folders of images a simulation writes (MIMIC's ``files/`` scheme for chest radiographs).
-IMAGE_FOLDERS = ("images", "files")
+#: The list of the images a simulation wrote, relative to its folder (each written before its images):
+#: what ``--overwrite`` removes, and nothing else.
+MANIFEST = "simulated_files.txt"
 #: Files a simulation writes into its folder besides the images (``dataset.json`` last).
-OUTPUT_FILES = ("train.csv", "val.csv", "test.csv", "train_clean.csv", "dataset.json")
+OUTPUT_FILES = ("train.csv", "val.csv", "test.csv", "train_clean.csv", MANIFEST, "dataset.json")
+#: Smallest split a simulation draws (the rare classes need room).
+MIN_SPLIT_SIZE = 200
 
 __all__ = [
     "simulate_dataset",
@@ -79,8 +82,8 @@ def _checked_settings(
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an int, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
     if not isinstance(size, int) or size < MIN_IMAGE_SIZE:
         raise ValueError(f"size must be an int >= {MIN_IMAGE_SIZE}, got {size!r}")
     if not (0.0 <= float(missing_rate) <= 0.9):
@@ -88,8 +91,16 @@ def _checked_settings(
     defaults = DEFAULT_SIZES[task]
     sizes = {s: (n if n is not None else d) for s, n, d in zip(SPLITS, (n_train, n_val, n_test), defaults)}
     for split, n in sizes.items():
-        if not isinstance(n, int) or n < 200:
-            raise ValueError(f"n_{split} must be an int >= 200 (rare classes need room), got {n!r}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < MIN_SPLIT_SIZE:
+            raise ValueError(f"n_{split} must be an int >= {MIN_SPLIT_SIZE} (rare classes need room), got {n!r}")
+    if task != "multilabel":  # their rare classes need more images in val / test
+        from ral.data.simulate.fundus import FUNDUS
+        from ral.data.simulate.single_label import split_quotas
+        from ral.data.simulate.skin import SKIN
+
+        spec = FUNDUS if task == "fundus" else SKIN
+        for split, n in sizes.items():
+            split_quotas(split, n, spec.published_counts, spec.classes, spec.majority)
     # single-label labels carry no noise: the rate does not change the output
     rate = float(missing_rate) if task == "multilabel" else 0.0
     return {"task": task, "seed": int(seed), "size": size, "sizes": sizes, "missing_rate": rate}
@@ -190,8 +201,9 @@ def check_simulation_folder(out_dir: str | os.PathLike, *, overwrite: bool = Fal
     """Check that a simulation may write ``out_dir``, before it writes anything.
 
     A missing or empty folder is fine; any other needs ``overwrite``. Then an earlier simulation
-    there (a ``dataset.json`` of the simulator, also of an interrupted one) is removed first (its
-    images and tables), so no stale image remains; from a folder the simulator did not write
+    there (a ``dataset.json`` of the simulator, also of an interrupted one) is removed first: the
+    images its :data:`MANIFEST` lists and its tables, so no stale image remains, while any other
+    file there (a user's own ``images/mine.png``) stays; from a folder the simulator did not write
     nothing is deleted (files with the simulator's names are replaced).
 
     Raises:
@@ -212,13 +224,37 @@ def check_simulation_folder(out_dir: str | os.PathLike, *, overwrite: bool = Fal
 
 
 def _remove_simulation(folder: Path) -> None:
-    """Delete the images and tables a simulation wrote into ``folder``; ``dataset.json`` stays as
-    the mark of a simulator folder until :func:`simulate_dataset` replaces it."""
-    for images in IMAGE_FOLDERS:
-        shutil.rmtree(folder / images, ignore_errors=True)
+    """Delete the images (those its :data:`MANIFEST` lists) and tables a simulation wrote into ``folder``,
+    and the folders left empty; ``dataset.json`` stays as the mark of a simulator folder until
+    :func:`simulate_dataset` replaces it. A simulation written before the manifest leaves its images."""
+    try:
+        listed = (folder / MANIFEST).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        listed = []
+    root = folder.resolve()
+    for name in listed:
+        file = (folder / name).resolve()
+        if name and file.is_relative_to(root) and file.is_file():  # never a path leading out of the folder
+            file.unlink()
+            for parent in file.parents:  # the folders the simulation made, once empty
+                if parent == root or any(parent.iterdir()):
+                    break
+                parent.rmdir()
     for name in OUTPUT_FILES:
         if name != "dataset.json":
             (folder / name).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _manifest(folder: Path) -> Iterator[Callable[[list[str]], None]]:
+    """A function recording image paths (relative to ``folder``) in its :data:`MANIFEST`, before they are written."""
+    with open(folder / MANIFEST, "w", encoding="utf-8") as fh:
+
+        def record(paths: list[str]) -> None:
+            fh.writelines(path + "\n" for path in paths)
+            fh.flush()  # on disk before the images: an interrupted simulation is removed completely
+
+        yield record
 
 
 def simulate_dataset(
@@ -240,14 +276,17 @@ def simulate_dataset(
             the images (``files/...`` for chest radiographs, ``images/`` for the skin set). It must
             be missing or empty, or with ``overwrite`` hold an earlier simulation (removed first, so
             no stale image remains; see :func:`check_simulation_folder`).
-        seed: random seed; the same seed and arguments give byte-identical CSVs and images.
-        size: image side in pixels (square, grayscale).
-        n_train, n_val, n_test: images per split (default 24,000 / 4,000 / 8,000 for
-            multilabel, 8,000 / 1,500 / 3,000 for single).
+        seed: random seed (>= 0); the same seed and arguments give byte-identical CSVs and images.
+        size: image side in pixels (square, grayscale; >= 16).
+        n_train, n_val, n_test: images per split, each >= 200; the single-label sets need more in
+            val / test, where every class gets 20 / 40 images (e.g. n_test >= 280 for single).
+            Default 24,000 / 4,000 / 8,000 for multilabel, 8,000 / 1,500 / 3,000 for single,
+            3,000 / 800 / 1,200 for fundus.
         task: "multilabel" (26 chest findings), "single" (7 skin-lesion classes) or "fundus"
             (5 diabetic-retinopathy grades).
         missing_rate: multilabel only: share of positives of every finding but No Finding
-            removed from the TRAINING labels (report-mining false negatives); val / test clean.
+            removed from the TRAINING labels (report-mining false negatives; 0 to 0.9); val /
+            test clean.
 
     Returns:
         ``out_dir`` as a Path. Its ``dataset.json`` records the settings, ``code_hash`` and
@@ -263,16 +302,19 @@ def simulate_dataset(
     # marks the folder as the simulator's while it is written (an interrupted run is cleaned next time)
     write_json({"generator": GENERATOR, "key": None, "complete": False}, out / "dataset.json")
     seed, sizes = settings["seed"], settings["sizes"]
-    if task == "multilabel":
-        info = _simulate_cxr(out, seed, size, sizes, settings["missing_rate"])
-    else:
-        info = _simulate_single(task, out, seed, size, sizes)
+    with _manifest(out) as record:
+        if task == "multilabel":
+            info = _simulate_cxr(out, seed, size, sizes, settings["missing_rate"], record)
+        else:
+            info = _simulate_single(task, out, seed, size, sizes, record)
     info.update({"code_hash": code, "key": _key(settings, code)})
     write_json(info, out / "dataset.json")
     return out
 
 
-def _simulate_cxr(out: Path, seed: int, size: int, sizes: dict[str, int], missing_rate: float) -> dict:
+def _simulate_cxr(
+    out: Path, seed: int, size: int, sizes: dict[str, int], missing_rate: float, record: Callable[[list[str]], None]
+) -> dict:
     from ral.data.simulate.cxr import (
         FIRST_STUDY_ID,
         FIRST_SUBJECT_ID,
@@ -310,6 +352,7 @@ def _simulate_cxr(out: Path, seed: int, size: int, sizes: dict[str, int], missin
             missing_rate=missing_rate,
             first_subject=first,
             first_study=first_study,
+            record=record,
         )
         first += result["num_patients"]
         first_study += result["num_studies"]
@@ -330,7 +373,9 @@ def _simulate_cxr(out: Path, seed: int, size: int, sizes: dict[str, int], missin
     return info
 
 
-def _simulate_single(task: SimulatedSet, out: Path, seed: int, size: int, sizes: dict[str, int]) -> dict:
+def _simulate_single(
+    task: SimulatedSet, out: Path, seed: int, size: int, sizes: dict[str, int], record: Callable[[list[str]], None]
+) -> dict:
     from ral.data.simulate.fundus import FUNDUS
     from ral.data.simulate.single_label import MIN_POSITIVES, simulate_split
     from ral.data.simulate.skin import SKIN
@@ -343,7 +388,7 @@ def _simulate_single(task: SimulatedSet, out: Path, seed: int, size: int, sizes:
     info["min_positives"] = {k: v for k, v in MIN_POSITIVES.items() if v}
     offset = 0
     for split in SPLITS:
-        result = simulate_split(spec, split, sizes[split], out, seed=seed, size=size, first_index=offset)
+        result = simulate_split(spec, split, sizes[split], out, seed=seed, size=size, first_index=offset, record=record)
         offset += sizes[split]
         frame = result["frame"]
         write_csv(frame, out / f"{split}.csv")
