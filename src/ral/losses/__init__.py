@@ -13,6 +13,7 @@ See docs/losses.md for the table of losses, formulas, papers and defaults.
 """
 
 from ._base import EpochSchedule, Loss, MultiLabelLoss, SingleLabelLoss
+from ._space import Choice, FloatRange, IntRange, SearchSpace
 from .asl import AsymmetricLoss, AsymmetricPolynomialLoss, asymmetric_loss, asymmetric_polynomial_loss
 from .balanced import (
     ClassBalancedLoss,
@@ -59,12 +60,15 @@ __all__ = [
     "AsymmetricPolynomialLoss",
     "BalancedSoftmaxLoss",
     "BinaryCrossEntropyLoss",
+    "Choice",
     "ClassBalancedLoss",
     "CrossEntropyLoss",
     "DistributionBalancedLoss",
     "EpochSchedule",
+    "FloatRange",
     "FocalCrossEntropyLoss",
     "HillLoss",
+    "IntRange",
     "LDAMLoss",
     "LogitAdjustedLoss",
     "Loss",
@@ -75,6 +79,7 @@ __all__ = [
     "RobustAsymmetricLossLogitAdjusted",
     "RobustAsymmetricLossSingleLabel",
     "SPLCLoss",
+    "SearchSpace",
     "SigmoidFocalLoss",
     "SingleLabelLoss",
     "TwoWayLoss",

@@ -46,6 +46,7 @@ from ._common import (
     reduce_loss,
     reduce_per_sample,
 )
+from ._space import SearchSpace
 
 #: Fields stored as (non-persistent) buffers: per-class vectors that follow ``.to(device)``.
 CLASS_VECTORS = ("class_weights", "class_counts", "pos_weight")
@@ -90,6 +91,8 @@ class Loss(nn.Module):
     statistics: ClassVar[tuple[str, ...]] = ()
     #: Training statistics the constructor can use (for an option) but does not need.
     optional_statistics: ClassVar[tuple[str, ...]] = ()
+    #: The options worth tuning and their ranges (``ral tune``; see ``_space``), empty when none.
+    search_space: ClassVar[SearchSpace] = {}
 
     reduction: str = field(default="mean", kw_only=True)
     class_weights: ClassVector = field(default=None, kw_only=True)

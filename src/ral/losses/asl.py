@@ -11,6 +11,7 @@ from torch import Tensor
 
 from ._base import MultiLabelLoss, functional
 from ._common import check_bool, check_float_tuple, check_in_range, check_nonnegative
+from ._space import FloatRange
 from ._terms import negative_part, positive_part, sigmoid_probabilities
 
 
@@ -38,6 +39,12 @@ class AsymmetricLoss(MultiLabelLoss):
         >>> import torch
         >>> loss = AsymmetricLoss(gamma_neg=4.0, clip=0.05)(torch.randn(4, 3), torch.ones(4, 3))
     """
+
+    search_space = {
+        "gamma_neg": FloatRange(low=0.0, high=8.0),
+        "gamma_pos": FloatRange(low=0.0, high=2.0),
+        "clip": FloatRange(low=0.0, high=0.2),
+    }
 
     gamma_pos: float = 0.0
     gamma_neg: float = 4.0
@@ -91,6 +98,12 @@ class AsymmetricPolynomialLoss(AsymmetricLoss):
         >>> import torch
         >>> loss = AsymmetricPolynomialLoss()(torch.randn(4, 3), torch.ones(4, 3))
     """
+
+    search_space = {
+        **AsymmetricLoss.search_space,
+        "eps_pos.0": FloatRange(low=-1.5, high=1.0),
+        "eps_pos.1": FloatRange(low=-1.0, high=2.5),
+    }
 
     eps_pos: Sequence[float] = (-1.0, 1.25)
     eps_neg: Sequence[float] = ()

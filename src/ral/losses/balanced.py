@@ -14,6 +14,7 @@ from torch import Tensor
 
 from ._base import MultiLabelLoss, functional
 from ._common import ClassVector, check_choice, check_in_range, check_nonnegative
+from ._space import Choice, FloatRange
 from ._terms import (
     effective_number_weights,
     log_prior_odds,
@@ -57,6 +58,11 @@ class ClassBalancedLoss(MultiLabelLoss):
     statistics: ClassVar[tuple[str, ...]] = ("class_counts",)
 
     class_counts: ClassVector
+    search_space = {
+        "beta": Choice(values=(0.9, 0.99, 0.999, 0.9999)),
+        "gamma": FloatRange(low=0.0, high=4.0),
+    }
+
     beta: float = 0.9999
     base: str = "focal"
     gamma: float = 2.0
@@ -129,6 +135,12 @@ class DistributionBalancedLoss(MultiLabelLoss):
 
     class_counts: ClassVector
     num_samples: int
+    search_space = {
+        "neg_scale": FloatRange(low=1.0, high=5.0),
+        "init_bias": FloatRange(low=0.01, high=0.2, log=True),
+        "map_mu": FloatRange(low=0.1, high=0.3),
+    }
+
     map_alpha: float = field(default=0.1, kw_only=True)
     map_beta: float = field(default=10.0, kw_only=True)
     map_mu: float = field(default=0.2, kw_only=True)

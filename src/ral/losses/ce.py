@@ -9,6 +9,7 @@ from torch import Tensor
 
 from ._base import SingleLabelLoss, functional
 from ._common import check_in_range, check_nonnegative
+from ._space import FloatRange
 from ._terms import positive_part, softmax_focal_terms, softmax_probabilities
 
 
@@ -40,6 +41,8 @@ class CrossEntropyLoss(SingleLabelLoss):
         >>> loss = CrossEntropyLoss(label_smoothing=0.1)(torch.randn(4, 3), torch.tensor([0, 2, 1, 0]))
     """
 
+    search_space = {"label_smoothing": FloatRange(low=0.0, high=0.2)}
+
     def elementwise(self, x: Tensor, q: Tensor) -> Tensor:
         return softmax_focal_terms(x, q)
 
@@ -63,6 +66,8 @@ class FocalCrossEntropyLoss(CrossEntropyLoss):
         >>> import torch
         >>> loss = FocalCrossEntropyLoss(gamma=2.0)(torch.randn(4, 3), torch.tensor([0, 2, 1, 0]))
     """
+
+    search_space = {**CrossEntropyLoss.search_space, "gamma": FloatRange(low=0.0, high=5.0)}
 
     gamma: float = 2.0
 
@@ -104,6 +109,8 @@ class PolyCrossEntropyLoss(SingleLabelLoss):
         >>> logits, labels = torch.randn(4, 3), torch.tensor([0, 2, 1, 0])
         >>> loss = PolyCrossEntropyLoss(epsilon=1.0)(logits, labels)
     """
+
+    search_space = {"label_smoothing": FloatRange(low=0.0, high=0.2), "epsilon": FloatRange(low=-0.9, high=3.0)}
 
     epsilon: float = 1.0
 

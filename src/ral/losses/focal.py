@@ -6,6 +6,7 @@ from torch import Tensor
 
 from ._base import MultiLabelLoss, functional
 from ._common import check_in_range, check_nonnegative
+from ._space import FloatRange
 from ._terms import negative_part, positive_part, sigmoid_probabilities
 
 
@@ -33,6 +34,8 @@ class SigmoidFocalLoss(MultiLabelLoss):
         >>> import torch
         >>> loss = SigmoidFocalLoss(gamma=2.0)(torch.randn(4, 3), torch.ones(4, 3))
     """
+
+    search_space = {"gamma": FloatRange(low=0.0, high=5.0), "alpha": FloatRange(low=0.1, high=0.9)}
 
     alpha: float | None = 0.25
     gamma: float = 2.0

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from ._base import EpochSchedule, MultiLabelLoss, functional
 from ._common import check_epoch, check_in_range, check_nonnegative
+from ._space import FloatRange
 from ._terms import negative_part, positive_part, sigmoid_probabilities
 
 
@@ -51,6 +52,12 @@ class HillLoss(MultiLabelLoss):
         >>> import torch
         >>> loss = HillLoss(lam=1.5)(torch.randn(4, 3), torch.ones(4, 3))
     """
+
+    search_space = {
+        "lam": FloatRange(low=1.0, high=3.0),
+        "margin": FloatRange(low=0.0, high=2.0),
+        "gamma": FloatRange(low=0.0, high=4.0),
+    }
 
     lam: float = 1.5
     margin: float = 1.0
@@ -108,6 +115,12 @@ class SPLCLoss(EpochSchedule, MultiLabelLoss):
         >>> loss.set_epoch(3)
         >>> value = loss(torch.randn(4, 3), torch.ones(4, 3))
     """
+
+    search_space = {
+        "threshold": FloatRange(low=0.5, high=0.95),
+        "margin": FloatRange(low=0.0, high=2.0),
+        "gamma": FloatRange(low=0.0, high=4.0),
+    }
 
     threshold: float = 0.6
     correction_epoch: int = 1

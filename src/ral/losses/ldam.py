@@ -10,6 +10,7 @@ from torch import Tensor
 
 from ._base import EpochSchedule, SingleLabelLoss, functional
 from ._common import ClassVector, check_epoch, check_in_range, check_nonnegative
+from ._space import FloatRange
 from ._terms import effective_number_weights, softmax_focal_terms
 
 
@@ -59,6 +60,8 @@ class LDAMLoss(EpochSchedule, SingleLabelLoss):
     statistics: ClassVar[tuple[str, ...]] = ("class_counts",)
 
     class_counts: ClassVector
+    search_space = {"max_margin": FloatRange(low=0.1, high=1.0), "scale": FloatRange(low=5.0, high=50.0)}
+
     max_margin: float = 0.5
     scale: float = 30.0
     drw_epoch: int | None = field(default=None, kw_only=True)

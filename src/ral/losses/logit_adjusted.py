@@ -10,6 +10,7 @@ from torch import Tensor
 
 from ._base import SingleLabelLoss, functional
 from ._common import ClassVector, check_nonnegative
+from ._space import FloatRange
 from ._terms import log_prior, softmax_focal_terms
 
 
@@ -69,6 +70,8 @@ class LogitAdjustedLoss(BalancedSoftmaxLoss):
         >>> import torch
         >>> loss = LogitAdjustedLoss([900, 90, 9])(torch.randn(2, 3), torch.tensor([0, 2]))
     """
+
+    search_space = {"tau": FloatRange(low=0.0, high=2.0)}
 
     tau: float = 1.0
 

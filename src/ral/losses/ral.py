@@ -46,6 +46,7 @@ from ._common import (
     reduce_loss,
     reduce_per_sample,
 )
+from ._space import Choice, FloatRange
 from ._terms import (
     Probabilities,
     log_prior,
@@ -232,6 +233,16 @@ class _RALMixin:
     single: ClassVar[bool] = False
     #: The training statistics ``prior_tau > 0`` needs.
     prior_statistics: ClassVar[tuple[str, ...]] = ()
+    #: ``beta``: the negative term's log form (None) or its series truncated after 1 or 2 terms (Eq. 6).
+    search_space: ClassVar = {
+        "gamma_neg": FloatRange(low=0.0, high=8.0),
+        "gamma_pos": FloatRange(low=0.0, high=2.0),
+        "tau": FloatRange(low=0.0, high=0.2),
+        "lam": FloatRange(low=1.0, high=3.0),
+        "eps_pos.0": FloatRange(low=-1.5, high=1.0),
+        "eps_pos.1": FloatRange(low=-1.0, high=2.5),
+        "beta": Choice(values=(None, (1.0,), (1.0, 0.5))),
+    }
 
     gamma_pos: float = 0.0
     gamma_neg: float = 4.0
