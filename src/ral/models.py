@@ -219,12 +219,18 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        raw: Any = load_file(str(path), device="cpu")
+        try:
+            raw: Any = load_file(str(path), device="cpu")
+        except Exception as exc:  # SafetensorError (truncated, bad header) and friends
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise ValueError(f"cannot read pretrained weights file {path} as safetensors: {reason}") from None
     else:
+        from ral.engine.checkpoint import read_error
+
         try:
             raw = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # UnpicklingError and friends: refuse, do not fall back to full pickle
-            raise ValueError(f"cannot read {path} as a weights-only state dict: {exc}") from None
+            raise ValueError(read_error(path, exc, "pretrained weights")) from None
     for key in ("state_dict", "model"):
         if isinstance(raw, Mapping) and isinstance(raw.get(key), Mapping):
             raw = raw[key]

@@ -49,19 +49,19 @@ _TRUNCATED = ("failed finding central directory", "failed reading zip archive", 
 _GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
-def _read_error(path: Path, exc: BaseException) -> str:
-    """One line saying why a weights-only read of ``path`` failed (never: "try weights_only=False")."""
+def read_error(path: Path, exc: BaseException, what: str = "checkpoint") -> str:
+    """One line saying why a weights-only read of ``path`` (a ``what``) failed (never: "try weights_only=False")."""
     text = str(exc)
     if isinstance(exc, EOFError) or any(marker in text for marker in _TRUNCATED):
-        return f"cannot read checkpoint {path}: empty or truncated checkpoint (was its writing interrupted?)"
+        return f"cannot read {what} {path}: empty or truncated {what} file (was its writing interrupted?)"
     weights_only_refused = isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in text
     # "Unsupported operand": bytes the unpickler cannot read at all, i.e. not a pickle of objects
     if weights_only_refused and "Unsupported operand" not in text:
         found = _GLOBAL.search(text)
         which = f"; the first is a {found.group(1)}" if found else ""
         reason = "holds pickled objects that are not weights; refused (it could run code)"
-        return f"cannot read checkpoint {path}: {reason}{which}"
-    return f"cannot read checkpoint {path}: not a PyTorch checkpoint file ({type(exc).__name__})"
+        return f"cannot read {what} {path}: {reason}{which}"
+    return f"cannot read {what} {path}: not a PyTorch {what} file ({type(exc).__name__})"
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", *, mmap: bool = False) -> dict[str, Any]:
@@ -84,7 +84,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", *, mmap:
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as exc:  # never retried with weights_only=False
-        raise ValueError(_read_error(path, exc)) from None
+        raise ValueError(read_error(path, exc)) from None
     if not isinstance(checkpoint, dict):
         raise ValueError(f"checkpoint {path} holds a {type(checkpoint).__name__}, expected a dict")
     return checkpoint
@@ -94,11 +94,20 @@ def checkpoint_metadata(checkpoint: dict[str, Any], path: str | os.PathLike = "c
     """The ``ral`` metadata of a checkpoint read by :func:`load_checkpoint`.
 
     Raises:
-        ValueError: the checkpoint was not written by ``ral train``.
+        ValueError: the checkpoint was not written by ``ral train``, or its class names do not
+            match its model's outputs (an edited or damaged checkpoint).
     """
     meta = checkpoint.get("ral")
     if not isinstance(meta, dict) or "state_dict" not in checkpoint:
         raise ValueError(f"{path} is not a checkpoint written by `ral train` (no 'ral' metadata)")
     if meta.get("format", 0) > CHECKPOINT_FORMAT:
         raise ValueError(f"{path} has checkpoint format {meta.get('format')}, this ral reads <= {CHECKPOINT_FORMAT}")
+    names, outputs = meta.get("class_names"), meta.get("num_classes")
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names) or len(set(names)) != len(names):
+        raise ValueError(f"{path}: its class_names must be a list of distinct names, got {type(names).__name__}")
+    if len(names) != outputs:
+        raise ValueError(
+            f"{path}: its metadata lists {len(names)} class name(s) for a model of {outputs} outputs "
+            "(an edited or damaged checkpoint); refused"
+        )
     return meta
