@@ -73,6 +73,22 @@ def classes_without_positives(table: LabelTable) -> list[str]:
     return [name for name, count in zip(table.class_names, table.class_counts()) if count == 0]
 
 
+def check_training_classes(table: LabelTable, key: str = "training table") -> None:
+    """Refuse a single-label training table whose rows hold fewer than two classes (nothing to tell apart).
+
+    Raises:
+        ValueError: naming ``key`` and the classes.
+    """
+    if table.task != "single":
+        return
+    present = [name for name, count in zip(table.class_names, table.class_counts()) if count > 0]
+    if len(present) < 2:
+        raise ValueError(
+            f"{key}: a single-label table needs rows of at least 2 classes to train on, got rows of "
+            f"{len(present)} ({present}) among its classes {list(table.class_names)}"
+        )
+
+
 def warn_training_classes(table: LabelTable, key: str = "training table") -> None:
     """One warning naming the classes of the training table ``key`` that have no positive."""
     empty = classes_without_positives(table)

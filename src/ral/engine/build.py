@@ -234,7 +234,7 @@ def read_tables(config: Config) -> tuple[LabelTable, LabelTable | None]:
     Raises:
         ValueError / FileNotFoundError: naming the config key and the bad value or file.
     """
-    from ral.data.checks import check_validation_classes, warn_training_classes
+    from ral.data.checks import check_training_classes, check_validation_classes, warn_training_classes
 
     d = config.dataset
     train = load_split(d.train, "dataset.train", d, d.classes)
@@ -243,6 +243,7 @@ def read_tables(config: Config) -> tuple[LabelTable, LabelTable | None]:
         raise ValueError(f"dataset.val is a {val.task} table but dataset.train is {train.task}")
     if len(train) == 0:
         raise ValueError(f"dataset.train {d.train} has no rows")
+    check_training_classes(train, f"dataset.train {d.train}")
     warn_training_classes(train, f"dataset.train {d.train}")
     if val is not None:
         check_validation_classes(val, f"dataset.val {d.val}")

@@ -129,7 +129,8 @@ def load_eval_table(
     ``own_classes``: keep the table's own classes (another label set, see :mod:`ral.data.class_map`).
 
     Raises:
-        FileNotFoundError / ValueError: naming ``key`` (the CLI option) and the problem.
+        FileNotFoundError / ValueError: naming ``key`` (the CLI option) and the problem (also a
+            table without rows).
     """
     from ral.data import load_table
     from ral.engine.build import named
@@ -150,6 +151,8 @@ def load_eval_table(
         )
     if table.task != meta["task"]:
         raise ValueError(f"{key}: {path} is a {table.task} table but the checkpoint's model is {meta['task']}")
+    if len(table) == 0:
+        raise ValueError(f"{key}: {path} has no rows to evaluate")
     return table
 
 
