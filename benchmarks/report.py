@@ -371,6 +371,15 @@ ISIC-2018-like and an APTOS-2019-like single-label set).
 """
 
 
+MEDMNIST_RUN = (
+    "On real medical images (MedMNIST, nothing of it recorded here): "
+    "`ral data medmnist chestmnist --size 64 --npz chestmnist_64.npz --out data/chestmnist`, then "
+    "`ral bench losses --data data/chestmnist/train.csv --val-data data/chestmnist/val.csv "
+    "--test-data data/chestmnist/test.csv` (dermamnist and retinamnist: `--task single`; one run per loss: "
+    '`ral train --config configs/chestmnist.yaml`; see docs/dataset.md, "MedMNIST").'
+)
+
+
 def _reproduce(steps: list[Step]) -> str:
     budgets = pd.DataFrame(
         [
@@ -398,6 +407,8 @@ def _reproduce(steps: list[Step]) -> str:
         + markdown_table(budgets)
         + "\nThe seconds per run are measured by `benchmarks/time_budgets.py` (one run per budget on the 2-core "
         "development machine; record in `benchmarks/budget_times.md`) and kept in `benchmarks/evidence_plan.py`.\n\n"
+        + MEDMNIST_RUN
+        + "\n\n"
     )
 
 

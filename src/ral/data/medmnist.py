@@ -40,42 +40,30 @@ class MedMnistSet:
     official_sizes: tuple[int, int, int]
 
 
+#: ChestMNIST's 14 labels in MedMNIST's order, under NIH ChestX-ray14's names (ral.data.classes.NIH_CLASSES).
+CHEST_CLASSES = (
+    "Atelectasis",
+    "Cardiomegaly",
+    "Effusion",
+    "Infiltration",
+    "Mass",
+    "Nodule",
+    "Pneumonia",
+    "Pneumothorax",
+    "Consolidation",
+    "Edema",
+    "Emphysema",
+    "Fibrosis",
+    "Pleural_Thickening",
+    "Hernia",
+)
+
 # Checked against MedMNIST's INFO (medmnist/info.py): label order, channels and n_samples per split.
 SETS: dict[str, MedMnistSet] = {
     "chestmnist": MedMnistSet(
         title="ChestMNIST: NIH ChestX-ray14, 14 findings (multi-label), official split",
-        classes=(
-            "Atelectasis",
-            "Cardiomegaly",
-            "Effusion",
-            "Infiltration",
-            "Mass",
-            "Nodule",
-            "Pneumonia",
-            "Pneumothorax",
-            "Consolidation",
-            "Edema",
-            "Emphysema",
-            "Fibrosis",
-            "Pleural_Thickening",
-            "Hernia",
-        ),
-        medmnist_labels=(
-            "atelectasis",
-            "cardiomegaly",
-            "effusion",
-            "infiltration",
-            "mass",
-            "nodule",
-            "pneumonia",
-            "pneumothorax",
-            "consolidation",
-            "edema",
-            "emphysema",
-            "fibrosis",
-            "pleural",
-            "hernia",
-        ),
+        classes=CHEST_CLASSES,
+        medmnist_labels=tuple(name.lower().split("_")[0] for name in CHEST_CLASSES),  # "pleural" for thickening
         task="multilabel",
         channels=1,
         official_sizes=(78468, 11219, 22433),
