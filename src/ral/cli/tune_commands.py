@@ -1,0 +1,34 @@
+"""``ral tune``: every config key is a flag (as in ``ral train``), plus the study's flags, derived from
+:func:`ral.tune.tune`'s signature."""
+
+from __future__ import annotations
+
+from ral.cli.command import from_function
+from ral.cli.engine_commands import ConfigCommand
+from ral.tune import tune
+
+
+class _Tune(ConfigCommand):
+    """tune the loss's hyper-parameters with Optuna (each trial a ral train; resumable, many workers)
+
+    Search the loss's hyper-parameters (the search space declared on the loss, changed by tune.space in the
+    config) on the validation metric. Every config key is a flag, and section.key=value overrides work as in ral
+    train. Workers on one --storage share the study; re-running resumes it. See docs/tune.md.
+    """
+
+    def cli_cmd(self) -> None:
+        from ral.tune.report import shown
+
+        flags = {
+            name: getattr(self, name) for name in type(self).model_fields if name not in ConfigCommand.model_fields
+        }
+        result = tune(self.run_config(), **flags)
+        best = result["best"]
+        print(f"study {result['study']} in {result['storage']}: {result['finished']} finished trials")
+        if best is not None:
+            params = ", ".join(f"{name} {shown(value)}" for name, value in best["params"].items())
+            print(f"best: trial {best['number']}, value {best['value']:.4f} ({params})")
+        print(f"written to {self.out}")
+
+
+TuneCommand = from_function(tune, _Tune, skip=("config",))
