@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from ral.cli import main
-from ral.data import LabelTable, TableError, load_table
+from ral.data import LabelTable, TableError, load_image_list, load_table
+from ral.data.folds import write_folds
 from ral.data.split import fold_tolerance, patient_folds
 
 
@@ -102,9 +103,9 @@ def test_split_command_writes_the_rows_unchanged(fixture_copy, tmp_path, capsys)
     assert manifest["files"] == ["fold1_train.csv", "fold1_val.csv", "fold2_train.csv", "fold2_val.csv"]
     # --overwrite replaces what the split wrote and nothing else
     (out / "mine.txt").write_text("keep")
-    assert main(["data", "split", str(table), "--folds", "2", "--out", str(out)]) == 2
-    assert "pass --overwrite" in capsys.readouterr().err
-    assert main(["data", "split", str(table), "--folds", "2", "--out", str(out), "--overwrite", "--seed", "3"]) == 0
+    with pytest.raises(FileExistsError, match="pass --overwrite"):
+        write_folds(table, out, folds=2)
+    assert write_folds(table, out, folds=3, overwrite=True)["files"][-1] == "fold3_val.csv"
     assert (out / "mine.txt").read_text() == "keep"
 
 
@@ -124,7 +125,7 @@ def _nih_with_lists(fixture_copy) -> Path:
     return entry.parent
 
 
-def test_nih_split_lists_select_rows_of_the_table_beside_them(fixture_copy, tmp_path, capsys):
+def test_nih_split_lists_select_rows_of_the_table_beside_them(fixture_copy, tmp_path, write_image, capsys):
     folder = _nih_with_lists(fixture_copy)
     whole = load_table(folder / "Data_Entry_2017.csv", check_images="none")
     train = load_table(folder / "train_val_list.txt", check_images="none")
@@ -132,6 +133,10 @@ def test_nih_split_lists_select_rows_of_the_table_beside_them(fixture_copy, tmp_
     assert train.format == test.format == "nih" and train.source == folder / "train_val_list.txt"
     assert train.ids == whole.ids[:4] and test.ids == whole.ids[4:]
     np.testing.assert_array_equal(train.labels, whole.labels[:4])
+    for name in test.ids:  # ral predict --data test_list.txt: the listed images, without labels
+        write_image(folder / name)
+    images = load_image_list(folder / "test_list.txt")
+    assert images.ids == test.ids and images.num_classes == 0
     # ral data split reads the list and writes rows of the NIH table
     out = tmp_path / "folds"
     assert main(["data", "split", str(folder / "train_val_list.txt"), "--folds", "2", "--out", str(out)]) == 0
