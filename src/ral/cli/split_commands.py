@@ -1,4 +1,4 @@
-"""``ral data split``: patient-level, stratified K-fold tables (flags derived from :func:`ral.data.folds.write_folds`)."""
+"""``ral data split``: patient-level, stratified K-fold tables (flags from :func:`ral.data.folds.write_folds`)."""
 
 from __future__ import annotations
 
