@@ -55,6 +55,17 @@ def test_export_writes_a_description_and_card_with_classes_thresholds_input_trai
     assert f"| 3 | Delta | {description['training_data']['class_counts']['Delta']} | " in card
 
 
+def test_an_evaluation_of_another_checkpoint_is_not_reported(evaluated_run, tmp_path):
+    checkpoint, report = evaluated_run
+    last = checkpoint.with_name("last.ckpt")
+    paths = export(last, format="safetensors", out=tmp_path / "last")
+    description = json.loads(paths["description"].read_text())
+    assert description["evaluation"] is None and description["thresholds"] is None
+    assert description["validation"] is None  # result.json holds the best epoch's, not last.ckpt's
+    with pytest.raises(ValueError, match=f"scored {checkpoint.resolve()}, not the checkpoint"):
+        export(last, format="safetensors", out=tmp_path / "other", evaluation=report["out_dir"])
+
+
 def test_export_refuses_to_replace_its_files_without_overwrite_and_keeps_other_files(trained_run, tmp_path, capsys):
     out = tmp_path / "model"
     out.mkdir()

@@ -62,12 +62,24 @@ def read_thresholds(path: str | os.PathLike, classes: list[str], *, key: str = "
     return {name: float(values[name]) for name in classes}
 
 
-def evaluation_folder(checkpoint: str | os.PathLike) -> Path | None:
-    """The newest ``ral evaluate`` output of the checkpoint's run (``<run>/eval/*/metrics.json``), or None."""
+def _run_folder(checkpoint: str | os.PathLike) -> Path:
+    """``<run>`` of ``<run>/checkpoints/<file>.ckpt``; else the checkpoint's folder."""
     checkpoint = Path(checkpoint).resolve()
-    run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-    found = sorted((run / "eval").glob("*/metrics.json"), key=lambda p: p.stat().st_mtime)
-    return found[-1].parent if found else None
+    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+
+
+def _evaluated(folder: Path) -> tuple[str | None, bool]:
+    """The checkpoint an evaluate folder scored and whether it was an ensemble."""
+    report = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    return report.get("checkpoint"), "ensemble" in report
+
+
+def evaluation_folder(checkpoint: str | os.PathLike) -> Path | None:
+    """The newest ``ral evaluate`` output of this checkpoint alone (not of an ensemble) in its run's eval/
+    folder (``<run>/eval/*/metrics.json``), or None."""
+    found = sorted((_run_folder(checkpoint) / "eval").glob("*/metrics.json"), key=lambda p: p.stat().st_mtime)
+    mine = [p.parent for p in found if _evaluated(p.parent) == (str(Path(checkpoint).resolve()), False)]
+    return mine[-1] if mine else None
 
 
 def _software(format: str) -> dict[str, str]:
@@ -116,9 +128,10 @@ def describe(
     from ral.engine.inference import input_metadata
 
     config = meta.get("config", {})
-    run_dir = Path(checkpoint).resolve().parent.parent
-    result = run_dir / "result.json"
-    validation = json.loads(result.read_text(encoding="utf-8")).get("val_metrics") if result.is_file() else None
+    result = _run_folder(checkpoint) / "result.json"
+    validation = None
+    if result.is_file() and Path(checkpoint).name == "best.ckpt":  # result.json: the best epoch's metrics
+        validation = json.loads(result.read_text(encoding="utf-8")).get("val_metrics")
     model_channels, image_channels, normalize = input_metadata(meta)
     size = int(meta["image_size"])
     return {
@@ -303,6 +316,10 @@ def export(
         evaluation = Path(evaluation)
         if not (evaluation / "metrics.json").is_file():
             raise FileNotFoundError(f"evaluation: {evaluation} holds no metrics.json of `ral evaluate`")
+        scored, ensemble = _evaluated(evaluation)
+        if scored != str(Path(checkpoint).resolve()) or ensemble:
+            what = "an ensemble led by " if ensemble else ""
+            raise ValueError(f"evaluation: {evaluation} scored {what}{scored}, not the checkpoint {checkpoint}")
     model, meta = load_trained_model(checkpoint, "cpu")
     if evaluation is None:
         evaluation = evaluation_folder(checkpoint)
