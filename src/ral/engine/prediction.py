@@ -47,7 +47,7 @@ def predict(
         checkpoint: ``.ckpt`` written by ``ral train``, or several: their ensemble (the mean of
             their probabilities; same task and classes, see :func:`ral.engine.ensemble.load_members`).
         model: instead of ``checkpoint``: a folder written by ``ral export`` (model.onnx run by
-            onnxruntime, else model.ts, else model.safetensors; :func:`ral.engine.export.load_exported`).
+            onnxruntime, else model.ts, else model.safetensors, on the CPU; :func:`ral.engine.export.load_exported`).
         images: image files and folders of images (searched recursively, sorted; ids: see
             :func:`ral.engine.inference.image_table`).
         data: a table of any CSV format, with or without its label columns (ids and paths from
@@ -55,7 +55,7 @@ def predict(
             layout; see :func:`ral.data.formats.load_image_list`), or a folder of images.
             Exactly one of ``images`` / ``data``.
         out: CSV file to write (atomically); an existing file is replaced only with ``overwrite``.
-            None: nothing is written (the table is returned).
+            From Python, ``out=None`` only returns the table.
         thresholds: multi-label: a CSV of per-class thresholds (``class``, ``threshold``: the
             per_class.csv of ``ral evaluate``); adds a 0/1 column ``<class>_label`` per class
             (probability >= threshold) after the probabilities.
