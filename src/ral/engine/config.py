@@ -473,8 +473,7 @@ class Config(Section):
         schedule, train = self.schedule, self.train
         if schedule.warmup_epochs > train.epochs:  # equal: the whole run warms up (a 1-epoch trial of a config)
             raise ValueError(
-                f"schedule.warmup_epochs must be at most train.epochs ({train.epochs}), "
-                f"got {schedule.warmup_epochs:g}"
+                f"schedule.warmup_epochs must be at most train.epochs ({train.epochs}), got {schedule.warmup_epochs:g}"
             )
         if train.early_stopping_patience is not None and self.dataset.val is None:
             raise ValueError(
