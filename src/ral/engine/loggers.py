@@ -130,7 +130,8 @@ def tracking_callbacks(config: Config) -> list[Any]:
 class LogConfig(L.Callback):
     """Log :func:`flat_config` to every logger of the trainer when fitting starts (Lightning itself
     logs the module's ``hparams``, which ``ClassifierModule`` leaves empty: the config is stored
-    in checkpoints under ``"ral"``)."""
+    in checkpoints under ``"ral"``), and end a W&B run with its training (Lightning leaves it open
+    until the process exits: a second training in the same process would log into it)."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -139,6 +140,13 @@ class LogConfig(L.Callback):
         params = flat_config(self.config)
         for logger in trainer.loggers:
             logger.log_hyperparams(params)
+
+    def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        from lightning.pytorch.loggers import WandbLogger
+
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger) and trainer.is_global_zero:
+                logger.experiment.finish()
 
 
 # The notices a ``ral train`` hides: (logger, compiled pattern) for log records, (category,
