@@ -49,6 +49,9 @@ class StopOnSignal(L.Callback):
     Not between the batches of one accumulated gradient (their partial gradient would be lost; the
     signal is then answered at the next optimiser step). In a distributed run every process saves
     together (the save is collective): the decision is reduced over the processes at each batch.
+    A signal that comes during validation, or in a distributed run between two batches (Lightning
+    then stops every process at the start of the next step), stops without a new checkpoint: the
+    resume starts from the newest one (``last.ckpt`` of the epoch, or an earlier mid-epoch one).
 
     Args:
         folder: ``<output_dir>/checkpoints``.
