@@ -23,10 +23,11 @@ def test_run_speed_writes_a_table(tmp_path):
     assert {p.name for p in tmp_path.iterdir()} == {"speed.csv", "speed_summary.csv", "speed.md"}
 
 
-def test_peak_memory_counts_what_a_step_allocates():
+def test_peak_memory_counts_what_a_step_allocates(capfd):
     kept = []
     peak = peak_memory_bytes(lambda: kept.append(torch.empty(1000, 250)))  # 1,000,000 bytes
     assert 1_000_000 <= peak < 1_100_000
+    assert "profiler_start" not in capfd.readouterr().err  # libkineto's "USDT: ..." lines are silenced
 
 
 def test_official_style_asl_is_asl(ral_ref):

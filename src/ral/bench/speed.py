@@ -20,12 +20,14 @@ with the allocator's running total, whose maximum is the peak.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -141,6 +143,24 @@ def _interleaved(steps: dict[str, Callable[[], None]], config: SpeedConfig) -> p
     )
 
 
+@contextlib.contextmanager
+def _profiling(**options: Any) -> Iterator[torch.profiler.profile]:
+    """torch.profiler on the CPU without the "USDT: ... profiler_start" / "profiler_stop" lines its
+    backend (libkineto) prints on stderr at its default log level: ``KINETO_LOG_LEVEL`` above its
+    last level (5, USDT), read when a process first starts the profiler, silences them (and
+    libkineto's own error lines, which the measured figures do not depend on). A level the user
+    set is kept."""
+    unset = "KINETO_LOG_LEVEL" not in os.environ
+    if unset:
+        os.environ["KINETO_LOG_LEVEL"] = "6"
+    try:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], **options) as prof:
+            yield prof
+    finally:
+        if unset:
+            os.environ.pop("KINETO_LOG_LEVEL", None)
+
+
 def peak_memory_bytes(step: Callable[[], None], device: str = "cpu") -> int:
     """Bytes allocated at the peak of ``step()`` above what was allocated before it."""
     if device.startswith("cuda"):
@@ -150,7 +170,7 @@ def peak_memory_bytes(step: Callable[[], None], device: str = "cpu") -> int:
         step()
         torch.cuda.synchronize()
         return int(torch.cuda.max_memory_allocated() - base)
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _profiling(profile_memory=True) as prof:
         step()
     fd, path = tempfile.mkstemp(suffix=".json")
     os.close(fd)
@@ -310,7 +330,7 @@ def profile_ral(shape: tuple[int, int], config: SpeedConfig = SpeedConfig(), row
     step = _step(RobustAsymmetricLoss(), logits, targets)
     for _ in range(config.warmup):
         step()
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+    with _profiling() as prof:
         for _ in range(config.repeats):
             step()
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
