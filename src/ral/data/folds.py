@@ -212,4 +212,6 @@ def format_folds(report: dict[str, Any]) -> str:
         f"wrote {len(report['files'])} tables and {MANIFEST} to {out}; train fold 1 with: ral train --config CONFIG "
         f"dataset.train={out / 'fold1_train.csv'} dataset.val={out / 'fold1_val.csv'}{root} output_dir=runs/fold1"
     )
+    if root:
+        lines.append("  (dataset.root: where the rows' image paths lead; keep your config's own if it sets one)")
     return "\n".join(lines)
