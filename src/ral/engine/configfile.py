@@ -21,8 +21,9 @@ _SHORT.maxlevel = 2
 
 
 def short_repr(value: Any) -> str:
-    """``repr(value)`` cut to about 80 characters (with "..."), however large the value (a YAML alias bomb)."""
-    return _SHORT.repr(value)
+    """``repr(value)`` cut to at most 100 characters (with "..."), however large the value (a YAML alias bomb)."""
+    text = _SHORT.repr(value)  # bounded per level, not in total
+    return text if len(text) <= 100 else text[:97] + "..."
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
