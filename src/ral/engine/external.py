@@ -77,7 +77,11 @@ class Scored:
         """``members`` as the scored classes see them (metadata and outputs restricted to them)."""
         if self.columns is None:
             return members
-        return [replace(m, model=_Outputs(m.model, self.columns), meta=self.meta) for m in members[:1]]
+        names = self.meta["class_names"]
+        return [
+            replace(m, model=_Outputs(m.model, [list(m.meta["class_names"]).index(c) for c in names]), meta=self.meta)
+            for m in members
+        ]
 
 
 def _restricted(meta: dict[str, Any], classes: list[str]) -> dict[str, Any]:
