@@ -161,7 +161,10 @@ def cache_problem(cache_file: str | os.PathLike, table: LabelTable, *, full: boo
     for row, stamp in info.get("probes", []):
         if _stamp(table.image_path(row)) != stamp:
             return f"image {table.image_path(row)} changed since the build (size or modification time)"
-    return problem(cache_file, info, _want(table, size, channels), full=full)
+    try:
+        return problem(cache_file, info, _want(table, size, channels), full=full)
+    except OSError as exc:  # e.g. replaced by a process rebuilding it right now: checked again under the lock
+        return f"it cannot be read ({exc.strerror or exc})"
 
 
 def is_current(cache_file: str | os.PathLike, table: LabelTable) -> bool:

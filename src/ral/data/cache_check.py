@@ -109,7 +109,7 @@ def problem(cache_file: Path, info: dict[str, Any] | None, want: dict[str, Any],
     with open(cache_file, "rb") as handle:
         try:
             shape, fortran, dtype = _read_header(handle)
-        except ValueError as exc:
+        except Exception as exc:  # noqa: BLE001 - numpy's parser raises ValueError, SyntaxError, TokenError... on garbage
             return f"its .npy header cannot be read ({exc})"
         if (list(shape), fortran, dtype) != (want["shape"], False, DTYPE) or handle.tell() != want["offset"]:
             return f"its .npy header says shape {shape}, dtype {dtype}, expected {tuple(want['shape'])}, uint8"
