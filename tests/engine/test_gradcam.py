@@ -10,16 +10,18 @@ from ral.models import build_model
 from ral.report.gradcam import GradCam, overlay, target_layers
 
 
-def test_tiny_cnn_layer_is_its_last_feature_map_larger_than_one_pixel() -> None:
+def test_tiny_cnn_layer_is_its_last_map_at_least_seven_pixels_wide() -> None:
     torch.manual_seed(0)
     model = build_model("tiny", 3, in_channels=1, width=4, depth=3).eval()
     example = torch.rand(1, 1, 16, 16)
     layers = target_layers(model, example)
-    # depth 3 at 16 px: 8, 4, 2 pixels; the pooled 1x1 map and the 2-D logits are no candidates
-    assert layers[0] == "features"
-    assert "pool" not in layers
+    # depth 3 at 16 px: maps of 8, 4, 2 pixels; the 8 x 8 ReLU output first (BatchNorm's is changed in
+    # place by it), the coarser maps after; the pooled 1x1 map and the 2-D logits are no candidates
+    assert layers[:2] == ["features.2", "features.0"]
+    assert layers.index("features") > layers.index("features.0") and "pool" not in layers
+    assert "features.1" not in layers
     cam = GradCam(model, example)
-    assert cam.layer == "features"
+    assert cam.layer == "features.2"
     maps = cam(torch.rand(2, 1, 16, 16), 1)
     assert maps.shape == (2, 16, 16) and maps.min() >= 0.0 and maps.max() <= 1.0
     assert all(not m._forward_hooks for m in model.modules())  # the model itself carries no hooks
@@ -48,14 +50,14 @@ def test_a_layer_whose_output_is_changed_in_place_later_is_skipped() -> None:
 )
 def test_monai_backbones(backbone: str, expected: str, not_chosen: str) -> None:
     model = build_model(backbone, 3, in_channels=1).eval()
-    example = torch.rand(1, 1, 64, 64)
+    example = torch.rand(1, 1, 224, 224)  # 7 x 7 before the pooling
     layers = target_layers(model, example)
     assert not_chosen not in layers
     cam = GradCam(model, example)
     assert cam.layer == expected
     if backbone == "densenet121":
         assert "features.denseblock4" in layers  # the layer the issue found to work
-    assert cam(example, 2).shape == (1, 64, 64)
+    assert cam(example, 2).shape == (1, 224, 224)
 
 
 def test_overlay_blends_the_map_over_the_grey_image() -> None:

@@ -100,6 +100,9 @@ def test_ral_report_bad_input_is_one_line(evaluated, tmp_path, capsys) -> None:
     assert main(["report", str(evaluated), "--classes", "Nope"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "'Nope'" in err
+    assert main(["report", str(evaluated), "--per-kind", "-1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "per-kind" in err.replace("_", "-") and "-1" in err
 
 
 def test_bench_comparison_page(tmp_path) -> None:

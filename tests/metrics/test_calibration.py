@@ -7,6 +7,7 @@ import pytest
 import torch
 from torchmetrics.functional.classification import binary_calibration_error, multiclass_calibration_error
 
+from ral.metrics import per_class_ci, per_class_metrics
 from ral.metrics.calibration import (
     calibration_metrics,
     expected_calibration_error,
@@ -64,3 +65,19 @@ def test_bad_bins_and_shapes_are_refused() -> None:
         reliability_bins(np.ones(3), np.ones(3), n_bins=0)
     with pytest.raises(ValueError, match="same size"):
         reliability_bins(np.ones(3), np.ones(4))
+
+
+def test_per_class_ap_interval_holds_the_point_and_is_seeded() -> None:
+    rng = np.random.default_rng(1)
+    truth = (rng.random((200, 3)) < [0.5, 0.2, 0.05]).astype(float)
+    truth[:2, 2] = 1.0
+    truth[rng.random((200, 3)) < 0.05] = np.nan
+    prob = np.clip(0.3 * np.nan_to_num(truth) + 0.7 * rng.random((200, 3)), 0, 1)
+    intervals = per_class_ci(truth, prob, n_boot=200, seed=3)
+    point = per_class_metrics(truth, prob)["AP"]
+    assert intervals.shape == (3, 2)
+    assert np.all(intervals[:, 0] <= point) and np.all(point <= intervals[:, 1])
+    np.testing.assert_array_equal(intervals, per_class_ci(truth, prob, n_boot=200, seed=3))
+    assert np.all(np.diff(intervals, axis=1) > 0)
+    with pytest.raises(ValueError, match="metric"):
+        per_class_ci(truth, prob, metric="F1")

@@ -116,7 +116,9 @@ class _Evaluate(Command):
         if "out_of_fold" in report:
             runs = len(report["out_of_fold"])
             print(f"out-of-fold: {report['n_images']} images, the validation tables of {runs} runs")
-        print(f"written to {report['out_dir']}")
+        if "ECE" in report:
+            print(f"{'ECE':18s} {report['ECE']:.4f} (calibration; per group in metrics.json)")
+        print(f"written to {report['out_dir']} (open report.html)")
 
 
 class _Predict(Command):

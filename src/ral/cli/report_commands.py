@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+from pydantic_settings import CliPositionalArg
+
 from ral.cli.command import Command, from_function
+from ral.report.evalreport import ReportOptions
 from ral.report.html import report
 
 
@@ -14,9 +18,14 @@ class _Report(Command):
     is one self-contained file: open it from disk in any browser.
     """
 
+    path: CliPositionalArg[str] = Field(
+        description="an evaluation folder of ral evaluate (with metrics.json), a run folder of ral train (every "
+        "eval/* folder in it), or a ral bench losses folder (the comparison page)"
+    )
+
     def cli_cmd(self) -> None:
-        for path in report(**self.arguments()):
+        for path in report(self.path, ReportOptions(**self.arguments(without=("path",)))):
             print(f"wrote {path}")
 
 
-ReportCommand = from_function(report, _Report, positional=("path",))
+ReportCommand = from_function(ReportOptions, _Report)

@@ -19,13 +19,17 @@ import base64
 import io
 import json
 import os
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
+from pydantic.dataclasses import dataclass
 
 from ral.data.groups import GROUPS
+from ral.data.options import FormatName
 from ral.report.plots import GROUP_COLOURS, OTHER_COLOUR
 from ral.report.svg import Series, chart
 
@@ -122,7 +126,7 @@ def curve_charts(names: list[str], truth: np.ndarray, probs: np.ndarray) -> list
                 Series(recall[::-1], precision[::-1], "#1f77b4", "model"),
                 Series([0, 1], [prevalence, prevalence], "#888", f"chance = prevalence {prevalence:.3f}", dashed=True),
             ],
-            title=f"{name}: precision-recall",
+            title=f"{name}: PR",
             xlabel="recall",
             ylabel="precision",
             step=True,
@@ -225,21 +229,24 @@ def gallery(
     sections = []
     for name in classes:
         c = names.index(name)
+        shown_rows = [int(i) for found in picks[name].values() for i in found]
+        maps = {}
+        if cam is not None and shown_rows:  # one backward pass per class for all its pictures
+            batch = torch.from_numpy(np.stack([pixels[i] for i in shown_rows])).to(device)
+            maps = dict(zip(shown_rows, cam(batch, c)))
         kinds = []
         for kind, found in picks[name].items():
-            maps = None
-            if cam is not None and found:
-                maps = cam(torch.from_numpy(np.stack([pixels[int(i)] for i in found])).to(device), c)
             items = []
-            for k, i in enumerate(found):
-                image = pixels[int(i)]
+            for i in map(int, found):
+                image = pixels[i]
                 shown = image[0] if image.shape[0] == 1 else np.moveaxis(image, 0, -1)
                 items.append(
                     {
-                        "id": str(table.ids[int(i)]),
-                        "prob": float(probs[int(i), c]),
+                        "id": str(table.ids[i]),
+                        "prob": float(probs[i, c]),
                         "image": png_base64(shown),
-                        "overlay": png_base64(overlay(image, maps[k])) if maps is not None else "",
+                        "overlay": png_base64(overlay(image, maps[i])) if i in maps else "",
+                        "empty": i in maps and not maps[i].any(),
                     }
                 )
             kinds.append({"kind": kind, "title": KINDS[kind], "items": items})
@@ -248,6 +255,7 @@ def gallery(
     return sections, layer
 
 
+@cache
 def software_versions() -> dict[str, str]:
     """Python and the versions of the packages behind the numbers."""
     import platform
@@ -262,16 +270,32 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
+@dataclass(frozen=True)
+class ReportOptions:
+    """What report.html shows and how its inputs are read (``ral report``'s flags).
+
+    Args:
+        classes: classes of the Grad-CAM gallery (default: the tail classes, rarest first, at most 8).
+        per_kind: pictures per class of each kind (true positives, false positives, missed positives).
+        gradcam: draw each picture's Grad-CAM map (--no-gradcam: the pictures only).
+        format: the evaluated table's format, when ``ral evaluate`` was given one (default: auto-detect).
+        root: the evaluated table's image root, when ``ral evaluate`` was given one.
+        device: where the checkpoints are loaded for Grad-CAM ("cpu", "cuda", ...).
+    """
+
+    classes: list[str] | None = None
+    per_kind: Annotated[int, Field(ge=0)] = 3
+    gradcam: bool = True
+    format: FormatName | None = None
+    root: str | None = None
+    device: str = "cpu"
+
+
 def write_eval_report(
     eval_dir: str | os.PathLike,
+    options: ReportOptions | None = None,
     *,
-    classes: list[str] | None = None,
-    per_kind: int = 3,
-    gradcam: bool = True,
-    format: str | None = None,
-    root: str | os.PathLike | None = None,
     allow_outside_root: bool = False,
-    device: str = "cpu",
     members: list[Any] | None = None,
     table: Any = None,
 ) -> Path:
@@ -279,11 +303,8 @@ def write_eval_report(
 
     Args:
         eval_dir: the folder (metrics.json, per_class.csv, predictions.csv).
-        classes: classes of the gallery (default: the tail, rarest first, at most 8).
-        per_kind: pictures per class and kind (true positives, false positives, missed positives).
-        gradcam: draw the Grad-CAM map beside each picture.
-        format, root, allow_outside_root: how to read the evaluated table (as given to ``ral evaluate``).
-        device: where the checkpoint(s) are loaded for Grad-CAM.
+        options: the gallery, and how to read the table and load the checkpoints (None: the defaults).
+        allow_outside_root: as given to ``ral evaluate``.
         members, table: the loaded checkpoints and the evaluated table (``ral evaluate`` passes them).
 
     Raises:
@@ -295,26 +316,25 @@ def write_eval_report(
     from ral.metrics import metric_names
     from ral.report.html import render
 
+    options = options or ReportOptions()
     folder = Path(eval_dir)
     metrics, per_class, predictions = _read_eval_folder(folder)
     if members is None:
-        members = load_members(checkpoint_list(metrics), device)
+        members = load_members(checkpoint_list(metrics), options.device)
     meta = members[0].meta
     task, names, groups = metrics["task"], list(meta["class_names"]), list(meta["groups"])
     if table is None:
-        options = {"format": format, "root": root, "allow_outside_root": allow_outside_root}
-        table = load_eval_table(metrics["data"], meta, key="data", split="test", **options)
+        reading = {"format": options.format, "root": options.root, "allow_outside_root": allow_outside_root}
+        table = load_eval_table(metrics["data"], meta, key="data", split="test", **reading)
     if len(predictions) != len(table) or list(predictions.columns[1:]) != names:
         raise ValueError(f"{folder / 'predictions.csv'} does not match the table {metrics['data']} and checkpoint")
     probs = predictions[names].to_numpy(dtype=np.float64)
     y_true = table.labels.astype(np.float64) if task == "multilabel" else table.targets_single()
     truth = _class_truth(y_true, task, len(names))
-    wanted = default_gallery_classes(per_class) if classes is None else list(classes)
+    wanted = default_gallery_classes(per_class) if options.classes is None else list(options.classes)
     unknown = [name for name in wanted if name not in names]
     if unknown:
         raise ValueError(f"classes: {unknown} are not classes of the checkpoint ({names})")
-    if isinstance(per_kind, bool) or not isinstance(per_kind, int) or per_kind < 0:
-        raise ValueError(f"per_kind must be an integer >= 0, got {per_kind!r}")
     loss = metrics.get("loss") or meta.get("config", {}).get("loss", {}).get("name", "?")
     lead = Path(checkpoint_list(metrics)[0])
     run = (lead.parent.parent if lead.parent.name == "checkpoints" else lead.parent).name
@@ -329,8 +349,8 @@ def write_eval_report(
         table=table,
         model=members[0].model,
         image_size=int(meta["image_size"]),
-        per_kind=per_kind,
-        gradcam=gradcam,
+        per_kind=options.per_kind,
+        gradcam=options.gradcam,
     )
     diagram, ece_rows = reliability(y_true, probs, task=task, groups=groups, title=f"run {run}, loss {loss}")
     n_boot = int(metrics.get("n_boot", 0))

@@ -2,12 +2,13 @@
 
 The target layer is not named per backbone: :func:`target_layers` runs one forward pass with a
 hook on every module and keeps the modules whose output is a 4-D feature map with more than one
-position (so not the image-size input normalisation once others follow, nor the 1x1 map of a
-global pooling), and whose output is not changed in place later. The last such module in
-execution order is the one closest to the classifier: ``backbone.features`` of the tiny CNN,
-``layer4`` of a ResNet, ``features.denseblock4`` of a MONAI DenseNet, whose ``features.norm5``
-is left out because the in-place ReLU after it modifies its output (a full backward hook on it
-fails with "a view ... is being modified inplace").
+position (not the 1x1 map of a global pooling) and is not changed in place later. The last such
+module in execution order whose map is at least :data:`MIN_SIZE` positions wide is the one
+closest to the classifier: ``layer4`` of a ResNet and ``class_layers.relu`` of a MONAI DenseNet
+at 224 px (MONAI turns that ReLU's ``inplace`` off), never ``features.norm5``, whose output the
+in-place ReLU after it modifies (a full backward hook on it fails with "a view ... is being
+modified inplace"); for the tiny CNN at 64 px, its third block (8 x 8). If MONAI's GradCAM
+still fails on a layer, the next candidate is tried.
 
 MONAI registers its hooks for good and turns ``inplace`` off on the target module, so the maps
 are computed on a copy of the model.
@@ -22,13 +23,21 @@ import numpy as np
 import torch
 from torch import nn
 
+#: The smallest feature map side preferred: 7 is the last map of a ResNet / DenseNet at 224 px; a
+#: coarser one (4 x 4 of the tiny CNN at 64 px) spreads one value over a quarter of the image, and
+#: right before global pooling Grad-CAM equals CAM, which is empty wherever a rare class's logit is
+#: negative everywhere (as a multi-label model's usually is).
+MIN_SIZE = 7
 
-def target_layers(model: nn.Module, example: torch.Tensor) -> list[str]:
-    """Names of the modules fit for Grad-CAM, closest to the output first (see the module doc).
+
+def target_layers(model: nn.Module, example: torch.Tensor, *, min_size: int = MIN_SIZE) -> list[str]:
+    """Names of the modules fit for Grad-CAM, best first (see the module doc): the maps of at least
+    ``min_size`` x ``min_size`` positions closest to the output, then the coarser ones.
 
     Args:
         model: the network (any module mapping ``example`` to logits).
         example: one input batch, e.g. (1, c, S, S).
+        min_size: the smallest map side preferred.
 
     Raises:
         ValueError: no module produces a 4-D feature map larger than 1x1.
@@ -53,7 +62,8 @@ def target_layers(model: nn.Module, example: torch.Tensor) -> list[str]:
         for handle in handles:
             handle.remove()
     # A later in-place operation (an in-place ReLU after a BatchNorm) bumps the tensor's version.
-    names = [name for name, output, version in reversed(seen) if output._version == version]
+    kept = [(name, min(output.shape[-2:])) for name, output, version in reversed(seen) if output._version == version]
+    names = [name for name, side in kept if side >= min_size] + [name for name, side in kept if side < min_size]
     if not names:
         raise ValueError(f"{type(model).__name__} has no module producing a 4-D feature map larger than 1x1")
     return names

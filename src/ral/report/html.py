@@ -19,6 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ral.report.evalreport import ReportOptions, write_eval_report
 from ral.report.files import write_text
 
 #: The page a report folder gets.
@@ -139,28 +140,14 @@ def write_bench_report(folder: str | os.PathLike) -> Path:
     return render("bench.html.j2", context, folder / REPORT_NAME)
 
 
-def report(
-    path: str | os.PathLike,
-    *,
-    classes: list[str] | None = None,
-    per_kind: int = 3,
-    gradcam: bool = True,
-    format: str | None = None,
-    root: str | os.PathLike | None = None,
-    device: str = "cpu",
-) -> list[Path]:
+def report(path: str | os.PathLike, options: ReportOptions | None = None) -> list[Path]:
     """(Re)write report.html: of an evaluation folder, of every evaluation of a run, or of a loss benchmark.
 
     Args:
         path: an evaluation folder of ``ral evaluate`` (with metrics.json), a run folder of
             ``ral train`` (every ``eval/*`` folder in it), or a ``ral bench losses`` folder (the
             comparison page).
-        classes: classes of the Grad-CAM gallery (default: the tail classes, rarest first, at most 8).
-        per_kind: pictures per class of each kind (true positives, false positives, missed positives).
-        gradcam: draw each picture's Grad-CAM map (--no-gradcam: the pictures only).
-        format: the evaluated table's format, when ``ral evaluate`` was given one (default: auto-detect).
-        root: the evaluated table's image root, when ``ral evaluate`` was given one.
-        device: where the checkpoints are loaded for Grad-CAM ("cpu", "cuda", ...).
+        options: the gallery and how to read the evaluations' inputs (:class:`ReportOptions`; None: defaults).
 
     Returns:
         The written report.html files.
@@ -168,14 +155,12 @@ def report(
     Raises:
         FileNotFoundError / ValueError: ``path`` is none of these folders, or its files do not fit.
     """
-    from ral.report.evalreport import write_eval_report
-
+    options = options or ReportOptions()
     folder = Path(path)
     if not folder.is_dir():
         raise FileNotFoundError(f"path: {folder} is not a folder")
-    options = {"classes": classes, "per_kind": per_kind, "gradcam": gradcam, "format": format, "root": root}
     if (folder / "metrics.json").is_file():
-        return [write_eval_report(folder, device=device, **options)]
+        return [write_eval_report(folder, options)]
     if (folder / "bench.json").is_file():
         return [write_bench_report(folder)]
     evaluations = sorted(p.parent for p in folder.glob("eval/*/metrics.json")) + (
@@ -186,4 +171,4 @@ def report(
             f"path: {folder} holds no metrics.json (an evaluation folder), no eval/*/metrics.json (a run folder) "
             "and no bench.json (a loss benchmark)"
         )
-    return [write_eval_report(found, device=device, **options) for found in evaluations]
+    return [write_eval_report(found, options) for found in evaluations]

@@ -8,6 +8,7 @@ format named by the file suffix (".png" by default), and returns the path.
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -83,43 +84,47 @@ def plot_ap_vs_frequency(
 
 
 def _label_points(axes, x: np.ndarray, y: np.ndarray, labels: Sequence[str]) -> None:
-    """Label each point (log x axis), nudging labels apart vertically where they would overlap,
-    with a thin line back to a point whose label moved. (A few lines of repulsion instead of a
-    dependency such as adjustText; the positions are in axes fractions, the text 6 pt.)"""
+    """Label each point (log x axis) where its label overlaps no other label and no marker: the
+    labels are placed one by one (highest point first) at the free height nearest to their point,
+    with a thin line back to a point whose label had to move. (A few lines of greedy placement
+    instead of a dependency such as adjustText; positions in axes fractions, text 6 pt.)"""
     if not len(x):
         return
     logs = np.log10(x)
     span = max(float(logs.max() - logs.min()), 1e-9)
-    low = logs.min() - 0.05 * span
-    fx = (logs - low) / (1.1 * span)  # matches matplotlib's default 5% margins
+    fx = (logs - logs.min() + 0.05 * span) / (1.1 * span)  # matplotlib's default 5% margins
     fy = np.asarray(y, dtype=np.float64) / 1.02
-    width = np.array([0.0105 * len(label) for label in labels])  # ~6 pt characters on a 7-inch axis
-    height = 0.035
-    ly = fy + 0.02
-    for _ in range(200):
-        moved = False
-        for i in range(len(ly)):
-            for j in range(i + 1, len(ly)):
-                if abs(fx[i] - fx[j]) < (width[i] + width[j]) / 2 and abs(ly[i] - ly[j]) < height:
-                    push = (height - abs(ly[i] - ly[j])) / 2 + 1e-3
-                    up = ly[i] >= ly[j]
-                    ly[i] += push if up else -push
-                    ly[j] += -push if up else push
-                    moved = True
-        if not moved:
-            break
+    width = np.array([0.0095 * len(label) + 0.01 for label in labels])  # ~6 pt characters, 7-inch figure
+    # a label starts right of its point, or ends left of it where it would run out of the axes
+    left = np.where(fx + 0.008 + width > 1.0, fx - 0.008 - width, fx + 0.008)
+    height, marker = 0.04, 0.035
+    placed: list[int] = []
+    ly = np.empty(len(fy))
+    heights = np.arange(0.015, 0.99, 0.005)
+    for i in np.argsort(-fy, kind="stable"):
+        lane = (left[i] < left[placed] + width[placed]) & (left[placed] < left[i] + width[i])
+        taken = ly[placed][lane]
+        others = np.array(
+            [k for k in range(len(fx)) if k != i and left[i] - 0.012 < fx[k] < left[i] + width[i] + 0.012]
+        )
+        free = [
+            h
+            for h in heights
+            if np.all(np.abs(taken - h) >= height) and (not others.size or np.all(np.abs(fy[others] - h) >= marker))
+        ]
+        wanted = fy[i] + 0.02
+        ly[i] = min(free, key=lambda h: abs(h - wanted)) if free else wanted
+        placed.append(int(i))
     for i, label in enumerate(labels):
-        target = (float(x[i]), float(y[i]))
-        text = (float(fx[i]) + 0.008, float(np.clip(ly[i], 0.0, 0.99)))
-        line = abs(text[1] - fy[i] - 0.02) > 0.01
+        moved_away = abs(ly[i] - fy[i] - 0.02) > 0.012
         axes.annotate(
             label,
-            target,
-            xytext=text,
+            (float(x[i]), float(y[i])),
+            xytext=(float(left[i]), float(ly[i])),
             textcoords="axes fraction",
             fontsize=6,
             va="center",
-            arrowprops={"arrowstyle": "-", "color": "#999", "linewidth": 0.5} if line else None,
+            arrowprops={"arrowstyle": "-", "color": "#999", "linewidth": 0.5, "shrinkB": 3} if moved_away else None,
         )
 
 
@@ -294,9 +299,12 @@ def plot_metric_bars(
     labels = label_source.astype(str).tolist()
     num_rows = len(labels)
     width = 0.8 / max(num_rows, 1)
-    figure = _new_figure(max(6.0, 1.2 * len(chosen) + 0.3 * num_rows), 4.5)
+    figure = _new_figure(max(7.0, 1.2 * len(chosen) + 0.3 * num_rows + 1.5), 4.5)
     axes = figure.add_subplot()
     positions = np.arange(len(chosen))
+    import matplotlib
+
+    palette = matplotlib.colormaps["tab10" if num_rows <= 10 else "tab20"]  # no two rows in one colour
     for row, label in enumerate(labels):
         means = [float(summary_df[available[m][0]].iloc[row]) for m in chosen]
         errors = np.full((2, len(chosen)), np.nan)  # below, above the mean
@@ -307,11 +315,12 @@ def plot_metric_bars(
             elif available[m][1] is not None:
                 errors[:, k] = float(summary_df[available[m][1]].iloc[row])
         yerr = None if np.isnan(errors).all() else np.nan_to_num(errors)
-        axes.bar(positions - 0.4 + width * (row + 0.5), means, width, yerr=yerr, capsize=2, label=label)
+        colour = palette(row % palette.N)
+        axes.bar(positions - 0.4 + width * (row + 0.5), means, width, yerr=yerr, capsize=2, label=label, color=colour)
     axes.set_xticks(positions, chosen)
     axes.set_ylabel("score")
-    axes.legend(fontsize=7, ncols=2 if num_rows > 6 else 1)
-    axes.set_title(title)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, never over them
+    axes.set_title("\n".join(textwrap.wrap(title, 90)), fontsize=10)
     return _save(figure, path)
 
 
