@@ -15,7 +15,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install "torch==$(TORCH_VERSION)"
-	$(BIN)/python -m pip install -e ".[test,export,tensorboard,mlflow]"
+	$(BIN)/python -m pip install -e ".[test,export,tensorboard,mlflow,tune,postgres]"
 	touch $(STAMP)
 
 lint: $(STAMP)

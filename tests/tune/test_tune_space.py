@@ -51,6 +51,15 @@ def test_bad_spaces_name_the_key(loss: str, space: dict, message: str) -> None:
         search_space(_config(loss, space))
 
 
+def test_tune_params_picks_entries() -> None:
+    config = config_from_dict(
+        {"dataset": {"train": "t.csv", "val": "v.csv"}, "loss": {"name": "asl"}, "tune": {"params": ["clip"]}}
+    )
+    assert list(search_space(config)) == ["clip"]
+    with pytest.raises(ValueError, match=r"tune.params: \['tau'\] not in the search space of loss 'asl'"):
+        search_space(config.model_copy(update={"tune": config.tune.model_copy(update={"params": ["tau"]})}))
+
+
 def test_samples_stay_in_range_and_list_choices_come_back_as_lists() -> None:
     config = _config(space={"optimizer.weight_decay": {"low": 1e-5, "high": 1e-3, "log": True}})
     space = search_space(config)

@@ -362,7 +362,9 @@ class TrainerConfig(Section):
     sync_batchnorm: StrictBool = Field(False, description="synchronise BatchNorm statistics across processes")
     deterministic: StrictBool = Field(False, description="Lightning's `deterministic=True` (deterministic GPU kernels)")
     progress_bar: StrictBool = Field(
-        True, description="Lightning's progress bar; when false, one line per epoch is printed"
+        True,
+        description="Lightning's progress bar, where stderr is a terminal and without `--quiet`; when false (or "
+        "not shown), one line per epoch is printed",
     )
     log_every_n_steps: Int = Field(10, ge=1, description="logging interval of the step metrics")
     logger: Annotated[list[Tracker], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)] = Field(
@@ -420,6 +422,9 @@ class TuneConfig(Section):
         "`name: {low: 1, high: 6}` (add `log: true`), `{type: int, low: 1, high: 4}`, `{type: choice, values: "
         "[...]}`; `name.i` is element i of a list option (`eps_pos.0`); null keeps the config's value; "
         "`optimizer.lr` / `optimizer.weight_decay` add the optimiser's",
+    )
+    params: list[str] | None = Field(
+        None, min_length=1, description="search only these entries of the space, e.g. `[gamma_neg, tau]` (null: all)"
     )
 
 

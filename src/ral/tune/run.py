@@ -164,6 +164,11 @@ def tune(
     """
     from ral.tune.report import write_outputs
 
+    try:
+        import optuna_integration  # noqa: F401 (Optuna and its Lightning pruning callback: the `tune` extra)
+    except ImportError as exc:
+        raise ValueError(f"ral tune needs Optuna: pip install 'ral[tune]' ({exc})") from None
+
     if trials < 1 or grid_points < 1 or heartbeat < 1:
         raise ValueError(
             f"--trials, --grid-points and --heartbeat must be >= 1, got {trials}, {grid_points}, {heartbeat}"

@@ -41,11 +41,12 @@ def current_values(config: Config) -> dict[str, Any]:
 
 
 def search_space(config: Config) -> dict[str, SearchRange]:
-    """The loss's declared space with the config's ``tune.space`` applied (null removes an entry).
+    """The loss's declared space with the config's ``tune.space`` applied (null removes an entry), limited
+    to ``tune.params`` when given.
 
     Raises:
         ValueError: a ``tune.space`` key that is no option of the loss (nor an optimiser key), an
-            index past the end of a list option, or an empty space.
+            index past the end of a list option, a ``tune.params`` name outside the space, or an empty space.
     """
     loss = config.loss.name
     options = inspect.signature(LOSSES[loss]).parameters
@@ -66,6 +67,11 @@ def search_space(config: Config) -> dict[str, SearchRange]:
             space.pop(name, None)
         else:
             space[name] = entry
+    if config.tune.params is not None:
+        unknown = [name for name in config.tune.params if name not in space]
+        if unknown:
+            raise ValueError(f"tune.params: {unknown} not in the search space of loss {loss!r}: {sorted(space)}")
+        space = {name: space[name] for name in config.tune.params}
     if not space:
         raise ValueError(
             f"loss {loss!r} declares no search space and tune.space adds none; give ranges in tune.space (docs/tune.md)"
