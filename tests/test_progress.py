@@ -13,7 +13,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from ral.progress import is_quiet, printing, progress, quiet
+from ral.progress import bars_shown, is_quiet, printing, progress, quiet
 
 # "2000/2000 [00:00<00:00, 5004.31image/s]": count / total, elapsed < remaining (ETA), rate
 BAR = re.compile(r"(\d+)/(\d+) \[\d\d:\d\d<(\d\d:\d\d|\?), ([\d.]+|\?)image/s\]")
@@ -55,7 +55,8 @@ def test_quiet_switches_bars_off_inside_its_block_only(terminal: Callable[[], Te
         with quiet(False):  # an inner block without --quiet keeps the outer state
             assert is_quiet()
             list(progress(range(3), desc="hidden"))
-    assert not is_quiet()
+        assert not bars_shown(Terminal())  # the rule Lightning's training bar follows too
+    assert not is_quiet() and bars_shown(Terminal()) and not bars_shown(io.StringIO())
     assert "hidden" not in screen.getvalue()
     list(progress(range(3), desc="shown"))
     assert "shown" in screen.getvalue()

@@ -22,6 +22,7 @@ This module imports nothing else from :mod:`ral`, so every layer (data, engine, 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
@@ -49,6 +50,13 @@ def quiet(on: bool = True) -> Iterator[None]:
 def is_quiet() -> bool:
     """Whether bars are switched off by :func:`quiet` (a bar may still be off for lack of a terminal)."""
     return _QUIET.get()
+
+
+def bars_shown(stream: Any = None) -> bool:
+    """Whether a bar is drawn on ``stream`` (default: stderr): a terminal, outside :func:`quiet`. The
+    rule of :func:`progress`, for bars drawn by another library (Lightning's training bar)."""
+    stream = sys.stderr if stream is None else stream
+    return not _QUIET.get() and callable(getattr(stream, "isatty", None)) and stream.isatty()
 
 
 def progress(

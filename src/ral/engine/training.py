@@ -62,6 +62,14 @@ RUN_ENTRIES = (
 MIXED_PRECISION = ("16-mixed", "bf16-mixed")
 
 
+def _shows_bar(config: Config) -> bool:
+    """Lightning's progress bar: with ``train.progress_bar``, where ral's own bars show (stderr is a
+    terminal, no ``--quiet``); elsewhere (CI logs, files) one line per epoch is printed instead."""
+    from ral.progress import bars_shown
+
+    return config.train.progress_bar and bars_shown()
+
+
 def checkpoint_dir(config: Config) -> Path:
     """Folder of a run's checkpoints."""
     return Path(config.output_dir) / "checkpoints"
@@ -205,7 +213,7 @@ def _callbacks(config: Config, monitor: str | None, history: Any, extra: Sequenc
     )
     callbacks = [RNGState(), history, best, RunCheckpoints(folder, t.checkpoint_every_n_steps), *extra]
     callbacks += tracking_callbacks(config)  # the config as hyper-parameters, the learning rate
-    if t.progress_bar:  # its numbers are read back from the device: only every log_every_n_steps steps
+    if _shows_bar(config):  # its numbers are read back from the device: only every log_every_n_steps steps
         callbacks.append(TQDMProgressBar(refresh_rate=t.log_every_n_steps))
     if t.early_stopping_patience is not None and monitor is not None:
         callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=t.early_stopping_patience))
@@ -237,7 +245,7 @@ def _trainer(config: Config, out: Path, callbacks: list[Any], validate: bool) ->
             benchmark=t.cudnn_benchmark and not t.deterministic,
             callbacks=callbacks,
             logger=make_loggers(config),
-            enable_progress_bar=t.progress_bar,
+            enable_progress_bar=_shows_bar(config),
             enable_model_summary=t.progress_bar,
             log_every_n_steps=t.log_every_n_steps,
             num_sanity_val_steps=0,  # keeps the RNG stream identical between fresh and resumed runs
@@ -394,7 +402,7 @@ def train(
         _warn_changed_config(config)
 
     monitor = monitor_metric(run.meta["task"]) if run.val is not None else None
-    history = EpochHistory(verbose=not config.train.progress_bar)
+    history = EpochHistory(verbose=not _shows_bar(config))
     stopper = StopOnSignal(checkpoint_dir(config))
     extra = [*callbacks, stopper]
     trainer = _trainer(config, out, _callbacks(config, monitor, history, extra), validate=run.val is not None)
