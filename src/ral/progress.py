@@ -5,8 +5,7 @@ where someone watches it:
 
 - off when stderr is not a terminal (CI logs, pipes, files: tqdm's ``disable=None``), so logs
   never fill with one line per update;
-- off inside :func:`quiet` (what ``ral ... --quiet`` runs its command in);
-- off with tqdm's own ``TQDM_DISABLE=1`` (any ``TQDM_*`` variable sets the matching option).
+- off inside :func:`quiet` (what ``ral ... --quiet`` runs its command in).
 
 Example::
 
