@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import fractions
 import os
+import shutil
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -174,3 +177,20 @@ def test_a_yaml_alias_bomb_is_not_printed_whole(tiny_data, tiny_config, tmp_path
     (tmp_path / "c.yaml").write_text(text)
     err = one_line_error(capsys, "train", "--config", tmp_path / "c.yaml")
     assert "config key 'train.epochs': input should be a valid integer, got [[" in err and len(err) < 400
+
+
+@pytest.mark.slow  # two training processes
+def test_a_ddp_run_reports_a_bad_image_once(tiny_data, tiny_config, tmp_path):
+    images = Path(shutil.copytree(tiny_data["train"].parent / "images", tmp_path / "images"))
+    shutil.copy(tiny_data["train"], tmp_path / "train.csv")
+    broken = images / "train_005.png"
+    broken.write_bytes(broken.read_bytes()[:60])
+    config = tiny_config({"train": tmp_path / "train.csv", "val": tiny_data["val"]}, tmp_path / "run")
+    config["train"].update(devices=2, strategy="ddp", batch_size=8)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    command = [sys.executable, "-m", "ral.cli", "train", "--config", str(tmp_path / "c.yaml")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    errors = [line for line in done.stderr.splitlines() if "error" in line.lower() or "Traceback" in line]
+    assert done.returncode == 2 and len(errors) == 1, done.stderr[-3000:]
+    assert errors[0].startswith("ral train: error: cannot decode image file") and "train_005.png" in errors[0]

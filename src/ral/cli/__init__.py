@@ -14,6 +14,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from ral.cli.ranks import peer_failure, report
+
 _GROUPS = ("data", "bench")  # commands whose subcommands do the work
 _PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
 
@@ -167,18 +169,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         CliApp.run(Ral, cli_args=argv, cli_settings_source=settings_source(), **given)
     except SettingsError as exc:
         message = str(exc).removeprefix("error parsing CLI: ")
-        print(f"{name}: error: {one_line(_unknown_flag(message, command))}", file=sys.stderr)
+        report(f"{name}: error: {one_line(_unknown_flag(message, command))}")
         return 2
     except ValidationError as exc:
-        print(f"{name}: error: {one_line(_validation_error(exc, path, command))}", file=sys.stderr)
+        report(f"{name}: error: {one_line(_validation_error(exc, path, command))}")
         return 2
     except ValueError as exc:  # bad input: one clear line, no traceback
-        print(f"{name}: error: {one_line(_hint(exc, command))}", file=sys.stderr)
+        report(f"{name}: error: {one_line(_hint(exc, command))}")
         return 2
     except BrokenPipeError:
         return _quiet_broken_pipe()
     except OSError as exc:  # a missing file, an unwritable output, a full disk: the path and the reason
         reason = f"{exc.filename}: {exc.strerror}" if exc.filename is not None and exc.strerror else str(exc)
-        print(f"{name}: error: {one_line(reason)}", file=sys.stderr)
+        report(f"{name}: error: {one_line(reason)}")
         return 2
+    except RuntimeError:  # a distributed run's collective broke because another process failed: its one line
+        if peer_failure():
+            return 2
+        raise
     return 0
