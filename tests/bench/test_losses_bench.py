@@ -43,6 +43,8 @@ def test_quick_run_writes_every_output(quick_run):
     assert len(per_class) == 2 * 26 and set(per_class.columns) >= {"loss", "seed", "class", "count", "AP"}
     for figure in ("metrics.png", "per_class.png"):
         assert (quick_run / figure).stat().st_size > 1000
+    page = (quick_run / "report.html").read_text()
+    assert 'data-loss="bce"' in page and 'data-loss="ral"' in page and "data:image/png;base64," in page
 
 
 def test_rerun_reuses_finished_runs_and_repeats_only_the_interrupted_one(

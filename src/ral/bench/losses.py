@@ -13,6 +13,7 @@ re-run without ``--shard``) writes into the benchmark folder::
     metrics.png         bar chart of the means with std error bars
     per_class.png       heat map loss x class (mean over seeds), classes by training frequency
     command.txt         the command that wrote the summary (``--shard`` removed)
+    report.html         the comparison page (``ral report`` rebuilds it)
 """
 
 from __future__ import annotations
@@ -242,6 +243,7 @@ def write_loss_report(
     """Write results.csv, per_class.csv, summary.csv, summary.md, command.txt and the two figures;
     return summary.md's markdown."""
     from ral.report import write_csv, write_text
+    from ral.report.html import write_bench_report
 
     out = Path(out_dir)
     write_csv(results, out / "results.csv")
@@ -265,6 +267,7 @@ def write_loss_report(
     write_text(text, out / "summary.md")
     if command:
         write_text(command + "\n", out / "command.txt")
+    write_bench_report(out)  # report.html: the comparison page (ral.report.html)
     return text
 
 

@@ -40,6 +40,12 @@ def number(value: Any, digits: int = 3) -> str:
     return str(int(value)) if float(value).is_integer() and digits == 0 else f"{value:.{digits}f}"
 
 
+def signed(value: Any, digits: int = 4) -> str:
+    """A difference with its sign (``+0.0226``); "n/a" for None / NaN."""
+    shown = number(value, digits)
+    return shown if shown == "n/a" else f"{float(value):+.{digits}f}"
+
+
 def sort_key(value: Any) -> str:
     """A cell's ``data-sort``: the number (NaN: empty, sorted last by the page's script) or the text."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -60,6 +66,7 @@ def environment():
         lstrip_blocks=True,
     )
     env.filters["num"] = number
+    env.filters["signed"] = signed
     env.filters["sortkey"] = sort_key
     return env
 
