@@ -22,6 +22,7 @@ def test_demo_trains_evaluates_and_summarises(tiny_data, tmp_path, monkeypatch, 
         metrics = json.loads((tmp_path / "demo" / loss / "eval" / "metrics.json").read_text())
         assert summary.set_index("loss").loc[loss, "mAP"] == pytest.approx(metrics["mAP"])
         assert (tmp_path / "demo" / loss / "eval" / "ap_vs_frequency.png").is_file()
+        assert (tmp_path / "demo" / loss / "eval" / "report.html").is_file()
     assert "| loss | mAP |" in out and (tmp_path / "demo" / "summary.md").read_text().count("\n| ") >= 4
     assert (tmp_path / "demo" / "metrics.png").is_file()
     assert "| asl - bce |" in out and "| ral - asl |" in out  # paired differences with their intervals
