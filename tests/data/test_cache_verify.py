@@ -124,20 +124,9 @@ def test_a_full_disk_is_one_error_naming_the_cache_folder_and_leaves_nothing(ima
     assert "\n" not in str(info.value) and list((tmp_path / "cache").iterdir()) == []
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    return found
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and PR_SET_PDEATHSIG are Linux's")
-def test_killing_a_cache_build_leaves_no_worker_behind(images, tmp_path):
+def test_killing_a_cache_build_leaves_no_worker_behind(images, tmp_path, child_pids):
     script = (
         "import time, sys\n"
         "import ral.data.cache as c\n"
@@ -148,7 +137,7 @@ def test_killing_a_cache_build_leaves_no_worker_behind(images, tmp_path):
     )
     parent = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while len(workers := _children(parent.pid)) < 2 and time.monotonic() < deadline:
+    while len(workers := child_pids(parent.pid)) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(workers) == 2, parent.stderr.read() if parent.poll() is not None else "no workers"
     parent.send_signal(signal.SIGKILL)

@@ -88,3 +88,24 @@ def test_sigterm_to_the_ral_command_exits_143_with_one_line(tiny_config, tiny_da
         env={**os.environ},
     )
     assert resumed.returncode == 0, resumed.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and PR_SET_PDEATHSIG are Linux's")
+def test_sigkill_of_a_two_process_training_leaves_no_process_behind(tiny_config, tiny_data, tmp_path, child_pids):
+    config = tiny_config(tiny_data, tmp_path / "run", train={"epochs": 10_000, "devices": 2, "strategy": "ddp"})
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    parent = subprocess.Popen([sys.executable, "-m", "ral.cli", "train", "--config", str(path)], stderr=subprocess.PIPE)
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 180
+    while not last.exists() and parent.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)  # both processes train once an epoch is saved
+    ranks = child_pids(parent.pid)
+    assert ranks, parent.stderr.read() if parent.poll() is not None else "no second process"
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in ranks) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in ranks if Path(f"/proc/{pid}").exists()], "orphan processes"

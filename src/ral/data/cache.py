@@ -34,7 +34,6 @@ import json
 import math
 import os
 import re
-import signal
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -51,6 +50,7 @@ from ral.data.cache_check import block_rows, digest, expected, header_bytes, pro
 from ral.data.errors import MissingFileError, TableError
 from ral.data.images import read_image
 from ral.data.table import LabelTable
+from ral.orphans import die_with_parent
 from ral.progress import progress
 from ral.report.files import atomic_path, stale_temporaries, write_json
 
@@ -254,23 +254,6 @@ def _allocate(temp: Path, shape: tuple[int, ...]) -> int:
     return len(header)
 
 
-def _die_with_parent(parent: int) -> None:
-    """Make this pool worker die with the process that started it.
-
-    A ``ProcessPoolExecutor`` worker whose parent is killed (SIGKILL: no clean-up runs) would wait
-    on its task pipe forever, an orphan. On Linux the kernel sends it SIGKILL when its parent dies
-    (``prctl(PR_SET_PDEATHSIG)``, which Python does not expose: hence ctypes); the workers are
-    forked by the thread that builds, which lives until the pool is shut down. A parent that died
-    before the call is caught by its pid.
-    """
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1: PR_SET_PDEATHSIG
-    if os.getppid() != parent:
-        os._exit(1)
-
-
 def _open_job(table: LabelTable, size: int, channels: int, temp: str, skip_bad: bool, offset: int) -> dict[str, Any]:
     """What decoding blocks of rows needs: the table, the settings and the cache file, open for writing."""
     return {
@@ -311,7 +294,8 @@ _worker_job: dict[str, Any] = {}
 
 
 def _start_worker(parent: int, *args: Any) -> None:
-    _die_with_parent(parent)
+    # a worker of a killed build would wait on its task pipe forever: it dies with the build (ral.orphans)
+    die_with_parent(parent)
     _worker_job.update(_open_job(*args))
 
 

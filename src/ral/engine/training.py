@@ -43,6 +43,7 @@ from ral.engine.config import Config
 from ral.engine.configfile import config_from_dict, dump_yaml, validate_config
 from ral.engine.loggers import hides_known_notices
 from ral.engine.runlock import lock_run_folder, releases_run_locks
+from ral.orphans import die_with_launcher
 
 SKIPPED_IMAGES = "skipped_images.csv"
 PRETRAINED_LOAD = "pretrained_load.json"
@@ -387,6 +388,7 @@ def train(
     from ral.report import write_json
     from ral.report.files import check_writable
 
+    die_with_launcher()  # a rank started by Lightning / torchrun is not left behind by a killed launcher
     if resume and overwrite:
         raise ValueError("give --resume (continue the run) or --overwrite (start it anew), not both")
     if not isinstance(config, Config):
