@@ -117,7 +117,10 @@ def _progress(study: optuna.Study, trials: int, metric: str, space: dict[str, An
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         bar.n = min(finished(study), trials)
         bar.refresh()
-        value = f"{metric} {trial.value:.4f}" if trial.value is not None else trial.state.name.lower()
+        value = f"{metric} {trial.value:.4f}" if trial.value is not None else ""
+        if trial.state.name != "COMPLETE":
+            epochs = f" after epoch {len(trial.intermediate_values)}" if trial.intermediate_values else ""
+            value = f"{trial.state.name.lower()}{epochs} {value}".rstrip()
         params = ", ".join(f"{name} {shown(v)}" for name, v in stored_params(trial.params, space).items())
         bar.write(f"trial {trial.number}: {value}  ({params})")
 
