@@ -32,8 +32,14 @@ _HELD: ContextVar[ExitStack | None] = ContextVar("ral_run_locks", default=None)
 
 
 def lock_files(folder: str | os.PathLike) -> tuple[Path, Path]:
-    """The lock file of ``folder`` and its sidecar naming the holder (both beside ``folder``)."""
+    """The lock file of ``folder`` and its sidecar naming the holder: beside ``folder``, or inside it
+    when there is no writable folder beside it (``/``, ``.`` in a read-only parent)."""
     folder = Path(folder).absolute()
+    beside = folder.parent
+    while not beside.exists() and beside != beside.parent:
+        beside = beside.parent
+    if not folder.name or not os.access(beside, os.W_OK):
+        return folder / ".ral.lock", folder / ".ral.pid"
     return folder.with_name(f".{folder.name}.ral.lock"), folder.with_name(f".{folder.name}.ral.pid")
 
 
