@@ -98,7 +98,12 @@ def make_loggers(config: Config) -> list[Any]:
             )
         elif name == "mlflow":
             from lightning.pytorch.loggers import MLFlowLogger
+            from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+            # rank 0 logs alone: the other processes of a distributed run would only open (and race
+            # to create) the SQLite store
+            if getattr(rank_zero_only, "rank", 0) != 0:
+                continue
             # MLflow 3 refuses its file store ("maintenance mode"); SQLite is its local store
             folder = (out / FOLDERS[name]).resolve()
             folder.mkdir(parents=True, exist_ok=True)  # the client opens (creates) the database right away
