@@ -46,7 +46,7 @@ from claims import (
     recommendation,
 )
 from evidence_plan import QUICK_AGAIN, Step, evidence_plan, plan_markdown
-from report_files import Images, is_report, others_files, refuse
+from report_files import Images, check_outputs, is_report
 
 from ral.bench.experiment import BUDGETS, Budget
 from ral.bench.losses import collect_losses, loss_notes, setup_text
@@ -484,19 +484,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out, runs = Path(args.out), Path(args.runs)
     img = Path(args.img) if args.img else out.parent / "img" / "results"
-    if not runs.is_dir():
-        refuse(f"--runs {runs}: no such folder (run the benchmarks first: make bench-evidence)")
     folders = sorted({step.folder for step in evidence_plan()})
-    if not any((runs / folder).is_dir() for folder in folders):
-        refuse(f"--runs {runs}: holds none of the benchmark folders ({', '.join(folders)}); nothing to report")
-    if out.exists() and out.resolve() != RESULTS and not is_report(out, HEADER) and not args.overwrite:
-        refuse(f"--out {out}: the file exists and this report did not write it; pass --overwrite to replace it")
-    if (others := others_files(img)) and not args.overwrite:
-        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
-        refuse(
-            f"--img {img}: the folder holds files this report did not write ({shown}); pass --overwrite to draw "
-            "into it anyway (they are kept), or choose another --img"
-        )
+    check_outputs(
+        runs, folders, out, img, owned=out.resolve() == RESULTS or is_report(out, HEADER), overwrite=args.overwrite
+    )
     path, verdicts, others = write_results(runs, out, img_dir=img)
     print("\n".join(verdicts))
     if others:

@@ -85,3 +85,21 @@ def refuse(message: str) -> NoReturn:
     """Bad arguments: one line on stderr, exit status 2."""
     print(f"benchmarks/report.py: error: {message}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def check_outputs(runs: Path, folders: list[str], out: Path, img: Path, *, owned: bool, overwrite: bool) -> None:
+    """Refuse (:func:`refuse`) before any work: a ``runs`` folder that is missing or holds none of the
+    benchmark ``folders``; an existing ``out`` the report does not own (``owned``) without
+    ``--overwrite``; a figures' folder ``img`` holding files no report wrote without ``--overwrite``."""
+    if not runs.is_dir():
+        refuse(f"--runs {runs}: no such folder (run the benchmarks first: make bench-evidence)")
+    if not any((runs / folder).is_dir() for folder in folders):
+        refuse(f"--runs {runs}: holds none of the benchmark folders ({', '.join(folders)}); nothing to report")
+    if out.exists() and not owned and not overwrite:
+        refuse(f"--out {out}: the file exists and this report did not write it; pass --overwrite to replace it")
+    if (others := others_files(img)) and not overwrite:
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        refuse(
+            f"--img {img}: the folder holds files this report did not write ({shown}); pass --overwrite to draw "
+            "into it anyway (they are kept), or choose another --img"
+        )
