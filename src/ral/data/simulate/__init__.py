@@ -342,18 +342,9 @@ def _simulate_cxr(
     }
     info["min_positives"] = {k: v for k, v in MIN_POSITIVES.items() if v}
     first, first_study = FIRST_SUBJECT_ID, FIRST_STUDY_ID
+    common = {"seed": seed, "size": size, "missing_rate": missing_rate, "record": record}
     for split in SPLITS:
-        result = simulate_split(
-            split,
-            sizes[split],
-            out,
-            seed=seed,
-            size=size,
-            missing_rate=missing_rate,
-            first_subject=first,
-            first_study=first_study,
-            record=record,
-        )
+        result = simulate_split(split, sizes[split], out, first_subject=first, first_study=first_study, **common)
         first += result["num_patients"]
         first_study += result["num_studies"]
         frame = result["frame"]
