@@ -323,6 +323,12 @@ def write_eval_report(
         members = load_members(checkpoint_list(metrics), options.device)
     meta = members[0].meta
     task, names, groups = metrics["task"], list(meta["class_names"]), list(meta["groups"])
+    if table is None and ("class_map" in metrics or "out_of_fold" in metrics):
+        kind = "--class-map" if "class_map" in metrics else "--out-of-fold"
+        raise ValueError(
+            f"{folder}: an evaluation with {kind}; its report.html is written by ral evaluate (run it again with "
+            "--overwrite to rebuild the page)"
+        )
     if table is None:
         reading = {"format": options.format, "root": options.root, "allow_outside_root": allow_outside_root}
         table = load_eval_table(metrics["data"], meta, key="data", split="test", **reading)
