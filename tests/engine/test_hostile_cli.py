@@ -194,3 +194,20 @@ def test_a_ddp_run_reports_a_bad_image_once(tiny_data, tiny_config, tmp_path):
     errors = [line for line in done.stderr.splitlines() if "error" in line.lower() or "Traceback" in line]
     assert done.returncode == 2 and len(errors) == 1, done.stderr[-3000:]
     assert errors[0].startswith("ral train: error: cannot decode image file") and "train_005.png" in errors[0]
+
+
+def test_an_error_of_a_loader_worker_is_its_last_line():
+    from torch._utils import ExceptionWrapper
+
+    from ral.cli import one_line
+    from ral.data import TableError
+
+    try:
+        raise TableError("cannot decode image file x.png: image file is truncated [row 3]")
+    except TableError:
+        wrapped = ExceptionWrapper(where="in DataLoader worker process 0")
+    with pytest.raises(TableError) as caught:
+        wrapped.reraise()
+    assert "Traceback" in str(caught.value)
+    assert one_line(str(caught.value)) == "cannot decode image file x.png: image file is truncated [row 3]"
+    assert one_line("x" * 5000, limit=100) == "x" * 100 + "... (5,000 characters)"
