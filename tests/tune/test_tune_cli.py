@@ -28,3 +28,15 @@ def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture, ar
     err = capsys.readouterr().err
     assert status == 2 and message in err and err.count("\n") == 1
     assert not (tmp_path / "out" / "trials").exists()
+
+
+def test_print_space(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    config = tmp_path / "tune.yaml"
+    config.write_text(yaml.safe_dump({"dataset": {"train": "train.csv", "val": "val.csv"}, "loss": {"name": "asl"}}))
+    space = "tune.space={clip: null, optimizer.lr: {low: 1.0e-4, high: 1.0e-2, log: true}}"
+    assert main(["tune", "--config", str(config), "--print-space", space]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "gamma_neg: {low: 0.0, high: 8.0}",
+        "gamma_pos: {low: 0.0, high: 2.0}",
+        "optimizer.lr: {low: 0.0001, high: 0.01, log: true}",
+    ]

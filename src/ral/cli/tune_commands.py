@@ -3,6 +3,12 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
+import yaml
+from pydantic import Field
+from pydantic_settings import CliImplicitFlag
+
 from ral.cli.command import from_function
 from ral.cli.engine_commands import ConfigCommand
 from ral.tune import tune
@@ -16,12 +22,24 @@ class _Tune(ConfigCommand):
     train. Workers on one --storage share the study; re-running resumes it. See docs/tune.md.
     """
 
+    print_space: CliImplicitFlag[bool] = Field(
+        False, description="print the search space (the loss's declaration with tune.space applied) and exit"
+    )
+
     def cli_cmd(self) -> None:
         from ral.tune.report import shown
 
-        flags = {
-            name: getattr(self, name) for name in type(self).model_fields if name not in ConfigCommand.model_fields
-        }
+        own = (*ConfigCommand.model_fields, "print_space")
+        flags = {name: getattr(self, name) for name in type(self).model_fields if name not in own}
+        if self.print_space:
+            from ral.tune.space import search_space
+
+            for name, entry in search_space(self.run_config()).items():
+                shown = {k: v for k, v in asdict(entry).items() if (k, v) not in (("type", "float"), ("log", False))}
+                print(f"{name}: {yaml.safe_dump(shown, default_flow_style=True, sort_keys=False).strip()}")
+            return
+        if self.trials is None:  # not needed by --print-space
+            raise ValueError("--trials is required: the study's total of trials, e.g. --trials 20")
         result = tune(self.run_config(), **flags)
         best = result["best"]
         print(f"study {result['study']} in {result['storage']}: {result['finished']} finished trials")
@@ -31,4 +49,4 @@ class _Tune(ConfigCommand):
         print(f"written to {self.out}")
 
 
-TuneCommand = from_function(tune, _Tune, skip=("config",))
+TuneCommand = from_function(tune, _Tune, skip=("config",), types={"trials": int | None}, defaults={"trials": None})
