@@ -16,7 +16,6 @@ def drawn(monkeypatch):
     figures = []
 
     def keep(figure, path, dpi=150):
-        figure.canvas.draw()
         figures.append(figure)
         return path
 
@@ -41,6 +40,7 @@ def test_ap_vs_frequency_labels_do_not_overlap(drawn, tmp_path) -> None:
     )
     plots.plot_ap_vs_frequency(table, tmp_path / "ap.png", title="AP vs training frequency (run x, loss ral)")
     (figure,) = drawn
+    figure.canvas.draw()  # the layout: text extents in pixels
     axes = figure.axes[0]
     renderer = figure.canvas.get_renderer()
     labels = [text for text in axes.texts if text.get_text() in names]

@@ -319,6 +319,11 @@ def write_eval_report(
     options = options or ReportOptions()
     folder = Path(eval_dir)
     metrics, per_class, predictions = _read_eval_folder(folder)
+    wanted = default_gallery_classes(per_class) if options.classes is None else list(options.classes)
+    evaluated = per_class["class"].astype(str).tolist()
+    unknown = [name for name in wanted if name not in evaluated]
+    if unknown:  # before any checkpoint is read
+        raise ValueError(f"classes: {unknown} are not classes of this evaluation ({evaluated})")
     if members is None:
         members = load_members(checkpoint_list(metrics), options.device)
     meta = members[0].meta
@@ -337,10 +342,6 @@ def write_eval_report(
     probs = predictions[names].to_numpy(dtype=np.float64)
     y_true = table.labels.astype(np.float64) if task == "multilabel" else table.targets_single()
     truth = _class_truth(y_true, task, len(names))
-    wanted = default_gallery_classes(per_class) if options.classes is None else list(options.classes)
-    unknown = [name for name in wanted if name not in names]
-    if unknown:
-        raise ValueError(f"classes: {unknown} are not classes of the checkpoint ({names})")
     loss = metrics.get("loss") or meta.get("config", {}).get("loss", {}).get("name", "?")
     lead = Path(checkpoint_list(metrics)[0])
     run = (lead.parent.parent if lead.parent.name == "checkpoints" else lead.parent).name
