@@ -60,6 +60,42 @@ def test_a_signal_saves_a_mid_epoch_checkpoint_and_resume_matches_an_uninterrupt
     assert a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
 
 
+class _SignalAtBatch(L.Callback):
+    """Send SIGTERM once, at the end of batch ``index`` counted over the epochs (4 batches each)."""
+
+    def __init__(self, index: int) -> None:
+        self.index, self.sent = index, False
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not self.sent and trainer.current_epoch * 4 + batch_idx == self.index:
+            self.sent = True
+            signal.raise_signal(signal.SIGTERM)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("accumulate", "index", "saved_step"),
+    [(2, 4, 3), (1, 3, None)],  # inside an accumulated gradient: at the next step; an epoch's last batch: none
+)
+def test_a_signal_waits_for_the_optimiser_step_and_skips_the_last_batch(
+    tiny_config, tiny_data, tmp_path, accumulate, index, saved_step
+):
+    sections = {"train": {"epochs": 2, "checkpoint_every_n_steps": 0, "accumulate_grad_batches": accumulate}}
+    straight = train(tiny_config(tiny_data, tmp_path / "straight", **sections))
+    config = tiny_config(tiny_data, tmp_path / "stopped", **sections)
+    with pytest.raises(TrainingStopped) as info:
+        train(config, callbacks=[_SignalAtBatch(index)])
+    mid = tmp_path / "stopped" / "checkpoints" / "mid-epoch.ckpt"
+    assert info.value.checkpoint == (mid if saved_step else None)
+    if saved_step:
+        assert torch.load(mid, weights_only=True)["global_step"] == saved_step
+    resumed = train(config, resume=True)
+    assert [row["val_mAP"] for row in resumed["history"]] == [row["val_mAP"] for row in straight["history"]]
+    a = _weights(tmp_path / "straight" / "checkpoints" / "last.ckpt")
+    b = _weights(tmp_path / "stopped" / "checkpoints" / "last.ckpt")
+    assert all(torch.equal(a[key], b[key]) for key in a)
+
+
 @pytest.mark.slow
 def test_sigterm_to_the_ral_command_exits_143_with_one_line(tiny_config, tiny_data, tmp_path):
     config = tiny_config(tiny_data, tmp_path / "run", train={"epochs": 1000, "checkpoint_every_n_steps": 0})

@@ -49,9 +49,11 @@ class StopOnSignal(L.Callback):
     Not between the batches of one accumulated gradient (their partial gradient would be lost; the
     signal is then answered at the next optimiser step). In a distributed run every process saves
     together (the save is collective): the decision is reduced over the processes at each batch.
-    A signal that comes during validation, or in a distributed run between two batches (Lightning
-    then stops every process at the start of the next step), stops without a new checkpoint: the
-    resume starts from the newest one (``last.ckpt`` of the epoch, or an earlier mid-epoch one).
+    Without a new checkpoint (the resume starts from the newest one, ``last.ckpt`` of the previous
+    epoch or an earlier ``mid-epoch.ckpt``, as after a kill): a signal during an epoch's last batch
+    (a checkpoint there would skip the epoch's validation on resume, so
+    :class:`~ral.engine.callbacks.RunCheckpoints` never writes one either), during validation, or
+    in a distributed run between two batches (Lightning then stops every process at once).
 
     Args:
         folder: ``<output_dir>/checkpoints``.
@@ -68,7 +70,15 @@ class StopOnSignal(L.Callback):
         asked = self.signum is not None or trainer.received_sigterm
         if trainer.world_size > 1:
             asked = trainer.strategy.reduce_boolean_decision(asked, all=False)
-        if not asked or (batch_idx + 1) % trainer.accumulate_grad_batches:
+        if not asked:
+            return
+        self.signum = self.signum or signal.SIGTERM  # (another process of a distributed run got it)
+        if batch_idx + 1 >= trainer.num_training_batches:
+            raise SIGTERMException  # the epoch's last batch: stop before its validation, without a checkpoint
+        if (batch_idx + 1) % trainer.accumulate_grad_batches:
+            # inside an accumulated gradient: Lightning would stop at the end of this batch, so its flag
+            # (private: Lightning has no public way to defer the stop) waits for the optimiser step
+            trainer._signal_connector.received_sigterm = False
             return
         trainer.save_checkpoint(self.folder / MID_EPOCH, weights_only=False)  # as RunCheckpoints does
         self.saved = self.folder / MID_EPOCH
