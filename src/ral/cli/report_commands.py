@@ -14,13 +14,13 @@ class _Report(Command):
     """write report.html of an evaluation, a run or a loss benchmark
 
     PATH is an evaluation folder of `ral evaluate` (report.html beside its metrics.json), a run folder of
-    `ral train` (every eval/* folder in it), or a `ral bench losses` folder (the comparison page). The page
-    is one self-contained file: open it from disk in any browser.
+    `ral train` or its eval folder (every evaluation in it), or a `ral bench losses` folder (the comparison
+    page). The page is one self-contained file: open it from disk in any browser.
     """
 
     path: CliPositionalArg[str] = Field(
-        description="an evaluation folder of ral evaluate (with metrics.json), a run folder of ral train (every "
-        "eval/* folder in it), or a ral bench losses folder (the comparison page)"
+        description="an evaluation folder of ral evaluate (with metrics.json), a run folder of ral train or its eval "
+        "folder (every evaluation in it), or a ral bench losses folder (the comparison page)"
     )
 
     def cli_cmd(self) -> None:

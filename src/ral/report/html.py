@@ -152,8 +152,8 @@ def report(path: str | os.PathLike, options: ReportOptions | None = None) -> lis
 
     Args:
         path: an evaluation folder of ``ral evaluate`` (with metrics.json), a run folder of
-            ``ral train`` (every ``eval/*`` folder in it), or a ``ral bench losses`` folder (the
-            comparison page).
+            ``ral train`` or its ``eval`` folder (every evaluation in it), or a ``ral bench losses``
+            folder (the comparison page).
         options: the gallery and how to read the evaluations' inputs (:class:`ReportOptions`; None: defaults).
 
     Returns:
@@ -170,9 +170,8 @@ def report(path: str | os.PathLike, options: ReportOptions | None = None) -> lis
         return [write_eval_report(folder, options)]
     if (folder / "bench.json").is_file():
         return [write_bench_report(folder)]
-    evaluations = sorted(p.parent for p in folder.glob("eval/*/metrics.json")) + (
-        [folder / "eval"] if (folder / "eval" / "metrics.json").is_file() else []
-    )
+    patterns = ("eval/metrics.json", "eval/*/metrics.json", "*/metrics.json")  # a run folder, or its eval/
+    evaluations = sorted({found.parent for pattern in patterns for found in folder.glob(pattern)})
     if not evaluations:
         raise FileNotFoundError(
             f"path: {folder} holds no metrics.json (an evaluation folder), no eval/*/metrics.json (a run folder) "
