@@ -17,23 +17,16 @@ def test_trials_to_near_best_counts_in_run_order() -> None:
 
 
 def test_summary_gives_gains_with_intervals_over_searches_and_importances() -> None:
-    results = pd.DataFrame(
-        {
-            "loss": ["ral", "ral", "asl", "asl"],
-            "search": [0, 1, 0, 1],
-            "default_val": [0.50, 0.52, 0.48, 0.47],
-            "best_val": [0.51, 0.53, 0.53, 0.50],
-            "gain_val": [0.01, 0.01, 0.05, 0.03],
-            "default_test": [0.40, 0.41, 0.39, 0.38],
-            "best_test": [0.41, 0.40, 0.42, 0.40],
-            "gain_test": [0.01, -0.01, 0.03, 0.02],
-            "trials_to_near_best": [2, 4, 7, 9],
-            "val_std": [0.004, 0.005, 0.02, 0.03],
-            "top_importance": [0.4, 0.5, 0.8, 0.7],
-            "importance_gamma_neg": [0.4, 0.5, 0.8, 0.7],
-            "importance_tau": [0.3, 0.2, None, None],
-        }
-    )
+    columns = "loss search default_val best_val gain_val default_test best_test gain_test trials_to_near_best val_std"
+    rows = [
+        ("ral", 0, 0.50, 0.51, 0.01, 0.40, 0.41, 0.01, 2, 0.004),
+        ("ral", 1, 0.52, 0.53, 0.01, 0.41, 0.40, -0.01, 4, 0.005),
+        ("asl", 0, 0.48, 0.53, 0.05, 0.39, 0.42, 0.03, 7, 0.02),
+        ("asl", 1, 0.47, 0.50, 0.03, 0.38, 0.40, 0.02, 9, 0.03),
+    ]
+    results = pd.DataFrame(rows, columns=columns.split())
+    results["top_importance"] = results["importance_gamma_neg"] = [0.4, 0.5, 0.8, 0.7]
+    results["importance_tau"] = [0.3, 0.2, None, None]
     text = tune_summary(results, metric="mAP", trials=12, description="simulated", command="ral bench tune")
     assert "| ral | 2 | 0.5100 | 0.5200 | +0.0100 [+0.0100, +0.0100] |" in text
     assert "| asl | 2 | 0.4750 | 0.5150 | +0.0400 [-0.0871, +0.1671] |" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import optuna
@@ -38,23 +39,14 @@ def test_trials_is_the_study_total_of_complete_and_pruned_trials(tmp_path: Path)
 
 
 def test_simultaneous_workers_create_one_study(tmp_path: Path) -> None:
-    results: list[bool] = []
-    errors: list[BaseException] = []
     start = threading.Barrier(4)
 
-    def worker() -> None:
-        start.wait()
-        try:
-            results.append(_study(tmp_path / "race.db")[1])
-        except BaseException as exc:  # noqa: BLE001 (reported by the assertion)
-            errors.append(exc)
+    def worker(_: int) -> bool:
+        start.wait()  # all four open the storage and the study at the same moment
+        return _study(tmp_path / "race.db")[1]
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors and sorted(results) == [False, False, False, True]
+    with ThreadPoolExecutor(4) as pool:
+        assert sorted(pool.map(worker, range(4))) == [False, False, False, True]
 
 
 def test_storage_errors_are_one_line_without_the_password(tmp_path: Path) -> None:

@@ -48,17 +48,10 @@ def _test_score(study: Any, trial: Any, data: BenchData, metric: str) -> float:
     key = f"test_{metric}_{trial.number}"
     if key not in study.user_attrs:
         run = Path(trial.user_attrs["output_dir"])
+        tables = dict(val_data=data.val, format=data.format, root=data.root)  # the F1 thresholds come from val
         with _quiet_lightning():
-            report = evaluate(
-                str(run / "checkpoints" / "best.ckpt"),
-                data.test,
-                val_data=data.val,
-                out_dir=run / "eval",
-                format=data.format,
-                root=data.root,
-                n_boot=0,
-                device="cpu",
-            )
+            checkpoint = str(run / "checkpoints" / "best.ckpt")
+            report = evaluate(checkpoint, data.test, out_dir=run / "eval", n_boot=0, device="cpu", **tables)
         study.set_user_attr(key, float(report[metric]))
     return float(study.user_attrs[key])
 
