@@ -211,3 +211,13 @@ def test_an_error_of_a_loader_worker_is_its_last_line():
     assert "Traceback" in str(caught.value)
     assert one_line(str(caught.value)) == "cannot decode image file x.png: image file is truncated [row 3]"
     assert one_line("x" * 5000, limit=100) == "x" * 100 + "... (5,000 characters)"
+
+
+@pytest.mark.slow  # a real pipe: two processes
+def test_a_real_pipe_closed_by_head_ends_quietly(tmp_path):
+    classes = [f"c{i:04d}" for i in range(2000)]  # more output than a pipe holds
+    rows = [f"{i}.png," + ",".join("1" if (i + k) % 3 == 0 else "0" for k in range(2000)) for i in range(20)]
+    (tmp_path / "big.csv").write_text("\n".join(["path," + ",".join(classes), *rows]) + "\n")
+    script = f"set -o pipefail; {sys.executable} -m ral.cli data stats {tmp_path / 'big.csv'} | head -1"
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 141 and done.stderr == "" and done.stdout.startswith("table: ")
