@@ -57,6 +57,15 @@ def test_predict_refuses_a_bomb_in_one_line(trained_run, tmp_path, capsys):
     assert not (tmp_path / "p").exists()
 
 
+def test_predict_uses_the_pixel_limit_of_the_run(trained_run, tmp_path, capsys):
+    checkpoint = load_checkpoint(trained_run["best_checkpoint"])
+    checkpoint["ral"]["config"]["dataset"]["max_image_pixels"] = 200
+    torch.save(checkpoint, tmp_path / "strict.ckpt")
+    Image.new("L", (16, 16)).save(tmp_path / "x.png")
+    err = one_line_error(capsys, "predict", "--checkpoint", tmp_path / "strict.ckpt", tmp_path / "x.png", "--out", "p")
+    assert "x.png is 16 x 16 = 256 pixels, more than the limit of 200" in err
+
+
 @pytest.mark.slow  # trains
 def test_train_drops_a_bomb_with_skip_bad_and_names_it_without(tiny_data, tiny_config, tmp_path, capsys):
     data = {"train": tmp_path / "train.csv", "val": tiny_data["val"]}

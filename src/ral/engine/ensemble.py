@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ral.data.images import MAX_IMAGE_PIXELS
 from ral.data.table import LabelTable
 from ral.engine.inference import load_trained_model, predict_probabilities, resolve_device
 
@@ -148,6 +149,7 @@ def ensemble_probabilities(
             batch_size=batch_size,
             num_workers=num_workers,
             cache_dir=cache_dir,
+            max_image_pixels=member.meta.get("config", {}).get("dataset", {}).get("max_image_pixels", MAX_IMAGE_PIXELS),
         )
         order = [list(member.meta["class_names"]).index(name) for name in names]
         total += probs[:, order]

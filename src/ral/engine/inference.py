@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ral.data.images import MAX_IMAGE_PIXELS
 from ral.data.table import LabelTable
 from ral.engine.checkpoint import checkpoint_metadata, load_checkpoint
 from ral.progress import progress
@@ -174,6 +175,7 @@ def predict_probabilities(
     amp: bool | None = None,
     pin_memory: bool | None = None,
     channels: int | None = None,
+    max_image_pixels: int | None = MAX_IMAGE_PIXELS,
 ) -> np.ndarray:
     """Probabilities (N, C) float64 of every image of ``table``, in table order.
 
@@ -187,6 +189,7 @@ def predict_probabilities(
             on CUDA only. The probabilities are computed from float32 logits either way.
         pin_memory: page-locked batches copied asynchronously; default: on CUDA.
         channels: the channels images are read in (default: the model's, see :class:`PixelClassifier`).
+        max_image_pixels: an image of more pixels is refused (the run's ``dataset.max_image_pixels``).
 
     Raises:
         ValueError: ``batch_size`` < 1.
@@ -201,7 +204,12 @@ def predict_probabilities(
     autocast = cuda if amp is None else bool(amp)
     dtype = torch.float16 if cuda and not torch.cuda.is_bf16_supported() else torch.bfloat16
     images = ImageDataset(
-        table, image_size=image_size, channels=channels or _image_channels(model), augment="none", cache_dir=cache_dir
+        table,
+        image_size=image_size,
+        channels=channels or _image_channels(model),
+        augment="none",
+        cache_dir=cache_dir,
+        max_image_pixels=max_image_pixels,
     )
     loader = DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin)
     parts = []
