@@ -184,9 +184,9 @@ def _picks(truth: np.ndarray, prob: np.ndarray, chosen: np.ndarray, per_kind: in
     positive, negative = truth == 1, truth == 0
     by_high, by_low = np.argsort(-prob, kind="stable"), np.argsort(prob, kind="stable")
     return {
-        "tp": [i for i in by_high if positive[i] and chosen[i]][:per_kind],
-        "fp": [i for i in by_high if negative[i] and chosen[i]][:per_kind],
-        "fn": [i for i in by_low if positive[i] and not chosen[i]][:per_kind],
+        "tp": by_high[(positive & chosen)[by_high]][:per_kind].tolist(),
+        "fp": by_high[(negative & chosen)[by_high]][:per_kind].tolist(),
+        "fn": by_low[(positive & ~chosen)[by_low]][:per_kind].tolist(),
     }
 
 
