@@ -187,4 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if peer_failure():
             return 2
         raise
+    except KeyboardInterrupt:  # Ctrl+C outside training (which saves and stops itself: ral.engine.signals)
+        report(f"{name}: interrupted")
+        return 128 + 2
     return 0

@@ -34,6 +34,7 @@ import json
 import math
 import os
 import re
+import signal
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -296,6 +297,7 @@ _worker_job: dict[str, Any] = {}
 def _start_worker(parent: int, *args: Any) -> None:
     # a worker of a killed build would wait on its task pipe forever: it dies with the build (ral.orphans)
     die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the whole group: the build stops the pool
     _worker_job.update(_open_job(*args))
 
 
