@@ -192,7 +192,8 @@ def test_a_yaml_alias_bomb_is_not_printed_whole(tiny_data, tiny_config, tmp_path
 def test_a_ddp_run_reports_a_bad_image_once(tiny_data, tiny_config, tmp_path):
     images = Path(shutil.copytree(tiny_data["train"].parent / "images", tmp_path / "images"))
     shutil.copy(tiny_data["train"], tmp_path / "train.csv")
-    broken = images / "train_005.png"
+    order = torch.randperm(64, generator=torch.Generator().manual_seed(0)).tolist()  # DistributedSampler's, seed 0
+    broken = images / f"train_{order[1::2][0]:03d}.png"  # rank 1's first image: rank 1 fails, rank 0 reports it
     broken.write_bytes(broken.read_bytes()[:60])
     config = tiny_config({"train": tmp_path / "train.csv", "val": tiny_data["val"]}, tmp_path / "run")
     config["train"].update(devices=2, strategy="ddp", batch_size=8)
@@ -202,7 +203,7 @@ def test_a_ddp_run_reports_a_bad_image_once(tiny_data, tiny_config, tmp_path):
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     errors = [line for line in done.stderr.splitlines() if "error" in line.lower() or "Traceback" in line]
     assert done.returncode == 2 and len(errors) == 1, done.stderr[-3000:]
-    assert errors[0].startswith("ral train: error: cannot decode image file") and "train_005.png" in errors[0]
+    assert errors[0].startswith("ral train: error: cannot decode image file") and broken.name in errors[0]
 
 
 def test_an_error_of_a_loader_worker_is_its_last_line():
