@@ -124,29 +124,52 @@ def test_a_full_disk_is_one_error_naming_the_cache_folder_and_leaves_nothing(ima
     assert "\n" not in str(info.value) and list((tmp_path / "cache").iterdir()) == []
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and PR_SET_PDEATHSIG are Linux's")
-def test_killing_a_cache_build_leaves_no_worker_behind(images, tmp_path, child_pids):
+def _slow_build(images, tmp_path, child_pids) -> tuple[subprocess.Popen, list[int]]:
+    """``ral data cache`` of ``images`` with 2 workers, each image taking 0.5 s, in a process group of
+    its own (Ctrl+C reaches a whole group), once both workers run: the process and the workers."""
+    config = {"dataset": {"train": str(images.source), "image_size": 16, "cache_dir": str(tmp_path / "cache")}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({**config, "model": {"backbone": "tiny"}}))
     script = (
-        "import time, sys\n"
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"  # a background job starts with it ignored
         "import ral.data.cache as c\n"
-        "from ral.data import load_table\n"
+        "from ral import cli\n"
         "real = c.decode_row\n"
         "c.decode_row = lambda *a: (time.sleep(0.5), real(*a))[1]\n"
-        f"c.build_cache(load_table({str(images.source)!r}), 16, {str(tmp_path / 'cache')!r}, workers=2)\n"
+        f"sys.exit(cli.main(['data', 'cache', '--config', {str(tmp_path / 'c.yaml')!r}, 'dataset.cache_workers=2']))\n"
     )
-    parent = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    parent = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 60
     while len(workers := child_pids(parent.pid)) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(workers) == 2, parent.stderr.read() if parent.poll() is not None else "no workers"
+    return parent, workers
+
+
+def _gone(pids: list[int]) -> bool:
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and PR_SET_PDEATHSIG are Linux's")
+def test_killing_a_cache_build_leaves_no_worker_behind(images, tmp_path, child_pids):
+    parent, workers = _slow_build(images, tmp_path, child_pids)
     parent.send_signal(signal.SIGKILL)
     parent.wait()
-    deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    left = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
-    assert not left, f"orphan workers {left}"
+    assert _gone(workers), "orphan workers"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+def test_ctrl_c_stops_a_cache_build_in_one_line_and_leaves_nothing(images, tmp_path, child_pids):
+    parent, workers = _slow_build(images, tmp_path, child_pids)
+    os.killpg(parent.pid, signal.SIGINT)  # as a terminal's Ctrl+C: to the command and its workers
+    _, err = parent.communicate(timeout=60)
+    assert parent.returncode == 130 and err.splitlines()[-1] == "ral data cache: interrupted", err
+    assert "Traceback" not in err and _gone(workers) and list((tmp_path / "cache").iterdir()) == []
 
 
 @pytest.mark.slow
