@@ -69,9 +69,10 @@ def _run_folder(checkpoint: str | os.PathLike) -> Path:
 
 
 def _evaluated(folder: Path) -> tuple[str | None, bool]:
-    """The checkpoint an evaluate folder scored and whether it was an ensemble."""
+    """The checkpoint an evaluate folder scored and whether it was more than that model on its own classes
+    (an ensemble, an out-of-fold run or a class-mapped external table)."""
     report = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-    return report.get("checkpoint"), "ensemble" in report
+    return report.get("checkpoint"), any(key in report for key in ("ensemble", "out_of_fold", "class_map"))
 
 
 def evaluation_folder(checkpoint: str | os.PathLike) -> Path | None:
