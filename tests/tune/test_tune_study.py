@@ -54,3 +54,12 @@ def test_storage_errors_are_one_line_without_the_password(tmp_path: Path) -> Non
         open_storage(str(tmp_path / "study.txt"), heartbeat=60)
     assert "\n" not in str(info.value)
     assert shown_url("postgresql://ral:secret@db.example/tune") == "postgresql://ral:***@db.example/tune"
+
+
+def test_a_journal_file_holds_a_study_without_heartbeats(tmp_path: Path) -> None:
+    url = str(tmp_path / "study.log")
+    with pytest.warns(UserWarning, match="no heartbeats"):
+        storage = open_storage(url, heartbeat=60)
+    study, created = open_study("j", storage, url, sampler=None, pruner=None)
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), callbacks=[stop_at(2)])
+    assert created and finished(study) == 2

@@ -83,10 +83,13 @@ def _objective(config: Config, space: dict[str, Any], out: Path, monitor: str, p
     score (``train``'s ``best_score``)."""
     from ral.bench.experiment import _quiet_lightning
     from ral.engine import train
+    from ral.engine.training import holds_run
 
     def objective(trial: optuna.Trial) -> float:
         values = sample(trial, space)
         folder = out / "trials" / f"{trial.number:04d}"
+        if holds_run(folder):  # another study's trial (a study is numbered from 0): never overwritten
+            raise ValueError(f"{folder} holds a run of another study; give ral tune another --out")
         trial.set_user_attr("output_dir", str(folder))
         callbacks = []
         if prune:
@@ -192,8 +195,9 @@ def tune(
         if created:
             the_study.set_user_attr("loss", config.loss.name)
             the_study.set_user_attr("metric", monitor)
-            if sampler != "grid":  # the config's own values first: the summary's starting point
-                the_study.enqueue_trial(starting_point(config, space), user_attrs={"starting_point": True})
+            point = starting_point(config, space)
+            if sampler != "grid" and len(point) == len(space):  # the config's own values first: the summary's
+                the_study.enqueue_trial(point, user_attrs={"starting_point": True})  # starting point
         elif the_study.user_attrs.get("loss", config.loss.name) != config.loss.name:
             raise ValueError(
                 f"study {name!r} in {shown_url(url)} tunes loss {the_study.user_attrs['loss']!r}, not "

@@ -86,6 +86,11 @@ def open_storage(url: str, *, heartbeat: int) -> optuna.storages.BaseStorage:
 
     check_storage(url)
     if "://" not in url:
+        warnings.warn(
+            f"--storage {url}: a journal file has no heartbeats; the trial of a killed worker stays RUNNING and "
+            "is not retried (a database URL retries it)",
+            stacklevel=2,
+        )
         return JournalStorage(JournalFileBackend(url))
     # SQLite: concurrent workers wait for the file lock instead of failing at once
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
