@@ -252,7 +252,8 @@ def test_a_cluster_run_needs_its_cache_built_beforehand_with_ral_data_cache(tiny
     assert "does not exist and dataset.cache_must_exist is set; build it first with `ral data cache" in err
     assert not (tmp_path / "run" / "checkpoints").exists()
     assert cli.main(["data", "cache", "--config", str(path)]) == 0
-    built = [line.split(": ", 1)[1] for line in capsys.readouterr().out.splitlines() if line.startswith("image cache")]
+    lines = [line.removeprefix("image cache ").split(": ", 1) for line in capsys.readouterr().out.splitlines()]
+    built = [path for path, action in lines if action == "built"]
     assert len(built) == 2 and all(Path(p).is_file() for p in built)  # train and val
     assert cli.main(["train", "--config", str(path)]) == 0
     assert cli.main(["data", "cache", "--config", str(path), "dataset.cache_dir=null"]) == 2
