@@ -79,15 +79,22 @@ def test_known_notices_are_hidden_by_their_exact_message_only(caplog: pytest.Log
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        with known_notices_hidden(), caplog.at_level(logging.INFO):
+        # a handler on the logger itself: whether Lightning lets its records reach the root logger
+        # depends on the root's handlers when it was imported
+        shown: list[logging.LogRecord] = []
+        handler = logging.Handler(logging.INFO)
+        handler.emit = shown.append  # type: ignore[method-assign]
+        rank_zero.addHandler(handler)
+        with known_notices_hidden(), caplog.at_level(logging.INFO, logger=rank_zero.name):
             warn(notice, "lightning.pytorch.callbacks.model_checkpoint")
             warn("Checkpoint directory /x is on fire.", "lightning.pytorch.callbacks.model_checkpoint")
             warn(notice, "somebody.else")  # the same words from another module are shown
             rank_zero.info("💡 Tip: For seamless cloud logging and experiment tracking, try installing ...")
             rank_zero.info("GPU available: False, used: False")
         warn(notice, "lightning.pytorch.callbacks.model_checkpoint")  # the filters end with the block
+        rank_zero.removeHandler(handler)
     assert [str(w.message) for w in seen] == ["Checkpoint directory /x is on fire.", notice, notice]
-    assert [r.getMessage() for r in caplog.records] == ["GPU available: False, used: False"]
+    assert [r.getMessage() for r in shown] == ["GPU available: False, used: False"]
 
 
 def _csv_series(frame: pd.DataFrame, key: str) -> list[tuple[int, float]]:
