@@ -36,7 +36,7 @@ def test_print_space(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     space = "tune.space={clip: null, optimizer.lr: {low: 1.0e-4, high: 1.0e-2, log: true}}"
     assert main(["tune", "--config", str(config), "--print-space", space]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        "gamma_neg: {low: 0.0, high: 8.0}",
         "gamma_pos: {low: 0.0, high: 2.0}",
+        "gamma_neg: {low: 0.0, high: 8.0}",
         "optimizer.lr: {low: 0.0001, high: 0.01, log: true}",
     ]

@@ -46,7 +46,7 @@ from ._common import (
     reduce_loss,
     reduce_per_sample,
 )
-from ._space import SearchSpace
+from ._space import SearchSpace, declared_space, tunable
 
 #: Fields stored as (non-persistent) buffers: per-class vectors that follow ``.to(device)``.
 CLASS_VECTORS = ("class_weights", "class_counts", "pos_weight")
@@ -57,6 +57,7 @@ def as_loss_dataclass(cls: type) -> None:
     annotations; keep ``nn.Module``'s identity, hash and repr. A per-class-vector field loses
     its class-level default (the field keeps it) so that ``register_buffer`` can take the name."""
     dataclasses.dataclass(cls, eq=False, repr=False)
+    cls.search_space = declared_space(cls)
     # the generated constructor's annotations resolved (each field's in its own module), so
     # inspect.signature(cls, eval_str=True) and config tools see types, not strings
     hints = typing.get_type_hints(cls)
@@ -66,7 +67,7 @@ def as_loss_dataclass(cls: type) -> None:
             delattr(cls, name)
 
 
-@dataclass_transform(field_specifiers=(field,))
+@dataclass_transform(field_specifiers=(field, tunable))
 class Loss(nn.Module):
     """Base of every loss in ``ral.losses``.
 
@@ -91,7 +92,8 @@ class Loss(nn.Module):
     statistics: ClassVar[tuple[str, ...]] = ()
     #: Training statistics the constructor can use (for an option) but does not need.
     optional_statistics: ClassVar[tuple[str, ...]] = ()
-    #: The options worth tuning and their ranges (``ral tune``; see ``_space``), empty when none.
+    #: The options worth tuning and their ranges (``ral tune``), derived from the fields declared
+    #: with ``tunable`` (``_space``); empty when none.
     search_space: ClassVar[SearchSpace] = {}
 
     reduction: str = field(default="mean", kw_only=True)

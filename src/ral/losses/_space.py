@@ -1,11 +1,12 @@
-"""Search spaces of the losses' hyper-parameters: plain data, declared once on each loss class.
+"""Search spaces of the losses' hyper-parameters: plain data, declared once on each option.
 
-A loss class lists the options worth tuning in its class attribute ``search_space``: option name ->
-range. ``name.i`` is element ``i`` of a sequence option (RAL's ``eps_pos.0``, ``eps_pos.1``); a
-:class:`Choice` may hold sequences and None (RAL's ``beta``: the log form or a truncated series of the
-negative term). A subclass inherits its base's space and may extend it (``{**Base.search_space, ...}``).
-The ranges bracket each loss's published default and stay inside what its constructor accepts
-(tests/losses/test_search_space.py builds every loss at every bound).
+A loss option worth tuning is declared with :func:`tunable` instead of a plain default: its range sits
+beside its default (``gamma_neg: float = tunable(4.0, FloatRange(low=0.0, high=8.0))``); a sequence
+option takes one range per element (``name.i``: RAL's ``eps_pos.0``, ``eps_pos.1``). A :class:`Choice`
+may hold sequences and None (RAL's ``beta``: the log form or a truncated series of the negative term).
+Each loss class's ``search_space`` (option name -> range) is derived from its fields, its bases'
+included. The ranges bracket each loss's published default and stay inside what its constructor
+accepts (tests/losses/test_search_space.py builds every loss at every bound).
 
 ``ral tune`` turns the ranges into Optuna distributions (``ral.tune.space``); this module imports no
 tuner, and the YAML key ``tune.space`` reads the same classes (a mapping without ``type`` is a
@@ -21,6 +22,7 @@ tuner, and the YAML key ``tune.space`` reads the same classes (a mapping without
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -128,3 +130,27 @@ def value_of(params: Mapping[str, Any], name: str) -> Any:
     """The value of ``name`` (``name.i``: element i) in ``params``; ``KeyError`` / ``IndexError`` if absent."""
     base, index = split_name(name)
     return params[base] if index is None else list(params[base])[index]
+
+
+_SEARCH = "ral.search_ranges"  # the key of a tunable field's ranges in its dataclass metadata
+
+
+def tunable(default: Any, *ranges: SearchRange, kw_only: bool = False) -> Any:
+    """A loss option (dataclass field) with its search range: one range for the option, or one per
+    element of a sequence option (searched as ``name.0``, ``name.1``, ...)."""
+    if not ranges:
+        raise TypeError("tunable needs at least one range")
+    keyword = True if kw_only else dataclasses.MISSING  # MISSING: the class's own kw_only rule
+    return dataclasses.field(default=default, kw_only=keyword, metadata={_SEARCH: ranges})
+
+
+def declared_space(cls: type) -> dict[str, SearchRange]:
+    """The search space of the dataclass ``cls``: its :func:`tunable` fields in declaration order."""
+    space: dict[str, SearchRange] = {}
+    for item in dataclasses.fields(cls):
+        ranges = item.metadata.get(_SEARCH, ())
+        if len(ranges) == 1:
+            space[item.name] = ranges[0]
+        else:
+            space.update({f"{item.name}.{i}": entry for i, entry in enumerate(ranges)})
+    return space

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ._base import MultiLabelLoss, functional
 from ._common import check_bool, check_float_tuple, check_in_range, check_nonnegative
-from ._space import FloatRange
+from ._space import FloatRange, tunable
 from ._terms import negative_part, positive_part, sigmoid_probabilities
 
 
@@ -40,15 +40,9 @@ class AsymmetricLoss(MultiLabelLoss):
         >>> loss = AsymmetricLoss(gamma_neg=4.0, clip=0.05)(torch.randn(4, 3), torch.ones(4, 3))
     """
 
-    search_space = {
-        "gamma_neg": FloatRange(low=0.0, high=8.0),
-        "gamma_pos": FloatRange(low=0.0, high=2.0),
-        "clip": FloatRange(low=0.0, high=0.2),
-    }
-
-    gamma_pos: float = 0.0
-    gamma_neg: float = 4.0
-    clip: float = 0.05
+    gamma_pos: float = tunable(0.0, FloatRange(low=0.0, high=2.0))
+    gamma_neg: float = tunable(4.0, FloatRange(low=0.0, high=8.0))
+    clip: float = tunable(0.05, FloatRange(low=0.0, high=0.2))
     detach_focal: bool = field(default=False, kw_only=True)
 
     def __post_init__(self) -> None:
@@ -99,13 +93,7 @@ class AsymmetricPolynomialLoss(AsymmetricLoss):
         >>> loss = AsymmetricPolynomialLoss()(torch.randn(4, 3), torch.ones(4, 3))
     """
 
-    search_space = {
-        **AsymmetricLoss.search_space,
-        "eps_pos.0": FloatRange(low=-1.5, high=1.0),
-        "eps_pos.1": FloatRange(low=-1.0, high=2.5),
-    }
-
-    eps_pos: Sequence[float] = (-1.0, 1.25)
+    eps_pos: Sequence[float] = tunable((-1.0, 1.25), FloatRange(low=-1.5, high=1.0), FloatRange(low=-1.0, high=2.5))
     eps_neg: Sequence[float] = ()
 
     def __post_init__(self) -> None:

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ._base import MultiLabelLoss, functional
 from ._common import ClassVector, check_choice, check_in_range, check_nonnegative
-from ._space import Choice, FloatRange
+from ._space import Choice, FloatRange, tunable
 from ._terms import (
     effective_number_weights,
     log_prior_odds,
@@ -58,14 +58,9 @@ class ClassBalancedLoss(MultiLabelLoss):
     statistics: ClassVar[tuple[str, ...]] = ("class_counts",)
 
     class_counts: ClassVector
-    search_space = {
-        "beta": Choice(values=(0.9, 0.99, 0.999, 0.9999)),
-        "gamma": FloatRange(low=0.0, high=4.0),
-    }
-
-    beta: float = 0.9999
+    beta: float = tunable(0.9999, Choice(values=(0.9, 0.99, 0.999, 0.9999)))
     base: str = "focal"
-    gamma: float = 2.0
+    gamma: float = tunable(2.0, FloatRange(low=0.0, high=4.0))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -135,17 +130,11 @@ class DistributionBalancedLoss(MultiLabelLoss):
 
     class_counts: ClassVector
     num_samples: int
-    search_space = {
-        "neg_scale": FloatRange(low=1.0, high=5.0),
-        "init_bias": FloatRange(low=0.01, high=0.2, log=True),
-        "map_mu": FloatRange(low=0.1, high=0.3),
-    }
-
     map_alpha: float = field(default=0.1, kw_only=True)
     map_beta: float = field(default=10.0, kw_only=True)
-    map_mu: float = field(default=0.2, kw_only=True)
-    init_bias: float = field(default=0.05, kw_only=True)
-    neg_scale: float = field(default=2.0, kw_only=True)
+    map_mu: float = tunable(0.2, FloatRange(low=0.1, high=0.3), kw_only=True)
+    init_bias: float = tunable(0.05, FloatRange(low=0.01, high=0.2, log=True), kw_only=True)
+    neg_scale: float = tunable(2.0, FloatRange(low=1.0, high=5.0), kw_only=True)
     gamma: float = field(default=0.0, kw_only=True)
 
     def __post_init__(self) -> None:

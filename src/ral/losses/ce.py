@@ -9,8 +9,11 @@ from torch import Tensor
 
 from ._base import SingleLabelLoss, functional
 from ._common import check_in_range, check_nonnegative
-from ._space import FloatRange
+from ._space import FloatRange, tunable
 from ._terms import positive_part, softmax_focal_terms, softmax_probabilities
+
+#: label smoothing (an option of every single-label loss) is searched for the cross-entropy losses
+_SMOOTHING = FloatRange(low=0.0, high=0.2)
 
 
 class CrossEntropyLoss(SingleLabelLoss):
@@ -41,7 +44,7 @@ class CrossEntropyLoss(SingleLabelLoss):
         >>> loss = CrossEntropyLoss(label_smoothing=0.1)(torch.randn(4, 3), torch.tensor([0, 2, 1, 0]))
     """
 
-    search_space = {"label_smoothing": FloatRange(low=0.0, high=0.2)}
+    label_smoothing: float = tunable(0.0, _SMOOTHING, kw_only=True)
 
     def elementwise(self, x: Tensor, q: Tensor) -> Tensor:
         return softmax_focal_terms(x, q)
@@ -67,9 +70,7 @@ class FocalCrossEntropyLoss(CrossEntropyLoss):
         >>> loss = FocalCrossEntropyLoss(gamma=2.0)(torch.randn(4, 3), torch.tensor([0, 2, 1, 0]))
     """
 
-    search_space = {**CrossEntropyLoss.search_space, "gamma": FloatRange(low=0.0, high=5.0)}
-
-    gamma: float = 2.0
+    gamma: float = tunable(2.0, FloatRange(low=0.0, high=5.0))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -110,9 +111,8 @@ class PolyCrossEntropyLoss(SingleLabelLoss):
         >>> loss = PolyCrossEntropyLoss(epsilon=1.0)(logits, labels)
     """
 
-    search_space = {"label_smoothing": FloatRange(low=0.0, high=0.2), "epsilon": FloatRange(low=-0.9, high=3.0)}
-
-    epsilon: float = 1.0
+    label_smoothing: float = tunable(0.0, _SMOOTHING, kw_only=True)
+    epsilon: float = tunable(1.0, FloatRange(low=-0.9, high=3.0))
 
     def __post_init__(self) -> None:
         super().__post_init__()

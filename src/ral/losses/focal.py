@@ -6,7 +6,7 @@ from torch import Tensor
 
 from ._base import MultiLabelLoss, functional
 from ._common import check_in_range, check_nonnegative
-from ._space import FloatRange
+from ._space import FloatRange, tunable
 from ._terms import negative_part, positive_part, sigmoid_probabilities
 
 
@@ -35,10 +35,8 @@ class SigmoidFocalLoss(MultiLabelLoss):
         >>> loss = SigmoidFocalLoss(gamma=2.0)(torch.randn(4, 3), torch.ones(4, 3))
     """
 
-    search_space = {"gamma": FloatRange(low=0.0, high=5.0), "alpha": FloatRange(low=0.1, high=0.9)}
-
-    alpha: float | None = 0.25
-    gamma: float = 2.0
+    alpha: float | None = tunable(0.25, FloatRange(low=0.1, high=0.9))
+    gamma: float = tunable(2.0, FloatRange(low=0.0, high=5.0))
 
     def __post_init__(self) -> None:
         super().__post_init__()

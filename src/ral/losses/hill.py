@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ._base import EpochSchedule, MultiLabelLoss, functional
 from ._common import check_epoch, check_in_range, check_nonnegative
-from ._space import FloatRange
+from ._space import FloatRange, tunable
 from ._terms import negative_part, positive_part, sigmoid_probabilities
 
 
@@ -53,15 +53,9 @@ class HillLoss(MultiLabelLoss):
         >>> loss = HillLoss(lam=1.5)(torch.randn(4, 3), torch.ones(4, 3))
     """
 
-    search_space = {
-        "lam": FloatRange(low=1.0, high=3.0),
-        "margin": FloatRange(low=0.0, high=2.0),
-        "gamma": FloatRange(low=0.0, high=4.0),
-    }
-
-    lam: float = 1.5
-    margin: float = 1.0
-    gamma: float = 2.0
+    lam: float = tunable(1.5, FloatRange(low=1.0, high=3.0))
+    margin: float = tunable(1.0, FloatRange(low=0.0, high=2.0))
+    gamma: float = tunable(2.0, FloatRange(low=0.0, high=4.0))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -116,16 +110,10 @@ class SPLCLoss(EpochSchedule, MultiLabelLoss):
         >>> value = loss(torch.randn(4, 3), torch.ones(4, 3))
     """
 
-    search_space = {
-        "threshold": FloatRange(low=0.5, high=0.95),
-        "margin": FloatRange(low=0.0, high=2.0),
-        "gamma": FloatRange(low=0.0, high=4.0),
-    }
-
-    threshold: float = 0.6
+    threshold: float = tunable(0.6, FloatRange(low=0.5, high=0.95))
     correction_epoch: int = 1
-    margin: float = 1.0
-    gamma: float = 2.0
+    margin: float = tunable(1.0, FloatRange(low=0.0, high=2.0))
+    gamma: float = tunable(2.0, FloatRange(low=0.0, high=4.0))
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ._base import EpochSchedule, SingleLabelLoss, functional
 from ._common import ClassVector, check_epoch, check_in_range, check_nonnegative
-from ._space import FloatRange
+from ._space import FloatRange, tunable
 from ._terms import effective_number_weights, softmax_focal_terms
 
 
@@ -60,10 +60,8 @@ class LDAMLoss(EpochSchedule, SingleLabelLoss):
     statistics: ClassVar[tuple[str, ...]] = ("class_counts",)
 
     class_counts: ClassVector
-    search_space = {"max_margin": FloatRange(low=0.1, high=1.0), "scale": FloatRange(low=5.0, high=50.0)}
-
-    max_margin: float = 0.5
-    scale: float = 30.0
+    max_margin: float = tunable(0.5, FloatRange(low=0.1, high=1.0))
+    scale: float = tunable(30.0, FloatRange(low=5.0, high=50.0))
     drw_epoch: int | None = field(default=None, kw_only=True)
     drw_beta: float = field(default=0.9999, kw_only=True)
 

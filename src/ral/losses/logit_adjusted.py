@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ._base import SingleLabelLoss, functional
 from ._common import ClassVector, check_nonnegative
-from ._space import FloatRange
+from ._space import FloatRange, tunable
 from ._terms import log_prior, softmax_focal_terms
 
 
@@ -71,9 +71,7 @@ class LogitAdjustedLoss(BalancedSoftmaxLoss):
         >>> loss = LogitAdjustedLoss([900, 90, 9])(torch.randn(2, 3), torch.tensor([0, 2]))
     """
 
-    search_space = {"tau": FloatRange(low=0.0, high=2.0)}
-
-    tau: float = 1.0
+    tau: float = tunable(1.0, FloatRange(low=0.0, high=2.0))
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from ._base import MultiLabelLoss, functional
 from ._common import check_nonnegative, reduce_samples
-from ._space import FloatRange
+from ._space import FloatRange, tunable
 
 
 def log_sum_exp(z: Tensor, weights: Tensor, dim: int) -> Tensor:
@@ -139,13 +139,8 @@ class TwoWayLoss(_PairwiseLoss):
         >>> loss = TwoWayLoss()(torch.randn(4, 3), torch.tensor([[1.0, 0, 0], [0, 1, 1], [0, 0, 0], [1, 0, 1]]))
     """
 
-    search_space = {
-        "temperature_pos": FloatRange(low=1.0, high=8.0),
-        "temperature_neg": FloatRange(low=0.5, high=4.0),
-    }
-
-    temperature_pos: float = 4.0
-    temperature_neg: float = 1.0
+    temperature_pos: float = tunable(4.0, FloatRange(low=1.0, high=8.0))
+    temperature_neg: float = tunable(1.0, FloatRange(low=0.5, high=4.0))
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -46,7 +46,7 @@ from ._common import (
     reduce_loss,
     reduce_per_sample,
 )
-from ._space import Choice, FloatRange
+from ._space import Choice, FloatRange, tunable
 from ._terms import (
     Probabilities,
     log_prior,
@@ -233,25 +233,15 @@ class _RALMixin:
     single: ClassVar[bool] = False
     #: The training statistics ``prior_tau > 0`` needs.
     prior_statistics: ClassVar[tuple[str, ...]] = ()
-    #: ``beta``: the negative term's log form (None) or its series truncated after 1 or 2 terms (Eq. 6).
-    search_space: ClassVar = {
-        "gamma_neg": FloatRange(low=0.0, high=8.0),
-        "gamma_pos": FloatRange(low=0.0, high=2.0),
-        "tau": FloatRange(low=0.0, high=0.2),
-        "lam": FloatRange(low=1.0, high=3.0),
-        "eps_pos.0": FloatRange(low=-1.5, high=1.0),
-        "eps_pos.1": FloatRange(low=-1.0, high=2.5),
-        "beta": Choice(values=(None, (1.0,), (1.0, 0.5))),
-    }
-
-    gamma_pos: float = 0.0
-    gamma_neg: float = 4.0
-    tau: float = 0.05
-    lam: float = 1.5
-    eps_pos: Sequence[float] = (-1.0, 1.25)
+    gamma_pos: float = tunable(0.0, FloatRange(low=0.0, high=2.0))
+    gamma_neg: float = tunable(4.0, FloatRange(low=0.0, high=8.0))
+    tau: float = tunable(0.05, FloatRange(low=0.0, high=0.2))
+    lam: float = tunable(1.5, FloatRange(low=1.0, high=3.0))
+    eps_pos: Sequence[float] = tunable((-1.0, 1.25), FloatRange(low=-1.5, high=1.0), FloatRange(low=-1.0, high=2.5))
     eps_neg: Sequence[float] = ()
     alpha: Sequence[float] | None = None
-    beta: Sequence[float] | None = None
+    #: the negative term's log form (None) or its series truncated after 1 or 2 terms (Eq. 6)
+    beta: Sequence[float] | None = tunable(None, Choice(values=(None, (1.0,), (1.0, 0.5))))
     hill: bool = True
     weight_form: str = "paper"
     detach_focal: bool = False

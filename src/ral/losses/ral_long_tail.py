@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ._base import functional
 from ._common import ClassVector, check_choice, check_in_range
-from ._space import Choice, FloatRange
+from ._space import Choice, FloatRange, tunable
 from ._terms import effective_number_weights
 from .ral import RobustAsymmetricLoss, RobustAsymmetricLossSingleLabel
 
@@ -64,9 +64,7 @@ class RobustAsymmetricLossClassBalanced(RobustAsymmetricLoss):
     optional_statistics: ClassVar[tuple[str, ...]] = ("num_samples",)
 
     class_counts: ClassVector
-    search_space = {**RobustAsymmetricLoss.search_space, "cb_beta": Choice(values=(0.9, 0.99, 0.999, 0.9999))}
-
-    cb_beta: float = field(default=0.9999, kw_only=True)
+    cb_beta: float = tunable(0.9999, Choice(values=(0.9, 0.99, 0.999, 0.9999)), kw_only=True)
     balance: str = field(default="positive", kw_only=True)
 
     def __post_init__(self) -> None:
@@ -123,9 +121,7 @@ class RobustAsymmetricLossLogitAdjusted(RobustAsymmetricLossSingleLabel):
     optional_statistics: ClassVar[tuple[str, ...]] = ()
 
     class_counts: ClassVector
-    search_space = {**RobustAsymmetricLossSingleLabel.search_space, "prior_tau": FloatRange(low=0.0, high=2.0)}
-
-    prior_tau: float = field(default=1.0, kw_only=True)
+    prior_tau: float = tunable(1.0, FloatRange(low=0.0, high=2.0), kw_only=True)
 
 
 robust_asymmetric_loss_class_balanced = functional(
