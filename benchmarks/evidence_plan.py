@@ -15,6 +15,8 @@ The arithmetic at the measured seconds (``make bench-evidence``, one torch threa
     (5,550 + 12,960) s / 2 shards = 9,255 s = 2 h 34 min; + 7 simulated sets (about 1 min, one
     shard simulates while the other waits) + the timing benchmarks, alone afterwards (step time,
     loss speed twice, throughput, the quick smoke run twice: about 14 min) = about 2 h 50 min.
+    tune:        5 losses x 2 searches x 24 trials = 240 trials x 15 s (one process)   =  3,600 s
+    = about 3 h 50 min in all.
 
 ``--quick``: 40 s for ``ral bench losses --simulate --quick`` (14 runs) and 52 s for
 ``ral bench sensitivity --simulate --quick`` (16 runs), simulation and start-up included.
@@ -41,6 +43,9 @@ QUICK_AGAIN = "losses-multilabel-quick-again"
 #: Processes the training benchmarks are split over (``--shard 1/2`` and ``--shard 2/2``).
 SHARDS = 2
 #: Wall time of the timing benchmarks, which run alone after the training ones (seconds; from their records).
+#: Seconds of one ``ral bench tune`` trial at the grid budget (a grid run without its test evaluation;
+#: measured on 2026-12-07, benchmarks/tune_2026-12-07.md).
+TUNE_TRIAL_SECONDS = 15.0
 TIMING_SECONDS = {"step": 105.0, "speed": 240.0, "speed-1thread": 240.0, "throughput": 120.0}
 
 
@@ -103,6 +108,14 @@ def evidence_plan() -> list[Step]:
             len(DEFAULT_MISSING_RATES),
         )
     )
+    from ral.bench.tune import DEFAULT_LOSSES, DEFAULT_SEARCHES, DEFAULT_TRIALS
+
+    trials = len(DEFAULT_LOSSES) * DEFAULT_SEARCHES * DEFAULT_TRIALS
+    tune_seconds = trials * TUNE_TRIAL_SECONDS + SIMULATION[("grid", "multilabel")]
+    # one process: its searches are seeded, so two workers would sample the same first trials
+    steps.append(
+        Step("tune-multilabel-grid", "ral bench tune --simulate", trials, TUNE_TRIAL_SECONDS, 1, False, tune_seconds)
+    )
     quick = len(loss_specs("multilabel", None, get_budget("quick")))
     seconds = quick * MEASURED[("quick", "multilabel")] + SIMULATION[("quick", "multilabel")]
     for folder, command in (
@@ -140,10 +153,58 @@ def plan_markdown(steps: list[Step]) -> str:
     return (
         markdown_table(table)
         + f"\nTotal: about {_duration(total)} (training benchmarks: runs x s / run / {SHARDS} shards + the "
-        "simulations, which one shard makes while the other waits; timing benchmarks alone afterwards).\n"
+        "simulations, which one shard makes while the other waits; then the tuning benchmark in one process and "
+        "the timing benchmarks alone).\n"
     )
 
 
 def _duration(seconds: float) -> str:
     minutes = round(seconds / 60)
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{max(minutes, 1)} min"
+
+
+MEDMNIST_RUN = (
+    "On real medical images (MedMNIST, nothing of it recorded here): "
+    "`ral data medmnist chestmnist --size 64 --npz chestmnist_64.npz --out data/chestmnist`, then "
+    "`ral bench losses --data data/chestmnist/train.csv --val-data data/chestmnist/val.csv "
+    "--test-data data/chestmnist/test.csv` (dermamnist and retinamnist: `--task single`; one run per loss: "
+    '`ral train --config configs/chestmnist.yaml`; see docs/dataset.md, "MedMNIST").'
+)
+
+
+def reproduce_markdown(steps: list[Step]) -> str:
+    """docs/results.md's "How to reproduce": the plan, the budgets, the MedMNIST line (from the code only)."""
+    import pandas as pd
+
+    from ral.bench.experiment import BUDGETS
+    from ral.report import markdown_table
+
+    budgets = pd.DataFrame(
+        [
+            {
+                "budget": b.name,
+                "train / val / test images": f"{b.n_train} / {b.n_val} / {b.n_test}",
+                "image size": b.image_size,
+                "epochs": b.epochs,
+                "seeds": b.seeds,
+                "backbone": b.backbone,
+            }
+            for b in BUDGETS.values()
+        ]
+    )
+    return (
+        "## How to reproduce\n\n"
+        "    make bench-evidence     # training benchmarks as 2 shards, tuning, timing, this report\n\n"
+        "or command by command (each training benchmark resumes when re-run; `--shard I/N` runs every N-th run, "
+        "and the process that finishes the last run writes the folder's summary):\n\n"
+        + plan_markdown(steps)
+        + "\nThen `make bench-report` rebuilds this file. Budgets (`--budget NAME`; `--quick` = `--budget quick`; "
+        "`--epochs`, `--image-size`, `--batch-size`, `--backbone` override one field; every run: AdamW lr 3e-3, "
+        "weight decay 1e-4, cosine decay, batch 64, the best validation epoch evaluated on the test split, one "
+        "torch thread):\n\n"
+        + markdown_table(budgets)
+        + "\nThe seconds per run are measured by `benchmarks/time_budgets.py` (one run per budget on the 2-core "
+        "development machine; record in `benchmarks/budget_times.md`) and kept in `benchmarks/evidence_plan.py`.\n\n"
+        + MEDMNIST_RUN
+        + "\n\n"
+    )

@@ -45,10 +45,11 @@ from claims import (
     dataset_verdict,
     recommendation,
 )
-from evidence_plan import QUICK_AGAIN, Step, evidence_plan, plan_markdown
+from evidence_plan import QUICK_AGAIN, Step, evidence_plan, reproduce_markdown
 from report_files import Images, check_outputs, is_report
+from report_tune import tune_markdown
 
-from ral.bench.experiment import BUDGETS, Budget
+from ral.bench.experiment import Budget
 from ral.bench.losses import collect_losses, loss_notes, setup_text
 from ral.bench.losses_report import paired_markdown, plot_losses, summary_markdown
 from ral.bench.sensitivity import MATCHED, collect_sensitivity
@@ -205,6 +206,12 @@ def _sensitivity_part(runs: Path, step: Step, images: Images) -> Part:
         "scale: compare the numbers in the cells):\n\n" + arms + "\n\n"
     )
     return Part(text, [("Claim 2", claim2_head(matched_statistics(frame, headline_metric(task), MATCHED)))])
+
+
+def _tune_part(runs: Path, step: Step, images: Images) -> Part:
+    got = tune_markdown(runs / step.folder, images, step.command)
+    text, verdict = got if got else (_not_run(step), "not run")
+    return Part("### The gain that tuning buys (`ral bench tune`)\n\n" + text, [("Claim 2, tuning gain", verdict)])
 
 
 def _rate_verdicts(frame: pd.DataFrame, task: Task) -> dict[str, str]:
@@ -371,47 +378,6 @@ ISIC-2018-like and an APTOS-2019-like single-label set).
 """
 
 
-MEDMNIST_RUN = (
-    "On real medical images (MedMNIST, nothing of it recorded here): "
-    "`ral data medmnist chestmnist --size 64 --npz chestmnist_64.npz --out data/chestmnist`, then "
-    "`ral bench losses --data data/chestmnist/train.csv --val-data data/chestmnist/val.csv "
-    "--test-data data/chestmnist/test.csv` (dermamnist and retinamnist: `--task single`; one run per loss: "
-    '`ral train --config configs/chestmnist.yaml`; see docs/dataset.md, "MedMNIST").'
-)
-
-
-def _reproduce(steps: list[Step]) -> str:
-    budgets = pd.DataFrame(
-        [
-            {
-                "budget": b.name,
-                "train / val / test images": f"{b.n_train} / {b.n_val} / {b.n_test}",
-                "image size": b.image_size,
-                "epochs": b.epochs,
-                "seeds": b.seeds,
-                "backbone": b.backbone,
-            }
-            for b in BUDGETS.values()
-        ]
-    )
-    return (
-        "## How to reproduce\n\n"
-        "    make bench-evidence     # the training benchmarks as 2 shards, then the timing ones, then this report\n\n"
-        "or command by command (each training benchmark resumes when re-run; `--shard I/N` runs every N-th run, "
-        "and the process that finishes the last run writes the folder's summary):\n\n"
-        + plan_markdown(steps)
-        + "\nThen `make bench-report` rebuilds this file. Budgets (`--budget NAME`; `--quick` = `--budget quick`; "
-        "`--epochs`, `--image-size`, `--batch-size`, `--backbone` override one field; every run: AdamW lr 3e-3, "
-        "weight decay 1e-4, cosine decay, batch 64, the best validation epoch evaluated on the test split, one "
-        "torch thread):\n\n"
-        + markdown_table(budgets)
-        + "\nThe seconds per run are measured by `benchmarks/time_budgets.py` (one run per budget on the 2-core "
-        "development machine; record in `benchmarks/budget_times.md`) and kept in `benchmarks/evidence_plan.py`.\n\n"
-        + MEDMNIST_RUN
-        + "\n\n"
-    )
-
-
 def _overview(parts: list[Part]) -> str:
     rows = [
         {"claim": claim, "verdict (rule in the code)": verdict} for part in parts for claim, verdict in part.verdicts
@@ -453,7 +419,10 @@ def write_results(
         ("Long-tail variants of RAL", [_variants_part(tables)]),
         (
             "Claim 2: sensitivity to the hyper-parameters",
-            [_sensitivity_part(runs, by_folder["sensitivity-multilabel-grid"], images)],
+            [
+                _sensitivity_part(runs, by_folder["sensitivity-multilabel-grid"], images),
+                _tune_part(runs, by_folder["tune-multilabel-grid"], images),
+            ],
         ),
         ("Claim 3: training time", [_step_part(runs, by_folder["step"])]),
         ("Loss speed: RAL against BCE", [_speed_part(runs, [by_folder["speed"], by_folder["speed-1thread"]])]),
@@ -465,7 +434,7 @@ def write_results(
     ]
     parts = [part for _, group in sections for part in group]
     body = "".join(f"## {title}\n\n" + "".join(p.markdown for p in group) for title, group in sections)
-    text = HEADER + _overview(parts) + "\n" + _reproduce(steps) + body
+    text = HEADER + _overview(parts) + "\n" + reproduce_markdown(steps) + body
     path = write_text(text.rstrip("\n") + "\n", document)
     return path, [f"{claim}: {verdict}" for part in parts for claim, verdict in part.verdicts], images.finish()
 

@@ -25,8 +25,9 @@ def _load(name: str) -> ModuleType:
 
 @pytest.fixture(scope="session")
 def scripts() -> SimpleNamespace:
-    """``benchmarks/report.py`` and its siblings (claims, evidence_plan, report_files) as modules."""
-    return SimpleNamespace(**{name: _load(name) for name in ("claims", "evidence_plan", "report_files", "report")})
+    """``benchmarks/report.py`` and its siblings (claims, evidence_plan, report_files, report_tune) as modules."""
+    names = ("claims", "evidence_plan", "report_files", "report_tune", "report")
+    return SimpleNamespace(**{name: _load(name) for name in names})
 
 
 @pytest.fixture(scope="session")

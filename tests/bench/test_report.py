@@ -60,6 +60,34 @@ def _sensitivity_folder(folder: Path) -> None:
                     )
 
 
+#: (loss, search) -> (test gain of the best trial, validation std over trials)
+TUNED = {("ral", 0): (0.002, 0.004), ("ral", 1): (0.004, 0.006), ("asl", 0): (0.02, 0.02), ("asl", 1): (0.01, 0.02)}
+TUNED |= {("apl", 0): (0.01, 0.01), ("apl", 1): (0.012, 0.01)}
+
+
+def _tune_folder(folder: Path) -> None:
+    """A ral bench tune folder: results.csv, bench.json and three trials per study in study.db."""
+    import optuna
+
+    folder.mkdir(parents=True)
+    data = BenchData(train="t", val="v", test="s", task="multilabel", description="hand-made tuning")
+    (folder / "bench.json").write_text(json.dumps({"benchmark": "tune", "budget": BUDGET, "data": data.to_dict()}))
+    storage, rows = f"sqlite:///{folder / 'study.db'}", []
+    for (loss, search), (gain, std) in TUNED.items():
+        study = optuna.create_study(study_name=f"{loss}-{search}", storage=storage, direction="maximize")
+        for value in (0.30, 0.29, 0.30 + gain):
+            distributions = {"gamma_neg": optuna.distributions.FloatDistribution(0.0, 8.0)}
+            study.add_trial(
+                optuna.trial.create_trial(params={"gamma_neg": 4.0}, distributions=distributions, value=value)
+            )
+        rows.append(
+            {"loss": loss, "search": search, "trials": 3, "default_val": 0.3, "best_val": 0.3 + gain, "gain_val": gain}
+            | {"default_test": 0.28, "best_test": 0.28 + gain, "gain_test": gain, "trials_to_near_best": 3}
+            | {"val_std": std, "top_param": "gamma_neg", "top_importance": 1.0, "importance_gamma_neg": 1.0}
+        )
+    pd.DataFrame(rows).to_csv(folder / "results.csv", index=False)
+
+
 def _timing_folders(runs: Path) -> None:
     (runs / "step").mkdir(parents=True)
     pd.DataFrame(
@@ -124,6 +152,7 @@ def runs(tmp_path_factory):
     )
     (runs / "losses-single-default" / "command.txt").write_text("ral bench losses --simulate --task single\n")
     _sensitivity_folder(runs / "sensitivity-multilabel-grid")
+    _tune_folder(runs / "tune-multilabel-grid")
     _timing_folders(runs)
     return runs
 
@@ -154,6 +183,24 @@ def test_every_claim_gets_a_verdict_by_its_rule(report):
     assert "ratio 0.980, target >= 0.95: **met**" in text
     assert "| 256x26 | RAL forward+backward | 0.263 |" in text
     assert "| Smoke test | not run |" in glance
+    assert "| Claim 2, tuning gain | **shown**: RAL's test gain and validation std over trials" in glance
+
+
+def test_the_tuning_section_comes_from_the_studies(report, scripts):
+    text = report.read_text().split("### The gain that tuning buys")[1].split("## Claim 3")[0]
+    assert "    ral bench tune --simulate\n" in text and "18 trials from " in text
+    assert "| ral | 2 | 0.3000 | 0.3030 | +0.0030 [" in text  # mean gain of 0.002 and 0.004, t interval
+    assert "(img/results/tune_history.png)" in text and (report.parent / "img/results/tune_history.png").stat().st_size
+    results = pd.DataFrame(
+        [{"loss": loss, "gain_test": gain, "val_std": std} for (loss, _), (gain, std) in TUNED.items()]
+    )
+    verdict = scripts.report_tune.tuning_verdict
+    assert verdict(results).startswith("**shown**")
+    results.loc[results["loss"] == "ral", "val_std"] = 0.05
+    assert verdict(results) == "**partly shown**: only RAL's test gain is smaller than ASL's and APL's"
+    results.loc[results["loss"] == "ral", "gain_test"] = 0.05
+    assert verdict(results).startswith("**not shown**")
+    assert verdict(results[results["loss"] != "apl"]).startswith("**not tested**")
 
 
 def test_the_report_shows_where_ral_does_not_win_and_the_variants(report):
@@ -256,9 +303,12 @@ def test_evidence_plan_fits_the_budget(scripts):
     steps = {step.folder: step for step in plan.evidence_plan()}
     assert steps["losses-multilabel-default"].runs == 14 * get_budget("default").seeds
     assert steps["sensitivity-multilabel-grid"].runs == 4 * 9 * get_budget("grid").seeds * 4
-    assert plan.SHARDS == 2 and all(s.sharded for s in steps.values() if s.runs > 20)
+    assert plan.SHARDS == 2 and all(
+        s.sharded for s in steps.values() if s.runs > 20 and not s.folder.startswith("tune")
+    )
+    assert steps["tune-multilabel-grid"].runs == 5 * 2 * 24 and not steps["tune-multilabel-grid"].sharded
     hours = sum(step.seconds for step in steps.values()) / 3600
-    assert 2.0 < hours < 3.3
+    assert 3.0 < hours < 4.3
 
 
 def test_a_help_question_needs_a_gain_beyond_the_interval(scripts):

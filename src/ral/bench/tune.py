@@ -8,8 +8,9 @@ the best trial's best-on-val checkpoints are then evaluated on the test table. C
 weight makes RAL less sensitive to its hyper-parameters) predicts a smaller tuning gain and a less
 concentrated importance for RAL than for ASL / APL.
 
-All studies live in ``<out>/study.db`` (SQLite); re-running the command resumes them, and several
-processes running the same command share them (each trial is run once). Output folder::
+All studies live in ``<out>/study.db`` (SQLite); re-running the command resumes them. Several processes
+running the same command would share them (each trial run once), but a search is seeded, so they would
+sample the same first trials: run it in one process. Output folder::
 
     <out>/studies/<loss>-<s>/   the study's trials, best.yaml, summary.md, plots (ral tune's outputs)
     <out>/results.csv           one row per study (see :func:`study_row`)
@@ -37,6 +38,8 @@ from ral.report import markdown_table, write_csv, write_text
 DEFAULT_LOSSES = ("ral", "asl", "apl", "hill", "ral_cb")
 #: "Near the best": the validation score within this of the study's best.
 NEAR = 0.005
+#: Trials per search and searches per loss (the equal budget of every loss).
+DEFAULT_TRIALS, DEFAULT_SEARCHES = 24, 2
 
 
 def _test_score(study: Any, trial: Any, data: BenchData, metric: str) -> float:
@@ -145,8 +148,8 @@ def benchmark_tune(
     budget: Budget,
     *,
     losses: Sequence[str] | None = None,
-    trials: int = 24,
-    searches: int = 2,
+    trials: int = DEFAULT_TRIALS,
+    searches: int = DEFAULT_SEARCHES,
     run: RunOptions = DEFAULT_RUN,
     **data_args: Any,
 ) -> str:

@@ -17,6 +17,7 @@ from ral.bench.experiment import prepare_data
 from ral.bench.speed import SpeedConfig
 from ral.bench.step_time import StepTimeConfig
 from ral.bench.timing import ThroughputConfig
+from ral.bench.tune import DEFAULT_SEARCHES, DEFAULT_TRIALS
 from ral.cli.command import Command, from_function, group
 
 _OVERWRITE = "replace the files of an earlier run in --out (refused without it)"
@@ -168,12 +169,15 @@ class _TuneBench(_TrainingBench):
     For each loss and search seed, one Optuna study (TPE, the loss's declared search space, the first trial at the
     loss's defaults) on the validation metric; the default and the best trial are evaluated on the test split.
     Writes results.csv and summary.md (gains with t intervals over searches, trials needed to come within 0.005
-    of the best, fANOVA importances). Resumable; several processes running the same command share the studies.
+    of the best, fANOVA importances). Resumable. Run it in one process: the searches are seeded, so a second
+    process sharing them would sample the same first trials.
     """
 
     losses: CliVariadicArg[list[str]] = Field(None, description="losses to tune (default: ral asl apl hill ral_cb)")
-    trials: int = Field(24, ge=2, description="trials per search")
-    searches: int = Field(2, ge=1, description="searches per loss (search s: sampler and training seed s)")
+    trials: int = Field(DEFAULT_TRIALS, ge=2, description="trials per search")
+    searches: int = Field(
+        DEFAULT_SEARCHES, ge=1, description="searches per loss (search s: sampler and training seed s)"
+    )
 
     def cli_cmd(self) -> None:
         from ral.bench.tune import benchmark_tune
