@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--driver", default="/usr/bin/chromedriver")
     args = parser.parse_args()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
 
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -44,11 +45,13 @@ def main() -> None:
         driver = webdriver.Chrome(service=Service(args.driver), options=options)
         try:
             driver.get(args.report.resolve().as_uri())
-            driver.save_screenshot(f"{args.out}-top.png")
+            saved = driver.save_screenshot(f"{args.out}-top.png")
             driver.execute_script("document.getElementById('gallery').scrollIntoView()")
-            driver.save_screenshot(f"{args.out}-gallery.png")
+            saved = driver.save_screenshot(f"{args.out}-gallery.png") and saved
         finally:
             driver.quit()
+    if not saved:  # selenium returns False instead of raising when it cannot write the file
+        raise SystemExit(f"report_screenshots: could not write {args.out}-top.png / -gallery.png")
     print(f"wrote {args.out}-top.png, {args.out}-gallery.png")
 
 
