@@ -107,13 +107,15 @@ def tune_markdown(folder: Path, images: Images, command: str) -> tuple[str, str]
     verdict = tuning_verdict(results)
     text = (
         f"    {command}\n\n"
-        f"Output: `runs/bench/{folder.name}/`. {_wall_time(studies)} (one process, one torch thread; "
-        f"backbone `{budget['backbone']}`, {budget['epochs']} epochs, {budget['image_size']} px).\n\n"
+        f"Output: `runs/bench/{folder.name}/`. {_wall_time(studies)} (one process, one torch thread, longer "
+        f"when other jobs share the machine; backbone `{budget['backbone']}`, {budget['epochs']} epochs, "
+        f"{budget['image_size']} px).\n\n"
         + table.replace("## Importances", "#### Importances")
         + "\n"
         + images.markdown("tune_history.png", "best validation score by trial")
         + f"\n\nVerdict on claim 2 by the tuning gain: {verdict}. With {results['search'].nunique()} searches per "
         "loss the intervals are wide; RAL searches 7 parameters and ASL 3, so its importances are shared by more "
-        "parameters.\n\n"
+        "parameters, and the std over trials also depends on how wide each loss's declared ranges are "
+        "(`ral tune --print-space`).\n\n"
     )
     return text, verdict
