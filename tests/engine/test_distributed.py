@@ -32,6 +32,7 @@ def _write_config(config: dict, path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow  # two spawned processes: 7 s, the largest share of the default suite
 def test_two_process_ddp_gives_the_single_process_val_metrics_and_builds_one_cache(tiny_config, tiny_data, tmp_path):
     """DDP validation gathers every process's predictions (the odd val set is padded by the
     sampler) and must report exactly what one process computes on the saved model. The two
