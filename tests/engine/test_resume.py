@@ -67,6 +67,10 @@ def test_last_checkpoint_is_every_finished_epoch_and_a_finished_run_can_be_exten
     assert extended["epochs_completed"] == 3 and [row["epoch"] for row in extended["history"]] == [1, 2, 3]
     assert all(_same_floats(a, b) for a, b in zip(extended["history"], first["history"]))
     assert _checkpoint(folder / "last.ckpt")["epoch"] == 2 and extended["best_epoch"] == 1
+    config["train"]["epochs"] = 2  # fewer than the 3 finished: refused before anything is written
+    with pytest.raises(ValueError, match=r"train\.epochs=2: .*last\.ckpt has already finished 3 epochs; set train"):
+        train(config, resume=True)
+    assert _checkpoint(folder / "last.ckpt")["epoch"] == 2
 
 
 @pytest.mark.parametrize("accumulate", [1, 2])

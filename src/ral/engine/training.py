@@ -121,6 +121,19 @@ def _resume_from(config: Config, resume: bool, overwrite: bool) -> tuple[Path | 
     return None, None
 
 
+def _check_epochs_left(config: Config, path: Path, checkpoint: dict[str, Any]) -> None:
+    """Refuse in one line a resume with fewer ``train.epochs`` than the checkpoint has finished
+    (Lightning would raise inside ``fit``, after the run's files were written)."""
+    # Lightning's epoch progress: "processed" counts an epoch whose end-of-epoch checkpoint this is
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+    done = int(progress.get("processed", 0))
+    if config.train.epochs < done:
+        raise ValueError(
+            f"train.epochs={config.train.epochs}: {path} has already finished {done} epochs; "
+            f"set train.epochs to {done} or more to resume it"
+        )
+
+
 def _warn_changed_config(config: Config) -> None:
     """Warn when a resumed run's config differs from its stored ``config.yaml`` (the new values are used)."""
     import yaml
@@ -397,6 +410,8 @@ def train(
     out = check_writable(config.output_dir, folder=True)
     lock_run_folder(out, "ral train")  # before anything is read or written; released when train ends
     ckpt_path, checkpoint = _resume_from(config, resume, overwrite)
+    if checkpoint is not None:
+        _check_epochs_left(config, ckpt_path, checkpoint)
     L.seed_everything(config.seed, workers=True, verbose=False)
     run = prepare_run(config, checkpoint, ckpt_path or "checkpoint")
     del checkpoint  # Lightning reads it again (memory-mapped here, so little was read)
