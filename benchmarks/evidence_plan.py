@@ -43,8 +43,8 @@ QUICK_AGAIN = "losses-multilabel-quick-again"
 #: Processes the training benchmarks are split over (``--shard 1/2`` and ``--shard 2/2``).
 SHARDS = 2
 #: Wall time of the timing benchmarks, which run alone after the training ones (seconds; from their records).
-#: Seconds of one ``ral bench tune`` trial at the grid budget (a grid run without its test evaluation;
-#: measured on 2026-12-07, benchmarks/tune_2026-12-07.md).
+#: Seconds of one ``ral bench tune`` trial at the grid budget (a grid run without its test evaluation):
+#: about 14 s measured on a quiet machine on 2026-12-07 (benchmarks/tune_2026-12-07.md), rounded up.
 TUNE_TRIAL_SECONDS = 15.0
 TIMING_SECONDS = {"step": 105.0, "speed": 240.0, "speed-1thread": 240.0, "throughput": 120.0}
 

@@ -21,6 +21,7 @@ import pandas as pd
 from report_files import Images
 
 from ral.bench.tune import tune_summary
+from ral.metrics import headline_metric
 
 PEERS = ("asl", "apl")
 MEASURES = {"gain_test": "test gain", "val_std": "validation std over trials"}
@@ -95,7 +96,7 @@ def tune_markdown(folder: Path, images: Images, command: str) -> tuple[str, str]
         return None
     results = pd.read_csv(folder / "results.csv")
     bench = json.loads((folder / "bench.json").read_text(encoding="utf-8"))
-    metric = "mAP" if bench["data"]["task"] == "multilabel" else "balanced_accuracy"
+    metric = headline_metric(bench["data"]["task"])
     trials = int(results["trials"].max())
     summary = tune_summary(
         results, metric=metric, trials=trials, description=bench["data"]["description"], command=command

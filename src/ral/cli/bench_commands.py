@@ -17,7 +17,7 @@ from ral.bench.experiment import prepare_data
 from ral.bench.speed import SpeedConfig
 from ral.bench.step_time import StepTimeConfig
 from ral.bench.timing import ThroughputConfig
-from ral.bench.tune import DEFAULT_SEARCHES, DEFAULT_TRIALS
+from ral.bench.tune import DEFAULT_SEARCHES, DEFAULT_TRIALS, benchmark_tune
 from ral.cli.command import Command, from_function, group
 
 _OVERWRITE = "replace the files of an earlier run in --out (refused without it)"
@@ -180,8 +180,6 @@ class _TuneBench(_TrainingBench):
     )
 
     def cli_cmd(self) -> None:
-        from ral.bench.tune import benchmark_tune
-
         budget, out, common = self.setup("tune", "grid")
         counts = dict(losses=self.losses, trials=self.trials, searches=self.searches)
         _written(benchmark_tune(out, budget, **counts, **common), out)
